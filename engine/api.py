@@ -1,0 +1,277 @@
+"""The engine's public face: typed requests, typed events, and the client protocol.
+
+These are the only things that cross the boundary between the bot and the engine process (a pipe
+for the local engine, Ray for the scaled-out one), so they are plain frozen dataclasses of
+builtins and picklable. Importing this module must never import torch or diffusers: the bot
+process stays light and starts fast.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+# ---------------------------------------------------------------------------------------------
+# Images that cross the process boundary
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """A picture as raw 8-bit RGB rows.
+
+    Raw pixels rather than PNG: encoding is the store's job (it happens once, off the GPU's
+    critical path), and raw bytes cost nothing to build in the engine.
+    """
+
+    width: int
+    height: int
+    rgb: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.rgb) != self.width * self.height * 3:
+            raise ValueError(
+                f"ImageData of {self.width}x{self.height} needs {self.width * self.height * 3} bytes, "
+                f"got {len(self.rgb)}"
+            )
+
+    def to_pil(self):  # -> PIL.Image.Image (Pillow is imported lazily on purpose)
+        from PIL import Image
+
+        return Image.frombytes("RGB", (self.width, self.height), self.rgb)
+
+    @classmethod
+    def from_pil(cls, image) -> ImageData:  # image: PIL.Image.Image
+        rgb = image.convert("RGB")
+        return cls(width=rgb.width, height=rgb.height, rgb=rgb.tobytes())
+
+    @classmethod
+    def from_file(cls, path: str) -> ImageData:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return cls.from_pil(image)
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """What to draw: `::` segments with their raw weights, plus `--no` terms.
+
+    Each segment becomes its own conditioning term (composable guidance); negative weights and
+    `negative` push away from a term.
+    """
+
+    segments: tuple[tuple[str, float], ...]
+    negative: tuple[str, ...] = ()
+
+    @classmethod
+    def single(cls, text: str, negative: tuple[str, ...] = ()) -> PromptSpec:
+        return cls(segments=((text, 1.0),), negative=negative)
+
+
+@dataclass(frozen=True)
+class ImagineRequest:
+    """Four images from one prompt (a 2x2 grid); `seeds` has one seed per cell."""
+
+    job_id: str
+    prompt: PromptSpec
+    seeds: tuple[int, ...]
+    width: int
+    height: int
+    steps: int | None = None  # None: the model preset's default
+    guidance: float | None = None  # None: the preset's default
+    quality: float = 1.0  # --quality: multiplies the step budget
+    chaos: int = 0  # --chaos 0-100
+    stylize: int = 100  # --stylize 0-1000
+    style: str | None = None  # --style; "raw" drops the house style
+    weird: int = 0  # --weird 0-3000
+    stop: int = 100  # --stop 10-100: percent of denoising to run
+    tile: bool = False  # --tile
+    init_image: ImageData | None = None  # image prompt
+    image_weight: float | None = None  # --iw 0-3
+    kind: Literal["imagine"] = "imagine"
+
+
+VaryStrength = Literal["subtle", "strong"]
+
+
+@dataclass(frozen=True)
+class VaryRequest:
+    """Four new images close to `source`; the strength is the preset's Subtle/Strong or explicit."""
+
+    job_id: str
+    source: ImageData
+    prompt: PromptSpec
+    seeds: tuple[int, ...]
+    strength: VaryStrength | float = "subtle"
+    steps: int | None = None
+    guidance: float | None = None
+    stylize: int = 100
+    style: str | None = None
+    tile: bool = False
+    kind: Literal["vary"] = "vary"
+
+
+@dataclass(frozen=True)
+class UpscaleRequest:
+    """The source at `factor` times its size: resize, then a low-strength refine (tiled when large)."""
+
+    job_id: str
+    source: ImageData
+    prompt: PromptSpec
+    seed: int
+    mode: Literal["subtle", "creative"] = "subtle"
+    factor: float = 2.0
+    steps: int | None = None
+    kind: Literal["upscale"] = "upscale"
+
+
+PanDirection = Literal["left", "right", "up", "down"]
+
+
+@dataclass(frozen=True)
+class OutpaintRequest:
+    """Zoom Out, Pan and Make Square: a bigger or shifted canvas, the new area inpainted.
+
+    Exactly one of `zoom`, `pan` and `square` is set. Zoom keeps the output resolution (the
+    source shrinks into the centre); `aspect` lets a custom zoom change the aspect ratio. Pan
+    grows the canvas by half in one direction. Square extends the short side.
+    """
+
+    job_id: str
+    source: ImageData
+    prompt: PromptSpec
+    seeds: tuple[int, ...]
+    zoom: float | None = None  # 1.0-2.0
+    aspect: tuple[int, int] | None = None  # only with zoom
+    pan: PanDirection | None = None
+    square: bool = False
+    steps: int | None = None
+    guidance: float | None = None
+    kind: Literal["outpaint"] = "outpaint"
+
+
+EngineRequest = ImagineRequest | VaryRequest | UpscaleRequest | OutpaintRequest
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Started:
+    job_id: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One denoising step done; `preview` is a small image made without a full VAE decode."""
+
+    job_id: str
+    step: int
+    total: int
+    preview: ImageData | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The job's images, one seed per image, the 2x2 grid for four-image jobs, and phase timings."""
+
+    job_id: str
+    images: tuple[ImageData, ...]
+    seeds: tuple[int, ...]
+    grid: ImageData | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The job did not finish. `retryable` is true when trying again may succeed (a crashed worker)."""
+
+    job_id: str
+    reason: str
+    retryable: bool = False
+
+
+EngineEvent = Started | Progress | Finished | Failed
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration and model facts
+# ---------------------------------------------------------------------------------------------
+
+
+class Family(enum.StrEnum):
+    SD = "sd"  # SD 1.x / 2.x: one text encoder
+    SDXL = "sdxl"  # two text encoders, added conditioning
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the engine loads and where. Built by the bot from its settings."""
+
+    model: str = "tiny"  # a preset name, a Hub repo id, a local diffusers folder, or a .safetensors file
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    inpaint_model: str | None = None  # a dedicated inpainting checkpoint; None: the base model
+    upscaler_model: str | None = None  # a dedicated upscaler; None: the base model refines
+    max_pixels: int = 2048 * 2048  # the largest output the engine accepts (pan and upscale check it)
+    heartbeat_s: float = 2.0  # the worker's heartbeat interval
+    hang_timeout_s: float = 120.0  # no heartbeat for this long: the worker is hung, restart it
+    warmup: bool = True
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Facts about the loaded model that the front ends need (sizes for `--ar`, the mode name)."""
+
+    name: str
+    family: Family
+    native_width: int
+    native_height: int
+    size_step: int
+    default_steps: int
+    default_guidance: float
+    device: str
+
+
+# ---------------------------------------------------------------------------------------------
+# The client protocol
+# ---------------------------------------------------------------------------------------------
+
+
+class EngineError(RuntimeError):
+    """The engine cannot take the request at all (closed, not started)."""
+
+
+@runtime_checkable
+class EngineClient(Protocol):
+    """How the dispatcher talks to an engine, local or remote.
+
+    `submit` returns the request's events as they happen: `Started`, any number of `Progress`,
+    then exactly one `Finished` or `Failed`, after which the iterator ends.
+    """
+
+    @property
+    def slots(self) -> int:
+        """How many jobs this engine runs at once; the dispatcher keeps that many in flight."""
+        ...
+
+    async def start(self) -> ModelInfo:
+        """Load the model (idempotent) and return what the front ends need to know about it."""
+        ...
+
+    def submit(self, request: EngineRequest) -> AsyncIterator[EngineEvent]: ...
+
+    async def cancel(self, job_id: str) -> None:
+        """Ask the job to stop; it ends with `Failed(reason='cancelled')` within one step."""
+        ...
+
+    async def close(self) -> None: ...

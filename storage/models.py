@@ -1,0 +1,260 @@
+"""The job history's tables as SQLAlchemy 2 typed models.
+
+Models hold data and no I/O; the repositories (`storage/repositories.py`) do the queries. The SQL
+stays portable (no SQLite-only types), so any SQLAlchemy async URL works unchanged. Discord ids
+are 64-bit, hence BigInteger.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+class JobKind(enum.StrEnum):
+    IMAGINE = "imagine"
+    REROLL = "reroll"
+    UPSCALE = "upscale"  # U1-U4: one cell separated out as a single image (no engine work)
+    UPSCALE_SUBTLE = "upscale_subtle"  # Upscale (Subtle): 2x
+    UPSCALE_CREATIVE = "upscale_creative"  # Upscale (Creative): 2x
+    VARY = "vary"  # V1-V4 on a grid cell
+    VARY_SUBTLE = "vary_subtle"
+    VARY_STRONG = "vary_strong"
+    ZOOM = "zoom"
+    PAN = "pan"
+    SQUARE = "square"
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    BLOCKED = "blocked"  # refused by moderation; kept so moderators see attempts
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.BLOCKED)
+
+
+class ReportState(enum.StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"  # looked at, nothing done
+    ACTIONED = "actioned"  # the job was hidden or the author banned
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+def _tz() -> DateTime:
+    return DateTime(timezone=True)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_job_id)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value)
+    source: Mapped[str] = mapped_column(String(16), default="discord")  # discord | console
+
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    user_name: Mapped[str] = mapped_column(String(100), default="")
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)  # the result message
+    message_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)  # every message showing it
+
+    raw_prompt: Mapped[str] = mapped_column(Text, default="")
+    prompt: Mapped[str] = mapped_column(Text, default="")  # canonical form, str(Prompt)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # parsed parameters, action details
+    model: Mapped[str] = mapped_column(String(200), default="")
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(BigInteger)  # the grid's seed; per-cell seeds are on images
+
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    parent_index: Mapped[int | None] = mapped_column(Integer)  # the parent's cell (0-3), if any
+
+    created_at: Mapped[datetime] = mapped_column(_tz(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(_tz())
+    finished_at: Mapped[datetime | None] = mapped_column(_tz())
+    queue_position: Mapped[int | None] = mapped_column(Integer)  # at submission
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    hidden_by: Mapped[int | None] = mapped_column(BigInteger)
+    hidden_reason: Mapped[str | None] = mapped_column(Text)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)  # the author deleted the result
+    blocked_rule: Mapped[str | None] = mapped_column(Text)  # the banned-word rule that matched
+
+    images: Mapped[list[Image]] = relationship(
+        back_populates="job", order_by="Image.index", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    __table_args__ = (
+        Index("ix_jobs_status_created", "status", "created_at"),
+        Index("ix_jobs_user_created", "user_id", "created_at"),
+        Index("ix_jobs_guild_created", "guild_id", "created_at"),
+        Index("ix_jobs_created_id", "created_at", "id"),
+        Index("ix_jobs_parent", "parent_id"),
+    )
+
+    @property
+    def cells(self) -> list[Image]:
+        """The single images (grid cells or the one image), in order."""
+        return [image for image in self.images if image.index >= 0]
+
+    @property
+    def grid(self) -> Image | None:
+        return next((image for image in self.images if image.index == GRID_INDEX), None)
+
+
+GRID_INDEX = -1  # Image.index of a job's 2x2 grid picture
+
+
+class Image(Base):
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)  # 0-3 for cells, GRID_INDEX for the grid
+    path: Mapped[str] = mapped_column(String(500))  # relative to the data directory
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(Integer)
+
+    job: Mapped[Job] = relationship(back_populates="images")
+
+    __table_args__ = (UniqueConstraint("job_id", "index", name="uq_images_job_index"),)
+
+
+class Ban(Base):
+    __tablename__ = "bans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)  # None: everywhere (console, DMs)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    moderator_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(_tz(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(_tz())  # None: until lifted
+    lifted_at: Mapped[datetime | None] = mapped_column(_tz())
+    lifted_by: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_bans_user_guild", "user_id", "guild_id"),)
+
+
+class BannedWord(Base):
+    __tablename__ = "banned_words"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    pattern: Mapped[str] = mapped_column(String(500))
+    is_regex: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(_tz(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("guild_id", "pattern", "is_regex", name="uq_banned_words"),)
+
+
+class Report(Base):
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    reporter_id: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), default=ReportState.OPEN.value)
+    created_at: Mapped[datetime] = mapped_column(_tz(), default=utcnow)
+    resolved_by: Mapped[int | None] = mapped_column(BigInteger)
+    resolved_at: Mapped[datetime | None] = mapped_column(_tz())
+
+    __table_args__ = (Index("ix_reports_guild_state", "guild_id", "state", "created_at"),)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    moderator_id: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(40))  # hide, unhide, ban, unban, word_add, ...
+    target_job_id: Mapped[str | None] = mapped_column(String(36))
+    target_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(_tz(), default=utcnow)
+
+    __table_args__ = (Index("ix_audit_guild_created", "guild_id", "created_at"),)
+
+
+class GuildSettings(Base):
+    __tablename__ = "guild_settings"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    allowed_channel_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)  # empty: every channel
+    spoiler_channel_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    author_only_buttons: Mapped[bool] = mapped_column(Boolean, default=False)
+    moderator_role_id: Mapped[int | None] = mapped_column(BigInteger)
+    log_channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    max_running_per_user: Mapped[int | None] = mapped_column(Integer)  # None: the global default
+    max_queued_per_user: Mapped[int | None] = mapped_column(Integer)
+
+
+class UserPrefs(Base):
+    __tablename__ = "user_prefs"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    suffix: Mapped[str] = mapped_column(Text, default="")  # /prefer suffix
+
+
+__all__ = [
+    "GRID_INDEX",
+    "AuditEntry",
+    "Ban",
+    "BannedWord",
+    "Base",
+    "GuildSettings",
+    "Image",
+    "Job",
+    "JobKind",
+    "JobStatus",
+    "Report",
+    "ReportState",
+    "UserPrefs",
+    "new_job_id",
+    "utcnow",
+]
