@@ -1,0 +1,490 @@
+"""The dispatcher: a fair queue between the users and the engine's slots.
+
+Jobs wait in one queue per user; the next job to start is taken round-robin across users (the
+user served goes to the back of the ring), so one user's tenth job never delays another user's
+first. Per-user limits cap waiting jobs (at submission: `LimitError`) and running jobs (at
+scheduling: a user at the limit is skipped, not blocked). As many jobs run as the engine has slots.
+
+The store is the system of record: a job is `running` in the store before the engine sees it,
+and `done` only after `Store.complete_job` has its files in place. On start, whatever a previous
+run left `queued` or `running` is queued again in its original order.
+
+Front ends follow jobs through `JobUpdate`s: `add_listener` (every job; each listener is fed from
+its own queue by its own task, so a slow Discord edit never stalls the engine) and
+`subscribe(job_id)` (one job, ends with its final update).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.logs import job_context
+from engine.api import (
+    EngineClient,
+    EngineError,
+    EngineRequest,
+    Failed,
+    Finished,
+    ImageData,
+    Progress,
+    Started,
+)
+from storage.models import Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = frozenset(s.value for s in JobStatus if s.finished)
+CANCELLED_REASON = "cancelled"
+
+
+class LimitError(Exception):
+    """The user has too many jobs waiting; the message says how many and what the limit is."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-user limits, Midjourney's defaults: 3 running, 10 waiting."""
+
+    max_running_per_user: int = 3
+    max_queued_per_user: int = 10
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """What a front end shows about one job: its status, queue position or progress, the error."""
+
+    job_id: str
+    status: str
+    position: int | None = None  # 1 = next to start; only while queued
+    step: int = 0
+    total: int = 0
+    preview: ImageData | None = None
+    error: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+RequestBuilder = Callable[[Job], Awaitable[EngineRequest]]
+Listener = Callable[[JobUpdate], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class _Entry:
+    job_id: str
+    user_id: int
+    limits: Limits
+    retried: bool = False
+    cancel_requested: bool = False
+    shutdown: bool = False  # cancelled by `stop()`: goes back to queued, not cancelled
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class Dispatcher:
+    """Feeds the engine from the store, fairly; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Any,
+        engine: EngineClient,
+        request_builder: RequestBuilder,
+        limits: Limits | None = None,
+        *,
+        max_attempts: int = 2,
+    ) -> None:
+        self._store = store
+        self._engine = engine
+        self._build_request = request_builder
+        self.limits = limits or Limits()
+        self._max_attempts = max_attempts  # a retryable failure is tried once more by default
+        self._queues: dict[int, deque[_Entry]] = {}  # user -> waiting jobs, oldest first
+        self._ring: deque[int] = deque()  # users with waiting jobs; the front is served next
+        self._entries: dict[str, _Entry] = {}  # every job waiting or running
+        self._running: dict[str, _Entry] = {}
+        self._positions: dict[str, int] = {}
+        self._listeners: list[tuple[asyncio.Queue[JobUpdate | None], asyncio.Task[None]]] = []
+        self._subscribers: dict[str, list[asyncio.Queue[JobUpdate]]] = {}
+        self._started = False
+        self._stopping = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -----------------------------------------------------------------------------------------
+    # Lifecycle
+    # -----------------------------------------------------------------------------------------
+
+    async def start(self, recover: Callable[[Job], bool] | None = None) -> list[str]:
+        """Queue again what a previous run left `queued` or `running` (oldest first), then run.
+
+        `recover` picks which pending jobs this process owns (the console recovers console jobs,
+        the Discord bot Discord jobs); the default takes them all. Returns the recovered job ids.
+        """
+        recovered: list[str] = []
+        for job in await self._store.pending_jobs():
+            if recover is not None and not recover(job):
+                continue
+            if job.id in self._entries:
+                continue
+            if job.status == JobStatus.RUNNING:
+                # Interrupted, not failed: the attempt it was on does not count against its retry.
+                with job_context(job.id):
+                    log.info("recovering job left running by a previous run")
+                job = await self._store.update_job(
+                    job.id, status=JobStatus.QUEUED.value, attempts=max(0, job.attempts - 1)
+                )
+            self._enqueue(_Entry(job.id, job.user_id, self.limits))
+            recovered.append(job.id)
+        if recovered:
+            log.info("recovered %d pending job(s)", len(recovered))
+        self._started = True
+        self._pump()
+        return recovered
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Start nothing new; give running jobs `grace_s` to finish, then send them back to queued.
+
+        Waiting jobs simply stay `queued` in the store, so the next start picks them all up.
+        """
+        self._stopping = True
+        running = list(self._running.values())
+        if running:
+            log.info("stopping: waiting up to %.0fs for %d running job(s)", grace_s, len(running))
+            tasks = [e.task for e in running if e.task is not None]
+            _, pending = await asyncio.wait(tasks, timeout=grace_s) if tasks else (set(), set())
+            if pending:
+                for entry in list(self._running.values()):
+                    entry.shutdown = True
+                    with contextlib.suppress(Exception):
+                        await self._engine.cancel(entry.job_id)
+                _, pending = await asyncio.wait(pending, timeout=5.0)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+        for queue, _task in self._listeners:
+            queue.put_nowait(None)
+        await asyncio.gather(*(task for _, task in self._listeners), return_exceptions=True)
+        self._listeners.clear()
+
+    # -----------------------------------------------------------------------------------------
+    # Submission, positions, cancel
+    # -----------------------------------------------------------------------------------------
+
+    def check_capacity(self, user_id: int, count: int = 1, limits: Limits | None = None) -> None:
+        """Raise `LimitError` unless `user_id` may queue `count` more jobs (checked before rows exist)."""
+        limits = limits or self.limits
+        waiting = len(self._queues.get(user_id, ()))
+        if waiting + count > limits.max_queued_per_user:
+            if count > 1:
+                raise LimitError(
+                    f"that would queue {count} jobs and you already have {waiting} waiting; "
+                    f"the limit is {limits.max_queued_per_user} waiting jobs per user"
+                )
+            raise LimitError(
+                f"you already have {waiting} jobs waiting (the limit is {limits.max_queued_per_user}); "
+                "try again when one has started"
+            )
+
+    async def submit(self, job: Job, limits: Limits | None = None) -> int:
+        """Queue a `queued` job row; returns its position at submission (1 = next to start)."""
+        if job.id in self._entries:
+            return self._positions.get(job.id, 1)
+        if job.status != JobStatus.QUEUED:
+            raise ValueError(f"job {job.id} is {job.status}, only queued jobs can be submitted")
+        limits = limits or self.limits
+        self.check_capacity(job.user_id, 1, limits)
+        self._enqueue(_Entry(job.id, job.user_id, limits))
+        position = self._positions[job.id]
+        with job_context(job.id):
+            log.info("queued at position %d for user %s", position, job.user_id)
+        self._pump()
+        await self._store.update_job(job.id, queue_position=position)
+        return position
+
+    def position(self, job_id: str) -> int | None:
+        """The job's place in the queue (1 = next), or None when it is running or not here."""
+        return self._positions.get(job_id)
+
+    def queue_length(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def running_count(self) -> int:
+        return len(self._running)
+
+    def is_tracked(self, job_id: str) -> bool:
+        """True while the job waits or runs in this dispatcher."""
+        return job_id in self._entries
+
+    async def wait_idle(self) -> None:
+        """Until nothing waits or runs (benchmarks and the console's `resume`)."""
+        while self._entries:
+            self._idle.clear()
+            await self._idle.wait()
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a waiting job at once, or ask the engine to stop a running one. False: not here."""
+        entry = self._entries.get(job_id)
+        if entry is None:
+            return False
+        with job_context(job_id):
+            if job_id in self._running:
+                log.info("cancel requested while running")
+                entry.cancel_requested = True
+                await self._engine.cancel(job_id)
+                return True
+            log.info("cancelled while queued")
+            self._queues[entry.user_id].remove(entry)
+            self._forget(entry)
+            await self._store.fail_job(job_id, "cancelled by the user", status=JobStatus.CANCELLED.value)
+            self._publish(JobUpdate(job_id, JobStatus.CANCELLED.value, error="cancelled by the user"))
+            self._refresh_positions()
+            return True
+
+    # -----------------------------------------------------------------------------------------
+    # Progress fan-out
+    # -----------------------------------------------------------------------------------------
+
+    def add_listener(self, callback: Listener) -> None:
+        """Call `callback` with every update of every job (recovered ones included), in order."""
+        queue: asyncio.Queue[JobUpdate | None] = asyncio.Queue()
+        task = asyncio.get_running_loop().create_task(self._feed(queue, callback))
+        self._listeners.append((queue, task))
+
+    def subscribe(self, job_id: str) -> AsyncIterator[JobUpdate]:
+        """The updates of one job from now on, ending with its final one.
+
+        Registers at once (before the first `await`), so no update is lost between submitting and
+        iterating; a job already finished yields one final update read from the store.
+        """
+        queue: asyncio.Queue[JobUpdate] = asyncio.Queue()
+        self._subscribers.setdefault(job_id, []).append(queue)
+        tracked = job_id in self._entries
+        return self._follow(job_id, queue, tracked)
+
+    async def _follow(self, job_id: str, queue: asyncio.Queue[JobUpdate], tracked: bool) -> AsyncIterator[JobUpdate]:
+        try:
+            if not tracked and queue.empty():
+                job = await self._store.get_job(job_id)
+                if job is None:
+                    raise KeyError(f"no job {job_id}")
+                if job.status in FINAL_STATUSES:
+                    yield JobUpdate(job_id, job.status, error=job.error)
+                    return
+            while True:
+                update = await queue.get()
+                yield update
+                if update.final:
+                    return
+        finally:
+            queues = self._subscribers.get(job_id, [])
+            if queue in queues:
+                queues.remove(queue)
+            if not queues:
+                self._subscribers.pop(job_id, None)
+
+    async def _feed(self, queue: asyncio.Queue[JobUpdate | None], callback: Listener) -> None:
+        while (update := await queue.get()) is not None:
+            try:
+                await callback(update)
+            except Exception:
+                log.exception("a job listener failed on %s", update)
+
+    def _publish(self, update: JobUpdate) -> None:
+        for queue, _ in self._listeners:
+            queue.put_nowait(update)
+        for queue in self._subscribers.get(update.job_id, ()):
+            queue.put_nowait(update)
+
+    # -----------------------------------------------------------------------------------------
+    # The fair queue
+    # -----------------------------------------------------------------------------------------
+
+    def _enqueue(self, entry: _Entry, front: bool = False) -> None:
+        queue = self._queues.setdefault(entry.user_id, deque())
+        if front:
+            queue.appendleft(entry)
+        else:
+            queue.append(entry)
+        if entry.user_id not in self._ring:
+            if front:
+                self._ring.appendleft(entry.user_id)
+            else:
+                self._ring.append(entry.user_id)
+        self._entries[entry.job_id] = entry
+        self._idle.clear()
+        self._refresh_positions()
+
+    def _running_of(self, user_id: int) -> int:
+        return sum(1 for e in self._running.values() if e.user_id == user_id)
+
+    def _take_next(self) -> _Entry | None:
+        """Round-robin: the first user in the ring below their running limit gives their oldest job."""
+        for _ in range(len(self._ring)):
+            user = self._ring[0]
+            queue = self._queues[user]
+            if self._running_of(user) >= queue[0].limits.max_running_per_user:
+                self._ring.rotate(-1)  # skipped, keeps its turn order relative to the others
+                continue
+            entry = queue.popleft()
+            self._ring.popleft()
+            if queue:
+                self._ring.append(user)
+            else:
+                del self._queues[user]
+            return entry
+        return None
+
+    def _pump(self) -> None:
+        """Start jobs while the engine has free slots and someone eligible is waiting."""
+        if not self._started or self._stopping:
+            return
+        started = False
+        while len(self._running) < max(1, self._engine.slots):
+            entry = self._take_next()
+            if entry is None:
+                break
+            self._running[entry.job_id] = entry
+            entry.task = asyncio.get_running_loop().create_task(self._run(entry), name=f"job-{entry.job_id}")
+            started = True
+        if started:
+            self._refresh_positions()
+
+    def _order(self) -> Iterable[_Entry]:
+        """The waiting jobs in the order the ring would start them (running limits aside)."""
+        ring = list(self._ring)
+        cursors = {user: 0 for user in ring}
+        while ring:
+            user = ring.pop(0)
+            queue = self._queues[user]
+            yield queue[cursors[user]]
+            cursors[user] += 1
+            if cursors[user] < len(queue):
+                ring.append(user)
+
+    def _refresh_positions(self, publish: bool = True) -> None:
+        positions = {entry.job_id: i for i, entry in enumerate(self._order(), start=1)}
+        if publish:
+            for job_id, position in positions.items():
+                if self._positions.get(job_id) != position:
+                    self._publish(JobUpdate(job_id, JobStatus.QUEUED.value, position=position))
+        self._positions = positions
+
+    def _forget(self, entry: _Entry) -> None:
+        self._entries.pop(entry.job_id, None)
+        self._running.pop(entry.job_id, None)
+        self._positions.pop(entry.job_id, None)
+        if not self._entries:
+            self._idle.set()
+
+    # -----------------------------------------------------------------------------------------
+    # Running one job
+    # -----------------------------------------------------------------------------------------
+
+    async def _run(self, entry: _Entry) -> None:
+        with job_context(entry.job_id):
+            try:
+                await self._run_job(entry)
+            except asyncio.CancelledError:
+                # Shutdown ran out of patience: the job goes back to queued for the next start.
+                await asyncio.shield(self._requeue_for_shutdown(entry))
+                raise
+            except Exception as exc:
+                log.exception("job crashed in the dispatcher")
+                await self._finish_failed(entry, f"internal error: {exc}")
+            finally:
+                self._forget(entry)
+                self._pump()
+
+    async def _run_job(self, entry: _Entry) -> None:
+        job_id = entry.job_id
+        t0 = time.perf_counter()
+        job = await self._store.mark_running(job_id)
+        self._publish(JobUpdate(job_id, JobStatus.RUNNING.value))
+        log.info("running (attempt %d)", job.attempts)
+        try:
+            request = await self._build_request(job)
+        except Exception as exc:
+            log.warning("cannot build the engine request: %s", exc)
+            await self._finish_failed(entry, str(exc))
+            return
+        t_engine = time.perf_counter()
+        result: Finished | Failed | None = None
+        try:
+            async for event in self._engine.submit(request):
+                if isinstance(event, Progress):
+                    self._publish(
+                        JobUpdate(job_id, JobStatus.RUNNING.value, step=event.step, total=event.total, preview=event.preview)
+                    )
+                elif isinstance(event, Started):
+                    log.debug("engine started the job")
+                elif isinstance(event, Finished | Failed):
+                    result = event
+                    break
+        except EngineError as exc:
+            result = Failed(job_id, f"engine unavailable: {exc}", retryable=True)
+        engine_s = time.perf_counter() - t_engine
+        if result is None:
+            result = Failed(job_id, "the engine ended the job without a result", retryable=True)
+
+        if isinstance(result, Finished):
+            await self._finish_done(job, result, engine_s, time.perf_counter() - t0)
+            return
+        if entry.shutdown:
+            await self._requeue_for_shutdown(entry)
+            return
+        if entry.cancel_requested or result.reason == CANCELLED_REASON:
+            log.info("cancelled")
+            await self._store.fail_job(job_id, "cancelled by the user", status=JobStatus.CANCELLED.value)
+            self._publish(JobUpdate(job_id, JobStatus.CANCELLED.value, error="cancelled by the user"))
+            return
+        if result.retryable and job.attempts < self._max_attempts and not entry.retried and not self._stopping:
+            log.warning("retryable failure, trying once more: %s", result.reason)
+            await self._store.update_job(job_id, status=JobStatus.QUEUED.value, error=result.reason)
+            retry = _Entry(job_id, entry.user_id, entry.limits, retried=True)
+            self._running.pop(job_id, None)
+            self._enqueue(retry, front=True)
+            entry.job_id = ""  # this entry is spent; `_forget` must not drop the retry
+            return
+        await self._finish_failed(entry, result.reason)
+
+    async def _finish_done(self, job: Job, result: Finished, engine_s: float, total_s: float) -> None:
+        t0 = time.perf_counter()
+        timings = dict(result.timings)
+        first = result.images[0] if result.images else None
+        if first is not None and (job.width, job.height) != (first.width, first.height):
+            await self._store.update_job(job.id, width=first.width, height=first.height)
+        timings["engine_s"] = round(engine_s, 4)
+        await self._store.complete_job(
+            job.id, images=list(result.images), seeds=list(result.seeds), grid=result.grid, timings=timings
+        )
+        log.info(
+            "done: %d image(s) in %.2fs (engine %.2fs, store %.3fs)",
+            len(result.images),
+            total_s + time.perf_counter() - t0,
+            engine_s,
+            time.perf_counter() - t0,
+        )
+        self._publish(JobUpdate(job.id, JobStatus.DONE.value))
+
+    async def _finish_failed(self, entry: _Entry, reason: str) -> None:
+        if not entry.job_id:
+            return
+        log.warning("failed: %s", reason)
+        await self._store.fail_job(entry.job_id, reason)
+        self._publish(JobUpdate(entry.job_id, JobStatus.FAILED.value, error=reason))
+
+    async def _requeue_for_shutdown(self, entry: _Entry) -> None:
+        if not entry.job_id:
+            return
+        log.info("shutting down: back to queued")
+        job = await self._store.get_job(entry.job_id)
+        attempts = max(0, (job.attempts if job else 1) - 1)
+        await self._store.update_job(entry.job_id, status=JobStatus.QUEUED.value, attempts=attempts)
+        self._publish(JobUpdate(entry.job_id, JobStatus.QUEUED.value))

@@ -1,0 +1,75 @@
+"""Logging setup: every line of a job's life carries its job id; optional JSON lines.
+
+The job id lives in a `contextvars` variable rather than being passed to every log call: asyncio
+copies the context into each task, so whatever a job's task (and the code it calls) logs is
+tagged with that job, and concurrent jobs never mix up their ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import TextIO
+
+job_id_var: ContextVar[str | None] = ContextVar("imagine_job_id", default=None)
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [job %(job_id)s] %(message)s"
+_HANDLER_NAME = "imagine"
+
+
+@contextmanager
+def job_context(job_id: str | None) -> Iterator[None]:
+    """Tag every log record made inside the block (and in tasks it starts) with `job_id`."""
+    token = job_id_var.set(job_id)
+    try:
+        yield
+    finally:
+        job_id_var.reset(token)
+
+
+class JobIdFilter(logging.Filter):
+    """Puts `record.job_id` on every record ('-' outside a job) so formatters can always use it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "job_id"):
+            record.job_id = job_id_var.get() or "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, job_id, message (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        job_id = getattr(record, "job_id", None)
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "job_id": None if job_id in (None, "-") else job_id,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: str | int = "INFO", json_lines: bool = False, stream: TextIO | None = None) -> None:
+    """Configure the root logger once (calling again replaces our handler, never stacks a second)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == _HANDLER_NAME:
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.addFilter(JobIdFilter())
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level if isinstance(level, int) else level.upper())
+    # Libraries that chatter at INFO would drown the job lines.
+    for noisy in ("sqlalchemy.engine", "aiosqlite", "alembic", "discord.gateway", "discord.http"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

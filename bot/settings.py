@@ -1,0 +1,184 @@
+"""Every operator setting in one place, read from the environment and an optional `.env`.
+
+Settings are validated once, at startup, so a typo fails fast with a message that names the
+variable and what it accepts, instead of surfacing later as an odd failure deep inside a job.
+The environment wins over `.env` (the usual twelve-factor order: a deploy can override a file).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from dotenv import dotenv_values
+
+from engine.api import EngineConfig
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ENGINES = ("local", "inprocess")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+_VERSION_KEY = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable and the allowed values."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings. Build with `Settings.from_env()`; tests may construct it directly."""
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None  # None: SQLite in the data directory
+    model: str = "tiny"
+    device: str = "auto"
+    discord_token: str | None = None
+    max_running_per_user: int = 3
+    max_queued_per_user: int = 10
+    log_level: str = "INFO"
+    log_json: bool = False
+    inpaint_model: str | None = None
+    upscaler_model: str | None = None
+    engine: str = "local"
+    versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
+    dev_guild_id: int | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
+        """Read and validate the settings.
+
+        With `environ=None` the process environment is used and `env_file` (when it exists) fills
+        in what the environment leaves unset. An explicit `environ` is taken as the whole truth
+        (no `.env`), which keeps tests independent of the directory they run in.
+        """
+        if environ is None:
+            values: dict[str, str] = {}
+            if env_file is not None and Path(env_file).is_file():
+                values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+            values.update(os.environ)
+        else:
+            values = dict(environ)
+
+        def get(name: str) -> str | None:
+            value = values.get(name)
+            if value is None:
+                return None
+            value = value.strip()
+            return value or None
+
+        data_dir = Path(get("IMAGINE_DATA_DIR") or "data")
+        device = (get("IMAGINE_DEVICE") or "auto").lower()
+        if not _DEVICE.match(device):
+            raise SettingsError(f"IMAGINE_DEVICE={device!r} is not valid; use auto, cpu, cuda or cuda:N")
+        log_level = (get("IMAGINE_LOG_LEVEL") or "INFO").upper()
+        if log_level not in LOG_LEVELS:
+            raise SettingsError(f"IMAGINE_LOG_LEVEL={log_level!r} is not valid; use one of {', '.join(LOG_LEVELS)}")
+        engine = (get("IMAGINE_ENGINE") or "local").lower()
+        if engine not in ENGINES:
+            raise SettingsError(f"IMAGINE_ENGINE={engine!r} is not valid; use one of {', '.join(ENGINES)}")
+        database_url = get("IMAGINE_DATABASE_URL")
+        if database_url is not None and "://" not in database_url:
+            raise SettingsError(
+                f"IMAGINE_DATABASE_URL={database_url!r} is not a SQLAlchemy URL "
+                "(e.g. sqlite+aiosqlite:///data/imagine.db or postgresql+asyncpg://user@host/db)"
+            )
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            model=get("IMAGINE_MODEL") or "tiny",
+            device=device,
+            discord_token=get("DISCORD_TOKEN"),
+            max_running_per_user=_int(get, "IMAGINE_MAX_RUNNING_PER_USER", 3, minimum=1),
+            max_queued_per_user=_int(get, "IMAGINE_MAX_QUEUED_PER_USER", 10, minimum=1),
+            log_level=log_level,
+            log_json=_bool(get, "IMAGINE_LOG_JSON", False),
+            inpaint_model=get("IMAGINE_INPAINT_MODEL"),
+            upscaler_model=get("IMAGINE_UPSCALER_MODEL"),
+            engine=engine,
+            versions=_versions(get("IMAGINE_VERSIONS")),
+            discord_api_base=get("IMAGINE_DISCORD_API_BASE"),
+            discord_gateway_url=get("IMAGINE_DISCORD_GATEWAY_URL"),
+            dev_guild_id=_optional_int(get, "IMAGINE_DEV_GUILD_ID"),
+        )
+
+    def engine_config(self) -> EngineConfig:
+        """The engine's configuration derived from these settings."""
+        return EngineConfig(
+            model=self.model,
+            device=self.device,
+            inpaint_model=self.inpaint_model,
+            upscaler_model=self.upscaler_model,
+        )
+
+    def require_discord_token(self) -> str:
+        """The token, or a SettingsError that says how to get one (the bot cannot start without it)."""
+        if not self.discord_token:
+            raise SettingsError(
+                "DISCORD_TOKEN is not set; create a bot in the Discord developer portal and put its "
+                "token in the environment or in .env (the `imagine` console needs no token)"
+            )
+        return self.discord_token
+
+
+def _int(get, name: str, default: int, *, minimum: int) -> int:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number; use an integer >= {minimum}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} is too small; use an integer >= {minimum}")
+    return value
+
+
+def _optional_int(get, name: str) -> int | None:
+    raw = get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number (a Discord id)") from None
+
+
+def _bool(get, name: str, default: bool) -> bool:
+    raw = get(name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off")
+
+
+def _versions(raw: str | None) -> Mapping[str, str]:
+    """`6=sdxl-base,turbo=sdxl-turbo` -> {"6": "sdxl-base", "turbo": "sdxl-turbo"} (what `--v` picks)."""
+    if raw is None:
+        return MappingProxyType({})
+    versions: dict[str, str] = {}
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, model = item.partition("=")
+        key, model = key.strip(), model.strip()
+        if not sep or not key or not model or not _VERSION_KEY.match(key):
+            raise SettingsError(
+                f"IMAGINE_VERSIONS has a bad entry {item!r}; use comma-separated VERSION=MODEL pairs, "
+                "e.g. 6=sdxl-base,turbo=sdxl-turbo"
+            )
+        if key in versions:
+            raise SettingsError(f"IMAGINE_VERSIONS names version {key!r} twice")
+        versions[key] = model
+    return MappingProxyType(versions)
