@@ -17,7 +17,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
-    Float,
     ForeignKey,
     Index,
     Integer,
@@ -25,7 +24,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
@@ -70,11 +71,38 @@ class ReportState(enum.StrEnum):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012 (read by SQLAlchemy)
 
 
-def _tz() -> DateTime:
-    return DateTime(timezone=True)
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    SQLite has no timezone-aware type: SQLAlchemy writes the wall-clock digits and drops the
+    offset, so a value in another zone would be stored wrong and values come back naive, while
+    PostgreSQL returns aware ones. Normalising here makes comparisons and keyset cursors behave
+    the same on every backend. A naive value is taken to be UTC already.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _tz() -> UtcDateTime:
+    return UtcDateTime()
 
 
 class Job(Base):
@@ -127,6 +155,7 @@ class Job(Base):
         Index("ix_jobs_guild_created", "guild_id", "created_at"),
         Index("ix_jobs_created_id", "created_at", "id"),
         Index("ix_jobs_parent", "parent_id"),
+        Index("ix_jobs_message", "message_id"),
     )
 
     @property
@@ -158,6 +187,21 @@ class Image(Base):
     job: Mapped[Job] = relationship(back_populates="images")
 
     __table_args__ = (UniqueConstraint("job_id", "index", name="uq_images_job_index"),)
+
+
+class JobMessage(Base):
+    """Which job a Discord message shows.
+
+    A job can be shown by several messages (the result, a re-post after an edit failed, a DM);
+    `Job.message_ids` keeps them for display, this table makes "which job is this message?" one
+    indexed, portable lookup (JSON containment is not portable SQL).
+    """
+
+    __tablename__ = "job_messages"
+
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(_tz(), default=utcnow)
 
 
 class Ban(Base):
@@ -224,7 +268,7 @@ class AuditEntry(Base):
 class GuildSettings(Base):
     __tablename__ = "guild_settings"
 
-    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     allowed_channel_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)  # empty: every channel
     spoiler_channel_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
     author_only_buttons: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -237,7 +281,7 @@ class GuildSettings(Base):
 class UserPrefs(Base):
     __tablename__ = "user_prefs"
 
-    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     suffix: Mapped[str] = mapped_column(Text, default="")  # /prefer suffix
 
 
@@ -251,10 +295,12 @@ __all__ = [
     "Image",
     "Job",
     "JobKind",
+    "JobMessage",
     "JobStatus",
     "Report",
     "ReportState",
     "UserPrefs",
+    "UtcDateTime",
     "new_job_id",
     "utcnow",
 ]

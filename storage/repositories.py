@@ -1,0 +1,347 @@
+"""The queries the bot needs, as repositories over one `AsyncSession`.
+
+Repositories read and stage changes; they never commit. The caller (`Store`, one unit of work per
+method) owns the transaction, so several repository calls either all happen or none do. The SQL is
+portable: recursive CTEs, LIKE with an explicit escape character, and keyset pagination written
+as plain comparisons work the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, func, literal_column, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from storage.files import StoredFile
+from storage.models import (
+    GRID_INDEX,
+    AuditEntry,
+    Ban,
+    BannedWord,
+    GuildSettings,
+    Image,
+    Job,
+    JobMessage,
+    JobStatus,
+    Report,
+    UserPrefs,
+    utcnow,
+)
+from storage.queries import HistoryPage, HistoryQuery, decode_cursor, encode_cursor, like_pattern
+
+MAX_LINEAGE_DEPTH = 1000  # a guard against a parent cycle written by hand, far beyond any real chain
+PENDING = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+
+def _newest_first(stmt: Select[Any]) -> Select[Any]:
+    return stmt.order_by(Job.created_at.desc(), Job.id.desc())
+
+
+class JobRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, job: Job) -> Job:
+        self.session.add(job)
+        await self.session.flush()
+        return job
+
+    async def get(self, job_id: str) -> Job | None:
+        return await self.session.get(Job, job_id)
+
+    async def exists(self, job_id: str) -> bool:
+        return (await self.session.scalar(select(Job.id).where(Job.id == job_id))) is not None
+
+    async def pending(self) -> list[Job]:
+        """Queued and running jobs, oldest first: the order to resume them in after a restart."""
+        stmt = select(Job).where(Job.status.in_(PENDING)).order_by(Job.created_at, Job.id)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def for_user(
+        self, user_id: int, statuses: Sequence[str] | None = None, limit: int = 50
+    ) -> list[Job]:
+        stmt = select(Job).where(Job.user_id == user_id)
+        if statuses:
+            stmt = stmt.where(Job.status.in_(list(statuses)))
+        return list((await self.session.scalars(_newest_first(stmt).limit(limit))).all())
+
+    async def count_for_user(self, user_id: int, statuses: Sequence[str]) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(Job)
+            .where(Job.user_id == user_id, Job.status.in_(list(statuses)))
+        )
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        limit = query.checked_limit()
+        statuses = query.statuses()
+        stmt = select(Job)
+        if query.user_id is not None:
+            stmt = stmt.where(Job.user_id == query.user_id)
+        if query.guild_id is not None:
+            stmt = stmt.where(Job.guild_id == query.guild_id)
+        if statuses:
+            stmt = stmt.where(Job.status.in_(statuses))
+        if query.since is not None:
+            stmt = stmt.where(Job.created_at >= query.since)
+        if query.until is not None:
+            stmt = stmt.where(Job.created_at < query.until)
+        if not query.include_hidden:
+            stmt = stmt.where(Job.hidden.is_(False))
+        if query.text and query.text.strip():
+            pattern = like_pattern(query.text.strip())
+            stmt = stmt.where(
+                or_(Job.prompt.ilike(pattern, escape="\\"), Job.raw_prompt.ilike(pattern, escape="\\"))
+            )
+        if query.before:
+            created_at, job_id = decode_cursor(query.before)
+            stmt = stmt.where(
+                or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+            )
+        # One row more than asked tells whether a next page exists without a COUNT.
+        rows = list((await self.session.scalars(_newest_first(stmt).limit(limit + 1))).all())
+        jobs = rows[:limit]
+        cursor = encode_cursor(jobs[-1].created_at, jobs[-1].id) if len(rows) > limit else None
+        return HistoryPage(jobs=jobs, next_cursor=cursor)
+
+    async def ancestors(self, job_id: str) -> list[Job]:
+        """The parent, its parent and so on, root first."""
+        chain = (
+            select(Job.id, Job.parent_id, literal_column("0").label("depth"))
+            .where(Job.id == job_id)
+            .cte("chain", recursive=True)
+        )
+        parent = aliased(Job)
+        chain = chain.union_all(
+            select(parent.id, parent.parent_id, chain.c.depth + 1)
+            .join(chain, parent.id == chain.c.parent_id)
+            .where(chain.c.depth < MAX_LINEAGE_DEPTH)
+        )
+        stmt = (
+            select(Job)
+            .join(chain, Job.id == chain.c.id)
+            .where(chain.c.depth > 0)
+            .order_by(chain.c.depth.desc())
+        )
+        return list((await self.session.scalars(stmt)).unique().all())
+
+    async def descendants(self, job_id: str) -> list[Job]:
+        """Everything derived from the job, generation by generation, oldest first within one."""
+        tree = (
+            select(Job.id, literal_column("0").label("depth"))
+            .where(Job.id == job_id)
+            .cte("tree", recursive=True)
+        )
+        child = aliased(Job)
+        tree = tree.union_all(
+            select(child.id, tree.c.depth + 1)
+            .join(tree, child.parent_id == tree.c.id)
+            .where(tree.c.depth < MAX_LINEAGE_DEPTH)
+        )
+        stmt = (
+            select(Job)
+            .join(tree, Job.id == tree.c.id)
+            .where(tree.c.depth > 0)
+            .order_by(tree.c.depth, Job.created_at, Job.id)
+        )
+        return list((await self.session.scalars(stmt)).unique().all())
+
+    async def add_message(self, job: Job, message_id: int) -> None:
+        if message_id not in job.message_ids:
+            job.message_ids = [*job.message_ids, message_id]  # a new list, so the change is seen
+        job.message_id = message_id
+        link = await self.session.get(JobMessage, message_id)
+        if link is None:
+            self.session.add(JobMessage(message_id=message_id, job_id=job.id))
+        else:
+            link.job_id = job.id
+
+    async def by_message(self, message_id: int) -> Job | None:
+        stmt = (
+            select(Job)
+            .join(JobMessage, JobMessage.job_id == Job.id)
+            .where(JobMessage.message_id == message_id)
+        )
+        job = await self.session.scalar(stmt)
+        if job is None:  # a message recorded only on the job row (written by hand or before the link table)
+            job = await self.session.scalar(select(Job).where(Job.message_id == message_id).limit(1))
+        return job
+
+
+class ImageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def replace_for_job(
+        self, job: Job, cells: Sequence[tuple[StoredFile, int | None]], grid: StoredFile | None
+    ) -> list[Image]:
+        """Make the job's image rows exactly these files (cells in order, then the grid)."""
+        await self.session.execute(delete(Image).where(Image.job_id == job.id))
+        rows = [
+            Image(
+                job_id=job.id,
+                index=index,
+                path=stored.path,
+                width=stored.width,
+                height=stored.height,
+                seed=seed,
+                sha256=stored.sha256,
+                bytes=stored.bytes,
+            )
+            for index, (stored, seed) in enumerate(cells)
+        ]
+        if grid is not None:
+            rows.append(
+                Image(
+                    job_id=job.id,
+                    index=GRID_INDEX,
+                    path=grid.path,
+                    width=grid.width,
+                    height=grid.height,
+                    seed=None,
+                    sha256=grid.sha256,
+                    bytes=grid.bytes,
+                )
+            )
+        self.session.add_all(rows)
+        await self.session.flush()
+        return rows
+
+    async def for_job(self, job_id: str) -> list[Image]:
+        stmt = select(Image).where(Image.job_id == job_id).order_by(Image.index)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def referenced_paths(self) -> set[str]:
+        return set((await self.session.scalars(select(Image.path))).all())
+
+
+class ModerationRepository:
+    """Bans, banned words, reports and the audit log."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # -- bans --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _in_force(now: datetime) -> Any:
+        return and_(Ban.lifted_at.is_(None), or_(Ban.expires_at.is_(None), Ban.expires_at > now))
+
+    async def active_ban(self, user_id: int, guild_id: int | None, now: datetime | None = None) -> Ban | None:
+        """The ban in force for the user here: one for this guild, or one for everywhere."""
+        now = now or utcnow()
+        where_guild = (
+            Ban.guild_id.is_(None)
+            if guild_id is None
+            else or_(Ban.guild_id == guild_id, Ban.guild_id.is_(None))
+        )
+        stmt = (
+            select(Ban)
+            .where(Ban.user_id == user_id, where_guild, self._in_force(now))
+            .order_by(Ban.created_at.desc(), Ban.id.desc())
+            .limit(1)
+        )
+        return await self.session.scalar(stmt)
+
+    async def exact_bans(self, user_id: int, guild_id: int | None, now: datetime | None = None) -> list[Ban]:
+        """Bans in force with exactly this scope (a guild's own, or the global ones when guild_id is None)."""
+        scope = Ban.guild_id.is_(None) if guild_id is None else Ban.guild_id == guild_id
+        stmt = select(Ban).where(Ban.user_id == user_id, scope, self._in_force(now or utcnow()))
+        return list((await self.session.scalars(stmt)).all())
+
+    async def bans(self, guild_id: int | None, *, include_inactive: bool = False) -> list[Ban]:
+        scope = (
+            Ban.guild_id.is_(None)
+            if guild_id is None
+            else or_(Ban.guild_id == guild_id, Ban.guild_id.is_(None))
+        )
+        stmt = select(Ban).where(scope)
+        if not include_inactive:
+            stmt = stmt.where(self._in_force(utcnow()))
+        return list((await self.session.scalars(stmt.order_by(Ban.created_at.desc(), Ban.id.desc()))).all())
+
+    # -- banned words ------------------------------------------------------------------------
+
+    async def banned_words(self, guild_id: int | None) -> list[BannedWord]:
+        """The guild's rules and the global ones (guild_id None), oldest first."""
+        scope = (
+            BannedWord.guild_id.is_(None)
+            if guild_id is None
+            else or_(BannedWord.guild_id == guild_id, BannedWord.guild_id.is_(None))
+        )
+        stmt = select(BannedWord).where(scope).order_by(BannedWord.created_at, BannedWord.id)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def find_words(
+        self, guild_id: int | None, pattern: str, is_regex: bool | None = None
+    ) -> list[BannedWord]:
+        scope = BannedWord.guild_id.is_(None) if guild_id is None else BannedWord.guild_id == guild_id
+        stmt = select(BannedWord).where(scope, BannedWord.pattern == pattern)
+        if is_regex is not None:
+            stmt = stmt.where(BannedWord.is_regex.is_(is_regex))
+        return list((await self.session.scalars(stmt)).all())
+
+    # -- reports -----------------------------------------------------------------------------
+
+    async def open_report_by(self, job_id: str, reporter_id: int) -> Report | None:
+        stmt = select(Report).where(
+            Report.job_id == job_id, Report.reporter_id == reporter_id, Report.state == "open"
+        )
+        return await self.session.scalar(stmt.limit(1))
+
+    async def reports(
+        self, guild_id: int | None, state: str | None = "open", limit: int = 100
+    ) -> list[Report]:
+        stmt = select(Report)
+        if guild_id is not None:
+            stmt = stmt.where(Report.guild_id == guild_id)
+        if state is not None:
+            stmt = stmt.where(Report.state == state)
+        stmt = stmt.order_by(Report.created_at, Report.id).limit(limit)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def get_report(self, report_id: int) -> Report | None:
+        return await self.session.get(Report, report_id)
+
+    # -- audit -------------------------------------------------------------------------------
+
+    def add_audit(self, entry: AuditEntry) -> AuditEntry:
+        self.session.add(entry)
+        return entry
+
+    async def audit_log(
+        self,
+        guild_id: int | None,
+        limit: int = 50,
+        *,
+        target_user_id: int | None = None,
+        target_job_id: str | None = None,
+    ) -> list[AuditEntry]:
+        stmt = select(AuditEntry)
+        if guild_id is not None:
+            stmt = stmt.where(AuditEntry.guild_id == guild_id)
+        if target_user_id is not None:
+            stmt = stmt.where(AuditEntry.target_user_id == target_user_id)
+        if target_job_id is not None:
+            stmt = stmt.where(AuditEntry.target_job_id == target_job_id)
+        stmt = stmt.order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc()).limit(limit)
+        return list((await self.session.scalars(stmt)).all())
+
+
+class SettingsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def guild(self, guild_id: int) -> GuildSettings | None:
+        return await self.session.get(GuildSettings, guild_id)
+
+    async def user(self, user_id: int) -> UserPrefs | None:
+        return await self.session.get(UserPrefs, user_id)
+
+
+__all__ = ["ImageRepository", "JobRepository", "ModerationRepository", "SettingsRepository"]

@@ -1,0 +1,761 @@
+"""`Store`: the job history's one door for the bot, the dispatcher and the console.
+
+Each method is one unit of work: it validates its input first (a refused call changes nothing),
+runs in one transaction (retried whole if the database is busy), and returns rows whose attributes
+are loaded, usable after the session is gone. Jobs come back with their images.
+
+Moderator actions (hide, ban, unban, banned words, resolving reports) write their audit entry in
+the same transaction as the change, so the audit log cannot miss one; pass `audit=False` to a
+method when the caller writes its own entry with `audit()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.db import Database, default_url
+from storage.errors import InvalidInputError, JobStateError, NotFoundError
+from storage.files import ImageFiles, ImageLike, check_job_id
+from storage.models import (
+    AuditEntry,
+    Ban,
+    BannedWord,
+    GuildSettings,
+    Job,
+    JobKind,
+    JobStatus,
+    Report,
+    ReportState,
+    UserPrefs,
+    utcnow,
+)
+from storage.queries import HistoryPage, HistoryQuery, Lineage
+from storage.repositories import (
+    PENDING,
+    ImageRepository,
+    JobRepository,
+    ModerationRepository,
+    SettingsRepository,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_ERROR_CHARS = 4000
+MAX_SUFFIX_CHARS = 1000
+MAX_PATTERN_CHARS = 500
+
+# Columns a caller may set on a job; `id` only at creation, `status` `done` only by `complete_job`.
+_JOB_FIELDS = {column.key for column in Job.__table__.columns} - {"id"}
+_INT_FIELDS = {
+    "user_id",
+    "guild_id",
+    "channel_id",
+    "message_id",
+    "width",
+    "height",
+    "seed",
+    "parent_index",
+    "queue_position",
+    "attempts",
+    "hidden_by",
+}
+_SETTINGS_FIELDS = {column.key for column in GuildSettings.__table__.columns} - {"guild_id"}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_job_fields(fields: dict[str, Any], *, creating: bool) -> None:
+    """Refuse unknown fields and malformed values with a message that names the field."""
+    allowed = _JOB_FIELDS | ({"id"} if creating else set())
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise InvalidInputError(f"unknown job field(s): {', '.join(unknown)}")
+    if "id" in fields:
+        check_job_id(fields["id"])
+    if "kind" in fields and fields["kind"] not in {kind.value for kind in JobKind}:
+        raise InvalidInputError(
+            f"unknown job kind {fields['kind']!r}; expected one of {[kind.value for kind in JobKind]}"
+        )
+    if "status" in fields:
+        status = fields["status"]
+        if status not in {value.value for value in JobStatus}:
+            raise InvalidInputError(
+                f"unknown job status {status!r}; expected one of {[value.value for value in JobStatus]}"
+            )
+        if status == JobStatus.DONE:
+            raise InvalidInputError("a job becomes 'done' only through complete_job, with its images")
+    for name in _INT_FIELDS & set(fields):
+        value = fields[name]
+        if value is None and name not in {"user_id", "attempts"}:
+            continue
+        if not _is_int(value):
+            raise InvalidInputError(f"job field {name} must be a whole number, got {value!r}")
+    if fields.get("parent_index") is not None and not 0 <= fields["parent_index"] <= 3:
+        raise InvalidInputError(f"parent_index must be a grid cell 0-3, got {fields['parent_index']}")
+    for name in ("width", "height"):
+        if fields.get(name) is not None and fields[name] <= 0:
+            raise InvalidInputError(f"job {name} must be positive, got {fields[name]}")
+    for name in ("params", "timings"):
+        if name in fields and not isinstance(fields[name], dict):
+            raise InvalidInputError(f"job field {name} must be a dict, got {type(fields[name]).__name__}")
+    if "message_ids" in fields and not (
+        isinstance(fields["message_ids"], list) and all(_is_int(m) for m in fields["message_ids"])
+    ):
+        raise InvalidInputError("job field message_ids must be a list of whole numbers")
+
+
+class Store:
+    """The job history: rows in the database, pictures under the data directory."""
+
+    def __init__(self, database: Database, files: ImageFiles) -> None:
+        self.db = database
+        self.files = files
+
+    @classmethod
+    async def open(cls, url: str | None, data_dir: str | Path, *, migrate: bool = True) -> Store:
+        """Connect, bring the schema to the newest migration, sweep stale temp files; ready to use.
+
+        `url` None means the SQLite file in `data_dir`.
+        """
+        data_dir = Path(data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        database = Database(url or default_url(data_dir))
+        try:
+            if migrate:
+                await database.upgrade()
+        except BaseException:
+            await database.close()
+            raise
+        files = ImageFiles(data_dir)
+        await asyncio.to_thread(files.sweep_temp)
+        return cls(database, files)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _write(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        return await self.db.transaction(work, write=True)
+
+    async def _read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        return await self.db.transaction(work, write=False)
+
+    @staticmethod
+    async def _job(session: AsyncSession, job_id: str) -> Job:
+        job = await JobRepository(session).get(job_id)
+        if job is None:
+            raise NotFoundError(f"no job with id {job_id!r}")
+        return job
+
+    # ---------------------------------------------------------------------------------------
+    # jobs
+    # ---------------------------------------------------------------------------------------
+
+    async def create_job(self, **fields: Any) -> Job:
+        """A new job row, `queued` unless a status is given. `user_id` and `kind` are required."""
+        missing = [name for name in ("user_id", "kind") if fields.get(name) is None]
+        if missing:
+            raise InvalidInputError(f"a job needs {' and '.join(missing)}")
+        _check_job_fields(fields, creating=True)
+        parent_id = fields.get("parent_id")
+
+        async def work(session: AsyncSession) -> Job:
+            jobs = JobRepository(session)
+            if parent_id is not None and not await jobs.exists(parent_id):
+                raise NotFoundError(f"parent job {parent_id!r} does not exist")
+            job = await jobs.add(Job(**fields))
+            await session.refresh(job, ["images"])
+            return job
+
+        job = await self._write(work)
+        log.debug("job %s created (%s, user %s)", job.id, job.kind, job.user_id)
+        return job
+
+    async def get_job(self, job_id: str) -> Job | None:
+        return await self._read(lambda session: JobRepository(session).get(job_id))
+
+    async def update_job(self, job_id: str, **fields: Any) -> Job:
+        _check_job_fields(fields, creating=False)
+        parent_id = fields.get("parent_id")
+
+        async def work(session: AsyncSession) -> Job:
+            job = await self._job(session, job_id)
+            if parent_id is not None:
+                if parent_id == job_id:
+                    raise InvalidInputError("a job cannot be its own parent")
+                if not await JobRepository(session).exists(parent_id):
+                    raise NotFoundError(f"parent job {parent_id!r} does not exist")
+            for name, value in fields.items():
+                setattr(job, name, value)
+            return job
+
+        return await self._write(work)
+
+    async def mark_running(self, job_id: str) -> Job:
+        """The engine took the job: `running`, started now, one more attempt."""
+
+        async def work(session: AsyncSession) -> Job:
+            job = await self._job(session, job_id)
+            if job.status not in PENDING:
+                raise JobStateError(f"job {job_id} is {job.status}; only a queued or running job can start")
+            job.status = JobStatus.RUNNING.value
+            job.started_at = utcnow()
+            job.attempts = (job.attempts or 0) + 1
+            job.error = None
+            return job
+
+        return await self._write(work)
+
+    async def complete_job(
+        self,
+        job_id: str,
+        images: Sequence[ImageLike],
+        seeds: Sequence[int],
+        grid: ImageLike | None = None,
+        timings: dict[str, Any] | None = None,
+    ) -> Job:
+        """Store the results and mark the job `done`.
+
+        The files are written (atomically) before the transaction that adds their rows and sets
+        `done`, so a crash in between leaves a job that is not done and files nobody points to;
+        a job marked done always has its files.
+        """
+        if not images:
+            raise InvalidInputError("complete_job needs at least one image")
+        if len(seeds) != len(images):
+            raise InvalidInputError(f"complete_job got {len(images)} image(s) but {len(seeds)} seed(s)")
+        if not all(_is_int(seed) for seed in seeds):
+            raise InvalidInputError(f"seeds must be whole numbers, got {list(seeds)!r}")
+        if timings is not None and not isinstance(timings, dict):
+            raise InvalidInputError("timings must be a dict of phase name to seconds")
+        check_job_id(job_id)
+
+        def check_status(job: Job) -> None:
+            if job.status not in PENDING:
+                raise JobStateError(
+                    f"job {job_id} is {job.status}; only a queued or running job can complete"
+                )
+
+        # Refuse before writing any file.
+        job = await self.get_job(job_id)
+        if job is None:
+            raise NotFoundError(f"no job with id {job_id!r}")
+        check_status(job)
+
+        items: list[tuple[int, ImageLike]] = list(enumerate(images))
+        if grid is not None:
+            items.append((-1, grid))
+        stored = await asyncio.to_thread(self.files.write_many, job_id, items)
+        cells = [(item, seed) for item, seed in zip(stored[: len(images)], seeds, strict=True)]
+        grid_file = stored[len(images)] if grid is not None else None
+
+        async def work(session: AsyncSession) -> Job:
+            job = await self._job(session, job_id)
+            check_status(job)  # it may have been cancelled while the files were written
+            await ImageRepository(session).replace_for_job(job, cells, grid_file)
+            job.status = JobStatus.DONE.value
+            job.finished_at = utcnow()
+            job.error = None
+            job.width, job.height = cells[0][0].width, cells[0][0].height
+            job.timings = {**(job.timings or {}), **(timings or {})}
+            await session.flush()
+            await session.refresh(job, ["images"])
+            return job
+
+        try:
+            job = await self._write(work)
+        except JobStateError:
+            # Nothing points at the new files; remove them rather than leave orphans behind.
+            await asyncio.to_thread(self.files.remove, [item.path for item in stored])
+            raise
+        log.info("job %s done: %d image(s)%s", job_id, len(images), " + grid" if grid is not None else "")
+        return job
+
+    async def fail_job(self, job_id: str, error: str, status: str = JobStatus.FAILED.value) -> Job:
+        """End a job without images: `failed`, `cancelled` or `blocked`, with the reason."""
+        finals = {JobStatus.FAILED.value, JobStatus.CANCELLED.value, JobStatus.BLOCKED.value}
+        if status not in finals:
+            raise InvalidInputError(f"fail_job status must be one of {sorted(finals)}, got {status!r}")
+        error = str(error)[:MAX_ERROR_CHARS]
+
+        async def work(session: AsyncSession) -> Job:
+            job = await self._job(session, job_id)
+            if job.status == status:
+                return job  # already ended this way: a repeated cancel is not an error
+            if job.status not in PENDING:
+                raise JobStateError(f"job {job_id} is already {job.status}; it cannot become {status}")
+            job.status = status
+            job.error = error
+            job.finished_at = utcnow()
+            return job
+
+        return await self._write(work)
+
+    async def pending_jobs(self) -> list[Job]:
+        """Queued and running jobs, oldest first: what to resume after a restart."""
+        return await self._read(lambda session: JobRepository(session).pending())
+
+    async def user_jobs(
+        self, user_id: int, statuses: Sequence[str] | None = None, limit: int = 50
+    ) -> list[Job]:
+        """A user's jobs, newest first, optionally only some statuses."""
+        if statuses is not None:
+            HistoryQuery(status=statuses).statuses()  # validates the names
+        return await self._read(lambda session: JobRepository(session).for_user(user_id, statuses, limit))
+
+    async def count_user_jobs(self, user_id: int, statuses: Sequence[str]) -> int:
+        HistoryQuery(status=statuses).statuses()
+        return await self._read(lambda session: JobRepository(session).count_for_user(user_id, statuses))
+
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        """Search the history, newest first, one page at a time (keyset: `query.before`)."""
+        query.checked_limit()
+        query.statuses()
+        return await self._read(lambda session: JobRepository(session).history(query))
+
+    async def lineage(self, job_id: str) -> Lineage:
+        async def work(session: AsyncSession) -> Lineage:
+            jobs = JobRepository(session)
+            job = await self._job(session, job_id)
+            return Lineage(
+                ancestors=await jobs.ancestors(job_id), job=job, descendants=await jobs.descendants(job_id)
+            )
+
+        return await self._read(work)
+
+    async def add_message(self, job_id: str, message_id: int) -> Job:
+        """Record a Discord message showing the job (buttons on it find the job again)."""
+        if not _is_int(message_id):
+            raise InvalidInputError(f"message id must be a whole number, got {message_id!r}")
+
+        async def work(session: AsyncSession) -> Job:
+            job = await self._job(session, job_id)
+            await JobRepository(session).add_message(job, message_id)
+            return job
+
+        return await self._write(work)
+
+    async def find_job_by_message(self, message_id: int) -> Job | None:
+        return await self._read(lambda session: JobRepository(session).by_message(message_id))
+
+    async def sweep_orphans(self, older_than_s: float = 3600.0) -> int:
+        """Delete image files that no row points to (left by a crash before the commit).
+
+        Only files older than `older_than_s`, so a job completing right now keeps its files.
+        Walks every image file: run it from maintenance, not on each start.
+        """
+        referenced = await self._read(lambda session: ImageRepository(session).referenced_paths())
+        cutoff = utcnow().timestamp() - older_than_s
+
+        def sweep() -> int:
+            stale = [
+                path for path, mtime in self.files.stored_files() if mtime < cutoff and path not in referenced
+            ]
+            return self.files.remove(stale)
+
+        removed = await asyncio.to_thread(sweep)
+        if removed:
+            log.info("removed %d orphan image file(s)", removed)
+        return removed
+
+    # ---------------------------------------------------------------------------------------
+    # moderation
+    # ---------------------------------------------------------------------------------------
+
+    async def active_ban(self, user_id: int, guild_id: int | None, now: datetime | None = None) -> Ban | None:
+        """The ban in force for the user in this guild (or everywhere), expiry honoured."""
+        return await self._read(
+            lambda session: ModerationRepository(session).active_ban(user_id, guild_id, now)
+        )
+
+    async def ban(
+        self,
+        user_id: int,
+        guild_id: int | None,
+        reason: str,
+        moderator_id: int | None,
+        expires_at: datetime | None = None,
+        *,
+        audit: bool = True,
+    ) -> Ban:
+        """Ban a user here (guild_id None: everywhere). Banning again replaces reason and expiry."""
+        if not _is_int(user_id):
+            raise InvalidInputError(f"user id must be a whole number, got {user_id!r}")
+        now = utcnow()
+        if expires_at is not None:
+            expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
+            if expires_at <= now:
+                raise InvalidInputError("a ban's expiry must be in the future")
+
+        async def work(session: AsyncSession) -> Ban:
+            moderation = ModerationRepository(session)
+            existing = await moderation.exact_bans(user_id, guild_id, now)
+            if existing:
+                ban = existing[0]
+                ban.reason, ban.moderator_id, ban.expires_at = reason, moderator_id, expires_at
+            else:
+                ban = Ban(
+                    user_id=user_id,
+                    guild_id=guild_id,
+                    reason=reason,
+                    moderator_id=moderator_id,
+                    expires_at=expires_at,
+                    created_at=now,
+                )
+                session.add(ban)
+            if audit and moderator_id is not None:
+                details = {"expires_at": expires_at.isoformat() if expires_at else None}
+                moderation.add_audit(
+                    AuditEntry(
+                        guild_id=guild_id,
+                        moderator_id=moderator_id,
+                        action="ban",
+                        target_user_id=user_id,
+                        reason=reason,
+                        details=details,
+                    )
+                )
+            await session.flush()
+            return ban
+
+        return await self._write(work)
+
+    async def unban(
+        self, user_id: int, guild_id: int | None, moderator_id: int | None, *, audit: bool = True
+    ) -> bool:
+        """Lift the user's bans of exactly this scope; False when there was none."""
+
+        async def work(session: AsyncSession) -> bool:
+            moderation = ModerationRepository(session)
+            bans = await moderation.exact_bans(user_id, guild_id)
+            now = utcnow()
+            for ban in bans:
+                ban.lifted_at, ban.lifted_by = now, moderator_id
+            if bans and audit and moderator_id is not None:
+                moderation.add_audit(
+                    AuditEntry(
+                        guild_id=guild_id, moderator_id=moderator_id, action="unban", target_user_id=user_id
+                    )
+                )
+            return bool(bans)
+
+        return await self._write(work)
+
+    async def bans(self, guild_id: int | None, *, include_inactive: bool = False) -> list[Ban]:
+        """Bans that apply in the guild (its own and global ones), newest first."""
+        return await self._read(
+            lambda session: ModerationRepository(session).bans(guild_id, include_inactive=include_inactive)
+        )
+
+    async def banned_words(self, guild_id: int | None) -> list[BannedWord]:
+        """The guild's banned words and the global ones."""
+        return await self._read(lambda session: ModerationRepository(session).banned_words(guild_id))
+
+    async def add_banned_word(
+        self,
+        guild_id: int | None,
+        pattern: str,
+        is_regex: bool = False,
+        created_by: int | None = None,
+        *,
+        audit: bool = True,
+    ) -> BannedWord:
+        """Add a rule (plain word or regex); adding one that exists returns the existing rule."""
+        pattern = (pattern or "").strip()
+        if not pattern:
+            raise InvalidInputError("a banned word cannot be empty")
+        if len(pattern) > MAX_PATTERN_CHARS:
+            raise InvalidInputError(
+                f"a banned word is at most {MAX_PATTERN_CHARS} characters, got {len(pattern)}"
+            )
+        if is_regex:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise InvalidInputError(f"banned regex {pattern!r} does not compile: {exc}") from exc
+
+        async def work(session: AsyncSession) -> BannedWord:
+            moderation = ModerationRepository(session)
+            existing = await moderation.find_words(guild_id, pattern, bool(is_regex))
+            if existing:
+                return existing[0]
+            word = BannedWord(
+                guild_id=guild_id, pattern=pattern, is_regex=bool(is_regex), created_by=created_by
+            )
+            session.add(word)
+            if audit and created_by is not None:
+                moderation.add_audit(
+                    AuditEntry(
+                        guild_id=guild_id,
+                        moderator_id=created_by,
+                        action="word_add",
+                        details={"pattern": pattern, "is_regex": bool(is_regex)},
+                    )
+                )
+            await session.flush()
+            return word
+
+        return await self._write(work)
+
+    async def remove_banned_word(
+        self, guild_id: int | None, pattern: str, moderator_id: int | None = None, *, audit: bool = True
+    ) -> bool:
+        """Remove the rule with this exact text (word or regex); False when there was none."""
+        pattern = (pattern or "").strip()
+
+        async def work(session: AsyncSession) -> bool:
+            moderation = ModerationRepository(session)
+            words = await moderation.find_words(guild_id, pattern)
+            for word in words:
+                await session.delete(word)
+            if words and audit and moderator_id is not None:
+                moderation.add_audit(
+                    AuditEntry(
+                        guild_id=guild_id,
+                        moderator_id=moderator_id,
+                        action="word_remove",
+                        details={"pattern": pattern},
+                    )
+                )
+            return bool(words)
+
+        return await self._write(work)
+
+    async def add_report(
+        self, job_id: str, guild_id: int | None, reporter_id: int, reason: str = ""
+    ) -> Report:
+        """A member reports a job; a second report by the same member while open returns the first."""
+
+        async def work(session: AsyncSession) -> Report:
+            await self._job(session, job_id)
+            moderation = ModerationRepository(session)
+            existing = await moderation.open_report_by(job_id, reporter_id)
+            if existing is not None:
+                return existing
+            report = Report(job_id=job_id, guild_id=guild_id, reporter_id=reporter_id, reason=reason or "")
+            session.add(report)
+            await session.flush()
+            return report
+
+        return await self._write(work)
+
+    async def reports(self, guild_id: int | None, state: str | None = ReportState.OPEN.value) -> list[Report]:
+        """Reports in a guild (all guilds when None), oldest first; state None means every state."""
+        if state is not None and state not in {value.value for value in ReportState}:
+            raise InvalidInputError(
+                f"unknown report state {state!r}; expected one of {[s.value for s in ReportState]}"
+            )
+        return await self._read(lambda session: ModerationRepository(session).reports(guild_id, state))
+
+    async def resolve_report(
+        self,
+        report_id: int,
+        moderator_id: int,
+        state: str = ReportState.RESOLVED.value,
+        *,
+        audit: bool = True,
+    ) -> Report:
+        closing = {ReportState.RESOLVED.value, ReportState.ACTIONED.value}
+        if state not in closing:
+            raise InvalidInputError(f"a report is resolved as one of {sorted(closing)}, got {state!r}")
+
+        async def work(session: AsyncSession) -> Report:
+            moderation = ModerationRepository(session)
+            report = await moderation.get_report(report_id)
+            if report is None:
+                raise NotFoundError(f"no report with id {report_id}")
+            report.state, report.resolved_by, report.resolved_at = state, moderator_id, utcnow()
+            if audit:
+                moderation.add_audit(
+                    AuditEntry(
+                        guild_id=report.guild_id,
+                        moderator_id=moderator_id,
+                        action=f"report_{state}",
+                        target_job_id=report.job_id,
+                        details={"report_id": report.id},
+                    )
+                )
+            return report
+
+        return await self._write(work)
+
+    async def audit(
+        self,
+        guild_id: int | None,
+        moderator_id: int,
+        action: str,
+        *,
+        target_job_id: str | None = None,
+        target_user_id: int | None = None,
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Record a moderator action the store did not record itself."""
+        if not action or len(action) > 40:
+            raise InvalidInputError(f"an audit action is 1-40 characters, got {action!r}")
+
+        async def work(session: AsyncSession) -> AuditEntry:
+            entry = ModerationRepository(session).add_audit(
+                AuditEntry(
+                    guild_id=guild_id,
+                    moderator_id=moderator_id,
+                    action=action,
+                    target_job_id=target_job_id,
+                    target_user_id=target_user_id,
+                    reason=reason or "",
+                    details=details or {},
+                )
+            )
+            await session.flush()
+            return entry
+
+        return await self._write(work)
+
+    async def audit_log(
+        self,
+        guild_id: int | None,
+        limit: int = 50,
+        *,
+        target_user_id: int | None = None,
+        target_job_id: str | None = None,
+    ) -> list[AuditEntry]:
+        """Moderator actions, newest first (every guild when guild_id is None)."""
+        return await self._read(
+            lambda session: ModerationRepository(session).audit_log(
+                guild_id, limit, target_user_id=target_user_id, target_job_id=target_job_id
+            )
+        )
+
+    async def set_hidden(
+        self, job_id: str, hidden: bool, moderator_id: int, reason: str = "", *, audit: bool = True
+    ) -> Job:
+        """Hide a job from members (or show it again); who and why are kept on the job and in the log."""
+
+        async def work(session: AsyncSession) -> Job:
+            job = await self._job(session, job_id)
+            job.hidden = bool(hidden)
+            job.hidden_by = moderator_id if hidden else None
+            job.hidden_reason = (reason or "") if hidden else None
+            if audit:
+                ModerationRepository(session).add_audit(
+                    AuditEntry(
+                        guild_id=job.guild_id,
+                        moderator_id=moderator_id,
+                        action="hide" if hidden else "unhide",
+                        target_job_id=job.id,
+                        target_user_id=job.user_id,
+                        reason=reason or "",
+                    )
+                )
+            return job
+
+        return await self._write(work)
+
+    # ---------------------------------------------------------------------------------------
+    # settings
+    # ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _default_settings(guild_id: int) -> GuildSettings:
+        return GuildSettings(
+            guild_id=guild_id,
+            allowed_channel_ids=[],
+            spoiler_channel_ids=[],
+            author_only_buttons=False,
+            moderator_role_id=None,
+            log_channel_id=None,
+            max_running_per_user=None,
+            max_queued_per_user=None,
+        )
+
+    async def guild_settings(self, guild_id: int) -> GuildSettings:
+        """The guild's settings; defaults (not stored) when nobody changed any."""
+
+        async def work(session: AsyncSession) -> GuildSettings:
+            return await SettingsRepository(session).guild(guild_id) or self._default_settings(guild_id)
+
+        return await self._read(work)
+
+    async def update_guild_settings(self, guild_id: int, **fields: Any) -> GuildSettings:
+        unknown = sorted(set(fields) - _SETTINGS_FIELDS)
+        if unknown:
+            raise InvalidInputError(
+                f"unknown guild setting(s): {', '.join(unknown)}; known: {sorted(_SETTINGS_FIELDS)}"
+            )
+        clean: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name.endswith("_channel_ids"):
+                if not isinstance(value, list | tuple | set) or not all(_is_int(v) for v in value):
+                    raise InvalidInputError(f"{name} must be a list of channel ids")
+                clean[name] = list(dict.fromkeys(value))
+            elif name == "author_only_buttons":
+                if not isinstance(value, bool):
+                    raise InvalidInputError(f"author_only_buttons must be true or false, got {value!r}")
+                clean[name] = value
+            elif name.startswith("max_"):
+                if value is not None and (not _is_int(value) or value < 1):
+                    raise InvalidInputError(
+                        f"{name} must be a whole number of at least 1, or unset; got {value!r}"
+                    )
+                clean[name] = value
+            else:
+                if value is not None and not _is_int(value):
+                    raise InvalidInputError(f"{name} must be an id (a whole number) or unset; got {value!r}")
+                clean[name] = value
+
+        async def work(session: AsyncSession) -> GuildSettings:
+            settings = await SettingsRepository(session).guild(guild_id)
+            if settings is None:
+                settings = self._default_settings(guild_id)
+                session.add(settings)
+            for name, value in clean.items():
+                setattr(settings, name, value)
+            await session.flush()
+            return settings
+
+        return await self._write(work)
+
+    async def user_prefs(self, user_id: int) -> UserPrefs:
+        async def work(session: AsyncSession) -> UserPrefs:
+            return await SettingsRepository(session).user(user_id) or UserPrefs(user_id=user_id, suffix="")
+
+        return await self._read(work)
+
+    async def set_user_suffix(self, user_id: int, suffix: str) -> UserPrefs:
+        """The `/prefer suffix` text added to the user's prompts; empty clears it."""
+        if not isinstance(suffix, str):
+            raise InvalidInputError("the suffix must be text")
+        suffix = suffix.strip()
+        if len(suffix) > MAX_SUFFIX_CHARS:
+            raise InvalidInputError(f"the suffix is at most {MAX_SUFFIX_CHARS} characters, got {len(suffix)}")
+
+        async def work(session: AsyncSession) -> UserPrefs:
+            prefs = await SettingsRepository(session).user(user_id)
+            if prefs is None:
+                prefs = UserPrefs(user_id=user_id, suffix=suffix)
+                session.add(prefs)
+            prefs.suffix = suffix
+            await session.flush()
+            return prefs
+
+        return await self._write(work)
+
+
+__all__ = ["Store"]
