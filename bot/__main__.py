@@ -1,0 +1,99 @@
+"""`imagine-bot`: the Discord bot process.
+
+Startup order: settings, the store (migrations), the engine process, the bot (so its listener
+exists before anything finishes), then recovery of the Discord jobs a previous run left queued or
+running, then the Discord connection. SIGTERM and SIGINT close Discord first, then stop the
+dispatcher (running jobs finish or go back to queued), the engine and the store.
+
+`IMAGINE_DISCORD_API_BASE` and `IMAGINE_DISCORD_GATEWAY_URL` point discord.py at another Discord
+(a fake one on loopback for the wire-level test); leave them unset for the real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+log = logging.getLogger("bot")
+
+
+def point_at_discord(api_base: str | None, gateway_url: str | None) -> None:
+    """Send REST calls to `api_base` and the gateway connection to `gateway_url`.
+
+    discord.py builds every REST URL (webhooks and interaction callbacks included) from
+    `Route.BASE`, and an unsharded client opens its first gateway connection at
+    `DiscordWebSocket.DEFAULT_GATEWAY`; later resumes use the URL the gateway's READY names.
+    """
+    import yarl
+    from discord.gateway import DiscordWebSocket
+    from discord.http import Route
+
+    if api_base:
+        Route.BASE = api_base.rstrip("/")
+    if gateway_url:
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+async def run(settings) -> None:
+    from bot.discord.app import create_bot
+    from bot.services import Services
+
+    point_at_discord(settings.discord_api_base, settings.discord_gateway_url)
+    # Recovery waits until the bot's listener is in place, so a recovered job's result is posted.
+    services = await Services.start(settings, recover=lambda job: False)
+    bot = None
+    try:
+        bot = create_bot(services)
+        recovered = await services.dispatcher.start(recover=lambda job: job.source == "discord")
+        if recovered:
+            log.info("recovered %d Discord job(s)", len(recovered))
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        client = asyncio.create_task(bot.start(settings.require_discord_token()), name="discord")
+        waiter = asyncio.create_task(stopping.wait(), name="signals")
+        done, _ = await asyncio.wait({client, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if waiter in done:
+            log.info("signal received: shutting down")
+        waiter.cancel()
+        await bot.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await client  # re-raises a login or connection failure
+    finally:
+        if bot is not None and not bot.is_closed():
+            await bot.close()
+        await services.stop()
+
+
+def main() -> None:
+    from bot.logs import setup_logging
+    from bot.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"imagine-bot: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if not settings.discord_token:
+        print(
+            "DISCORD_TOKEN is not set: create a bot at https://discord.com/developers/applications "
+            "and put its token in the environment or in .env",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    setup_logging(settings.log_level, settings.log_json)
+    try:
+        asyncio.run(run(settings))
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # a bad token, no route to Discord: one clear line, non-zero exit
+        log.exception("imagine-bot stopped: %s", exc)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

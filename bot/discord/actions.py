@@ -1,0 +1,275 @@
+"""Starting jobs from Discord: `/imagine` after its checks, and every job button.
+
+Both end the same way: job rows from `JobService`, a first message per job ("Waiting to start"),
+and the messenger keeping that message up to date. A refusal (bad prompt, ban, banned word, a
+limit, an unsafe image link, a hidden job) is an ephemeral message with the reason and changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.discord import render
+from bot.discord.permissions import click_refusal, is_moderator
+from bot.discord.views.buttons import ACTIONS, CELL_ACTIONS, ButtonSpec
+from engine.api import ImageData
+from storage.models import Job
+
+if TYPE_CHECKING:
+    from bot.discord.app import ImagineBot
+
+log = logging.getLogger(__name__)
+
+ImageFetcher = Callable[[str], Awaitable[ImageData]]
+
+ZOOMS = {"zoom_2": 2.0, "zoom_1_5": 1.5}
+PANS = {"pan_left": "left", "pan_right": "right", "pan_up": "up", "pan_down": "down"}
+UNKNOWN_JOB = "I can't find job `{job_id}`; it may have been removed."
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions whose message is meant for the member (everything else is a bug)."""
+    from bot import jobs, moderation, prompt
+    from bot.discord import fetch
+    from bot.dispatcher import LimitError
+
+    errors: list[type[BaseException]] = [
+        prompt.PromptError,
+        moderation.BannedError,
+        moderation.BlockedError,
+        LimitError,
+        fetch.ImageFetchError,
+    ]
+    for name in ("JobError", "UnknownJobError", "JobHiddenError", "ActionError", "JobStateError"):
+        cls = getattr(jobs, name, None)
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            errors.append(cls)
+    return tuple(errors)
+
+
+def requester_for(interaction: discord.Interaction) -> Any:
+    from bot.jobs import Requester
+
+    return Requester(
+        user_id=interaction.user.id,
+        user_name=str(interaction.user),
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id,
+        source="discord",
+    )
+
+
+async def refuse(interaction: discord.Interaction, text: str) -> None:
+    """Tell only this member why nothing happened."""
+    if not interaction.response.is_done():
+        await interaction.response.send_message(text, ephemeral=True)
+        return
+    if interaction.type == discord.InteractionType.application_command:
+        # A public "thinking…" placeholder is showing: remove it, the answer is private.
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.delete_original_response()
+    await interaction.followup.send(text, ephemeral=True)
+
+
+class JobActions:
+    """What `/imagine`, the buttons and the Custom Zoom modal do once a click is accepted."""
+
+    def __init__(self, bot: ImagineBot, fetch_image: ImageFetcher) -> None:
+        self.bot = bot
+        self.fetch_image = fetch_image
+
+    @property
+    def services(self) -> Any:
+        return self.bot.services
+
+    # -- /imagine -------------------------------------------------------------------------------
+
+    async def imagine(
+        self,
+        interaction: discord.Interaction,
+        raw_prompt: str,
+        attachment: discord.Attachment | None,
+        image_url: str | None,
+    ) -> list[Job]:
+        """Defer, fetch the image prompt, create the jobs, post one message per job."""
+        if not interaction.response.is_done():
+            await interaction.response.defer(thinking=True)
+        try:
+            init_image = await self._image_prompt(attachment, image_url)
+            jobs = await self.services.jobs.imagine(
+                requester_for(interaction), raw_prompt, init_image=init_image
+            )
+        except user_errors() as exc:
+            await refuse(interaction, str(exc))
+            return []
+        if not jobs:
+            await refuse(interaction, "That prompt made no jobs.")
+            return []
+        first_is_original = interaction.type == discord.InteractionType.application_command
+        for number, job in enumerate(jobs):
+            message = render.waiting_message(job, self.services.dispatcher.position(job.id))
+            kwargs: dict[str, Any] = {
+                "content": message.content,
+                "view": message.view,
+                "allowed_mentions": discord.AllowedMentions.none(),
+            }
+            if number == 0 and first_is_original:
+                await interaction.edit_original_response(**kwargs)
+                sent: discord.abc.Snowflake = await interaction.original_response()
+            else:
+                sent = await interaction.followup.send(**kwargs, wait=True)
+            self.bot.messenger.track(
+                job.id,
+                interaction.channel_id or 0,
+                sent.id,
+                interaction=interaction,
+                original=number == 0 and first_is_original,
+            )
+            await self.services.store.add_message(job.id, sent.id)
+        return jobs
+
+    async def _image_prompt(self, attachment: discord.Attachment | None, url: str | None) -> ImageData | None:
+        from bot.discord.fetch import MAX_BYTES, ImageFetchError, load_attachment_bytes
+
+        if attachment is not None:
+            if attachment.size > MAX_BYTES:
+                size, limit = attachment.size / 1e6, MAX_BYTES / 1e6
+                raise ImageFetchError(f"The attached file is {size:.1f} MB; the limit is {limit:.0f} MB.")
+            data = await attachment.read()
+            return load_attachment_bytes(data, attachment.content_type)
+        if url is not None:
+            return await self.fetch_image(url)
+        return None
+
+    # -- buttons ----------------------------------------------------------------------------------
+
+    async def on_button(self, interaction: discord.Interaction, spec: ButtonSpec) -> None:
+        if spec.action not in ACTIONS or (spec.action in CELL_ACTIONS and spec.index not in (1, 2, 3, 4)):
+            await refuse(interaction, "That button is not one I know; it may come from an older version.")
+            return
+        job = await self.checked_job(interaction, spec.job_id, spec.action)
+        if job is None:
+            return
+        if spec.action == "cancel":
+            await self.cancel(interaction, job)
+            return
+        if spec.action == "zoom_custom":
+            from bot.discord.views.zoom import CustomZoomModal
+
+            await interaction.response.send_modal(CustomZoomModal(self, job))
+            return
+        await interaction.response.defer()
+        await self.derive(interaction, job, spec.action, spec.index)
+
+    async def checked_job(self, interaction: discord.Interaction, job_id: str, action: str) -> Job | None:
+        """The job a click acts on, or None after telling the member why they cannot."""
+        store = self.services.store
+        job = await store.get_job(job_id)
+        if job is None:
+            await refuse(interaction, UNKNOWN_JOB.format(job_id=job_id))
+            return None
+        notice = render.notice_message(job)
+        if notice is not None:
+            await refuse(interaction, notice.content)
+            return None
+        settings = await store.guild_settings(interaction.guild_id) if interaction.guild_id else None
+        refusal = click_refusal(interaction, job, settings, action)
+        if refusal is not None:
+            await refuse(interaction, refusal)
+            return None
+        return job
+
+    async def cancel(self, interaction: discord.Interaction, job: Job) -> None:
+        if await self.services.dispatcher.cancel(job.id):
+            await interaction.response.send_message(f"Cancelling job `{job.id}`.", ephemeral=True)
+        else:
+            await refuse(interaction, f"Job `{job.id}` is not waiting or running any more.")
+
+    async def derive(
+        self,
+        interaction: discord.Interaction,
+        parent: Job,
+        action: str,
+        index: int | None = None,
+        *,
+        zoom: float | None = None,
+        prompt_override: str | None = None,
+    ) -> Job | None:
+        """Start the job a button asks for and post its message as a reply to the parent's."""
+        from bot.jobs import Action
+
+        kwargs: dict[str, Any] = {}
+        if action in ZOOMS or action == "zoom_custom":
+            job_action, kwargs["zoom"] = Action.ZOOM, zoom if zoom is not None else ZOOMS[action]
+        elif action in PANS:
+            job_action, kwargs["direction"] = Action.PAN, PANS[action]
+        else:
+            job_action = Action(action)
+        if index is not None:
+            kwargs["index"] = index - 1  # buttons say U1-U4; cells are numbered from 0
+        if prompt_override is not None:
+            kwargs["prompt_override"] = prompt_override
+        try:
+            job = await self.services.jobs.derive(requester_for(interaction), parent.id, job_action, **kwargs)
+        except user_errors() as exc:
+            await refuse(interaction, str(exc))
+            return None
+        finished = job.status in ("done", "failed", "cancelled", "blocked")  # U1-U4 need no engine
+        if finished:
+            message = await render.job_message(
+                job, self.services, filesize_limit=self._filesize_limit(interaction)
+            )
+        else:
+            message = render.waiting_message(job, self.services.dispatcher.position(job.id))
+        reply_to = interaction.message.id if interaction.message is not None else parent.message_id
+        channel_id = interaction.channel_id or parent.channel_id
+        sent = await self.bot.messenger.send_to_channel(channel_id, message, reply_to=reply_to)
+        if finished:
+            self.bot.messenger.mark_shown(job.id, job.status)
+        if sent is not None:
+            if not finished:
+                self.bot.messenger.track(job.id, channel_id, sent.id)
+        else:  # no permission to post in the channel: answer through the interaction instead
+            followup = await interaction.followup.send(
+                content=message.content,
+                view=message.view,
+                wait=True,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+            if not finished:
+                self.bot.messenger.track(job.id, channel_id, followup.id, interaction=interaction)
+            sent = followup
+        await self.services.store.add_message(job.id, sent.id)
+        return job
+
+    @staticmethod
+    def _filesize_limit(interaction: discord.Interaction) -> int:
+        guild = interaction.guild
+        return guild.filesize_limit if guild is not None else render.DEFAULT_FILESIZE_LIMIT
+
+    # -- the author's delete ----------------------------------------------------------------------
+
+    async def delete(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        store = self.services.store
+        job = await store.find_job_by_message(message.id)
+        if job is None:
+            await refuse(interaction, "That message is not an Imagine job.")
+            return
+        settings = await store.guild_settings(interaction.guild_id) if interaction.guild_id else None
+        if interaction.user.id != job.user_id and not is_moderator(interaction, settings):
+            await refuse(interaction, "Only the author of this job can delete it.")
+            return
+        if job.deleted:
+            await refuse(interaction, render.DELETED_NOTICE)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.services.dispatcher.cancel(job.id)  # a job still waiting or running stops too
+        job = await store.update_job(job.id, deleted=True)
+        await self.bot.messenger.replace_everywhere(job, render.DELETED_NOTICE)
+        await interaction.followup.send(f"Deleted job `{job.id}`.", ephemeral=True)

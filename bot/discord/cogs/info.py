@@ -1,0 +1,111 @@
+"""`/info`, `/show` and `/prefer suffix`: a member's view of their jobs and preferences."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord import render
+from bot.discord.actions import UNKNOWN_JOB, refuse
+from bot.prompt import PromptError, parse_prompt
+
+if TYPE_CHECKING:
+    from bot.discord.app import ImagineBot
+
+log = logging.getLogger(__name__)
+
+INFO_JOBS = 10  # jobs listed by /info; more are summarised as a count
+
+
+class Info(commands.Cog):
+    """Your jobs, the queue, and your settings."""
+
+    prefer = app_commands.Group(name="prefer", description="Your defaults for /imagine", guild_only=True)
+
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="info", description="Your waiting and running jobs, the queue, the model")
+    @app_commands.guild_only()
+    async def info(self, interaction: discord.Interaction) -> None:
+        services = self.bot.services
+        dispatcher = services.dispatcher
+        jobs = await services.store.user_jobs(interaction.user.id, statuses=["queued", "running"])
+        jobs.sort(key=lambda job: (job.status != "running", dispatcher.position(job.id) or 0))
+        lines = [
+            f"**Model:** `{services.info.name}`",
+            f"**Queue:** {dispatcher.queue_length()} waiting, {dispatcher.running_count()} running",
+        ]
+        if jobs:
+            lines.append(f"**Your jobs ({len(jobs)}):**")
+            for job in jobs[:INFO_JOBS]:
+                position = dispatcher.position(job.id)
+                state = (
+                    "running"
+                    if job.status == "running"
+                    else (f"waiting, position {position}" if position else "waiting")
+                )
+                lines.append(f"- `{job.id}` {state}: {_short(job.prompt)}")
+            if len(jobs) > INFO_JOBS:
+                lines.append(f"- … and {len(jobs) - INFO_JOBS} more")
+        else:
+            lines.append("**Your jobs:** none waiting or running")
+        prefs = await services.store.user_prefs(interaction.user.id)
+        suffix = f"`{prefs.suffix}`" if prefs.suffix else "none (set one with `/prefer suffix`)"
+        lines.append(f"**Your suffix:** {suffix}")
+        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+
+    @app_commands.command(name="show", description="Post a job again, with working buttons")
+    @app_commands.describe(job_id="The job id (shown under every result)")
+    @app_commands.guild_only()
+    async def show(self, interaction: discord.Interaction, job_id: str) -> None:
+        job = await self.bot.services.store.get_job(job_id.strip())
+        if job is None:
+            await refuse(interaction, UNKNOWN_JOB.format(job_id=job_id.strip()))
+            return
+        notice = render.notice_message(job)
+        if notice is not None:
+            await refuse(interaction, notice.content)
+            return
+        await interaction.response.defer(thinking=True)
+        limit = interaction.guild.filesize_limit if interaction.guild else render.DEFAULT_FILESIZE_LIMIT
+        message = await render.job_message(job, self.bot.services, filesize_limit=limit)
+        await interaction.edit_original_response(
+            content=message.content,
+            attachments=message.files(),
+            view=message.view,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        sent = await interaction.original_response()
+        if job.status in ("queued", "running"):  # keep this copy up to date too
+            self.bot.messenger.track(
+                job.id, interaction.channel_id or 0, sent.id, interaction=interaction, original=True
+            )
+        await self.bot.services.store.add_message(job.id, sent.id)
+
+    @prefer.command(name="suffix", description="Parameters added to the end of each of your prompts")
+    @app_commands.describe(value="e.g. --ar 16:9 --stylize 250; leave empty to clear")
+    async def suffix(self, interaction: discord.Interaction, value: str | None = None) -> None:
+        value = " ".join((value or "").split())
+        if value:
+            try:
+                parse_prompt(f"suffix check {value}")
+            except PromptError as exc:
+                await refuse(interaction, f"That suffix does not work: {exc}")
+                return
+        await self.bot.services.store.set_user_suffix(interaction.user.id, value)
+        text = f"Your prompts now end with `{value}`." if value else "Your suffix is cleared."
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = discord.utils.escape_markdown(text or "")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(Info(bot))

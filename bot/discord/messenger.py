@@ -1,0 +1,311 @@
+"""Keeps each job's Discord message in step with the job: queue position, progress, result.
+
+One worker task per bot does every edit. The dispatcher's listener only records the newest
+update of a job and wakes the worker, so a burst of progress events costs one edit, edits of one
+message never race each other, and a slow Discord never slows the engine.
+
+Where a message lives decides how it is edited:
+
+- the `/imagine` response (and its follow-ups) through the interaction token, which Discord
+  honours for 15 minutes; after that (a long queue) the result goes to a new channel message that
+  replies to the original, and that reply becomes the job's message;
+- a message the bot sent into the channel itself (button results) through the channel, forever;
+- a job this process knows nothing about (recovered after a restart) gets its result as a reply
+  to the message the store remembers.
+
+Progress edits are throttled per message (`progress_interval`, Discord rate-limits edits); the
+first status and the final result are never held back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.discord import render
+
+if TYPE_CHECKING:
+    from bot.discord.app import ImagineBot
+    from bot.dispatcher import JobUpdate
+    from storage.models import Job
+
+log = logging.getLogger(__name__)
+
+WAKE_EVENT = "imagine_job_update"
+"""The bot event that wakes the worker. `Client.wait_for` is the wake-up because it is the one
+waiting primitive discord.py itself owns (and that test harnesses for discord.py recognise)."""
+
+ORPHAN_LIMIT = 1000
+INTERACTION_LIFETIME = timedelta(minutes=15)
+TOKEN_MARGIN = timedelta(seconds=30)  # stop using a token a little early: an edit takes time
+
+
+@dataclass
+class JobMessage:
+    """Where one job is shown and how to reach that message."""
+
+    job_id: str
+    channel_id: int
+    message_id: int
+    interaction: discord.Interaction | None = None  # set while the message belongs to one
+    original: bool = False  # the interaction's original response (else a follow-up)
+    last_edit: float = field(default=-1e18)
+    shown: str = ""  # the last status rendered, to skip identical edits
+
+
+class JobMessenger:
+    """The job-message registry plus the worker that edits them."""
+
+    def __init__(self, bot: ImagineBot, *, progress_interval: float = 3.0) -> None:
+        self.bot = bot
+        self.progress_interval = progress_interval
+        self._messages: dict[str, JobMessage] = {}
+        self._pending: dict[str, JobUpdate] = {}  # newest unrendered update per job
+        self._rendered: dict[str, str] = {}  # job id -> last status shown (tests and /info read it)
+        # Updates of jobs with no message yet: the job can start (even finish) while its first
+        # message is still being sent; `track` picks the update up from here.
+        self._orphans: dict[str, JobUpdate] = {}
+        self._worker: asyncio.Task[None] | None = None
+        self._dirty = False  # an update arrived since the worker last looked
+        self._closed = False
+
+    # -- registration ---------------------------------------------------------------------------
+
+    def track(
+        self,
+        job_id: str,
+        channel_id: int,
+        message_id: int,
+        *,
+        interaction: discord.Interaction | None = None,
+        original: bool = False,
+    ) -> None:
+        """Remember the message that shows `job_id` (it was just sent with the first status)."""
+        self._messages[job_id] = JobMessage(
+            job_id, channel_id, message_id, interaction=interaction, original=original, last_edit=_now()
+        )
+        orphan = self._orphans.pop(job_id, None)
+        if orphan is not None and job_id not in self._pending:
+            self._pending[job_id] = orphan
+            self._dirty = True
+            self.bot.dispatch(WAKE_EVENT)
+
+    def mark_shown(self, job_id: str, status: str) -> None:
+        """Record that a job's message was posted in its final state already."""
+        self._rendered[job_id] = status
+
+    def rendered_status(self, job_id: str) -> str | None:
+        """The last status this bot put on the job's message (None: nothing rendered yet)."""
+        return self._rendered.get(job_id)
+
+    # -- the dispatcher side ----------------------------------------------------------------------
+
+    async def on_update(self, update: JobUpdate) -> None:
+        """The dispatcher listener: note the newest state and wake the worker. Never blocks."""
+        if self._closed:
+            return
+        previous = self._pending.get(update.job_id)
+        if previous is not None and previous.final and not update.final:
+            return  # a late progress event must not hide a final one
+        self._pending[update.job_id] = update
+        self._dirty = True
+        self.bot.dispatch(WAKE_EVENT)
+
+    # -- the worker -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name="job-messenger")
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+            self._worker = None
+
+    async def _run(self) -> None:
+        while True:
+            self._dirty = False
+            delay = await self._render_due()
+            if self._dirty:
+                continue  # something arrived while rendering: look again before sleeping
+            with contextlib.suppress(TimeoutError):
+                await self.bot.wait_for(WAKE_EVENT, timeout=delay)
+
+    async def _render_due(self) -> float | None:
+        """Render every update that may be shown now; return how long until the next one may."""
+        soonest: float | None = None
+        for job_id in list(self._pending):
+            update = self._pending[job_id]
+            tracked = self._messages.get(job_id)
+            wait = 0.0
+            if tracked is not None and update.status == "running" and update.total:
+                wait = tracked.last_edit + self.progress_interval - _now()
+            if wait > 0:
+                soonest = wait if soonest is None else min(soonest, wait)
+                continue
+            if self._pending.get(job_id) is update:
+                del self._pending[job_id]
+            try:
+                await self._render(update, tracked)
+            except Exception:
+                log.exception("could not show job %s in Discord", job_id)
+        return soonest
+
+    async def _render(self, update: JobUpdate, tracked: JobMessage | None) -> None:
+        store = self.bot.services.store
+        if tracked is None and not self._is_recovered(update):
+            self._orphan(update)
+            return
+        if update.final:
+            job = await store.get_job(update.job_id)
+            if job is None:
+                return
+            if tracked is None and job.message_id is None:
+                self._orphan(update)  # its first message is still on its way
+                return
+            if tracked is None and self._rendered.get(job.id) == job.status:
+                return  # already shown in its final state (a U1-U4 image is posted finished)
+            message = await render.job_message(job, self.bot.services, filesize_limit=self._limit(job))
+            await self._show(job, tracked, message, final=True)
+            self._messages.pop(update.job_id, None)
+        else:
+            assert tracked is not None
+            job = await store.get_job(update.job_id)
+            if job is None:
+                return
+            message = render.status_message(job, update)
+            if message.key == tracked.shown and update.preview is None:
+                return
+            await self._show(job, tracked, message, final=False)
+        self._rendered[update.job_id] = update.status
+
+    def _is_recovered(self, update: JobUpdate) -> bool:
+        # Only a final update of a job we are not tracking needs a look at the store (a job
+        # recovered after a restart gets its result posted as a reply); progress waits.
+        return update.final
+
+    def _orphan(self, update: JobUpdate) -> None:
+        self._orphans[update.job_id] = update
+        while len(self._orphans) > ORPHAN_LIMIT:  # jobs that never get a message (not ours)
+            self._orphans.pop(next(iter(self._orphans)))
+
+    def _limit(self, job: Job) -> int:
+        guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
+        return guild.filesize_limit if guild is not None else render.DEFAULT_FILESIZE_LIMIT
+
+    async def _show(
+        self, job: Job, tracked: JobMessage | None, message: render.RenderedMessage, *, final: bool
+    ) -> None:
+        if tracked is not None:
+            try:
+                await self._edit(tracked, message)
+                tracked.last_edit = _now()
+                tracked.shown = message.key
+                return
+            except _TokenExpired:
+                log.info("job %s: interaction token expired, replying in the channel instead", job.id)
+            except discord.NotFound:
+                log.info("job %s: its message is gone, posting a new one", job.id)
+        if not final:
+            return
+        # No live message to edit: post the result as a reply to the job's last message.
+        reply_to = tracked.message_id if tracked is not None else job.message_id
+        channel_id = tracked.channel_id if tracked is not None else job.channel_id
+        if channel_id is None:
+            return
+        sent = await self.send_to_channel(channel_id, message, reply_to=reply_to)
+        if sent is not None:
+            await self.bot.services.store.add_message(job.id, sent.id)
+
+    async def _edit(self, tracked: JobMessage, message: render.RenderedMessage) -> None:
+        kwargs: dict[str, Any] = {
+            "content": message.content,
+            "attachments": message.files(),
+            "view": message.view,
+            "allowed_mentions": discord.AllowedMentions.none(),
+        }
+        interaction = tracked.interaction
+        if interaction is not None:
+            if not token_valid(interaction):
+                tracked.interaction = None
+                raise _TokenExpired
+            if tracked.original:
+                await interaction.edit_original_response(**kwargs)
+            else:
+                await interaction.followup.edit_message(tracked.message_id, **kwargs)
+            return
+        channel = self.bot.get_partial_messageable(tracked.channel_id)
+        await channel.get_partial_message(tracked.message_id).edit(**kwargs)
+
+    async def send_to_channel(
+        self, channel_id: int, message: render.RenderedMessage, *, reply_to: int | None = None
+    ) -> discord.Message | None:
+        """Send `message` into a channel, replying to `reply_to` when that message still exists."""
+        channel = self.bot.get_channel(channel_id) or self.bot.get_partial_messageable(channel_id)
+        reference = None
+        if reply_to is not None:
+            reference = discord.MessageReference(
+                message_id=reply_to, channel_id=channel_id, fail_if_not_exists=False
+            )
+        try:
+            return await channel.send(  # type: ignore[union-attr]
+                content=message.content,
+                files=message.files(),
+                view=message.view,
+                reference=reference,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException:
+            log.exception("could not post to channel %s", channel_id)
+            return None
+
+    # -- moderation helpers -----------------------------------------------------------------------
+
+    async def replace_everywhere(self, job: Job, content: str) -> int:
+        """Replace every message showing `job` with `content` (no image, no buttons).
+
+        Used when a job is hidden by a moderator or deleted by its author. Returns how many
+        messages were changed; messages already gone are skipped.
+        """
+        self._messages.pop(job.id, None)
+        self._pending.pop(job.id, None)
+        if job.channel_id is None:
+            return 0
+        channel = self.bot.get_partial_messageable(job.channel_id)
+        changed = 0
+        for message_id in dict.fromkeys([*(job.message_ids or []), job.message_id]):
+            if message_id is None:
+                continue
+            try:
+                await channel.get_partial_message(int(message_id)).edit(
+                    content=content,
+                    attachments=[],
+                    view=None,
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
+                changed += 1
+            except discord.HTTPException as exc:
+                log.info("job %s: could not replace message %s: %s", job.id, message_id, exc)
+        return changed
+
+
+class _TokenExpired(Exception):
+    """The interaction's 15 minutes are over; the message can no longer be edited through it."""
+
+
+def token_valid(interaction: discord.Interaction) -> bool:
+    """True while the interaction's token may still be used (Discord allows 15 minutes)."""
+    return discord.utils.utcnow() < interaction.created_at + INTERACTION_LIFETIME - TOKEN_MARGIN
+
+
+def _now() -> float:
+    return time.monotonic()

@@ -1,0 +1,47 @@
+"""Who may do what with a job's buttons and messages.
+
+Defaults follow Midjourney: anyone in the channel may click a result's buttons and the new job is
+theirs; a guild can restrict buttons to the job's author (`author_only_buttons`). Cancel and
+delete belong to the author, and moderators (Manage Messages, or the guild's moderator role) may
+do everything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+
+from storage.models import Job
+
+
+def is_moderator(interaction: discord.Interaction, settings: Any | None = None) -> bool:
+    """True for members with Manage Messages in the channel or the guild's moderator role.
+
+    `settings` is the guild's `GuildSettings` row (its `moderator_role_id`), or None.
+    """
+    user = interaction.user
+    if not isinstance(user, discord.Member):
+        return False
+    if interaction.permissions.manage_messages or user.guild_permissions.manage_messages:
+        return True
+    role_id = getattr(settings, "moderator_role_id", None)
+    return role_id is not None and any(role.id == role_id for role in user.roles)
+
+
+def click_refusal(
+    interaction: discord.Interaction, job: Job, settings: Any | None, action: str
+) -> str | None:
+    """Why this user may not press `action` on `job`, or None when they may."""
+    is_author = interaction.user.id == job.user_id
+    if action == "cancel":
+        if is_author or is_moderator(interaction, settings):
+            return None
+        return "Only the author of this job or a moderator can cancel it."
+    if (
+        getattr(settings, "author_only_buttons", False)
+        and not is_author
+        and not is_moderator(interaction, settings)
+    ):
+        return f"On this server only the author (<@{job.user_id}>) can use this job's buttons."
+    return None

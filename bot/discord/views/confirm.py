@@ -1,0 +1,36 @@
+"""Asking before a permutation prompt starts many jobs (Midjourney asks above a few)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import discord
+
+CONFIRM_ABOVE = 5
+"""More jobs than this from one `/imagine` (permutations times `--repeat`) need a confirmation."""
+
+
+class ConfirmJobsView(discord.ui.View):
+    """Two ephemeral buttons for the author only: start the jobs, or don't."""
+
+    def __init__(
+        self, author_id: int, count: int, start: Callable[[discord.Interaction], Awaitable[None]]
+    ) -> None:
+        super().__init__(timeout=5 * 60)
+        self.author_id = author_id
+        self.start = start
+        self.yes.label = f"Yes, start {count} jobs"
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return interaction.user.id == self.author_id
+
+    @discord.ui.button(label="Yes", style=discord.ButtonStyle.success)
+    async def yes(self, interaction: discord.Interaction, button: discord.ui.Button[ConfirmJobsView]) -> None:
+        self.stop()
+        await interaction.response.edit_message(content="Starting…", view=None)
+        await self.start(interaction)
+
+    @discord.ui.button(label="No", style=discord.ButtonStyle.secondary)
+    async def no(self, interaction: discord.Interaction, button: discord.ui.Button[ConfirmJobsView]) -> None:
+        self.stop()
+        await interaction.response.edit_message(content="Nothing was started.", view=None)
