@@ -206,12 +206,13 @@ _HINTS = {
     "ratio": "Use `--ar W:H`, e.g. `--ar 16:9`.",
     "size": "Use `--ar W:H`, e.g. `--ar 16:9`; the size in pixels follows the model.",
 }
-_MIDJOURNEY_ONLY = frozenset(
-    (
-        "niji hd test testp creative uplight upbeta upanime video sref cref sw cw sv fast relax turbo "
-        "p personalize profile exp draft raw motion loop"
-    ).split()  # noqa: SIM905 (one readable line of names)
-)
+# fmt: off
+_MIDJOURNEY_ONLY = frozenset({
+    "niji", "hd", "test", "testp", "creative", "uplight", "upbeta", "upanime", "video", "sref", "cref",
+    "sw", "cw", "sv", "fast", "relax", "turbo", "p", "personalize", "profile", "exp", "draft", "raw",
+    "motion", "loop",
+})
+# fmt: on
 
 _MARKER = re.compile(r"(?:--|—)([A-Za-z]\S*)")
 _INT = re.compile(r"[+-]?[0-9]+")
@@ -250,7 +251,7 @@ def _suggest(name: str) -> str:
     for known in sorted(_BY_NAME, key=len, reverse=True):
         rest = name[len(known) :]
         if name.startswith(known) and rest and not rest[0].isalpha():
-            return f" Did you mean `--{known} {rest}` (with a space)?"
+            return f" Did you mean `--{known} {rest.lstrip('=') or rest}` (with a space)?"
     close = difflib.get_close_matches(name, list(_BY_NAME), n=1, cutoff=0.6)
     if close:
         return f" Did you mean {_flag(close[0])}?"
@@ -500,6 +501,7 @@ def _parse_template(text: str) -> _Seq:
     index = 0
     length = len(text)
     open_at: list[int] = []
+    too_deep = False
     while index < length:
         char = text[index]
         if char == "\\" and index + 1 < length and text[index + 1] in _ESCAPABLE:
@@ -507,8 +509,8 @@ def _parse_template(text: str) -> _Seq:
             index += 2
             continue
         if char == "{":
-            if len(stack) >= MAX_BRACE_DEPTH:
-                raise PromptError(f"The `{{…}}` groups are nested more than {MAX_BRACE_DEPTH} deep.")
+            # Too deep is reported after the scan, so an unclosed `{` gets the more useful message.
+            too_deep = too_deep or len(stack) >= MAX_BRACE_DEPTH
             sequence.append("".join(literal))
             literal = []
             group = _Group()
@@ -542,6 +544,8 @@ def _parse_template(text: str) -> _Seq:
             f"The `{{` at character {open_at[0] + 1} is never closed; add a `}}` (or write `\\{{` for a "
             "literal brace)."
         )
+    if too_deep:
+        raise PromptError(f"The `{{…}}` groups are nested more than {MAX_BRACE_DEPTH} deep.")
     sequence.append("".join(literal))
     return root
 

@@ -1,0 +1,264 @@
+"""Every way a prompt can be wrong gets a `PromptError` that tells the person what to fix.
+
+Each case checks the words a user needs: the parameter as they typed it, the allowed range, the
+closest known name; never a traceback or a silent fallback.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.prompt import PromptError, expand_permutations, parse_prompt
+
+
+def _error(text: str) -> str:
+    with pytest.raises(PromptError) as caught:
+        parse_prompt(text)
+    return str(caught.value)
+
+
+def test_prompt_error_is_a_value_error() -> None:
+    assert issubclass(PromptError, ValueError)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t"])
+def test_empty_prompt(text: str) -> None:
+    assert "empty" in _error(text)
+    with pytest.raises(PromptError, match="empty"):
+        expand_permutations(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("--ar 16:9 --seed 4", "before the parameters"),
+        ("https://e.example/a.png", "after the image URL"),
+        ("https://e.example/a.png --iw 2", "after the image URL"),
+    ],
+)
+def test_prompt_without_description(text: str, where: str) -> None:
+    message = _error(text)
+    assert "no description" in message
+    assert where in message
+
+
+def test_prompt_over_six_thousand_characters() -> None:
+    text = "a" * 6001
+    message = _error(text)
+    assert "6,001" in message and "6,000" in message
+    with pytest.raises(PromptError, match="6,000"):
+        expand_permutations(text)
+    assert parse_prompt("a" * 6000).text == "a" * 6000
+
+
+@pytest.mark.parametrize(
+    ("text", "suggestion"),
+    [
+        ("a cat --sed 4", "`--seed`"),
+        ("a cat --stylise 50", "`--stylize`"),
+        ("a cat --qualty 2", "`--quality`"),
+        ("a cat --arr 16:9", "`--ar`"),
+        ("a cat --aspectratio 16:9", "`--aspect`"),
+        ("a cat --chaoss 10", "`--chaos`"),
+        ("a cat --ar16:9", "`--ar 16:9` (with a space)"),
+        ("a cat --seed=5", "`--seed 5` (with a space)"),
+        ("a cat --neg dogs", "`--no`"),
+        ("a cat --negative dogs", "`--no`"),
+        ("a cat --steps 30", "`--quality`"),
+    ],
+)
+def test_unknown_parameter_names_it_and_suggests_the_closest(text: str, suggestion: str) -> None:
+    typed = text.split()[2].split("=")[0]
+    message = _error(text)
+    assert f"`{typed}" in message and "not a parameter" in message
+    assert suggestion in message
+
+
+@pytest.mark.parametrize("text", ["a cat --zzz 3", "a cat --niji 6", "a cat —fast"])
+def test_unknown_parameter_without_a_close_match_lists_the_known_ones(text: str) -> None:
+    message = _error(text)
+    assert "not a parameter" in message
+    assert "--ar" in message and "--seed" in message and "--no" in message
+
+
+def test_midjourney_only_parameter_says_so() -> None:
+    assert "Midjourney feature" in _error("a cat --niji 6")
+
+
+@pytest.mark.parametrize(
+    ("param", "example"),
+    [
+        ("--ar", "--ar 16:9"),
+        ("--aspect", "--ar 16:9"),
+        ("--seed", "--seed 42"),
+        ("--no", "--no people"),
+        ("--c", "--chaos 30"),
+        ("--s", "--stylize 250"),
+        ("--q", "--quality .5"),
+        ("--stop", "--stop 80"),
+        ("--w", "--weird 250"),
+        ("--r", "--repeat 3"),
+        ("--iw", "--iw 1.5"),
+        ("--style", "--style raw"),
+        ("--v", "--v sdxl"),
+    ],
+)
+def test_missing_value(param: str, example: str) -> None:
+    for text in (f"a cat {param}", f"a cat {param} --tile"):
+        message = _error(text)
+        assert f"`{param}`" in message and "needs" in message
+        assert example in message
+
+
+def test_no_with_only_commas_is_missing_its_terms() -> None:
+    assert "needs" in _error("a cat --no , ,")
+
+
+@pytest.mark.parametrize(
+    ("text", "param", "range_text"),
+    [
+        ("a --ar 5:1", "--ar", "between 1:4 and 4:1"),
+        ("a --ar 1:5", "--ar", "between 1:4 and 4:1"),
+        ("a --seed 4294967296", "--seed", "from 0 to 4294967295"),
+        ("a --seed -1", "--seed", "from 0 to 4294967295"),
+        ("a --seed 99999999999999999999999999999999999999", "--seed", "from 0 to 4294967295"),
+        ("a --chaos 101", "--chaos", "from 0 to 100"),
+        ("a --c -1", "--c", "from 0 to 100"),
+        ("a --stylize 1001", "--stylize", "from 0 to 1000"),
+        ("a --s -5", "--s", "from 0 to 1000"),
+        ("a --weird 3001", "--weird", "from 0 to 3000"),
+        ("a --stop 9", "--stop", "from 10 to 100"),
+        ("a --stop 101", "--stop", "from 10 to 100"),
+        ("a --repeat 0", "--repeat", "from 1 to 40"),
+        ("a --r 41", "--r", "from 1 to 40"),
+        ("a --iw 3.5", "--iw", "from 0 to 3"),
+        ("a --iw -0.1", "--iw", "from 0 to 3"),
+        ("a --q 0", "--q", ".25, .5, 1 or 2"),
+        ("a --quality 3", "--quality", ".25, .5, 1 or 2"),
+    ],
+)
+def test_value_out_of_range_gives_the_range(text: str, param: str, range_text: str) -> None:
+    message = _error(text)
+    assert f"`{param}`" in message
+    assert range_text in message
+    assert f"`{text.split()[-1]}`" in message  # what they typed
+
+
+@pytest.mark.parametrize(
+    ("text", "param", "hint"),
+    [
+        ("a --ar 16x9", "--ar", "W:H"),
+        ("a --ar 1.5:1", "--ar", "whole numbers"),
+        ("a --ar 16:9:1", "--ar", "W:H"),
+        ("a --ar 0:1", "--ar", "above 0"),
+        ("a --ar 1:0", "--ar", "above 0"),
+        ("a --ar -16:9", "--ar", "W:H"),
+        ("a --ar 1234567:1234567", "--ar", "too large"),
+        ("a --seed 4.5", "--seed", "whole number"),
+        ("a --seed abc", "--seed", "whole number"),
+        ("a --chaos 5.5", "--chaos", "whole number"),
+        ("a --stylize lots", "--stylize", "whole number"),
+        ("a --stop ½", "--stop", "whole number"),
+        ("a --stop ٥٠", "--stop", "whole number"),  # Arabic-Indic digits are not accepted
+        ("a --q high", "--q", "number"),
+        ("a --iw 1e1", "--iw", "number"),
+        ("a --iw nan", "--iw", "number"),
+        ("a --iw inf", "--iw", "number"),
+        ("a --style raw!", "--style", "short name"),
+        ("a --v sd/xl", "--v", "short name"),
+        ("a --v " + "x" * 65, "--v", "short name"),
+        ("a --seed 1 2", "--seed", "takes one value"),
+        ("a --ar 16:9 in the rain", "--ar", "at the end"),
+        ("a --tile please", "--tile", "takes no value"),
+    ],
+)
+def test_malformed_value(text: str, param: str, hint: str) -> None:
+    message = _error(text)
+    assert f"`{param}`" in message
+    assert hint in message
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("a --seed 1 --seed 2", "`--seed` is given twice"),
+        ("a --s 10 --stylize 20", "(as `--s` and `--stylize`)"),
+        ("a --ar 1:1 --aspect 2:1", "(as `--ar` and `--aspect`)"),
+        ("a --tile --tile", "`--tile` is given twice"),
+    ],
+)
+def test_parameter_given_twice(text: str, names: str) -> None:
+    assert names in _error(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("hot dog animal::-1", "add up to -1"),
+        ("a::0", "add up to 0"),
+        ("a::1 b::-1", "add up to 0"),
+        ("a::.1 b::.2 c::-.3", "add up to 0"),  # exact, no float rounding
+        ("a::-2 b", "add up to -1"),
+    ],
+)
+def test_weights_must_sum_above_zero(text: str, shown: str) -> None:
+    message = _error(text)
+    assert shown in message and "more than 0" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        (":: dog", "starts with `::`"),
+        ("::2 dog", "starts with `::`"),
+        ("hot:: ::2 dog", "Part 2"),
+        ("hot::2::dog", "Part 2"),
+        ("hot::2 dog::99999", "too large"),
+        ("hot::" + "9" * 400 + " dog", "too large"),
+    ],
+)
+def test_malformed_multi_prompt(text: str, hint: str) -> None:
+    assert hint in _error(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("a {red, blue bird", "character 3 is never closed"),
+        ("a red, blue} bird", "`}` without a matching `{` (character 12)"),
+        ("{a, {b, c}", "never closed"),
+        ("{a}}", "without a matching"),
+        ("{" * 17 + "a" + "}" * 17, "nested more than 16 deep"),
+        ("{" * 3000, "never closed"),
+    ],
+)
+def test_unbalanced_braces(text: str, hint: str) -> None:
+    with pytest.raises(PromptError) as caught:
+        expand_permutations(text)
+    assert hint in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("{a, b, c, d, e, f, g}{1, 2, 3, 4, 5, 6, 7}", "49"),
+        ("{a, b}" * 6, "64"),
+        ("{a, b}" * 40, "over a billion"),
+        ("{" + ", ".join(str(i) for i in range(41)) + "}", "41"),
+    ],
+)
+def test_more_than_forty_permutations_says_how_many(text: str, count: str) -> None:
+    with pytest.raises(PromptError) as caught:
+        expand_permutations(text)
+    message = str(caught.value)
+    assert f"make {count} prompts" in message and "limit is 40" in message
+
+
+def test_forty_permutations_are_fine() -> None:
+    assert len(expand_permutations("{a, b, c, d, e, f, g, h}{1, 2, 3, 4, 5}")) == 40
+
+
+def test_error_names_the_parameter_field() -> None:
+    with pytest.raises(PromptError) as caught:
+        parse_prompt("a --c 500")
+    assert caught.value.parameter == "chaos"

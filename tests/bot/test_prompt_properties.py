@@ -1,0 +1,151 @@
+"""Properties: nothing a user types crashes the parser, and the canonical form reads back equal."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.prompt import (
+    MAX_PERMUTATIONS,
+    Prompt,
+    PromptError,
+    dimensions_for,
+    expand_permutations,
+    parse_prompt,
+)
+
+_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Pieces that exercise every rule, mixed with arbitrary text so the grammar's edges get hit.
+_PIECES = st.sampled_from(
+    [
+        "cat", "a red barn", "  ", "\n", "\t", ",", ", ", ":", "::", "::2", "::-.5", "::0", "::-1", "::1.",
+        "::99999", "-", "--", "—", "---", "--ar", "—ar", "--aspect", "16:9", "1:5", "0:1", "3:2", "--seed",
+        "42", "-1", "4294967296", "99999999999999999999999", "--no", "--NO", "--c", "--chaos", "--s",
+        "--stylize", "--q", ".25", ".75", "1e5", "nan", "--w", "--weird", "--stop", "10", "--r", "--repeat",
+        "--tile", "--style", "raw", "--v", "--version", "sdxl", "5.2", "--iw", "1.5", "--sed", "--niji",
+        "--ar16:9", "{", "}", "{a, b}", "\\,", "\\{", "\\", "https://e.example/a.png",
+        "<https://e.example/b.jpg>", "http://[::1/a.png", "https://e.example/page", "½", "٣", "🙂",
+    ]
+)  # fmt: skip
+_PROMPTISH = st.lists(_PIECES | st.text(max_size=8), max_size=24).map(" ".join) | st.lists(
+    _PIECES, max_size=24
+).map("".join)
+_ANY_TEXT = st.text(max_size=200) | _PROMPTISH
+
+
+def _check_round_trip(p: Prompt) -> None:
+    again = parse_prompt(str(p))
+    assert again == p
+    assert str(again) == str(p)
+
+
+@_SETTINGS
+@given(_ANY_TEXT)
+def test_any_text_parses_or_raises_prompt_error(text: str) -> None:
+    try:
+        p = parse_prompt(text)
+    except PromptError as error:
+        assert str(error)  # always a message for the user
+        return
+    assert p.text and p.text == " ".join(p.text.split())
+    weights = [w for _, w in p.normalized_segments]
+    assert math.isclose(sum(weights), 1.0, abs_tol=1e-9 * max(1.0, sum(map(abs, weights))))
+    _check_round_trip(p)
+
+
+@_SETTINGS
+@given(_ANY_TEXT)
+def test_any_text_expands_or_raises_prompt_error(text: str) -> None:
+    try:
+        prompts = expand_permutations(text)
+    except PromptError as error:
+        assert str(error)
+        return
+    assert 1 <= len(prompts) <= MAX_PERMUTATIONS
+    for prompt in prompts:
+        try:
+            p = parse_prompt(prompt)
+        except PromptError:
+            continue
+        _check_round_trip(p)
+
+
+_WORDS = st.text(alphabet="abcdefghij xyz,.'", min_size=1, max_size=30).filter(lambda s: s.strip())
+
+
+@st.composite
+def _valid_prompts(draw: st.DrawFn) -> tuple[str, dict[str, object]]:
+    """A prompt string built from in-range values, and the fields it must parse to."""
+    words = " ".join(draw(_WORDS).split())
+    expected: dict[str, object] = {"text": words}
+    parts = [words]
+    if draw(st.booleans()):
+        w, h = draw(st.integers(1, 50)), draw(st.integers(1, 50))
+        if w <= 4 * h and h <= 4 * w:
+            parts.append(f"--ar {w}:{h}")
+            g = math.gcd(w, h)
+            expected["aspect"] = (w // g, h // g)
+    for names, field, low, high in [
+        (["--seed"], "seed", 0, 4_294_967_295),
+        (["--chaos", "--c"], "chaos", 0, 100),
+        (["--stylize", "--s"], "stylize", 0, 1000),
+        (["--weird", "--w"], "weird", 0, 3000),
+        (["--stop"], "stop", 10, 100),
+        (["--repeat", "--r"], "repeat", 1, 40),
+    ]:
+        if draw(st.booleans()):
+            value = draw(st.integers(low, high))
+            parts.append(f"{draw(st.sampled_from(names))} {value}")
+            expected[field] = value
+    if draw(st.booleans()):
+        iw = draw(st.decimals(0, 3, places=3))
+        parts.append(f"--iw {iw}")
+        expected["image_weight"] = float(iw)
+    if draw(st.booleans()):
+        terms = draw(
+            st.lists(st.text(alphabet="abc xyz", min_size=1).filter(str.strip), min_size=1, max_size=4)
+        )
+        parts.append("--no " + ", ".join(terms))
+        expected["negative"] = [" ".join(t.split()) for t in terms]
+    if draw(st.booleans()):
+        parts.append("--tile")
+        expected["tile"] = True
+    tail = draw(st.permutations(parts[1:]))  # parameters come in any order
+    separator = draw(st.sampled_from([" ", "  ", "\n"]))
+    return separator.join([parts[0], *tail]), expected
+
+
+@_SETTINGS
+@given(_valid_prompts())
+def test_in_range_values_read_back_exactly(case: tuple[str, dict[str, object]]) -> None:
+    text, expected = case
+    p = parse_prompt(text)
+    for field, value in expected.items():
+        assert getattr(p, field) == value, field
+    _check_round_trip(p)
+
+
+@_SETTINGS
+@given(
+    st.integers(1, 64),
+    st.integers(1, 64),
+    st.sampled_from([(512, 512, 64), (768, 768, 64), (1024, 1024, 64), (512, 768, 64), (1024, 1024, 8)]),
+)
+def test_dimensions_are_step_multiples_near_the_ratio_and_native_area(
+    w: int, h: int, model: tuple[int, int, int]
+) -> None:
+    if w > 4 * h or h > 4 * w:
+        return
+    native_w, native_h, step = model
+    width, height = dimensions_for((w, h), native_w, native_h, step)
+    assert width % step == 0 and height % step == 0
+    assert width > 0 and height > 0
+    # within 10% of the ratio at 512x512 (few steps to choose from), closer on larger models
+    tolerance = 0.1 if native_w * native_h < 768 * 768 else 0.05
+    assert abs((width / height) / (w / h) - 1) <= tolerance
+    assert abs(width * height / (native_w * native_h) - 1) <= 0.25
+    if w != h:  # the transposed ratio gives the transposed size
+        assert dimensions_for((h, w), native_w, native_h, step) == (height, width)
