@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -26,6 +26,15 @@ except ImportError:  # pragma: no cover - older Pythons
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
 log = logging.getLogger(__name__)
+
+
+def _system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+# The moderation clock: ban ends are computed and checked against it. One replaceable clock (not
+# `datetime.now` sprinkled around) lets tests run bans on virtual time, e.g. SimCord's `env.now`.
+clock: Callable[[], datetime] = _system_clock
 
 MAX_WORD_LENGTH = 100  # a banned word or phrase, after normalisation
 MAX_REGEX_LENGTH = 200  # a regular expression as typed
@@ -357,7 +366,7 @@ async def check_submission(
     `blocked` job for a `BlockedError`, so moderators see the attempt). Raises `BannedError` or
     `BlockedError`; returns None when the submission may go ahead.
     """
-    ban = await store.active_ban(user_id, guild_id, now)
+    ban = await store.active_ban(user_id, guild_id, now or clock())
     if ban is not None:
         raise BannedError(ban.reason, ban.expires_at)
     rule = match_banned(texts, await store.banned_words(guild_id))
@@ -420,6 +429,7 @@ __all__ = [
     "RuleError",
     "SimpleRule",
     "check_submission",
+    "clock",
     "format_duration",
     "format_until",
     "match_banned",
