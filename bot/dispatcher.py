@@ -112,6 +112,7 @@ class Dispatcher:
         self._positions: dict[str, int] = {}
         self._listeners: list[tuple[asyncio.Queue[JobUpdate | None], asyncio.Task[None]]] = []
         self._subscribers: dict[str, list[asyncio.Queue[JobUpdate]]] = {}
+        self.recovered: list[str] = []  # the job ids the last `start()` took over
         self._started = False
         self._stopping = False
         self._idle = asyncio.Event()
@@ -144,6 +145,7 @@ class Dispatcher:
             recovered.append(job.id)
         if recovered:
             log.info("recovered %d pending job(s)", len(recovered))
+        self.recovered = recovered
         self._started = True
         self._pump()
         return recovered
@@ -240,7 +242,11 @@ class Dispatcher:
                 await self._engine.cancel(job_id)
                 return True
             log.info("cancelled while queued")
-            self._queues[entry.user_id].remove(entry)
+            queue = self._queues[entry.user_id]
+            queue.remove(entry)
+            if not queue:
+                del self._queues[entry.user_id]
+                self._ring.remove(entry.user_id)
             self._forget(entry)
             await self._store.fail_job(job_id, "cancelled by the user", status=JobStatus.CANCELLED.value)
             self._publish(JobUpdate(job_id, JobStatus.CANCELLED.value, error="cancelled by the user"))
@@ -268,7 +274,9 @@ class Dispatcher:
         tracked = job_id in self._entries
         return self._follow(job_id, queue, tracked)
 
-    async def _follow(self, job_id: str, queue: asyncio.Queue[JobUpdate], tracked: bool) -> AsyncIterator[JobUpdate]:
+    async def _follow(
+        self, job_id: str, queue: asyncio.Queue[JobUpdate], tracked: bool
+    ) -> AsyncIterator[JobUpdate]:
         try:
             if not tracked and queue.empty():
                 job = await self._store.get_job(job_id)
@@ -420,7 +428,13 @@ class Dispatcher:
             async for event in self._engine.submit(request):
                 if isinstance(event, Progress):
                     self._publish(
-                        JobUpdate(job_id, JobStatus.RUNNING.value, step=event.step, total=event.total, preview=event.preview)
+                        JobUpdate(
+                            job_id,
+                            JobStatus.RUNNING.value,
+                            step=event.step,
+                            total=event.total,
+                            preview=event.preview,
+                        )
                     )
                 elif isinstance(event, Started):
                     log.debug("engine started the job")
@@ -444,7 +458,12 @@ class Dispatcher:
             await self._store.fail_job(job_id, "cancelled by the user", status=JobStatus.CANCELLED.value)
             self._publish(JobUpdate(job_id, JobStatus.CANCELLED.value, error="cancelled by the user"))
             return
-        if result.retryable and job.attempts < self._max_attempts and not entry.retried and not self._stopping:
+        if (
+            result.retryable
+            and job.attempts < self._max_attempts
+            and not entry.retried
+            and not self._stopping
+        ):
             log.warning("retryable failure, trying once more: %s", result.reason)
             await self._store.update_job(job_id, status=JobStatus.QUEUED.value, error=result.reason)
             retry = _Entry(job_id, entry.user_id, entry.limits, retried=True)
@@ -457,9 +476,6 @@ class Dispatcher:
     async def _finish_done(self, job: Job, result: Finished, engine_s: float, total_s: float) -> None:
         t0 = time.perf_counter()
         timings = dict(result.timings)
-        first = result.images[0] if result.images else None
-        if first is not None and (job.width, job.height) != (first.width, first.height):
-            await self._store.update_job(job.id, width=first.width, height=first.height)
         timings["engine_s"] = round(engine_s, 4)
         await self._store.complete_job(
             job.id, images=list(result.images), seeds=list(result.seeds), grid=result.grid, timings=timings
@@ -477,7 +493,11 @@ class Dispatcher:
         if not entry.job_id:
             return
         log.warning("failed: %s", reason)
-        await self._store.fail_job(entry.job_id, reason)
+        try:
+            await self._store.fail_job(entry.job_id, reason)
+        except ValueError as exc:  # it ended some other way meanwhile (a cancel won the race)
+            log.warning("could not record the failure: %s", exc)
+            return
         self._publish(JobUpdate(entry.job_id, JobStatus.FAILED.value, error=reason))
 
     async def _requeue_for_shutdown(self, entry: _Entry) -> None:

@@ -52,7 +52,9 @@ class Settings:
     dev_guild_id: int | None = None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+    ) -> Settings:
         """Read and validate the settings.
 
         With `environ=None` the process environment is used and `env_file` (when it exists) fills
@@ -80,7 +82,9 @@ class Settings:
             raise SettingsError(f"IMAGINE_DEVICE={device!r} is not valid; use auto, cpu, cuda or cuda:N")
         log_level = (get("IMAGINE_LOG_LEVEL") or "INFO").upper()
         if log_level not in LOG_LEVELS:
-            raise SettingsError(f"IMAGINE_LOG_LEVEL={log_level!r} is not valid; use one of {', '.join(LOG_LEVELS)}")
+            raise SettingsError(
+                f"IMAGINE_LOG_LEVEL={log_level!r} is not valid; use one of {', '.join(LOG_LEVELS)}"
+            )
         engine = (get("IMAGINE_ENGINE") or "local").lower()
         if engine not in ENGINES:
             raise SettingsError(f"IMAGINE_ENGINE={engine!r} is not valid; use one of {', '.join(ENGINES)}")

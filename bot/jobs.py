@@ -1,0 +1,560 @@
+"""The job service: what a user asks for becomes job rows, and a job row becomes an engine request.
+
+Both front ends (Discord and the `imagine` console) come through here, so a prompt, a button
+and a console subcommand mean the same thing everywhere. Everything is checked before the first
+row is written (prompt, version, moderation, limits, the parent and the cell index): bad input
+gets a clear error and changes nothing.
+
+Seeds: a grid's seed is `--seed` or a random number in 0..4294967295; cell i draws with
+`cell_seed(seed, i) = (seed + i) % 2**32`, and each image row stores its own seed, so any single
+image can be reproduced. `--repeat` k > 0 with a fixed seed uses `seed + 4k` (four cells apart),
+so the repeats differ; permutations share the seed so they compare like for like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from bot.dispatcher import Dispatcher, LimitError, Limits
+from bot.logs import job_context
+from bot.prompt import Prompt, PromptError, dimensions_for, expand_permutations, parse_prompt
+from engine.api import (
+    EngineRequest,
+    ImageData,
+    ImagineRequest,
+    ModelInfo,
+    OutpaintRequest,
+    PromptSpec,
+    UpscaleRequest,
+    VaryRequest,
+)
+from storage.models import Job, JobKind, JobStatus
+
+log = logging.getLogger(__name__)
+
+SEED_LIMIT = 2**32
+GRID_CELLS = 4
+CONSOLE_QUEUE_LIMIT = 200  # the operator at the console is not rate-limited like a member
+PAN_DIRECTIONS = ("left", "right", "up", "down")
+_EXPLICIT_ASPECT = re.compile(r"(?:--|—)(?:ar|aspect)\b", re.IGNORECASE)
+
+__all__ = [
+    "Action",
+    "CellIndexError",
+    "JobError",
+    "JobHiddenError",
+    "JobNotDoneError",
+    "JobService",
+    "LimitError",
+    "Requester",
+    "UnknownJobError",
+    "cell_seed",
+]
+
+
+def cell_seed(seed: int, index: int) -> int:
+    """The seed cell `index` of a grid with seed `seed` draws with."""
+    return (seed + index) % SEED_LIMIT
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks: the author of the job rows and the subject of bans and limits."""
+
+    user_id: int
+    user_name: str
+    guild_id: int | None = None
+    channel_id: int | None = None
+    source: str = "discord"  # discord | console
+
+
+class Action(StrEnum):
+    """What a button or a console subcommand does to an earlier job."""
+
+    UPSCALE = "upscale"  # U1-U4: separate a grid cell (no engine work)
+    REROLL = "reroll"  # the same prompt (or action) again with a new seed
+    VARY = "vary"  # V1-V4: Midjourney's default (strong) variation of a grid cell
+    VARY_SUBTLE = "vary_subtle"
+    VARY_STRONG = "vary_strong"
+    UPSCALE_SUBTLE = "upscale_subtle"  # 2x
+    UPSCALE_CREATIVE = "upscale_creative"  # 2x
+    ZOOM = "zoom"
+    PAN = "pan"
+    SQUARE = "square"
+
+
+class JobError(ValueError):
+    """A request about an earlier job cannot be done; the message says why, in the user's terms."""
+
+
+class UnknownJobError(JobError):
+    pass
+
+
+class JobHiddenError(JobError):
+    pass
+
+
+class JobNotDoneError(JobError):
+    pass
+
+
+class CellIndexError(JobError):
+    pass
+
+
+ModerationCheck = Callable[[Any, int, int | None, list[str]], Awaitable[None]]
+
+
+def _default_moderation() -> ModerationCheck:
+    from bot.moderation import check_submission
+
+    return check_submission
+
+
+class JobService:
+    """Creates job rows from prompts and actions, and engine requests from job rows."""
+
+    def __init__(
+        self,
+        store: Any,
+        dispatcher: Dispatcher,
+        info: ModelInfo,
+        *,
+        model_name: str | None = None,
+        versions: Mapping[str, str] | None = None,
+        moderation: ModerationCheck | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.info = info
+        self.model_name = model_name or info.name
+        self.versions = dict(versions or {})
+        self._moderation = moderation or _default_moderation()
+        self._rng = rng or random.SystemRandom()
+
+    # -----------------------------------------------------------------------------------------
+    # /imagine
+    # -----------------------------------------------------------------------------------------
+
+    async def imagine(
+        self, requester: Requester, raw_prompt: str, init_image: ImageData | None = None
+    ) -> list[Job]:
+        """Queue the jobs for one prompt: one per permutation and per `--repeat`, in that order.
+
+        Raises `PromptError`, `BannedError`, `BlockedError` (after recording a `blocked` job for
+        the moderators) or `LimitError`; nothing is queued when any of them is raised.
+        """
+        text = " ".join(raw_prompt.split())
+        if not text:
+            raise PromptError("the prompt is empty; describe the image you want")
+        prefs = await self.store.user_prefs(requester.user_id)
+        suffix = (getattr(prefs, "suffix", "") or "").strip()
+        if suffix:
+            text = f"{text} {suffix}"
+        texts = expand_permutations(text)
+        prompts = [parse_prompt(t) for t in texts]
+        for prompt in prompts:
+            self._check_version(prompt)
+            if prompt.image_urls and init_image is None:
+                raise PromptError(
+                    "image prompts need the image itself: attach it to /imagine in Discord "
+                    "(the console does not download image URLs)"
+                )
+        await self._check_moderation(requester, [p.text for p in prompts] + [raw_prompt], raw_prompt)
+        limits = await self._limits_for(requester)
+        count = sum(max(1, p.repeat) for p in prompts)
+        self.dispatcher.check_capacity(requester.user_id, count, limits)
+
+        base_seed = self._new_seed()
+        jobs: list[Job] = []
+        for prompt in prompts:
+            width, height = dimensions_for(
+                prompt.aspect, self.info.native_width, self.info.native_height, self.info.size_step
+            )
+            for repeat in range(max(1, prompt.repeat)):
+                if prompt.seed is not None:
+                    seed = (prompt.seed + GRID_CELLS * repeat) % SEED_LIMIT
+                else:
+                    seed = base_seed if repeat == 0 and len(prompts) == 1 else self._new_seed()
+                job = await self.store.create_job(
+                    kind=JobKind.IMAGINE.value,
+                    status=JobStatus.QUEUED.value,
+                    **self._author(requester),
+                    raw_prompt=raw_prompt,
+                    prompt=str(prompt),
+                    params={"seeds": [cell_seed(seed, i) for i in range(GRID_CELLS)]},
+                    model=self.model_name,
+                    width=width,
+                    height=height,
+                    seed=seed,
+                )
+                if init_image is not None:
+                    await self._save_init_image(job, init_image)
+                jobs.append(job)
+        for job in jobs:
+            await self.dispatcher.submit(job, limits)
+        return jobs
+
+    # -----------------------------------------------------------------------------------------
+    # Buttons and console subcommands on an earlier job
+    # -----------------------------------------------------------------------------------------
+
+    async def derive(
+        self,
+        requester: Requester,
+        parent_id: str,
+        action: Action,
+        index: int | None = None,
+        zoom: float | None = None,
+        direction: str | None = None,
+        prompt_override: str | None = None,
+    ) -> Job:
+        """Queue (or, for U1-U4, complete at once) a job made from an earlier one.
+
+        `index` is the grid cell, 0-3, and is required for a grid parent (except for reroll)
+        and refused for a single-image parent. Raises `UnknownJobError`, `JobHiddenError`,
+        `JobNotDoneError`, `CellIndexError`, `PromptError`, `BannedError`, `LimitError`.
+        """
+        action = Action(action)
+        parent = await self.get_visible_job(parent_id)
+        if action is Action.REROLL:
+            if index is not None:
+                raise CellIndexError("reroll takes no image index: it redoes the whole job with a new seed")
+            return await self._reroll(requester, parent)
+
+        cells = parent.cells
+        if not cells:
+            raise JobNotDoneError(f"job {parent.id} has no images to work from")
+        if len(cells) > 1:
+            if index is None:
+                raise CellIndexError(
+                    f"job {parent.id} is a grid of {len(cells)} images; pick one with an index 1-{len(cells)}"
+                )
+            if not 0 <= index < len(cells):
+                raise CellIndexError(
+                    f"image {index + 1} is out of range: job {parent.id} has images 1-{len(cells)}"
+                )
+        else:
+            if index is not None:
+                raise CellIndexError(f"job {parent.id} is a single image; leave the image index out")
+            if action is Action.UPSCALE:
+                raise JobError(
+                    f"job {parent.id} is already a single image; use Upscale (Subtle) or Upscale (Creative)"
+                )
+            index = 0
+        source = cells[index]
+
+        prompt_text = parent.prompt
+        params: dict[str, Any] = {}
+        width, height = source.width, source.height
+        if action is Action.ZOOM:
+            if zoom is None or not 1.0 <= float(zoom) <= 2.0:
+                raise JobError(f"zoom must be a number from 1.0 to 2.0, got {zoom!r}")
+            params["zoom"] = float(zoom)
+            if prompt_override is not None and prompt_override.strip():
+                prompt = parse_prompt(prompt_override)
+                self._check_version(prompt)
+                prompt_text = str(prompt)
+                if _EXPLICIT_ASPECT.search(prompt_override):
+                    params["aspect"] = list(prompt.aspect)
+                    width, height = dimensions_for(
+                        prompt.aspect, self.info.native_width, self.info.native_height, self.info.size_step
+                    )
+        elif prompt_override is not None:
+            raise JobError("only a custom zoom takes an edited prompt")
+        elif zoom is not None:
+            raise JobError("a zoom factor only goes with zoom")
+        if action is Action.PAN:
+            if direction not in PAN_DIRECTIONS:
+                raise JobError(f"pan direction must be one of {', '.join(PAN_DIRECTIONS)}, got {direction!r}")
+            params["direction"] = direction
+            if direction in ("left", "right"):
+                width = _round_to(width * 3 // 2, self.info.size_step)
+            else:
+                height = _round_to(height * 3 // 2, self.info.size_step)
+        elif direction is not None:
+            raise JobError("a direction only goes with pan")
+        if action is Action.SQUARE:
+            if source.width == source.height:
+                raise JobError(f"image {index + 1} of job {parent.id} is already square")
+            width = height = max(source.width, source.height)
+        if action in (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE):
+            width, height = source.width * 2, source.height * 2
+            params["mode"] = "creative" if action is Action.UPSCALE_CREATIVE else "subtle"
+        if action in (Action.VARY, Action.VARY_SUBTLE, Action.VARY_STRONG):
+            params["strength"] = "subtle" if action is Action.VARY_SUBTLE else "strong"
+
+        await self._check_moderation(requester, [prompt_text] if prompt_override else [], prompt_override)
+        kind = JobKind(action.value)
+        if action is Action.VARY and len(cells) == 1:
+            kind = JobKind.VARY_STRONG  # V on a single image is Vary (Strong)
+        seed = source.seed if action is Action.UPSCALE and source.seed is not None else self._new_seed()
+        cell_count = 1 if kind in (JobKind.UPSCALE, JobKind.UPSCALE_SUBTLE, JobKind.UPSCALE_CREATIVE) else 4
+        params["seeds"] = [cell_seed(seed, i) for i in range(cell_count)]
+        fields = dict(
+            kind=kind.value,
+            **self._author(requester),
+            raw_prompt=prompt_override or parent.raw_prompt,
+            prompt=prompt_text,
+            params=params,
+            model=self.model_name,
+            width=width,
+            height=height,
+            seed=seed,
+            parent_id=parent.id,
+            parent_index=index,
+        )
+        if action is Action.UPSCALE:
+            return await self._separate(fields, source)
+        limits = await self._limits_for(requester)
+        self.dispatcher.check_capacity(requester.user_id, 1, limits)
+        job = await self.store.create_job(status=JobStatus.QUEUED.value, **fields)
+        await self.dispatcher.submit(job, limits)
+        return job
+
+    async def get_visible_job(self, job_id: str) -> Job:
+        """A job that exists, is not hidden or deleted, and is done (what buttons work from)."""
+        job = await self.store.get_job(job_id) if job_id else None
+        if job is None:
+            raise UnknownJobError(f"there is no job {job_id!r}")
+        if job.deleted:
+            raise JobHiddenError(f"job {job.id} was deleted by its author")
+        if job.hidden:
+            raise JobHiddenError(f"job {job.id} was hidden by a moderator")
+        if job.status != JobStatus.DONE:
+            if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+                raise JobNotDoneError(f"job {job.id} is still {job.status}; try again when it is done")
+            raise JobNotDoneError(f"job {job.id} is {job.status}, so it has no images to work from")
+        return job
+
+    async def _reroll(self, requester: Requester, parent: Job) -> Job:
+        """A new seed for the same prompt; on a derived grid, the same action on the same source."""
+        seed = self._new_seed()
+        params = dict(parent.params or {})
+        params["seeds"] = [cell_seed(seed, i) for i in range(len(params.get("seeds") or [0] * GRID_CELLS))]
+        params["rerolled_from"] = parent.id
+        if parent.kind in (JobKind.IMAGINE, JobKind.REROLL):
+            kind, parent_id, parent_index = JobKind.REROLL.value, parent.id, None
+        else:
+            # Rerolling a variation means another variation of the same source (Midjourney's 🔄).
+            kind, parent_id, parent_index = parent.kind, parent.parent_id, parent.parent_index
+            if parent_id is None:
+                raise JobError(f"the source of job {parent.id} is gone, so it cannot be rerolled")
+            if kind == JobKind.UPSCALE:
+                raise JobError(f"job {parent.id} is a separated image; there is nothing to reroll")
+        await self._check_moderation(requester, [], None)
+        limits = await self._limits_for(requester)
+        self.dispatcher.check_capacity(requester.user_id, 1, limits)
+        job = await self.store.create_job(
+            kind=kind,
+            status=JobStatus.QUEUED.value,
+            **self._author(requester),
+            raw_prompt=parent.raw_prompt,
+            prompt=parent.prompt,
+            params=params,
+            model=self.model_name,
+            width=parent.width,
+            height=parent.height,
+            seed=seed,
+            parent_id=parent_id,
+            parent_index=parent_index,
+        )
+        await self.dispatcher.submit(job, limits)
+        return job
+
+    async def _separate(self, fields: dict[str, Any], source: Any) -> Job:
+        """U1-U4: the cell becomes a job of its own at once, like Midjourney (no engine work)."""
+        picture = await asyncio.to_thread(self.store.files.open_image, source.path)
+        image = ImageData.from_pil(picture)
+        fields["params"]["seeds"] = [source.seed] if source.seed is not None else []
+        job = await self.store.create_job(status=JobStatus.RUNNING.value, **fields)
+        with job_context(job.id):
+            job = await self.store.complete_job(
+                job.id,
+                images=[image],
+                seeds=[source.seed if source.seed is not None else job.seed],
+                grid=None,
+                timings={},
+            )
+            log.info("separated image %d of job %s", (job.parent_index or 0) + 1, job.parent_id)
+        return job
+
+    # -----------------------------------------------------------------------------------------
+    # Job row -> engine request (the dispatcher calls this when the job starts)
+    # -----------------------------------------------------------------------------------------
+
+    async def build_request(self, job: Job) -> EngineRequest:
+        """The engine request for a job row; a ValueError (with the reason) when it cannot be built."""
+        prompt = parse_prompt(job.prompt)
+        spec = PromptSpec(
+            segments=tuple((text, float(weight)) for text, weight in prompt.segments),
+            negative=tuple(prompt.negative),
+        )
+        params = job.params or {}
+        seed = job.seed if job.seed is not None else 0
+        seeds = tuple(params.get("seeds") or [cell_seed(seed, i) for i in range(GRID_CELLS)])
+        kind = JobKind(job.kind)
+        if kind in (JobKind.IMAGINE, JobKind.REROLL):
+            init_image = None
+            if params.get("init_image"):
+                path = Path(self.store.files.data_dir) / params["init_image"]
+                init_image = await asyncio.to_thread(ImageData.from_file, str(path))
+            return ImagineRequest(
+                job_id=job.id,
+                prompt=spec,
+                seeds=seeds,
+                width=job.width or self.info.native_width,
+                height=job.height or self.info.native_height,
+                quality=float(prompt.quality),
+                chaos=int(prompt.chaos),
+                stylize=int(prompt.stylize),
+                style=prompt.style,
+                weird=int(prompt.weird),
+                stop=int(prompt.stop),
+                tile=bool(prompt.tile),
+                init_image=init_image,
+                image_weight=prompt.image_weight,
+            )
+        source = await self._source_image(job)
+        if kind in (JobKind.VARY, JobKind.VARY_SUBTLE, JobKind.VARY_STRONG):
+            strength = params.get("strength") or ("subtle" if kind is JobKind.VARY_SUBTLE else "strong")
+            return VaryRequest(
+                job_id=job.id,
+                source=source,
+                prompt=spec,
+                seeds=seeds,
+                strength=strength,
+                stylize=int(prompt.stylize),
+                style=prompt.style,
+                tile=bool(prompt.tile),
+            )
+        if kind in (JobKind.UPSCALE_SUBTLE, JobKind.UPSCALE_CREATIVE):
+            mode = "creative" if kind is JobKind.UPSCALE_CREATIVE else "subtle"
+            return UpscaleRequest(job_id=job.id, source=source, prompt=spec, seed=seeds[0], mode=mode)
+        if kind is JobKind.ZOOM:
+            aspect = params.get("aspect")
+            return OutpaintRequest(
+                job_id=job.id,
+                source=source,
+                prompt=spec,
+                seeds=seeds,
+                zoom=float(params.get("zoom", 2.0)),
+                aspect=tuple(aspect) if aspect else None,
+            )
+        if kind is JobKind.PAN:
+            return OutpaintRequest(
+                job_id=job.id, source=source, prompt=spec, seeds=seeds, pan=params["direction"]
+            )
+        if kind is JobKind.SQUARE:
+            return OutpaintRequest(job_id=job.id, source=source, prompt=spec, seeds=seeds, square=True)
+        raise ValueError(f"job {job.id} of kind {job.kind} needs no engine work")
+
+    async def _source_image(self, job: Job) -> ImageData:
+        parent = await self.store.get_job(job.parent_id) if job.parent_id else None
+        if parent is None:
+            raise ValueError("the source image of this job is gone (its job was deleted)")
+        cells = parent.cells
+        index = job.parent_index or 0
+        if index >= len(cells):
+            raise ValueError(f"the source job {parent.id} has no image {index + 1}")
+        picture = await asyncio.to_thread(self.store.files.open_image, cells[index].path)
+        return ImageData.from_pil(picture)
+
+    # -----------------------------------------------------------------------------------------
+    # Helpers
+    # -----------------------------------------------------------------------------------------
+
+    def _new_seed(self) -> int:
+        return self._rng.randrange(SEED_LIMIT)
+
+    def _check_version(self, prompt: Prompt) -> None:
+        """`--v` picks a configured model; this process runs one model, so it must be that one."""
+        version = prompt.version
+        if version is None:
+            return
+        model = self.versions.get(str(version))
+        if model is None:
+            known = ", ".join(sorted(self.versions)) or "none are configured (IMAGINE_VERSIONS)"
+            raise PromptError(f"--v {version} is not a version this bot knows; available: {known}")
+        if model != self.model_name:
+            raise PromptError(
+                f"--v {version} is the model {model}, but this bot runs {self.model_name}; "
+                "leave --v out or use a version that maps to it"
+            )
+
+    async def _check_moderation(self, requester: Requester, texts: Sequence[str], raw: str | None) -> None:
+        """Bans and banned words; a blocked prompt is recorded as a `blocked` job, then refused."""
+        try:
+            await self._moderation(self.store, requester.user_id, requester.guild_id, list(texts))
+        except Exception as exc:
+            rule_text = getattr(exc, "rule_text", None)
+            if rule_text is not None and raw:
+                await self.store.create_job(
+                    kind=JobKind.IMAGINE.value,
+                    status=JobStatus.BLOCKED.value,
+                    **self._author(requester),
+                    raw_prompt=raw,
+                    prompt=raw,
+                    model=self.model_name,
+                    blocked_rule=str(rule_text),
+                    error="blocked by a banned-word rule",
+                )
+            raise
+
+    async def _limits_for(self, requester: Requester) -> Limits:
+        """The dispatcher's limits, overridden by the guild's; the console queues more freely."""
+        base = self.dispatcher.limits
+        if requester.source == "console":
+            return Limits(base.max_running_per_user, max(base.max_queued_per_user, CONSOLE_QUEUE_LIMIT))
+        if requester.guild_id is None:
+            return base
+        settings = await self.store.guild_settings(requester.guild_id)
+        return Limits(
+            settings.max_running_per_user or base.max_running_per_user,
+            settings.max_queued_per_user or base.max_queued_per_user,
+        )
+
+    async def _save_init_image(self, job: Job, image: ImageData) -> None:
+        """Keep the image prompt under the data directory so the job can still run after a restart.
+
+        It lives in `inputs/`, apart from `images/`, because it is not one of the job's results
+        (the store's orphan sweep only knows result images).
+        """
+        relative = f"inputs/{job.id}.png"
+        target = Path(self.store.files.data_dir) / relative
+
+        def write() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_suffix(".tmp")
+            image.to_pil().save(temporary, format="PNG", compress_level=1)
+            temporary.replace(target)
+
+        await asyncio.to_thread(write)
+        params = dict(job.params or {})
+        params["init_image"] = relative
+        await self.store.update_job(job.id, params=params)
+        job.params = params
+
+    @staticmethod
+    def _author(requester: Requester) -> dict[str, Any]:
+        return {
+            "source": requester.source,
+            "user_id": requester.user_id,
+            "user_name": requester.user_name,
+            "guild_id": requester.guild_id,
+            "channel_id": requester.channel_id,
+        }
+
+
+def _round_to(value: int, step: int) -> int:
+    return max(step, round(value / step) * step)

@@ -1,0 +1,110 @@
+"""Everything a front end needs, started and stopped together: store, engine, dispatcher, jobs.
+
+The console and the Discord bot both run on `Services`, so they share one startup order (store
+and migrations first, then the engine, then recovery) and one graceful shutdown (no new starts,
+running jobs finish or go back to `queued`, the engine and the store close cleanly).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.dispatcher import Dispatcher, Limits
+from bot.jobs import JobService
+from bot.settings import Settings
+from engine.api import EngineClient, ModelInfo
+from storage.models import Job
+
+log = logging.getLogger(__name__)
+
+
+def build_engine(settings: Settings) -> EngineClient:
+    """The engine the settings ask for; neither import below pulls torch into this process.
+
+    `local` (the default) spawns the engine process; `inprocess` runs the engine in a thread here
+    (tests, SimCord), which imports torch into this process when it starts.
+    """
+    config = settings.engine_config()
+    if settings.engine == "inprocess":
+        from engine.inprocess import InProcessEngine
+
+        return InProcessEngine(config)
+    from engine.local import LocalEngine
+
+    return LocalEngine(config)
+
+
+@dataclass
+class Services:
+    """The running parts; build with `await Services.start(settings)`."""
+
+    settings: Settings
+    store: Any  # storage.store.Store
+    engine: EngineClient
+    info: ModelInfo
+    dispatcher: Dispatcher
+    jobs: JobService
+    owns_engine: bool = True
+    owns_store: bool = True
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        engine: EngineClient | None = None,
+        store: Any | None = None,
+        *,
+        recover: Callable[[Job], bool] | None = None,
+    ) -> Services:
+        """Open the store (migrations run), start the engine, recover pending jobs, start dispatching.
+
+        A given `engine` or `store` is used as is and is not closed by `stop()` (the caller owns
+        it); what is built here is closed here. `recover` picks which pending jobs this process
+        takes over (default: all).
+        """
+        owns_store = store is None
+        if store is None:
+            from storage.store import Store
+
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            store = await Store.open(settings.database_url, settings.data_dir)
+        owns_engine = engine is None
+        try:
+            if engine is None:
+                engine = build_engine(settings)
+            info = await engine.start()
+            log.info("engine ready: %s on %s, %d slot(s)", info.name, info.device, engine.slots)
+            limits = Limits(settings.max_running_per_user, settings.max_queued_per_user)
+            jobs: JobService | None = None
+
+            async def build_request(job: Job):
+                assert jobs is not None
+                return await jobs.build_request(job)
+
+            dispatcher = Dispatcher(store, engine, build_request, limits)
+            jobs = JobService(store, dispatcher, info, model_name=settings.model, versions=settings.versions)
+            services = cls(settings, store, engine, info, dispatcher, jobs, owns_engine, owns_store)
+            await dispatcher.start(recover=recover)
+        except BaseException:
+            if owns_engine and engine is not None:
+                await engine.close()
+            if owns_store:
+                await store.close()
+            raise
+        return services
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Graceful: no new jobs start, running ones finish within `grace_s` or go back to queued."""
+        try:
+            await self.dispatcher.stop(grace_s)
+        finally:
+            try:
+                if self.owns_engine:
+                    await self.engine.close()
+            finally:
+                if self.owns_store:
+                    await self.store.close()
+        log.info("stopped")
