@@ -347,6 +347,19 @@ def decode_image(
     return ImageData.from_pil(rgb)
 
 
+def load_attachment_bytes(
+    data: bytes, content_type: str | None = None, *, max_bytes: int = MAX_BYTES
+) -> ImageData:
+    """A Discord attachment's bytes as an image prompt: the same size cap and checks as a download.
+
+    The bytes come from Discord's CDN (no address checks needed), but the file is still the
+    member's, so it is capped and decoded exactly like a fetched one.
+    """
+    if len(data) > max_bytes:
+        raise ImageFetchError(_too_large(max_bytes))
+    return decode_image(data, content_type)
+
+
 def _bomb(size: tuple[int, int] | None, max_pixels: int) -> str:
     shown = f"is {size[0]}x{size[1]} pixels," if size else "has"
     return (

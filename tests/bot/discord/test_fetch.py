@@ -20,7 +20,13 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from bot.discord.fetch import ImageFetchError, decode_image, fetch_image, is_public_address
+from bot.discord.fetch import (
+    ImageFetchError,
+    decode_image,
+    fetch_image,
+    is_public_address,
+    load_attachment_bytes,
+)
 from tests.support.web import serve
 
 
@@ -436,3 +442,12 @@ def test_a_bomb_and_an_empty_file_are_refused() -> None:
         decode_image(_bomb_png(8000))
     with pytest.raises(ImageFetchError, match="empty"):
         decode_image(b"")
+
+
+def test_an_attachment_is_capped_and_decoded_like_a_download() -> None:
+    image = load_attachment_bytes(PNG, "image/png")
+    assert (image.width, image.height) == (48, 32)
+    with pytest.raises(ImageFetchError, match="larger than 100 bytes"):
+        load_attachment_bytes(PNG, "image/png", max_bytes=100)
+    with pytest.raises(ImageFetchError, match="text/plain, not an image"):
+        load_attachment_bytes(PNG, "text/plain")
