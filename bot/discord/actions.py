@@ -135,9 +135,9 @@ class JobActions:
         return jobs
 
     async def _image_prompt(self, attachment: discord.Attachment | None, url: str | None) -> ImageData | None:
-        from bot.discord.fetch import MAX_BYTES, ImageFetchError, load_attachment_bytes
-
         if attachment is not None:
+            from bot.discord.fetch import MAX_BYTES, ImageFetchError, load_attachment_bytes
+
             if attachment.size > MAX_BYTES:
                 size, limit = attachment.size / 1e6, MAX_BYTES / 1e6
                 raise ImageFetchError(f"The attached file is {size:.1f} MB; the limit is {limit:.0f} MB.")

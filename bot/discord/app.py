@@ -7,6 +7,7 @@ against an in-process one, and in the wire test against a fake Discord.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -14,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.actions import ImageFetcher, JobActions
+from bot.discord.actions import ImageFetcher, JobActions, refuse
 from bot.discord.messenger import JobMessenger
 from bot.discord.views.buttons import JobButton
 
@@ -85,13 +86,8 @@ class ImagineBot(commands.Bot):
 
 
 async def _answer_internal_error(interaction: discord.Interaction) -> None:
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(INTERNAL_ERROR, ephemeral=True)
-        else:
-            await interaction.response.send_message(INTERNAL_ERROR, ephemeral=True)
-    except discord.HTTPException:
-        pass
+    with contextlib.suppress(discord.HTTPException):
+        await refuse(interaction, INTERNAL_ERROR)
 
 
 def create_bot(

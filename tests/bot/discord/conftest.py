@@ -1,0 +1,224 @@
+"""SimCord harness for the Discord bot: real Store (SQLite + Alembic), real dispatcher and
+JobService, the real bot on an in-memory Discord.
+
+The engine is a small stand-in here (`StandInEngine`): it draws flat-coloured pictures of the
+requested size instantly and can be held at a gate, which the queue, progress, cancel and
+15-minute tests need. `test_discord_tiny.py` runs the same bot against the real `tiny` engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import simcord
+from PIL import Image
+
+from bot.discord.app import ImagineBot, create_bot
+from bot.discord.fetch import fetch_image
+from bot.services import Services
+from bot.settings import Settings
+from engine.api import (
+    EngineRequest,
+    Failed,
+    Family,
+    Finished,
+    ImageData,
+    ModelInfo,
+    Progress,
+    Started,
+)
+
+SETTLE = 120.0  # seconds SimCord waits for the bot; a real engine job runs inside a click
+
+
+def solid(width: int, height: int, seed: int) -> ImageData:
+    colour = ((seed * 53) % 256, (seed * 97) % 256, (seed * 193) % 256)
+    return ImageData.from_pil(Image.new("RGB", (width, height), colour))
+
+
+def grid_of(images: list[ImageData]) -> ImageData:
+    w, h = images[0].width, images[0].height
+    canvas = Image.new("RGB", (w * 2, h * 2))
+    for i, image in enumerate(images):
+        canvas.paste(image.to_pil(), ((i % 2) * w, (i // 2) * h))
+    return ImageData.from_pil(canvas)
+
+
+class StandInEngine:
+    """An `EngineClient` that answers at once (or when its gate opens), with real pictures."""
+
+    def __init__(self, steps: int = 4) -> None:
+        self.steps = steps
+        self.gate: asyncio.Event | None = None
+        self.env: simcord.Env | None = None
+        self.requests: list[EngineRequest] = []
+        self._cancelled: set[str] = set()
+
+    @property
+    def slots(self) -> int:
+        return 1
+
+    async def start(self) -> ModelInfo:
+        return ModelInfo("stand-in", Family.SD, 64, 64, 8, self.steps, 7.0, "cpu")
+
+    async def submit(self, request: EngineRequest) -> AsyncIterator:
+        self.requests.append(request)
+        yield Started(request.job_id)
+        await self._hold()
+        size = _size(request)
+        for step in range(1, self.steps + 1):
+            if request.job_id in self._cancelled:
+                yield Failed(request.job_id, "cancelled")
+                return
+            yield Progress(request.job_id, step, self.steps, preview=solid(8, 8, step))
+            await asyncio.sleep(0)
+        seeds = tuple(getattr(request, "seeds", None) or (getattr(request, "seed", 0),))
+        images = tuple(solid(*size, seed) for seed in seeds)
+        yield Finished(request.job_id, images, seeds, grid_of(list(images)) if len(images) == 4 else None)
+
+    async def _hold(self) -> None:
+        gate = self.gate
+        if gate is None or gate.is_set():
+            return
+        # A job started by a click runs in work SimCord tracks: declare the wait as external.
+        try:
+            await self.env.external_wait(gate.wait(), reason="test holds the engine")
+        except simcord.SetupError:
+            await gate.wait()
+
+    async def cancel(self, job_id: str) -> None:
+        self._cancelled.add(job_id)
+        if self.gate is not None:
+            self.gate.set()
+
+    async def close(self) -> None:
+        pass
+
+
+def _size(request: EngineRequest) -> tuple[int, int]:
+    if hasattr(request, "width"):
+        return request.width, request.height
+    source = request.source
+    if getattr(request, "kind", "") == "upscale":
+        return source.width * 2, source.height * 2
+    return source.width, source.height
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    return Settings(data_dir=data_dir, model="stand-in", device="cpu", engine="inprocess")
+
+
+@pytest.fixture
+def engine() -> StandInEngine:
+    return StandInEngine()
+
+
+@pytest_asyncio.fixture
+async def services(settings: Settings, engine) -> AsyncIterator[Services]:
+    started = await Services.start(settings, engine=engine)
+    try:
+        yield started
+    finally:
+        await started.stop(grace_s=1.0)
+
+
+@pytest.fixture
+def allowed_hosts() -> set[tuple[str, int]]:
+    """(ip, port) pairs the image fetcher may reach; a test's loopback image server adds itself."""
+    return set()
+
+
+def make_bot(services: Services, allowed_hosts: set[tuple[str, int]], **kwargs) -> ImagineBot:
+    fetcher = functools.partial(fetch_image, allow_hosts=allowed_hosts, timeout=5.0)
+    return create_bot(
+        services, fetch_image=fetcher, progress_interval=kwargs.pop("progress_interval", 0.0), **kwargs
+    )
+
+
+@pytest_asyncio.fixture
+async def simcord_bot(services: Services, allowed_hosts) -> ImagineBot:
+    return make_bot(services, allowed_hosts)
+
+
+@pytest.fixture
+def world(simcord_env, engine):
+    """A guild with a channel, two members (alice, bob) and a moderator."""
+    import discord
+
+    engine.env = simcord_env
+    guild = simcord_env.create_guild()
+    channel = guild.create_text_channel("art")
+    alice = guild.add_member(simcord_env.create_user("alice"))
+    bob = guild.add_member(simcord_env.create_user("bob"))
+    mods = guild.create_role("Mods", permissions=discord.Permissions(manage_messages=True))
+    mod = guild.add_member(simcord_env.create_user("mod"), roles=[mods])
+    return World(simcord_env, guild, channel, alice, bob, mod)
+
+
+class World:
+    def __init__(self, env, guild, channel, alice, bob, mod) -> None:
+        self.env, self.guild, self.channel = env, guild, channel
+        self.alice, self.bob, self.mod = alice, bob, mod
+
+    @property
+    def bot(self) -> ImagineBot:
+        return self.env.bot
+
+    @property
+    def services(self) -> Services:
+        return self.env.bot.services
+
+    async def settled(self, job_id: str, status: str = "done", timeout: float = 60.0) -> None:
+        """Wait until the job reached `status` and the bot has shown it, then let SimCord settle."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.bot.messenger.rendered_status(job_id) != status:
+            if loop.time() > deadline:
+                job = await self.services.store.get_job(job_id)
+                raise AssertionError(
+                    f"job {job_id} is {job and job.status}, shown as {self.bot.messenger.rendered_status(job_id)}"
+                )
+            await asyncio.sleep(0.02)
+        await self.env.settle()
+
+    def message(self, message_id: int):
+        """The current state of a message, as a discord.Message."""
+        from simcord.results import to_discord_message
+
+        return to_discord_message(self.env, self.env.backend.get_message(self.channel.id, message_id))
+
+    async def job_of(self, message_id: int):
+        return await self.services.store.find_job_by_message(message_id)
+
+
+def callbacks(env) -> list[int]:
+    """The interaction response types the bot sent, in order (5 = deferred, 4 = message...)."""
+    return [entry.json["type"] for entry in env.http_requests if entry.path.endswith("/callback")]
+
+
+def labels(message) -> list[list[str]]:
+    """The button labels of a message, row by row."""
+    return [[child.label for child in row.children] for row in message.components]
+
+
+async def attachment_image(attachment) -> Image.Image:
+    data = await attachment.read()
+    return Image.open(io.BytesIO(data))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "simcord_env" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("simcord"):
+            item.add_marker(pytest.mark.simcord(settle_timeout=SETTLE))
