@@ -136,17 +136,22 @@ class ModerationCog(commands.Cog):
         user_id: int | None = None,
         reason: str = "",
         details: dict[str, Any] | None = None,
+        audited: bool = False,
     ) -> None:
-        """Audit a moderator action and post it to the guild's log channel when one is set."""
-        await self.store.audit(
-            interaction.guild_id,
-            interaction.user.id,
-            action,
-            target_job_id=job_id,
-            target_user_id=user_id,
-            reason=reason,
-            details=details or {},
-        )
+        """Audit a moderator action and post it to the guild's log channel when one is set.
+
+        `audited`: the store already wrote the audit entry in the same transaction as the change
+        (bans, hides, words, reports), so only the log channel is left to do."""
+        if not audited:
+            await self.store.audit(
+                interaction.guild_id,
+                interaction.user.id,
+                action,
+                target_job_id=job_id,
+                target_user_id=user_id,
+                reason=reason,
+                details=details or {},
+            )
         log.info(
             "moderation %s by %s in guild %s: %s", action, interaction.user.id, interaction.guild_id, summary
         )
