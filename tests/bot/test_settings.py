@@ -1,0 +1,135 @@
+"""Settings: defaults with nothing set, every variable read, errors that name the variable."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.logs import job_context, setup_logging
+from bot.settings import Settings, SettingsError
+
+
+def test_nothing_set_gives_the_documented_defaults():
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    assert settings.data_dir == Path("data")
+    assert settings.database_url is None
+    assert settings.model == "tiny"
+    assert settings.device == "auto"
+    assert settings.engine == "local"
+    assert (settings.max_running_per_user, settings.max_queued_per_user) == (3, 10)
+    assert (settings.log_level, settings.log_json) == ("INFO", False)
+    assert settings.discord_token is None and dict(settings.versions) == {}
+
+
+def test_every_variable_is_read():
+    settings = Settings.from_env(
+        {
+            "IMAGINE_DATA_DIR": "/srv/imagine",
+            "IMAGINE_DATABASE_URL": "postgresql+asyncpg://bot@db/imagine",
+            "IMAGINE_MODEL": "sdxl-base",
+            "IMAGINE_DEVICE": "CUDA:1",
+            "DISCORD_TOKEN": "abc.def",
+            "IMAGINE_MAX_RUNNING_PER_USER": "2",
+            "IMAGINE_MAX_QUEUED_PER_USER": "5",
+            "IMAGINE_LOG_LEVEL": "debug",
+            "IMAGINE_LOG_JSON": "yes",
+            "IMAGINE_INPAINT_MODEL": "/models/inpaint",
+            "IMAGINE_UPSCALER_MODEL": "stabilityai/sd-x2-latent-upscaler",
+            "IMAGINE_ENGINE": "inprocess",
+            "IMAGINE_VERSIONS": "6=sdxl-base, turbo=sdxl-turbo",
+            "IMAGINE_DISCORD_API_BASE": "http://127.0.0.1:9999/api/v10",
+            "IMAGINE_DISCORD_GATEWAY_URL": "ws://127.0.0.1:9999/gateway",
+            "IMAGINE_DEV_GUILD_ID": "1234567890123",
+        }
+    )
+    assert settings.data_dir == Path("/srv/imagine")
+    assert settings.database_url == "postgresql+asyncpg://bot@db/imagine"
+    assert settings.device == "cuda:1"
+    assert settings.require_discord_token() == "abc.def"
+    assert (settings.max_running_per_user, settings.max_queued_per_user) == (2, 5)
+    assert (settings.log_level, settings.log_json) == ("DEBUG", True)
+    assert dict(settings.versions) == {"6": "sdxl-base", "turbo": "sdxl-turbo"}
+    assert settings.dev_guild_id == 1234567890123
+    config = settings.engine_config()
+    assert (config.model, config.device, config.inpaint_model) == ("sdxl-base", "cuda:1", "/models/inpaint")
+    assert config.upscaler_model == "stabilityai/sd-x2-latent-upscaler"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("IMAGINE_DEVICE", "gpu", "IMAGINE_DEVICE='gpu' is not valid; use auto, cpu, cuda or cuda:N"),
+        (
+            "IMAGINE_MAX_RUNNING_PER_USER",
+            "three",
+            "IMAGINE_MAX_RUNNING_PER_USER='three' is not a whole number",
+        ),
+        ("IMAGINE_MAX_QUEUED_PER_USER", "0", "IMAGINE_MAX_QUEUED_PER_USER=0 is too small"),
+        ("IMAGINE_LOG_LEVEL", "loud", "IMAGINE_LOG_LEVEL='LOUD' is not valid; use one of DEBUG, INFO"),
+        ("IMAGINE_LOG_JSON", "maybe", "IMAGINE_LOG_JSON='maybe' is not a boolean"),
+        ("IMAGINE_ENGINE", "ray", "IMAGINE_ENGINE='ray' is not valid; use one of local, inprocess"),
+        ("IMAGINE_VERSIONS", "6:sdxl", "IMAGINE_VERSIONS has a bad entry '6:sdxl'"),
+        ("IMAGINE_VERSIONS", "6=a,6=b", "IMAGINE_VERSIONS names version '6' twice"),
+        ("IMAGINE_DATABASE_URL", "imagine.db", "IMAGINE_DATABASE_URL='imagine.db' is not a SQLAlchemy URL"),
+        ("IMAGINE_DEV_GUILD_ID", "my-guild", "IMAGINE_DEV_GUILD_ID='my-guild' is not a whole number"),
+    ],
+)
+def test_a_bad_value_names_the_setting_and_what_it_accepts(name, value, message):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: value})
+    assert str(caught.value).startswith(message)
+
+
+def test_missing_token_says_how_to_get_one():
+    with pytest.raises(SettingsError, match="DISCORD_TOKEN is not set; create a bot"):
+        Settings.from_env({}).require_discord_token()
+
+
+def test_dotenv_fills_in_and_the_environment_wins(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "IMAGINE_MODEL=sd15\nIMAGINE_MAX_QUEUED_PER_USER=7\n# a comment\nIMAGINE_LOG_JSON=true\n"
+    )
+    monkeypatch.setenv("IMAGINE_MODEL", "tiny")
+    monkeypatch.delenv("IMAGINE_MAX_QUEUED_PER_USER", raising=False)
+    monkeypatch.delenv("IMAGINE_LOG_JSON", raising=False)
+    settings = Settings.from_env(env_file=env_file)
+    assert settings.model == "tiny"  # the environment wins
+    assert settings.max_queued_per_user == 7 and settings.log_json is True
+
+
+def test_log_lines_carry_the_job_id_and_json_is_one_object_per_line(capsys):
+    import io
+    import json
+
+    stream = io.StringIO()
+    setup_logging("INFO", json_lines=True, stream=stream)
+    log = logging.getLogger("bot.test")
+    log.info("outside")
+    with job_context("job-123"):
+        log.info("inside %s", "a job")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(entry["job_id"], entry["message"]) for entry in lines] == [
+        (None, "outside"),
+        ("job-123", "inside a job"),
+    ]
+
+    stream = io.StringIO()
+    setup_logging("INFO", json_lines=False, stream=stream)
+    with job_context("job-456"):
+        log.info("text line")
+    assert "[job job-456] text line" in stream.getvalue()
+    setup_logging("WARNING")
+
+
+def test_the_bot_side_modules_do_not_import_torch():
+    code = (
+        "import sys, bot.settings, bot.logs, bot.dispatcher, bot.jobs, bot.services, bot.console; "
+        "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
