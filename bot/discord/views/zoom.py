@@ -23,10 +23,13 @@ class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
     """Asks for the zoom and the prompt; submitting starts the zoom job like a button would."""
 
     zoom: discord.ui.TextInput[CustomZoomModal] = discord.ui.TextInput(
-        label="Zoom out (1.0 to 2.0)", default=DEFAULT_ZOOM, max_length=5, required=True
+        label="Zoom out (1.0 to 2.0)", custom_id="zoom", default=DEFAULT_ZOOM, max_length=5, required=True
     )
     prompt: discord.ui.TextInput[CustomZoomModal] = discord.ui.TextInput(
-        label="Prompt (you may change it, and --ar)", style=discord.TextStyle.paragraph, max_length=1500
+        label="Prompt (you may change it, and --ar)",
+        custom_id="prompt",
+        style=discord.TextStyle.paragraph,
+        max_length=1500,
     )
 
     def __init__(self, actions: JobActions, job: Job) -> None:
