@@ -1,0 +1,182 @@
+"""`EngineCore`: one resident model and every operation, in this process.
+
+Everything that runs the engine wraps this class: the spawned worker (`engine/worker.py`), the
+in-process client for tests and SimCord (`engine/inprocess.py`), the benchmark. It is
+synchronous and single-job: `run` takes a request and reports through `emit` as it goes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import torch
+
+from engine.api import (
+    EngineConfig,
+    EngineEvent,
+    EngineRequest,
+    Failed,
+    Finished,
+    ImagineRequest,
+    ModelInfo,
+    OutpaintRequest,
+    Progress,
+    PromptSpec,
+    Started,
+    UpscaleRequest,
+    VaryRequest,
+)
+from engine.models import LoadedModel, ModelLoadError, load_model
+from engine.ops.generate import OpContext, OpResult
+from engine.ops.grid import make_grid
+from engine.ops.imagine import run_imagine
+from engine.ops.outpaint import run_outpaint
+from engine.ops.preview import latents_to_preview
+from engine.ops.sampler import Cancelled
+from engine.ops.upscale import run_upscale
+from engine.ops.vary import run_vary
+
+log = logging.getLogger(__name__)
+
+CANCELLED = "cancelled"
+
+
+class CancelledByUser(Exception):
+    """Raised inside a job when `should_stop()` turned true; `run` reports it as `Failed('cancelled')`."""
+
+
+class EngineCore:
+    """Loads the model once and runs requests one at a time.
+
+    `preview_interval_s` throttles previews (a preview per step is cheap here but each one crosses
+    a pipe and may become a Discord edit); `upscale_tile` overrides the preset's tile size.
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        preview_interval_s: float = 0.25,
+        upscale_tile: int | None = None,
+    ) -> None:
+        self.config = config
+        self.preview_interval_s = preview_interval_s
+        self.upscale_tile = upscale_tile
+        self.model: LoadedModel | None = None
+        self.info: ModelInfo | None = None
+
+    def load(self) -> ModelInfo:
+        """Load the weights (once) and warm up; raises `ModelLoadError` with a readable reason."""
+        if self.info is not None:
+            return self.info
+        started = time.perf_counter()
+        self.model = load_model(self.config.model, self.config.device, self.config.inpaint_model)
+        if self.config.upscaler_model:
+            log.warning("a dedicated upscaler model is not supported yet; the base model refines upscales")
+        preset = self.model.preset
+        self.info = ModelInfo(
+            name=self.config.model,
+            family=self.model.family,
+            native_width=preset.native_width,
+            native_height=preset.native_height,
+            size_step=preset.size_step,
+            default_steps=preset.default_steps,
+            default_guidance=preset.default_guidance,
+            device=str(self.model.device),
+        )
+        if self.config.warmup:
+            self._warm_up()
+        log.info("engine ready in %.1fs: %s", time.perf_counter() - started, self.info)
+        return self.info
+
+    def _warm_up(self) -> None:
+        # One small step through every component: first-call costs (kernel selection, allocator
+        # growth, lazy imports) are paid here, not by the first user.
+        step = self.info.size_step
+        size = max(step, (self.info.native_width // 2) // step * step)
+        request = ImagineRequest(
+            job_id="warmup", prompt=PromptSpec.single("warm up"), seeds=(0,), width=size, height=size, steps=1
+        )
+        self.run(request, lambda _event: None, lambda: False)
+
+    # -----------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        request: EngineRequest,
+        emit: Callable[[EngineEvent], None],
+        should_stop: Callable[[], bool],
+    ) -> None:
+        """Run one request: `Started`, `Progress`..., then `Finished`, or `Failed` with the reason."""
+        if self.model is None:
+            self.load()
+        job_id = getattr(request, "job_id", "?")
+        emit(Started(job_id=job_id))
+        started = time.perf_counter()
+        last_preview = [float("-inf")]
+
+        def progress(step: int, total: int, x0: torch.Tensor) -> None:
+            now = time.perf_counter()
+            preview = None
+            if now - last_preview[0] >= self.preview_interval_s or step == total:
+                preview = latents_to_preview(x0, self.model.family)
+                last_preview[0] = now
+            emit(Progress(job_id=job_id, step=step, total=total, preview=preview))
+
+        def stop() -> bool:
+            if should_stop():
+                raise CancelledByUser
+            return False
+
+        ctx = OpContext(
+            model=self.model,
+            max_pixels=self.config.max_pixels,
+            should_stop=stop,
+            progress=progress,
+            upscale_tile=self.upscale_tile or self.model.preset.upscale_tile,
+        )
+        try:
+            result = self._dispatch(ctx, request)
+        except (CancelledByUser, Cancelled):
+            log.info("job %s cancelled", job_id)
+            emit(Failed(job_id=job_id, reason=CANCELLED, retryable=False))
+            return
+        except (ValueError, ModelLoadError) as exc:
+            log.info("job %s refused: %s", job_id, exc)
+            emit(Failed(job_id=job_id, reason=str(exc), retryable=False))
+            return
+        except torch.OutOfMemoryError:
+            log.exception("job %s ran out of memory", job_id)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            emit(
+                Failed(job_id=job_id, reason="the GPU ran out of memory; try a smaller size", retryable=True)
+            )
+            return
+        except Exception as exc:  # a bug or a driver error: report it, keep the engine serving
+            log.exception("job %s failed", job_id)
+            emit(Failed(job_id=job_id, reason=f"engine error: {type(exc).__name__}: {exc}", retryable=False))
+            return
+        result.timings["total"] = time.perf_counter() - started
+        emit(
+            Finished(
+                job_id=job_id,
+                images=tuple(result.images),
+                seeds=tuple(result.seeds),
+                grid=make_grid(result.images),
+                timings=result.timings,
+            )
+        )
+
+    def _dispatch(self, ctx: OpContext, request: EngineRequest) -> OpResult:
+        if isinstance(request, ImagineRequest):
+            return run_imagine(ctx, request)
+        if isinstance(request, VaryRequest):
+            return run_vary(ctx, request)
+        if isinstance(request, UpscaleRequest):
+            return run_upscale(ctx, request)
+        if isinstance(request, OutpaintRequest):
+            return run_outpaint(ctx, request)
+        raise ValueError(f"unknown request type {type(request).__name__}")

@@ -1,0 +1,411 @@
+"""Loading models: one resident weight set per model, and the derived pipelines that share it.
+
+A model comes from a preset name, a Hugging Face repo id, a local diffusers folder (as written by
+`save_pretrained`), or a single `.safetensors` checkpoint. The presets `tiny` and `tiny-xl` are
+built here from code with a fixed seed: small random-weight pipelines of each family, tokenizer
+included, so tests and demos run anywhere in seconds without a download.
+
+img2img and inpainting pipelines are derived with `from_pipe`: they hold the very same UNet, VAE
+and text encoders, never a second copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DiffusionPipeline,
+    EulerDiscreteScheduler,
+    StableDiffusionImg2ImgPipeline,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLInpaintPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+from engine.api import Family
+from engine.presets import Preset, get_preset, preset_for_family
+
+log = logging.getLogger(__name__)
+
+TINY_SEED = 20240229  # the tiny models' weights come from this seed; change it and every test image changes
+
+
+class ModelLoadError(ValueError):
+    """The model named in the configuration cannot be loaded; the message says why and what to try."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Device and precision
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` picks the first CUDA GPU when there is one, else the CPU."""
+    name = (device or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(
+            f"IMAGINE_DEVICE is {device!r} but no CUDA GPU is available; use 'cpu' or 'auto'"
+        )
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from exc
+
+
+def dtype_for(device: torch.device) -> torch.dtype:
+    """bf16 on CUDA (no fp16 VAE overflow, no upcast round trips), fp32 on the CPU (exact, fast enough)."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+# ---------------------------------------------------------------------------------------------
+# The tiny random-weight models
+# ---------------------------------------------------------------------------------------------
+
+
+def _byte_symbols() -> list[str]:
+    """The 256 printable stand-ins byte-level BPE uses for the bytes (printable ASCII/Latin-1 kept)."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = 0
+    symbols = []
+    for b in range(256):
+        if b in keep:
+            symbols.append(chr(b))
+        else:
+            symbols.append(chr(256 + extra))
+            extra += 1
+    return symbols
+
+
+def _tiny_tokenizer() -> CLIPTokenizer:
+    """A CLIP tokenizer whose vocabulary is every byte, as a word piece and as a word end.
+
+    Without merges every word splits into characters: crude, but it is a real CLIP BPE tokenizer
+    (padding, truncation to 77, start/end tokens), built without a download.
+    """
+    symbols = _byte_symbols()
+    vocab: dict[str, int] = {}
+    for s in symbols:
+        vocab[s] = len(vocab)
+    for s in symbols:
+        vocab[s + "</w>"] = len(vocab)
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
+    tokenizer.model_max_length = 77
+    return tokenizer
+
+
+def _tiny_text_config(vocab_size: int, projection: int | None = None) -> CLIPTextConfig:
+    return CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        projection_dim=projection or 32,
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+        hidden_act="gelu",
+    )
+
+
+def _tiny_vae() -> AutoencoderKL:
+    # Four blocks: the same 8x downsampling as the real SD VAE, so latent sizes, previews and
+    # the size step behave as they do on the full models.
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 16, 16, 16),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=128,
+    )
+
+
+def _tiny_scheduler() -> EulerDiscreteScheduler:
+    return EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        timestep_spacing="leading",
+        steps_offset=1,
+    )
+
+
+def build_tiny(xl: bool = False) -> DiffusionPipeline:
+    """Build `tiny` (SD 1.x family) or `tiny-xl` (SDXL family) from code, the same weights every time."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TINY_SEED)
+        tokenizer = _tiny_tokenizer()
+        vocab = len(tokenizer)
+        if not xl:
+            text_encoder = CLIPTextModel(_tiny_text_config(vocab))
+            unet = UNet2DConditionModel(
+                sample_size=16,
+                in_channels=4,
+                out_channels=4,
+                block_out_channels=(32, 64),
+                layers_per_block=1,
+                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+                cross_attention_dim=32,
+                attention_head_dim=8,
+                norm_num_groups=16,
+            )
+            vae = _tiny_vae()
+            pipe = StableDiffusionPipeline(
+                vae=vae,
+                text_encoder=text_encoder,
+                tokenizer=tokenizer,
+                unet=unet,
+                scheduler=_tiny_scheduler(),
+                safety_checker=None,
+                feature_extractor=None,
+                requires_safety_checker=False,
+            )
+        else:
+            text_encoder = CLIPTextModel(_tiny_text_config(vocab))
+            text_encoder_2 = CLIPTextModelWithProjection(_tiny_text_config(vocab, projection=32))
+            unet = UNet2DConditionModel(
+                sample_size=16,
+                in_channels=4,
+                out_channels=4,
+                block_out_channels=(32, 64),
+                layers_per_block=1,
+                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+                cross_attention_dim=64,  # both encoders' hidden states side by side
+                attention_head_dim=(2, 4),
+                use_linear_projection=True,
+                addition_embed_type="text_time",
+                addition_time_embed_dim=8,
+                projection_class_embeddings_input_dim=8 * 6 + 32,  # six time ids + pooled text
+                transformer_layers_per_block=(1, 1),
+                norm_num_groups=16,
+            )
+            vae = _tiny_vae()
+            pipe = StableDiffusionXLPipeline(
+                vae=vae,
+                text_encoder=text_encoder,
+                text_encoder_2=text_encoder_2,
+                tokenizer=tokenizer,
+                tokenizer_2=_tiny_tokenizer(),
+                unet=unet,
+                scheduler=_tiny_scheduler(),
+                force_zeros_for_empty_prompt=True,
+            )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedModel:
+    """One resident weight set and the pipelines derived from it."""
+
+    name: str
+    preset: Preset
+    family: Family
+    pipe: DiffusionPipeline
+    device: torch.device
+    dtype: torch.dtype
+    inpaint_override: DiffusionPipeline | None = None  # an operator-configured inpainting model
+    _derived: dict[str, DiffusionPipeline] = field(default_factory=dict)
+
+    @property
+    def unet(self) -> UNet2DConditionModel:
+        return self.pipe.unet
+
+    @property
+    def vae(self) -> AutoencoderKL:
+        return self.pipe.vae
+
+    @property
+    def vae_scale(self) -> int:
+        return 2 ** (len(self.pipe.vae.config.block_out_channels) - 1)
+
+    def img2img(self) -> DiffusionPipeline:
+        """The img2img pipeline over the same components (built once, shares every weight)."""
+        if "img2img" not in self._derived:
+            cls = (
+                StableDiffusionXLImg2ImgPipeline
+                if self.family is Family.SDXL
+                else StableDiffusionImg2ImgPipeline
+            )
+            self._derived["img2img"] = _derive(cls, self.pipe)
+        return self._derived["img2img"]
+
+    def inpaint(self) -> DiffusionPipeline:
+        """The inpainting pipeline: the operator's dedicated model, or the base model's components."""
+        if self.inpaint_override is not None:
+            return self.inpaint_override
+        if "inpaint" not in self._derived:
+            cls = (
+                StableDiffusionXLInpaintPipeline
+                if self.family is Family.SDXL
+                else StableDiffusionInpaintPipeline
+            )
+            self._derived["inpaint"] = _derive(cls, self.pipe)
+        return self._derived["inpaint"]
+
+    def pipelines(self) -> list[DiffusionPipeline]:
+        """Every pipeline this model holds (for the shared-weights check)."""
+        return [self.pipe, *self._derived.values()]
+
+
+def _derive(cls: type[DiffusionPipeline], pipe: DiffusionPipeline) -> DiffusionPipeline:
+    kwargs: dict[str, Any] = {}
+    if "requires_aesthetics_score" in cls.__init__.__code__.co_varnames:
+        kwargs["requires_aesthetics_score"] = False
+    derived = cls.from_pipe(pipe, **kwargs)
+    derived.set_progress_bar_config(disable=True)
+    return derived
+
+
+def _family_of(pipe: DiffusionPipeline) -> Family:
+    return Family.SDXL if getattr(pipe, "text_encoder_2", None) is not None else Family.SD
+
+
+def _load_folder(path: Path, dtype: torch.dtype) -> DiffusionPipeline:
+    index = path / "model_index.json"
+    if not index.is_file():
+        raise ModelLoadError(f"{path} is not a diffusers model folder: it has no model_index.json")
+    return DiffusionPipeline.from_pretrained(str(path), torch_dtype=dtype, safety_checker=None)
+
+
+def _is_sdxl_checkpoint(path: Path) -> bool:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return any(k.startswith("conditioner.embedders.1") for k in f.keys())  # noqa: SIM118
+
+
+def _load_single_file(path: Path, dtype: torch.dtype, config: str | None) -> DiffusionPipeline:
+    """A single original-format checkpoint through diffusers' `from_single_file`.
+
+    `config` (a local diffusers folder or repo id with the component configs) lets it load
+    offline; without it diffusers fetches the matching config from the Hub.
+    """
+    cls = StableDiffusionXLPipeline if _is_sdxl_checkpoint(path) else StableDiffusionPipeline
+    kwargs: dict[str, Any] = {"torch_dtype": dtype}
+    if config:
+        kwargs["config"] = config
+    if cls is StableDiffusionPipeline:
+        kwargs["safety_checker"] = None
+    try:
+        return cls.from_single_file(str(path), **kwargs)
+    except Exception as exc:  # diffusers raises a zoo of types here; keep the cause, say what to try
+        raise ModelLoadError(
+            f"could not load the checkpoint {path.name}: {exc}. A single-file checkpoint needs its "
+            "component configs: set IMAGINE_MODEL_CONFIG to a diffusers folder or repo id of the same "
+            "architecture, or convert the checkpoint to a diffusers folder"
+        ) from exc
+
+
+def _load_hub(repo_id: str, dtype: torch.dtype) -> DiffusionPipeline:
+    try:
+        return DiffusionPipeline.from_pretrained(repo_id, torch_dtype=dtype, safety_checker=None)
+    except Exception as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+        hint = (
+            " The Hub is switched off here (HF_HUB_OFFLINE=1): download the model first, or point "
+            "IMAGINE_MODEL at a local folder or .safetensors file."
+            if offline
+            else " Check the repo id, your network, and HF_TOKEN for gated models."
+        )
+        raise ModelLoadError(
+            f"could not load model {repo_id!r} from the Hugging Face Hub: {exc}.{hint}"
+        ) from exc
+
+
+def _looks_like_repo_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+def load_pipeline(
+    model: str, device: torch.device, dtype: torch.dtype, config: str | None = None
+) -> tuple[DiffusionPipeline, Preset]:
+    """Resolve `model` (preset, folder, checkpoint file, Hub id) into a pipeline and its preset."""
+    name = model.strip()
+    preset = get_preset(name)
+    if preset is not None and preset.builtin:
+        pipe = build_tiny(xl=preset.family is Family.SDXL)
+    elif preset is not None:
+        pipe = _load_hub(preset.source, dtype)
+    else:
+        path = Path(name).expanduser()
+        if path.is_dir():
+            pipe = _load_folder(path, dtype)
+        elif path.is_file() and path.suffix in (".safetensors", ".ckpt"):
+            pipe = _load_single_file(path, dtype, config or os.environ.get("IMAGINE_MODEL_CONFIG"))
+        elif path.suffix in (".safetensors", ".ckpt") or name.startswith((".", "/", "~")):
+            raise ModelLoadError(f"model file or folder {name!r} does not exist")
+        elif _looks_like_repo_id(name):
+            pipe = _load_hub(name, dtype)
+        else:
+            from engine.presets import PRESETS
+
+            raise ModelLoadError(
+                f"unknown model {name!r}: not a preset ({', '.join(PRESETS)}), not an existing folder "
+                "or .safetensors file, and not a Hugging Face repo id (owner/name)"
+            )
+        family = _family_of(pipe)
+        native = pipe.unet.config.sample_size * (2 ** (len(pipe.vae.config.block_out_channels) - 1))
+        preset = preset_for_family(family, name, native=native)
+    if not isinstance(pipe, StableDiffusionPipeline | StableDiffusionXLPipeline):
+        raise ModelLoadError(
+            f"{name!r} is a {type(pipe).__name__}; the engine runs Stable Diffusion 1.x/2.x and SDXL "
+            "text-to-image models"
+        )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe, preset
+
+
+def load_model(
+    model: str, device: str = "auto", inpaint_model: str | None = None, config: str | None = None
+) -> LoadedModel:
+    """Load a model onto its device in the right precision, once."""
+    dev = resolve_device(device)
+    dtype = dtype_for(dev)
+    pipe, preset = load_pipeline(model, dev, dtype, config)
+    pipe.to(device=dev, dtype=dtype)
+    if dev.type == "cuda":
+        # PyTorch's scaled-dot-product attention (flash / memory-efficient kernels).
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        pipe.unet.set_attn_processor(AttnProcessor2_0())
+        pipe.vae.set_attn_processor(AttnProcessor2_0())
+    loaded = LoadedModel(
+        name=model, preset=preset, family=_family_of(pipe), pipe=pipe, device=dev, dtype=dtype
+    )
+    if inpaint_model:
+        inpaint_pipe, _ = load_pipeline(inpaint_model, dev, dtype)
+        inpaint_pipe.to(device=dev, dtype=dtype)
+        loaded.inpaint_override = inpaint_pipe
+    log.info("loaded model %s (%s) on %s in %s", model, loaded.family.value, dev, dtype)
+    return loaded

@@ -1,0 +1,143 @@
+"""The shared body of every operation: conditioning, starting latents, the loop, the decode."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from engine.api import ImageData, PromptSpec
+from engine.models import LoadedModel
+from engine.ops.guidance import build_conditioning
+from engine.ops.images import pil_to_tensor
+from engine.ops.sampler import (
+    Blend,
+    decode_latents,
+    denoise,
+    encode_images,
+    fresh_scheduler,
+    make_noise,
+    timesteps_for,
+)
+from engine.ops.tiling import circular_padding
+
+ProgressFn = Callable[[int, int, torch.Tensor], None]
+
+
+@dataclass
+class OpContext:
+    """What an operation needs from the core: the model, limits, and the step hooks."""
+
+    model: LoadedModel
+    max_pixels: int
+    should_stop: Callable[[], bool]
+    progress: ProgressFn
+    upscale_tile: int
+
+
+@dataclass
+class OpResult:
+    images: list[ImageData]
+    seeds: list[int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _add(timings: dict[str, float], key: str, since: float) -> float:
+    now = time.perf_counter()
+    timings[key] = timings.get(key, 0.0) + now - since
+    return now
+
+
+def generate(
+    ctx: OpContext,
+    *,
+    prompt: PromptSpec,
+    seeds: list[int],
+    width: int,
+    height: int,
+    steps: int,
+    guidance: float,
+    stylize: int = 100,
+    style: str | None = None,
+    chaos: int = 0,
+    weird: int = 0,
+    stop: int = 100,
+    tile: bool = False,
+    init: Image.Image | None = None,
+    strength: float = 1.0,
+    generate_mask: np.ndarray | None = None,
+    timings: dict[str, float] | None = None,
+    progress: ProgressFn | None = None,
+) -> list[ImageData]:
+    """Make one image per seed at width x height.
+
+    `init` starts from a picture (img2img, `strength` of the schedule re-run); `generate_mask`
+    (H x W, 1 where new content goes) keeps the rest of `init` (inpainting).
+    """
+    model = ctx.model
+    timings = {} if timings is None else timings
+    t = time.perf_counter()
+    cond = build_conditioning(
+        model, prompt, seeds, guidance, stylize=stylize, style=style, chaos=chaos, weird=weird
+    )
+    scheduler = fresh_scheduler(model)
+    timesteps = timesteps_for(scheduler, steps, strength if init is not None else 1.0, model.device)
+    scale = model.vae_scale
+    channels = model.vae.config.latent_channels
+    noise = make_noise(seeds, (channels, height // scale, width // scale), weird).to(
+        model.device, model.dtype
+    )
+    blend = None
+    with circular_padding(model.unet, model.vae, enabled=tile):
+        if init is None:
+            latents = noise * scheduler.init_noise_sigma
+        else:
+            pixels = pil_to_tensor(init)
+            init_latents = encode_images(model, pixels).repeat(len(seeds), 1, 1, 1)
+            latents = scheduler.add_noise(init_latents, noise, timesteps[:1].repeat(len(seeds)))
+            if generate_mask is not None:
+                blend = _blend(model, init_latents, pixels, generate_mask, len(seeds))
+        t = _add(timings, "encode", t)
+        run_steps = max(1, math.ceil(len(timesteps) * stop / 100))
+        latents = denoise(
+            model,
+            cond,
+            latents,
+            scheduler,
+            timesteps,
+            width=width,
+            height=height,
+            seed=seeds[0],
+            on_step=progress or ctx.progress,
+            should_stop=ctx.should_stop,
+            run_steps=run_steps,
+            blend=blend,
+            noise=noise,
+        )
+        t = _add(timings, "denoise", t)
+        images = decode_latents(model, latents)
+        _add(timings, "decode", t)
+    return images
+
+
+def _blend(
+    model: LoadedModel, init_latents: torch.Tensor, pixels: torch.Tensor, mask: np.ndarray, n: int
+) -> Blend:
+    scale = model.vae_scale
+    h, w = mask.shape
+    m = torch.from_numpy(mask.astype(np.float32)).view(1, 1, h, w)
+    # A latent cell is kept only when all its pixels are kept, and the kept area shrinks by one
+    # more cell, so the seam itself is regenerated and the new area meets the old one smoothly.
+    generate = torch.nn.functional.max_pool2d(m, scale)
+    generate = torch.nn.functional.max_pool2d(generate, 3, stride=1, padding=1)
+    latent_mask = generate.to(model.device, model.dtype).repeat(n, 1, 1, 1)
+    masked = None
+    if model.unet.config.in_channels == 9:
+        kept_pixels = pixels * (m < 0.5)
+        masked = encode_images(model, kept_pixels).repeat(n, 1, 1, 1)
+    return Blend(init_latents=init_latents, mask=latent_mask, masked_image_latents=masked)

@@ -1,0 +1,52 @@
+"""imagine: four images from one prompt, each cell from its own seed (the grid is made by the core)."""
+
+from __future__ import annotations
+
+from engine.api import ImagineRequest
+from engine.ops.checks import check_range, check_seeds, check_size, effective_steps
+from engine.ops.generate import OpContext, OpResult, generate
+from engine.ops.images import cover
+
+
+def image_prompt_strength(image_weight: float | None) -> float:
+    """`--iw` 0-3 to an img2img strength: the higher the weight, the more of the image survives."""
+    iw = 1.0 if image_weight is None else image_weight
+    return min(1.0, max(0.25, 1.0 - 0.25 * iw))
+
+
+def run_imagine(ctx: OpContext, req: ImagineRequest) -> OpResult:
+    preset = ctx.model.preset
+    check_size(req.width, req.height, preset.size_step, ctx.max_pixels)
+    check_seeds(req.seeds)
+    check_range("chaos", req.chaos, 0, 100)
+    check_range("stylize", req.stylize, 0, 1000)
+    check_range("weird", req.weird, 0, 3000)
+    check_range("stop", req.stop, 10, 100)
+    if req.image_weight is not None:
+        check_range("image weight (--iw)", req.image_weight, 0, 3)
+    guidance = preset.default_guidance if req.guidance is None else req.guidance
+    check_range("guidance", guidance, 0, 30)
+    steps = effective_steps(req.steps or preset.default_steps, req.quality)
+    init = None
+    if req.init_image is not None:
+        init = cover(req.init_image.to_pil(), req.width, req.height)
+    timings: dict[str, float] = {}
+    images = generate(
+        ctx,
+        prompt=req.prompt,
+        seeds=list(req.seeds),
+        width=req.width,
+        height=req.height,
+        steps=steps,
+        guidance=guidance,
+        stylize=req.stylize,
+        style=req.style,
+        chaos=req.chaos,
+        weird=req.weird,
+        stop=req.stop,
+        tile=req.tile,
+        init=init,
+        strength=image_prompt_strength(req.image_weight),
+        timings=timings,
+    )
+    return OpResult(images=images, seeds=list(req.seeds), timings=timings)

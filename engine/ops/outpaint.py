@@ -1,0 +1,163 @@
+"""outpaint: Zoom Out, Pan and Make Square.
+
+The source goes onto a new canvas (shrunk into the centre for zoom, kept at one side for pan,
+centred for square); the new area is pre-filled by stretching the source's edges outwards and
+blurring them, masked, and inpainted with the prompt. At the end the source's pixels are pasted
+back, so what was kept comes back unchanged.
+
+Zoom keeps the output resolution, like Midjourney (a custom zoom may change the aspect ratio,
+keeping about the same pixel count). Pan grows the canvas by half in its direction, up to the
+engine's `max_pixels`. Square extends the short side to the long one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from engine.api import OutpaintRequest
+from engine.ops.checks import check_range, check_seeds, check_size, check_source, effective_steps
+from engine.ops.generate import OpContext, OpResult, generate
+from engine.ops.images import from_array, round_to_step, to_array
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """The new picture's size and where the (resized) source sits on it."""
+
+    width: int
+    height: int
+    x: int
+    y: int
+    inner_width: int  # the source's size on the canvas
+    inner_height: int
+
+
+def plan_zoom(width: int, height: int, zoom: float, aspect: tuple[int, int] | None, step: int) -> Canvas:
+    check_range("zoom", zoom, 1.0, 2.0)
+    out_w, out_h = round_to_step(width, step), round_to_step(height, step)
+    if aspect is not None:
+        a, b = aspect
+        if a <= 0 or b <= 0:
+            raise ValueError(f"aspect ratio must be two positive numbers, got {a}:{b}")
+        check_range("aspect ratio", a / b, 0.25, 4.0)
+        area = width * height
+        out_w = round_to_step(math.sqrt(area * a / b), step)
+        out_h = round_to_step(math.sqrt(area * b / a), step)
+    scale = min(out_w / width, out_h / height) / zoom
+    inner_w, inner_h = min(out_w, round(width * scale)), min(out_h, round(height * scale))
+    if (inner_w, inner_h) == (out_w, out_h):
+        raise ValueError(
+            "zoom 1.0 without a new aspect ratio leaves nothing to fill; zoom out by more than 1.0"
+        )
+    return Canvas(out_w, out_h, (out_w - inner_w) // 2, (out_h - inner_h) // 2, inner_w, inner_h)
+
+
+def plan_pan(width: int, height: int, direction: str, step: int, max_pixels: int) -> Canvas:
+    if direction not in ("left", "right", "up", "down"):
+        raise ValueError(f"pan direction must be left, right, up or down, got {direction!r}")
+    w, h = round_to_step(width, step), round_to_step(height, step)
+    if direction in ("left", "right"):
+        new_w, new_h = w + round_to_step(w / 2, step), h
+    else:
+        new_w, new_h = w, h + round_to_step(h / 2, step)
+    if new_w * new_h > max_pixels:
+        side = math.isqrt(max_pixels)
+        raise ValueError(
+            f"panning {direction} would make a {new_w}x{new_h} image, more than this engine's maximum of "
+            f"{max_pixels} pixels ({side}x{side}); zoom out instead, which keeps the size"
+        )
+    x = new_w - w if direction == "left" else 0
+    y = new_h - h if direction == "up" else 0
+    return Canvas(new_w, new_h, x, y, w, h)
+
+
+def plan_square(width: int, height: int, step: int, max_pixels: int) -> Canvas:
+    w, h = round_to_step(width, step), round_to_step(height, step)
+    if w == h:
+        raise ValueError(
+            "the image is already square; Make Square extends the short side of a non-square image"
+        )
+    side = max(w, h)
+    if side * side > max_pixels:
+        raise ValueError(
+            f"a square of {side}x{side} is more than this engine's maximum of {max_pixels} pixels"
+        )
+    return Canvas(side, side, (side - w) // 2, (side - h) // 2, w, h)
+
+
+def prefill(source: Image.Image, canvas: Canvas) -> tuple[Image.Image, np.ndarray]:
+    """The canvas with the source placed and its edges stretched into the new area (blurred there),
+    and the mask: 1 where new content goes."""
+    inner = np.asarray(
+        source.convert("RGB").resize((canvas.inner_width, canvas.inner_height), Image.Resampling.LANCZOS)
+    )
+    pads = (
+        (canvas.y, canvas.height - canvas.y - canvas.inner_height),
+        (canvas.x, canvas.width - canvas.x - canvas.inner_width),
+        (0, 0),
+    )
+    stretched = np.pad(inner, pads, mode="edge")
+    radius = max(2, min(canvas.width, canvas.height) // 16)
+    blurred = np.asarray(Image.fromarray(stretched).filter(ImageFilter.GaussianBlur(radius)))
+    mask = np.ones((canvas.height, canvas.width), dtype=np.uint8)
+    box = (slice(canvas.y, canvas.y + canvas.inner_height), slice(canvas.x, canvas.x + canvas.inner_width))
+    mask[box] = 0
+    filled = np.where(mask[..., None] == 1, blurred, stretched)
+    return Image.fromarray(filled.astype(np.uint8)), mask
+
+
+def paste_back(image: np.ndarray, source: Image.Image, canvas: Canvas) -> np.ndarray:
+    inner = np.asarray(
+        source.convert("RGB").resize((canvas.inner_width, canvas.inner_height), Image.Resampling.LANCZOS)
+    )
+    out = image.copy()
+    out[canvas.y : canvas.y + canvas.inner_height, canvas.x : canvas.x + canvas.inner_width] = inner
+    return out
+
+
+def plan(req: OutpaintRequest, step: int, max_pixels: int) -> Canvas:
+    modes = sum([req.zoom is not None, req.pan is not None, bool(req.square)])
+    if modes != 1:
+        raise ValueError("an outpaint request needs exactly one of zoom, pan or square")
+    if req.aspect is not None and req.zoom is None:
+        raise ValueError("a new aspect ratio goes only with zoom")
+    w, h = req.source.width, req.source.height
+    if req.zoom is not None:
+        return plan_zoom(w, h, float(req.zoom), req.aspect, step)
+    if req.pan is not None:
+        return plan_pan(w, h, req.pan, step, max_pixels)
+    return plan_square(w, h, step, max_pixels)
+
+
+def run_outpaint(ctx: OpContext, req: OutpaintRequest) -> OpResult:
+    preset = ctx.model.preset
+    step = preset.size_step
+    check_source(req.source, step, ctx.max_pixels)
+    check_seeds(req.seeds)
+    canvas = plan(req, step, ctx.max_pixels)
+    check_size(canvas.width, canvas.height, step, ctx.max_pixels)
+    guidance = preset.default_guidance if req.guidance is None else req.guidance
+    check_range("guidance", guidance, 0, 30)
+    steps = effective_steps(req.steps or preset.default_steps, 1.0)
+    source = req.source.to_pil()
+    init, mask = prefill(source, canvas)
+    timings: dict[str, float] = {}
+    images = generate(
+        ctx,
+        prompt=req.prompt,
+        seeds=list(req.seeds),
+        width=canvas.width,
+        height=canvas.height,
+        steps=steps,
+        guidance=guidance,
+        init=init,
+        strength=preset.outpaint_strength,
+        generate_mask=mask,
+        timings=timings,
+    )
+    images = [from_array(paste_back(to_array(i), source, canvas)) for i in images]
+    return OpResult(images=images, seeds=list(req.seeds), timings=timings)

@@ -1,0 +1,50 @@
+"""vary: four new images near the source (img2img at the preset's Subtle or Strong strength)."""
+
+from __future__ import annotations
+
+from engine.api import VaryRequest
+from engine.ops.checks import check_range, check_seeds, check_size, check_source, effective_steps
+from engine.ops.generate import OpContext, OpResult, generate
+from engine.ops.images import cover, round_to_step
+
+
+def vary_strength(req: VaryRequest, subtle: float, strong: float) -> float:
+    if req.strength == "subtle":
+        return subtle
+    if req.strength == "strong":
+        return strong
+    if isinstance(req.strength, int | float) and not isinstance(req.strength, bool):
+        check_range("vary strength", float(req.strength), 0.01, 1.0)
+        return float(req.strength)
+    raise ValueError(f"vary strength must be 'subtle', 'strong' or a number 0-1, got {req.strength!r}")
+
+
+def run_vary(ctx: OpContext, req: VaryRequest) -> OpResult:
+    preset = ctx.model.preset
+    step = preset.size_step
+    check_source(req.source, step, ctx.max_pixels)
+    check_seeds(req.seeds)
+    check_range("stylize", req.stylize, 0, 1000)
+    strength = vary_strength(req, preset.vary_subtle, preset.vary_strong)
+    width, height = round_to_step(req.source.width, step), round_to_step(req.source.height, step)
+    check_size(width, height, step, ctx.max_pixels)
+    guidance = preset.default_guidance if req.guidance is None else req.guidance
+    check_range("guidance", guidance, 0, 30)
+    steps = effective_steps(req.steps or preset.default_steps, 1.0)
+    timings: dict[str, float] = {}
+    images = generate(
+        ctx,
+        prompt=req.prompt,
+        seeds=list(req.seeds),
+        width=width,
+        height=height,
+        steps=steps,
+        guidance=guidance,
+        stylize=req.stylize,
+        style=req.style,
+        tile=req.tile,
+        init=cover(req.source.to_pil(), width, height),
+        strength=strength,
+        timings=timings,
+    )
+    return OpResult(images=images, seeds=list(req.seeds), timings=timings)

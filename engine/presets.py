@@ -1,0 +1,191 @@
+"""Model presets: the defaults that make a model feel right, kept as plain data.
+
+A preset names where the weights come from and carries everything that differs between model
+families: the native resolution (what `--ar` sizes are built around), the size step, the default
+steps and guidance, the Vary and Upscale strengths (an SDXL strength is not an SD 1.5 one), and the
+house-style text that `--stylize` scales. No torch here: the bot reads presets to size requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.api import Family
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    family: Family
+    source: str  # a Hub repo id, or "builtin:<name>" for the locally built random-weight models
+    native_width: int
+    native_height: int
+    size_step: int
+    default_steps: int
+    default_guidance: float
+    vary_subtle: float  # img2img strength of Vary (Subtle)
+    vary_strong: float  # img2img strength of Vary (Strong)
+    upscale_subtle: float  # refine strength of Upscale (Subtle)
+    upscale_creative: float  # refine strength of Upscale (Creative)
+    outpaint_strength: float = 1.0  # how much of the new area is re-noised (1.0: all of it)
+    house_style: str = ""  # mixed into the conditioning with weight from --stylize
+    upscale_tile: int = 1024  # upscale in overlapping tiles of this size once the output is larger
+    description: str = ""
+
+    @property
+    def builtin(self) -> bool:
+        return self.source.startswith("builtin:")
+
+
+_SD_STYLE = "highly detailed, beautiful lighting, rich colour, sharp focus, masterpiece"
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            name="tiny",
+            family=Family.SD,
+            source="builtin:tiny",
+            native_width=128,
+            native_height=128,
+            size_step=16,
+            default_steps=8,
+            default_guidance=5.0,
+            vary_subtle=0.35,
+            vary_strong=0.7,
+            upscale_subtle=0.25,
+            upscale_creative=0.5,
+            house_style="vivid painting",
+            upscale_tile=256,
+            description="small random-weight SD 1.x-family pipeline built locally: tests and demos",
+        ),
+        Preset(
+            name="tiny-xl",
+            family=Family.SDXL,
+            source="builtin:tiny-xl",
+            native_width=128,
+            native_height=128,
+            size_step=16,
+            default_steps=8,
+            default_guidance=5.0,
+            vary_subtle=0.3,
+            vary_strong=0.65,
+            upscale_subtle=0.25,
+            upscale_creative=0.5,
+            house_style="vivid painting",
+            upscale_tile=256,
+            description="small random-weight SDXL-family pipeline built locally: tests and demos",
+        ),
+        Preset(
+            name="sd15",
+            family=Family.SD,
+            source="stable-diffusion-v1-5/stable-diffusion-v1-5",
+            native_width=512,
+            native_height=512,
+            size_step=64,
+            default_steps=30,
+            default_guidance=7.0,
+            vary_subtle=0.4,
+            vary_strong=0.75,
+            upscale_subtle=0.2,
+            upscale_creative=0.4,
+            house_style=_SD_STYLE,
+            upscale_tile=768,
+            description="Stable Diffusion 1.5 (512x512)",
+        ),
+        Preset(
+            name="sd21",
+            family=Family.SD,
+            source="stabilityai/stable-diffusion-2-1",
+            native_width=768,
+            native_height=768,
+            size_step=64,
+            default_steps=30,
+            default_guidance=7.0,
+            vary_subtle=0.4,
+            vary_strong=0.75,
+            upscale_subtle=0.2,
+            upscale_creative=0.4,
+            house_style=_SD_STYLE,
+            upscale_tile=1024,
+            description="Stable Diffusion 2.1 (768x768, v-prediction)",
+        ),
+        Preset(
+            name="sdxl",
+            family=Family.SDXL,
+            source="stabilityai/stable-diffusion-xl-base-1.0",
+            native_width=1024,
+            native_height=1024,
+            size_step=64,
+            default_steps=30,
+            default_guidance=6.0,
+            vary_subtle=0.3,
+            vary_strong=0.65,
+            upscale_subtle=0.2,
+            upscale_creative=0.35,
+            house_style=_SD_STYLE,
+            upscale_tile=1024,
+            description="SDXL 1.0 base (1024x1024)",
+        ),
+        Preset(
+            name="sd-turbo",
+            family=Family.SD,
+            source="stabilityai/sd-turbo",
+            native_width=512,
+            native_height=512,
+            size_step=64,
+            default_steps=4,
+            default_guidance=0.0,
+            # few-step models: strength * steps must leave at least one step
+            vary_subtle=0.5,
+            vary_strong=0.75,
+            upscale_subtle=0.5,
+            upscale_creative=0.75,
+            house_style=_SD_STYLE,
+            upscale_tile=768,
+            description="SD-Turbo: 1-4 steps, no classifier-free guidance (512x512)",
+        ),
+        Preset(
+            name="sdxl-turbo",
+            family=Family.SDXL,
+            source="stabilityai/sdxl-turbo",
+            native_width=512,
+            native_height=512,
+            size_step=64,
+            default_steps=4,
+            default_guidance=0.0,
+            vary_subtle=0.5,
+            vary_strong=0.75,
+            upscale_subtle=0.5,
+            upscale_creative=0.75,
+            house_style=_SD_STYLE,
+            upscale_tile=768,
+            description="SDXL-Turbo: 1-4 steps, no classifier-free guidance (512x512)",
+        ),
+    )
+}
+
+
+def get_preset(name: str) -> Preset | None:
+    """The preset of that name (case-insensitive), or None."""
+    return PRESETS.get(name.strip().lower())
+
+
+def preset_for_family(family: Family, name: str, native: int | None = None) -> Preset:
+    """Defaults for a model that is not a preset (a Hub id, a folder, a checkpoint file).
+
+    SD 1.x/2.x get SD 1.5's numbers, SDXL-family models get SDXL's; `native` overrides the
+    native resolution when the model's own config says otherwise.
+    """
+    base = PRESETS["sdxl" if family is Family.SDXL else "sd15"]
+    size = native or base.native_width
+    return Preset(
+        **{
+            **base.__dict__,
+            "name": name,
+            "source": name,
+            "native_width": size,
+            "native_height": size,
+            "description": f"{family.value} model loaded from {name}",
+        }
+    )
