@@ -85,7 +85,7 @@ async def test_imagine_with_a_seed_stores_per_cell_seeds_and_the_aspect_size(env
 
 
 async def test_permutations_and_repeat_become_several_jobs(env):
-    store, engine, dispatcher, service = env
+    store, _engine, dispatcher, service = env
     jobs = await service.imagine(ALICE, "a {red, blue} bird --repeat 2 --seed 7")
     finished = await done(dispatcher, store, jobs)
     assert [(j.prompt.split(" --")[0], j.seed) for j in finished] == [
@@ -105,7 +105,7 @@ async def test_without_a_seed_each_grid_gets_its_own_random_seed(env):
 
 
 async def test_the_users_prefer_suffix_is_added(env):
-    store, _, dispatcher, service = env
+    store, _, _dispatcher, service = env
     await store.set_user_suffix(ALICE.user_id, "--ar 2:1")
     [job] = await service.imagine(ALICE, "dunes")
     assert job.width == 2 * job.height and "--ar 2:1" in job.prompt
@@ -129,7 +129,7 @@ async def test_a_bad_prompt_is_refused_and_nothing_is_queued(env, prompt, messag
 
 
 async def test_too_many_jobs_at_once_is_refused_before_any_row_exists(env):
-    store, engine, _, service = env
+    store, _engine, _, service = env
     with pytest.raises(LimitError, match="would queue 12 jobs"):
         await service.imagine(ALICE, "{a,b,c,d,e,f} bird --repeat 2")
     assert await count_jobs(store) == 0
@@ -139,7 +139,7 @@ async def test_too_many_jobs_at_once_is_refused_before_any_row_exists(env):
 
 
 async def test_guild_settings_override_the_limits(env):
-    store, engine, _, service = env
+    store, _engine, _, service = env
     await store.update_guild_settings(ALICE.guild_id, max_queued_per_user=1)
     with pytest.raises(LimitError, match="would queue 2 jobs"):
         await service.imagine(ALICE, "{a,b} bird")
@@ -228,7 +228,7 @@ async def test_request_details_for_each_action(env):
 
 
 async def test_index_rules_and_clear_refusals(env):
-    store, engine, dispatcher, service = env
+    _store, engine, dispatcher, service = env
     parent = await grid(env)
     with pytest.raises(CellIndexError, match="is a grid of 4 images; pick one with an index 1-4"):
         await service.derive(ALICE, parent.id, Action.VARY)
@@ -238,7 +238,7 @@ async def test_index_rules_and_clear_refusals(env):
         await service.derive(ALICE, parent.id, Action.REROLL, index=0)
     with pytest.raises(JobError, match="pan direction must be one of left, right, up, down"):
         await service.derive(ALICE, parent.id, Action.PAN, index=0, direction="sideways")
-    with pytest.raises(JobError, match="zoom must be a number from 1.0 to 2.0"):
+    with pytest.raises(JobError, match=r"zoom must be a number from 1\.0 to 2\.0"):
         await service.derive(ALICE, parent.id, Action.ZOOM, index=0, zoom=3)
     single = await service.derive(ALICE, parent.id, Action.UPSCALE, index=0)
     with pytest.raises(CellIndexError, match="is a single image; leave the image index out"):
@@ -274,7 +274,7 @@ async def test_hidden_deleted_and_unfinished_parents_are_refused(env):
 
 
 async def test_reroll_keeps_the_prompt_or_the_action_with_a_new_seed(env):
-    store, engine, dispatcher, service = env
+    store, _engine, dispatcher, service = env
     parent = await grid(env)
     reroll = await service.derive(ALICE, parent.id, Action.REROLL)
     [reroll] = await done(dispatcher, store, [reroll])
