@@ -1,0 +1,223 @@
+"""The wire-level test: the unmodified `imagine-bot` process against a fake Discord on loopback.
+
+Everything between the bot and "Discord" is real: discord.py's HTTP client and gateway
+websocket talking to `tests/support/fake_discord.py`, the bot's spawned engine process on the
+`tiny` model, SQLite in a temporary data directory. The test plays Discord: it sends /imagine as a
+gateway INTERACTION_CREATE, sees the deferral and the grid (a multipart PNG upload and the
+buttons), then SIGKILLs the bot (and its engine, as `docker kill` would), starts it again on the
+same data directory, and clicks U1 on the old grid, which must make a new job whose single image
+is posted as a reply to the grid.
+
+Every wait has a deadline and fails with what it waited for, the fake's last requests and the
+tail of the bot's log; the bot processes are killed in `finally` whatever happens.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from bot.prompt import dimensions_for
+from engine.presets import PRESETS
+from tests.support.fake_discord import (
+    CALLBACK_DEFERRED_MESSAGE,
+    CALLBACK_DEFERRED_UPDATE,
+    FakeDiscord,
+    FakeDiscordTimeout,
+    button_id,
+    button_labels,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(540)]
+
+TOKEN = "wire-test-token"
+STARTUP_S = 180.0  # the bot's start: imports, migrations, the engine process loading `tiny`
+JOB_S = 180.0  # one tiny 2x2 grid on two shared CPU cores, with room to spare
+CLICK_S = 60.0
+GRID_LABELS = ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
+
+
+class BotProcess:
+    """One `python -m bot` run, in its own process group so its engine child dies with it."""
+
+    def __init__(self, fake: FakeDiscord, data_dir: Path, log_path: Path) -> None:
+        env = {
+            **os.environ,
+            "DISCORD_TOKEN": TOKEN,
+            "IMAGINE_MODEL": "tiny",
+            "IMAGINE_DEVICE": "cpu",
+            "IMAGINE_DATA_DIR": str(data_dir),
+            "IMAGINE_DISCORD_API_BASE": fake.api_base,
+            "IMAGINE_DISCORD_GATEWAY_URL": fake.gateway_url,
+            "IMAGINE_LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("IMAGINE_DATABASE_URL", None)
+        env.pop("IMAGINE_ENGINE", None)  # the default: the spawned local engine process
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        # cwd is the data dir's parent: no stray .env from the checkout is read.
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot"],
+            cwd=data_dir.parent,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the bot and everything it started; no shutdown code runs."""
+        if self.process.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not wait on anything
+            pass
+        else:
+            # The group may outlive its leader for a moment (the engine child).
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self._log.close()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@contextmanager
+def bot_process(fake: FakeDiscord, data_dir: Path, log_path: Path) -> Iterator[BotProcess]:
+    bot = BotProcess(fake, data_dir, log_path)
+    try:
+        yield bot
+    finally:
+        bot.kill()
+
+
+@asynccontextmanager
+async def explained(bot: BotProcess) -> AsyncIterator[None]:
+    """Add the bot's log (and whether it died) to a failed wait."""
+    try:
+        yield
+    except FakeDiscordTimeout as exc:
+        code = bot.process.poll()
+        state = "still running" if code is None else f"exited with {code}"
+        raise FakeDiscordTimeout(f"{exc}\nthe bot is {state}; its log ends:\n{bot.log_tail()}") from None
+
+
+async def until_connected(fake: FakeDiscord, bot: BotProcess, identifies: int) -> None:
+    def connected() -> bool:
+        if bot.process.poll() is not None:
+            raise AssertionError(f"imagine-bot exited with {bot.process.returncode}:\n{bot.log_tail()}")
+        return fake.identifies >= identifies and bool(fake.sessions) and bool(_commands(fake))
+
+    async with explained(bot):
+        await fake.wait_for(
+            connected, timeout=STARTUP_S, what="the bot to log in, sync commands and identify"
+        )
+
+
+def _commands(fake: FakeDiscord) -> list[dict[str, Any]]:
+    return fake.global_commands + [c for commands in fake.guild_commands.values() for c in commands]
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "PNG", f"expected a PNG upload, got {image.format}"
+        return image.size
+
+
+def _result(fake: FakeDiscord, message: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The message once it shows a finished job: an image that is not a preview, and its buttons."""
+    if message is None or not message.get("attachments") or not message.get("components"):
+        return None
+    if any(a["filename"].startswith("preview") for a in message["attachments"]):
+        return None
+    return message
+
+
+async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    preset = PRESETS["tiny"]
+    cell = dimensions_for((2, 1), preset.native_width, preset.native_height, preset.size_step)
+
+    async with FakeDiscord(token=TOKEN) as fake:
+        # --- first life: /imagine -------------------------------------------------------------
+        with bot_process(fake, data_dir, tmp_path / "bot-1.log") as bot:
+            await until_connected(fake, bot, identifies=1)
+            assert "imagine" in [c["name"] for c in _commands(fake)]
+            prompt = "a red lighthouse at dusk --ar 2:1 --seed 42"
+            interaction = await fake.slash_command("imagine", {"prompt": prompt})
+
+            async with explained(bot):
+                await fake.wait_for(
+                    lambda: fake.callbacks_for(interaction), timeout=30, what="the answer to /imagine"
+                )
+            assert [c.type for c in fake.callbacks_for(interaction)] == [CALLBACK_DEFERRED_MESSAGE]
+
+            async with explained(bot):
+                grid = await fake.wait_for(
+                    lambda: _result(fake, fake.original_message(interaction)),
+                    timeout=JOB_S,
+                    what="the /imagine response edited into the finished grid",
+                )
+            [png] = fake.attachment_bytes(grid)
+            assert _png_size(png) == (2 * cell[0], 2 * cell[1])  # a 2x2 grid of --ar 2:1 cells
+            assert button_labels(grid) == GRID_LABELS
+            assert "a red lighthouse at dusk" in grid["content"]
+            assert f"<@{fake.member['id']}>" in grid["content"]
+            assert fake.unhandled == []
+            bot.kill()
+
+        # --- second life: the old grid's U1 -----------------------------------------------------
+        await fake.wait_for(
+            lambda: not fake.sessions, timeout=30, what="the killed bot's gateway connection to drop"
+        )
+        with bot_process(fake, data_dir, tmp_path / "bot-2.log") as bot:
+            await until_connected(fake, bot, identifies=2)
+            before = set(fake.messages)
+            click = await fake.click(int(grid["id"]), button_id(grid, "U1"))
+
+            async with explained(bot):
+                [reply] = await fake.wait_for(
+                    lambda: [
+                        m
+                        for key, m in fake.messages.items()
+                        if key not in before and _result(fake, m) and m.get("message_reference")
+                    ],
+                    timeout=CLICK_S,
+                    what="a new job's message replying to the grid",
+                )
+            assert [c.type for c in fake.callbacks_for(click)] == [CALLBACK_DEFERRED_UPDATE]
+            assert reply["message_reference"]["message_id"] == grid["id"]
+            [single] = fake.attachment_bytes(reply)
+            assert _png_size(single) == cell
+            assert "U1" not in button_labels(reply)
+            assert {"Vary (Subtle)", "Upscale (Subtle)", "Zoom Out 2x"} <= set(button_labels(reply))
+            assert reply["content"] != grid["content"]  # another job id
+            assert fake.unhandled == []
+
+
+def test_the_bot_refuses_to_start_without_a_token(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
+    env["IMAGINE_DATA_DIR"] = str(tmp_path / "data")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "DISCORD_TOKEN" in result.stderr
