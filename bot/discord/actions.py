@@ -8,6 +8,7 @@ nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -142,7 +143,8 @@ class JobActions:
                 size, limit = attachment.size / 1e6, MAX_BYTES / 1e6
                 raise ImageFetchError(f"The attached file is {size:.1f} MB; the limit is {limit:.0f} MB.")
             data = await attachment.read()
-            return load_attachment_bytes(data, attachment.content_type)
+            # Decoding is CPU work on untrusted bytes: keep it off the event loop.
+            return await asyncio.to_thread(load_attachment_bytes, data, attachment.content_type)
         if url is not None:
             return await self.fetch_image(url)
         return None

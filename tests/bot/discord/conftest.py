@@ -55,7 +55,8 @@ class StandInEngine:
 
     def __init__(self, steps: int = 4) -> None:
         self.steps = steps
-        self.gate: asyncio.Event | None = None
+        self.gate: asyncio.Event | None = None  # set: jobs wait for it before step `hold_step + 1`
+        self.hold_step = 0
         self.env: simcord.Env | None = None
         self.requests: list[EngineRequest] = []
         self._cancelled: set[str] = set()
@@ -70,9 +71,10 @@ class StandInEngine:
     async def submit(self, request: EngineRequest) -> AsyncIterator:
         self.requests.append(request)
         yield Started(request.job_id)
-        await self._hold()
         size = _size(request)
         for step in range(1, self.steps + 1):
+            if step == self.hold_step + 1:
+                await self._hold()
             if request.job_id in self._cancelled:
                 yield Failed(request.job_id, "cancelled")
                 return
@@ -94,8 +96,9 @@ class StandInEngine:
 
     async def cancel(self, job_id: str) -> None:
         self._cancelled.add(job_id)
-        if self.gate is not None:
+        if self.gate is not None and not self.gate.is_set():
             self.gate.set()
+            self.gate = asyncio.Event()  # only the cancelled job goes on; the others stay held
 
     async def close(self) -> None:
         pass
@@ -187,9 +190,8 @@ class World:
         while self.bot.messenger.rendered_status(job_id) != status:
             if loop.time() > deadline:
                 job = await self.services.store.get_job(job_id)
-                raise AssertionError(
-                    f"job {job_id} is {job and job.status}, shown as {self.bot.messenger.rendered_status(job_id)}"
-                )
+                shown = self.bot.messenger.rendered_status(job_id)
+                raise AssertionError(f"job {job_id} is {job and job.status}, shown as {shown}")
             await asyncio.sleep(0.02)
         await self.env.settle()
 
