@@ -475,7 +475,7 @@ class ModerationCog(commands.Cog):
         with contextlib.suppress(RuleError):  # words are stored normalised
             candidates.append(validate_rule(pattern, False))
         for candidate in dict.fromkeys(candidates):
-            if await self.store.remove_banned_word(interaction.guild_id, candidate):
+            if await self.store.remove_banned_word(interaction.guild_id, candidate, interaction.user.id):
                 await self.record(
                     interaction,
                     "word_remove",
