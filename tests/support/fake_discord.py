@@ -115,6 +115,7 @@ class FakeDiscord:
         self._interactions: dict[str, dict[str, Any]] = {}  # token -> interaction payload
         self._original: dict[str, int] = {}  # token -> id of the interaction's original message
         self._changed = asyncio.Condition()
+        self._acks: set[asyncio.Task[None]] = set()  # pending heartbeat ACKs (kept referenced)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -164,6 +165,8 @@ class FakeDiscord:
         self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        for ack in list(self._acks):
+            ack.cancel()
         for session in list(self.sessions):
             await session.ws.close()
         if self._runner is not None:
@@ -449,7 +452,9 @@ class FakeDiscord:
                 payload = json.loads(message.data)
                 op, data = payload.get("op"), payload.get("d")
                 if op == OP_HEARTBEAT:
-                    await ws.send_json({"op": OP_HEARTBEAT_ACK})
+                    ack = asyncio.create_task(self._ack(ws))
+                    self._acks.add(ack)
+                    ack.add_done_callback(self._acks.discard)
                 elif op == OP_IDENTIFY:
                     session = await self._identify(ws, data)
                 elif op == OP_RESUME:
@@ -472,6 +477,15 @@ class FakeDiscord:
                 self.sessions.remove(session)
             await self._notify()
         return ws
+
+    async def _ack(self, ws: web.WebSocketResponse) -> None:
+        # A little network latency, as from the real gateway. discord.py's heartbeat thread records
+        # the send time only after the send returns; an instant ACK can be read before that and be
+        # reported as a heartbeat interval of lag ("Can't keep up ... 41.3s behind").
+        await asyncio.sleep(0.05)
+        with contextlib.suppress(ConnectionError):
+            if not ws.closed:
+                await ws.send_json({"op": OP_HEARTBEAT_ACK})
 
     async def _identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> Session | None:
         if not self._check_token(data.get("token")):

@@ -161,7 +161,8 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
         with bot_process(fake, data_dir, tmp_path / "bot-1.log") as bot:
             await until_connected(fake, bot, identifies=1)
             assert "imagine" in [c["name"] for c in _commands(fake)]
-            prompt = "a red lighthouse at dusk --ar 2:1 --seed 42"
+            # --q .25: two denoising steps instead of eight; the wire is under test, not the art.
+            prompt = "a red lighthouse at dusk --ar 2:1 --seed 42 --q .25"
             interaction = await fake.slash_command("imagine", {"prompt": prompt})
 
             async with explained(bot):
