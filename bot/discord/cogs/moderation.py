@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import logging
 from datetime import datetime, timedelta
@@ -241,9 +242,7 @@ class ModerationCog(commands.Cog):
         await interaction.followup.send(embeds=embeds, files=files, view=view, ephemeral=True)
 
     async def history_page(self, query: HistoryQuery, cursor: str | None) -> HistoryPage:
-        return await self.store.history(
-            HistoryQuery(**{**query.__dict__, "before": cursor})  # frozen dataclass: a copy per page
-        )
+        return await self.store.history(dataclasses.replace(query, before=cursor))
 
     @mod.command(name="job", description="A job's details, images, lineage and actions")
     @app_commands.describe(id="The job id (from /mod history or the result message)")

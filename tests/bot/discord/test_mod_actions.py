@@ -3,6 +3,8 @@ words and the blocked job they leave, reports, channel settings, the log channel
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tests.bot.discord import test_mod_helpers
 from tests.bot.discord.conftest import labels
 from tests.bot.discord.test_mod_helpers import make_job
@@ -10,6 +12,14 @@ from tests.bot.discord.test_mod_helpers import make_job
 mod_clock = test_mod_helpers.mod_clock  # the fixture, used by name below
 
 HIDDEN = "🚫 This job was hidden by a moderator."
+
+
+def refusal(result) -> str:
+    """The private answer to an interaction: its ephemeral reply or ephemeral follow-up."""
+    messages = [*([result.response] if result.response else []), *result.followups]
+    private = [message for message in messages if message.ephemeral]
+    assert private, f"no ephemeral answer in {messages}"
+    return private[-1].content
 
 
 async def actions(world) -> list[str]:
@@ -67,9 +77,8 @@ async def test_ban_refuses_imagine_with_reason_and_end_and_queues_nothing(world,
 
     refused = await world.alice.slash(world.channel, "imagine", prompt="a lighthouse")
 
-    assert refused.ephemeral
-    text = (refused.followups or [refused.response])[-1].content
-    end = mod_clock() + __import__("datetime").timedelta(hours=2)
+    text = refusal(refused)
+    end = mod_clock() + timedelta(hours=2)
     assert "spam" in text and f"{end:%Y-%m-%d %H:%M} UTC" in text
     assert await world.services.store.user_jobs(world.alice.id) == []
     assert world.services.dispatcher.queue_length() == 0
@@ -81,8 +90,7 @@ async def test_banned_member_cannot_click_buttons(world, mod_clock):
 
     clicked = await world.alice.click(world.message(job.message_id), label="U1")
 
-    assert clicked.ephemeral
-    text = (clicked.followups or [clicked.response])[-1].content
+    text = refusal(clicked)
     assert "trolling" in text and "lifts it" in text
     assert await world.services.store.user_jobs(world.alice.id) == []
 
@@ -141,8 +149,8 @@ async def test_banned_word_blocks_evasions_and_records_a_blocked_job(world):
         "a lake --no g-o-r-e",
     ]:
         refused = await world.alice.slash(world.channel, "imagine", prompt=prompt)
-        text = (refused.followups or [refused.response])[-1].content
-        assert refused.ephemeral and "content rules" in text and "gore" not in text.lower(), prompt
+        text = refusal(refused)
+        assert "content rules" in text and "gore" not in text.lower(), prompt
 
     allowed = await world.alice.slash(world.channel, "imagine", prompt="a gorgeous lake")
     assert not allowed.ephemeral
