@@ -126,19 +126,67 @@ def _tiny_text_config(vocab_size: int, projection: int | None = None) -> CLIPTex
 
 
 def _tiny_vae() -> AutoencoderKL:
-    # Four blocks: the same 8x downsampling as the real SD VAE, so latent sizes, previews and
-    # the size step behave as they do on the full models.
-    return AutoencoderKL(
+    """A small VAE with the real SD layout (four blocks, 8x downsampling, 4 latent channels) whose
+    weights are set by hand instead of drawn at random.
+
+    A random VAE decodes any latent to the same high-frequency texture and forgets its input, so
+    no test could tell "close to the source" from "unrelated". This one is a fixed, nearly
+    invertible map: the encoder average-pools each colour channel 8x (latent = colour / its RMS,
+    the fourth channel the mean of the three), the decoder upsamples smoothly back. Every
+    residual branch is zeroed, so the resnets and attention pass their input through. The
+    GroupNorms carry each value as a (+x, -x) channel pair, whose group mean is 0 and whose
+    silu(x) - silu(-x) is exactly x, so only a per-image contrast scale is lost.
+    """
+    vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 16, 16, 16),
+        block_out_channels=(8, 8, 8, 8),
         layers_per_block=1,
         latent_channels=4,
-        norm_num_groups=8,
+        norm_num_groups=4,
         sample_size=128,
+        scaling_factor=1.0,  # the latents already have about unit variance
     )
+    with torch.no_grad():
+        for module in vae.modules():
+            if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
+                module.weight.zero_()
+                if module.bias is not None:
+                    module.bias.zero_()
+        pool = torch.zeros(3, 3)
+        pool[:2, :2] = 0.25  # with the encoder's (0, 1, 0, 1) padding and stride 2: a 2x2 mean
+        smooth = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16
+        for c in range(3):
+            vae.encoder.conv_in.weight[2 * c, c, 1, 1] = 1.0
+            vae.encoder.conv_in.weight[2 * c + 1, c, 1, 1] = -1.0
+        for block in vae.encoder.down_blocks:
+            for down in block.downsamplers or []:
+                for ch in range(8):
+                    down.conv.weight[ch, ch] = pool
+        for c in range(3):  # the posterior mean: colour c, and channel 3 the mean of the three
+            vae.encoder.conv_out.weight[c, 2 * c, 0, 0] = 1.0
+            vae.encoder.conv_out.weight[c, 2 * c + 1, 0, 0] = -1.0
+            vae.encoder.conv_out.weight[3, 2 * c, 0, 0] = 1 / 3
+            vae.encoder.conv_out.weight[3, 2 * c + 1, 0, 0] = -1 / 3
+        vae.encoder.conv_out.bias[4:] = -10.0  # a tiny posterior variance
+        for ch in range(8):
+            vae.quant_conv.weight[ch, ch, 0, 0] = 1.0
+        for ch in range(4):
+            vae.post_quant_conv.weight[ch, ch, 0, 0] = 1.0
+            vae.decoder.conv_in.weight[2 * ch, ch, 1, 1] = 1.0
+            vae.decoder.conv_in.weight[2 * ch + 1, ch, 1, 1] = -1.0
+        for block in vae.decoder.up_blocks:
+            for up in block.upsamplers or []:
+                for ch in range(8):
+                    up.conv.weight[ch, ch] = smooth
+        for c in range(3):
+            vae.decoder.conv_out.weight[c, 2 * c, 1, 1] = 0.5
+            vae.decoder.conv_out.weight[c, 2 * c + 1, 1, 1] = -0.5
+            vae.decoder.conv_out.weight[c, 6, 1, 1] = 0.15  # a little of the mean channel in each colour
+            vae.decoder.conv_out.weight[c, 7, 1, 1] = -0.15
+    return vae
 
 
 def _tiny_scheduler() -> EulerDiscreteScheduler:
