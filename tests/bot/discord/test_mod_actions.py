@@ -188,6 +188,8 @@ async def report(world, member, job, reason: str):
 
 
 async def test_report_worked_through_resolve_hide_and_ban(world, mod_clock):
+    logs = world.guild.create_text_channel("mod-log")
+    await world.services.store.update_guild_settings(world.guild.id, log_channel_id=logs.id)
     calm = await make_job(world, world.bob, "a calm lake")
     rude = await make_job(world, world.bob, "a rude drawing")
     worse = await make_job(world, world.alice, "a worse drawing")
@@ -195,6 +197,10 @@ async def test_report_worked_through_resolve_hide_and_ban(world, mod_clock):
     assert thanks.ephemeral and "Thanks" in thanks.response.content
     await report(world, world.alice, rude, "rude")
     await report(world, world.bob, worse, "much worse")
+
+    assert any(f"reported job `{rude.id}`: rude" in message.content for message in logs.history())
+    again = await report(world, world.alice, rude, "still rude")  # the same member, still open
+    assert again.ephemeral
 
     queue = (await world.mod.slash(world.channel, "mod reports")).response
     assert queue.embeds[0].title == "Report 1 of 3" and "I just don't like it" in queue.embeds[0].description
