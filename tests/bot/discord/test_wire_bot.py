@@ -29,6 +29,7 @@ from PIL import Image
 
 from bot.prompt import dimensions_for
 from engine.presets import PRESETS
+from storage.store import Store
 from tests.support.fake_discord import (
     CALLBACK_DEFERRED_MESSAGE,
     CALLBACK_DEFERRED_UPDATE,
@@ -210,8 +211,20 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
             assert _png_size(single) == cell
             assert "U1" not in button_labels(reply)
             assert {"Vary (Subtle)", "Upscale (Subtle)", "Zoom Out 2x"} <= set(button_labels(reply))
-            assert reply["content"] != grid["content"]  # another job id
             assert fake.unhandled == []
+
+            # The store, the system of record, agrees: the reply shows a new job derived from the grid.
+            store = await Store.open(None, data_dir, migrate=False)
+            try:
+                grid_job = await store.find_job_by_message(int(grid["id"]))
+                new_job = await store.find_job_by_message(int(reply["id"]))
+            finally:
+                await store.close()
+            assert grid_job is not None and new_job is not None
+            assert new_job.id != grid_job.id
+            assert new_job.parent_id == grid_job.id
+            assert new_job.status == "done"
+            assert new_job.id in reply["content"]
 
 
 def test_the_bot_refuses_to_start_without_a_token(tmp_path: Path) -> None:
