@@ -56,6 +56,7 @@ class JobMessage:
     message_id: int
     interaction: discord.Interaction | None = None  # set while the message belongs to one
     original: bool = False  # the interaction's original response (else a follow-up)
+    expired: bool = False  # its interaction's 15 minutes are over: it can no longer be edited
     last_edit: float = field(default=-1e18)
     shown: str = ""  # the last status rendered, to skip identical edits
 
@@ -234,8 +235,11 @@ class JobMessenger:
             "allowed_mentions": discord.AllowedMentions.none(),
         }
         interaction = tracked.interaction
+        if tracked.expired:
+            raise _TokenExpired
         if interaction is not None:
             if not token_valid(interaction):
+                tracked.expired = True
                 tracked.interaction = None
                 raise _TokenExpired
             if tracked.original:

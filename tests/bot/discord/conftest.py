@@ -34,6 +34,7 @@ from engine.api import (
     Started,
 )
 
+FINAL = {"done", "failed", "cancelled", "blocked"}
 SETTLE = 120.0  # seconds SimCord waits for the bot; a real engine job runs inside a click
 
 
@@ -70,6 +71,7 @@ class StandInEngine:
 
     async def submit(self, request: EngineRequest) -> AsyncIterator:
         self.requests.append(request)
+        self._cancelled.discard(request.job_id)  # a new attempt (recovery) starts afresh
         yield Started(request.job_id)
         size = _size(request)
         for step in range(1, self.steps + 1):
@@ -187,8 +189,8 @@ class World:
         """Wait until the job reached `status` and the bot has shown it, then let SimCord settle."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.bot.messenger.rendered_status(job_id) != status:
-            if loop.time() > deadline:
+        while (shown := self.bot.messenger.rendered_status(job_id)) != status:
+            if loop.time() > deadline or shown in FINAL - {status}:
                 job = await self.services.store.get_job(job_id)
                 shown = self.bot.messenger.rendered_status(job_id)
                 raise AssertionError(f"job {job_id} is {job and job.status}, shown as {shown}")
