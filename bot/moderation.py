@@ -408,6 +408,30 @@ def parse_duration(text: str | None) -> timedelta | None:
     return total
 
 
+def parse_when(text: str | None, now: datetime, *, end: bool = False) -> datetime | None:
+    """A history bound: ``2026-05-01``, ``2026-05-01 14:30`` (UTC), or a length of time ago
+    (``7d``, ``12h``). A bare date as the end of a range means the end of that day."""
+    value = (text or "").strip()
+    if not value:
+        return None
+    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
+        try:
+            when = datetime.strptime(value, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        return when + timedelta(days=1) if end and fmt == "%Y-%m-%d" else when
+    try:
+        ago = parse_duration(value)
+    except ValueError:
+        ago = None
+    if ago is None:
+        raise ValueError(
+            f"Can't read the date {value!r}: use YYYY-MM-DD, YYYY-MM-DD HH:MM (UTC), "
+            "or a time ago like 7d or 12h."
+        )
+    return now - ago
+
+
 def format_duration(delta: timedelta) -> str:
     """`timedelta(days=1, hours=12)` -> ``1d 12h``: how a duration is echoed back."""
     seconds = int(delta.total_seconds())
@@ -435,6 +459,7 @@ __all__ = [
     "match_banned",
     "normalize",
     "parse_duration",
+    "parse_when",
     "rule_text",
     "validate_rule",
     "views",

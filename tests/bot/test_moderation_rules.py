@@ -17,6 +17,7 @@ from bot.moderation import (
     match_banned,
     normalize,
     parse_duration,
+    parse_when,
     rule_text,
     validate_rule,
 )
@@ -212,3 +213,28 @@ def test_any_separator_mix_inside_the_word_is_seen(seps: list[str]) -> None:
         seps = [sep.replace(" ", ".") for sep in seps]
     prompt = f"a b{seps[0]}a{seps[1]}d idea"
     assert match_banned([prompt], [BAD]) is BAD
+
+
+NOW = datetime(2030, 6, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "end", "expected"),
+    [
+        ("2030-06-01", False, datetime(2030, 6, 1, tzinfo=UTC)),
+        ("2030-06-01", True, datetime(2030, 6, 2, tzinfo=UTC)),  # the whole day counts
+        ("2030-06-01 14:30", True, datetime(2030, 6, 1, 14, 30, tzinfo=UTC)),
+        ("7d", False, NOW - timedelta(days=7)),
+        ("12h", True, NOW - timedelta(hours=12)),
+        ("", False, None),
+        (None, False, None),
+    ],
+)
+def test_parse_when(text: str | None, end: bool, expected: datetime | None) -> None:
+    assert parse_when(text, NOW, end=end) == expected
+
+
+@pytest.mark.parametrize("text", ["last tuesday", "2030-13-01", "permanent"])
+def test_parse_when_errors(text: str) -> None:
+    with pytest.raises(ValueError, match="Can't read the date"):
+        parse_when(text, NOW)

@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import io
 import logging
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -38,7 +37,15 @@ from bot.discord.views.moderation import (
     thumbnail_file,
     words_embed,
 )
-from bot.moderation import RuleError, format_duration, format_until, parse_duration, rule_text, validate_rule
+from bot.moderation import (
+    RuleError,
+    format_duration,
+    format_until,
+    parse_duration,
+    parse_when,
+    rule_text,
+    validate_rule,
+)
 from storage.models import JobStatus, ReportState
 from storage.queries import HistoryPage, HistoryQuery
 
@@ -50,30 +57,6 @@ log = logging.getLogger(__name__)
 NOT_MODERATOR = "Only moderators can do this: it needs Manage Messages or this server's moderator role."
 STATUS_CHOICES = [app_commands.Choice(name=status.value, value=status.value) for status in JobStatus]
 MAX_LIST = 25
-
-
-def parse_when(text: str | None, now: datetime, *, end: bool = False) -> datetime | None:
-    """A history bound: ``2026-05-01``, ``2026-05-01 14:30`` (UTC), or a length of time ago
-    (``7d``, ``12h``). A bare date as the end of a range means the end of that day."""
-    value = (text or "").strip()
-    if not value:
-        return None
-    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
-        try:
-            when = datetime.strptime(value, fmt).replace(tzinfo=now.tzinfo)
-        except ValueError:
-            continue
-        return when + timedelta(days=1) if end and fmt == "%Y-%m-%d" else when
-    try:
-        ago = parse_duration(value)
-    except ValueError:
-        ago = None
-    if ago is None:
-        raise ValueError(
-            f"Can't read the date {value!r}: use YYYY-MM-DD, YYYY-MM-DD HH:MM (UTC), "
-            "or a time ago like 7d or 12h."
-        )
-    return now - ago
 
 
 async def reply(interaction: discord.Interaction, content: str | None = None, **kwargs: Any) -> None:
