@@ -180,9 +180,8 @@ class Store:
             jobs = JobRepository(session)
             if parent_id is not None and not await jobs.exists(parent_id):
                 raise NotFoundError(f"parent job {parent_id!r} does not exist")
-            job = await jobs.add(Job(**fields))
-            await session.refresh(job, ["images"])
-            return job
+            # An explicit empty collection: a new job has no images, so no query is needed to know it.
+            return await jobs.add(Job(images=[], **fields))
 
         job = await self._write(work)
         log.debug("job %s created (%s, user %s)", job.id, job.kind, job.user_id)

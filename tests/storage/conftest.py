@@ -57,9 +57,11 @@ async def fresh_pg(cluster: pg.Cluster) -> str:
             await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
             _pg_migrated.add(cluster.port)
         else:
-            tables = [name for (name,) in await conn.fetch(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-            )]  # fmt: skip
+            query = (
+                "SELECT tablename FROM pg_tables"
+                " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )
+            tables = [name for (name,) in await conn.fetch(query)]
             if tables:
                 await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     finally:

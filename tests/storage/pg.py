@@ -98,7 +98,7 @@ def start() -> Cluster:
             "-E",
             "UTF8",
             "--no-sync",
-        ),  # fmt: skip
+        ),
         check=True,
         capture_output=True,
     )
@@ -116,7 +116,7 @@ def start() -> Cluster:
             str(root / "log"),
             "-w",
             "start",
-        ),  # fmt: skip
+        ),
         check=True,
         capture_output=True,
     )

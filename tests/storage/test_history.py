@@ -68,7 +68,10 @@ async def test_filters_combine(store: Store) -> None:
     assert await prompts(status=["failed", "running"]) == ["green fox", "blue fox"]
     assert await prompts(text="RED") == ["red fox again", "red barn", "red fox"]
     assert await prompts(text="red", include_hidden=False) == ["red barn", "red fox"]
-    assert await prompts(since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3)) == ["red barn", "blue fox"]
+    assert await prompts(since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3)) == [
+        "red barn",
+        "blue fox",
+    ]
     # a date range given in another timezone means the same instants
     plus_two = T0.astimezone(UTC).replace(tzinfo=None)  # naive = UTC
     assert await prompts(until=plus_two + timedelta(minutes=1)) == ["red fox"]
@@ -103,7 +106,9 @@ async def test_text_search_takes_percent_underscore_and_backslash_literally(stor
         (HistoryQuery(before="Zm9vYmFy"), "is not one this store gave out"),
     ],
 )
-async def test_a_bad_history_query_is_refused_clearly(store: Store, query: HistoryQuery, message: str) -> None:
+async def test_a_bad_history_query_is_refused_clearly(
+    store: Store, query: HistoryQuery, message: str
+) -> None:
     with pytest.raises(InvalidInputError, match=message):
         await store.history(query)
 
@@ -112,8 +117,15 @@ async def test_lineage_several_levels_deep_with_branches(store: Store) -> None:
     root = await _job(store, 0, prompt="root")
     chain = [root]
     for depth in range(1, 6):  # root -> u -> v -> u -> v -> zoom
-        chain.append(await _job(store, depth, kind="upscale" if depth % 2 else "vary",
-                                parent_id=chain[-1].id, parent_index=depth % 4))  # fmt: skip
+        chain.append(
+            await _job(
+                store,
+                depth,
+                kind="upscale" if depth % 2 else "vary",
+                parent_id=chain[-1].id,
+                parent_index=depth % 4,
+            )
+        )
     sibling = await _job(store, 10, kind="vary", parent_id=chain[2].id, parent_index=1)
     nephew = await _job(store, 11, kind="pan", parent_id=sibling.id)
     unrelated = await _job(store, 12, prompt="other")
@@ -127,8 +139,14 @@ async def test_lineage_several_levels_deep_with_branches(store: Store) -> None:
     assert top.ancestors == []
     # generation by generation: depth 1, 2, then chain[3] and sibling (depth 3, by time), ...
     assert [job.id for job in top.descendants] == [
-        chain[1].id, chain[2].id, chain[3].id, sibling.id, chain[4].id, nephew.id, chain[5].id
-    ]  # fmt: skip
+        chain[1].id,
+        chain[2].id,
+        chain[3].id,
+        sibling.id,
+        chain[4].id,
+        nephew.id,
+        chain[5].id,
+    ]
     assert unrelated.id not in {job.id for job in top.descendants}
     leaf = await store.lineage(nephew.id)
     assert [job.id for job in leaf.ancestors] == [root.id, chain[1].id, chain[2].id, sibling.id]
@@ -142,7 +160,9 @@ async def test_lineage_ancestors_come_with_their_images(store: Store) -> None:
     from tests.storage.conftest import raster
 
     root = await _job(store, 0)
-    await store.complete_job(root.id, [raster(value=n) for n in range(4)], seeds=[1, 2, 3, 4], grid=raster(16, 16))
+    await store.complete_job(
+        root.id, [raster(value=n) for n in range(4)], seeds=[1, 2, 3, 4], grid=raster(16, 16)
+    )
     child = await _job(store, 1, kind="upscale", parent_id=root.id, parent_index=2)
     lineage = await store.lineage(child.id)
     assert lineage.ancestors[0].cells[2].seed == 3 and lineage.ancestors[0].grid is not None

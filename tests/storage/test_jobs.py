@@ -198,8 +198,9 @@ async def _cancel_elsewhere(url: str, data_dir, job_id: str) -> None:
 async def test_pending_jobs_are_queued_and_running_oldest_first(store: Store) -> None:
     ids = []
     for minute, status in enumerate(["queued", "running", "failed", "queued", "cancelled", "running"]):
-        job = await store.create_job(user_id=minute, kind="imagine", status=status,
-                                     created_at=T0 + timedelta(minutes=5 - minute))  # fmt: skip
+        job = await store.create_job(
+            user_id=minute, kind="imagine", status=status, created_at=T0 + timedelta(minutes=5 - minute)
+        )
         ids.append(job.id)
     pending = await store.pending_jobs()
     # created_at runs backwards through the list, so oldest first is the reverse order
@@ -208,8 +209,13 @@ async def test_pending_jobs_are_queued_and_running_oldest_first(store: Store) ->
 
 async def test_user_jobs_newest_first_filtered_by_status_and_limited(store: Store) -> None:
     for minute in range(5):
-        await store.create_job(user_id=7, kind="imagine", prompt=f"p{minute}", created_at=T0 + timedelta(minutes=minute),
-                               status="queued" if minute % 2 else "running")  # fmt: skip
+        await store.create_job(
+            user_id=7,
+            kind="imagine",
+            prompt=f"p{minute}",
+            created_at=T0 + timedelta(minutes=minute),
+            status="queued" if minute % 2 else "running",
+        )
     await store.create_job(user_id=8, kind="imagine", prompt="someone else")
     jobs = await store.user_jobs(7)
     assert [job.prompt for job in jobs] == ["p4", "p3", "p2", "p1", "p0"]

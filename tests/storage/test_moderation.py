@@ -57,7 +57,11 @@ async def test_banned_words_per_guild_plus_global_rules(store: Store) -> None:
     await store.add_banned_word(OTHER_GUILD, "elsewhere", False, MOD)
     again = await store.add_banned_word(GUILD, "gore", False, MOD)  # adding twice keeps one rule
     rules = await store.banned_words(GUILD)
-    assert [(rule.pattern, rule.is_regex) for rule in rules] == [("gore", False), (r"\bnsfw\w*", True), ("global", False)]
+    assert [(rule.pattern, rule.is_regex) for rule in rules] == [
+        ("gore", False),
+        (r"\bnsfw\w*", True),
+        ("global", False),
+    ]
     assert again.id == rules[0].id
     assert [rule.pattern for rule in await store.banned_words(None)] == ["global"]
     assert await store.remove_banned_word(GUILD, "gore", MOD) is True
@@ -70,8 +74,12 @@ async def test_banned_words_per_guild_plus_global_rules(store: Store) -> None:
 
 @pytest.mark.parametrize(
     ("pattern", "is_regex", "message"),
-    [("", False, "cannot be empty"), ("   ", False, "cannot be empty"), ("(unclosed", True, "does not compile"),
-     ("x" * 501, False, "at most 500 characters")],  # fmt: skip
+    [
+        ("", False, "cannot be empty"),
+        ("   ", False, "cannot be empty"),
+        ("(unclosed", True, "does not compile"),
+        ("x" * 501, False, "at most 500 characters"),
+    ],
 )
 async def test_a_bad_banned_word_is_refused(store: Store, pattern: str, is_regex: bool, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
@@ -95,7 +103,11 @@ async def test_reports_open_resolve_and_are_audited(store: Store) -> None:
     assert len(await store.reports(GUILD, state=None)) == 2
     assert len(await store.reports(None)) == 1
     (entry,) = await store.audit_log(GUILD)
-    assert (entry.action, entry.target_job_id, entry.details) == ("report_actioned", job.id, {"report_id": first.id})
+    assert (entry.action, entry.target_job_id, entry.details) == (
+        "report_actioned",
+        job.id,
+        {"report_id": first.id},
+    )
     with pytest.raises(NotFoundError, match="no job"):
         await store.add_report("missing", GUILD, 7, "x")
     with pytest.raises(NotFoundError, match="no report with id 999"):
@@ -114,8 +126,9 @@ async def test_hiding_a_job_records_who_and_why_and_showing_it_clears_that(store
     assert (shown.hidden, shown.hidden_by, shown.hidden_reason) == (False, None, None)
     entries = await store.audit_log(GUILD, target_job_id=job.id)
     assert [(entry.action, entry.moderator_id, entry.reason) for entry in entries] == [
-        ("unhide", MOD + 1, "appeal accepted"), ("hide", MOD, "breaks rule 3")
-    ]  # fmt: skip
+        ("unhide", MOD + 1, "appeal accepted"),
+        ("hide", MOD, "breaks rule 3"),
+    ]
     assert all(entry.target_user_id == USER for entry in entries)
     with pytest.raises(NotFoundError):
         await store.set_hidden("missing", True, MOD, "x")
@@ -136,12 +149,21 @@ async def test_audit_entries_written_by_the_caller_and_opting_out(store: Store) 
 
 async def test_guild_settings_default_update_and_validate(store: Store) -> None:
     defaults = await store.guild_settings(GUILD)
-    assert (defaults.allowed_channel_ids, defaults.author_only_buttons, defaults.max_queued_per_user) == ([], False, None)
-    updated = await store.update_guild_settings(GUILD, allowed_channel_ids=[3, 4, 3], author_only_buttons=True,
-                                                max_running_per_user=2)  # fmt: skip
+    assert (defaults.allowed_channel_ids, defaults.author_only_buttons, defaults.max_queued_per_user) == (
+        [],
+        False,
+        None,
+    )
+    updated = await store.update_guild_settings(
+        GUILD, allowed_channel_ids=[3, 4, 3], author_only_buttons=True, max_running_per_user=2
+    )
     assert updated.allowed_channel_ids == [3, 4]
     again = await store.update_guild_settings(GUILD, max_queued_per_user=10)
-    assert (again.allowed_channel_ids, again.author_only_buttons, again.max_running_per_user) == ([3, 4], True, 2)
+    assert (again.allowed_channel_ids, again.author_only_buttons, again.max_running_per_user) == (
+        [3, 4],
+        True,
+        2,
+    )
     read = await store.guild_settings(GUILD)
     assert (read.max_queued_per_user, read.max_running_per_user) == (10, 2)
     assert (await store.guild_settings(OTHER_GUILD)).allowed_channel_ids == []
