@@ -350,6 +350,9 @@ class ModerationCog(commands.Cog):
         if user.bot or user.id == interaction.user.id:
             await reply(interaction, "You can't ban yourself or a bot.")
             return
+        if isinstance(user, discord.Member) and user.guild_permissions.manage_messages:
+            await reply(interaction, f"{user.mention} is a moderator; take away their role first.")
+            return
         await self.ban_user(interaction, user.id, reason, duration)
 
     async def ban_user(

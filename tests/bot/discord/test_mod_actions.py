@@ -121,6 +121,15 @@ async def test_unban_lifts_and_bad_duration_changes_nothing(world, mod_clock):
     assert await actions(world) == ["ban", "unban"]
 
 
+async def test_cannot_ban_self_a_bot_or_another_moderator(world, mod_clock):
+    other_mod = world.guild.add_member(world.env.create_user("mod2"), roles=[world.guild.roles["Mods"]])
+    for target, words in ((world.mod, "yourself"), (other_mod, "is a moderator")):
+        result = await world.mod.slash(world.channel, "mod ban", user=target, reason="x")
+        assert words in result.response.content
+    assert await world.services.store.bans(world.guild.id) == []
+    assert await actions(world) == []
+
+
 async def test_ban_author_from_job_details(world, mod_clock):
     job = await make_job(world, world.bob, "a rude drawing")
     details = (await world.mod.slash(world.channel, "mod job", id=job.id)).response
