@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.discord import render
 from tests.bot.discord import test_mod_helpers
 from tests.bot.discord.conftest import labels
 from tests.bot.discord.test_mod_helpers import make_job
@@ -49,6 +50,22 @@ async def test_hide_replaces_the_message_and_keeps_the_images(world):
         world.mod.id,
         "off-topic",
     )
+
+
+async def test_buttons_of_a_hidden_job_stop_working(world):
+    job = await make_job(world, world.alice, "a rude drawing")
+    # A copy the store does not know about (a forwarded or stale message) keeps its buttons.
+    copy = await world.bot.messenger.send_to_channel(
+        world.channel.id, await render.job_message(job, world.services)
+    )
+    await world.env.settle()
+    details = (await world.mod.slash(world.channel, "mod job", id=job.id)).response
+    await world.mod.submit_modal(await world.mod.click(details, label="Hide"), {"reason": "rude"})
+
+    clicked = await world.bob.click(world.message(copy.id), label="U1")
+
+    assert "hidden" in refusal(clicked)
+    assert await world.services.store.user_jobs(world.bob.id) == []
 
 
 async def test_unhide_brings_back_the_result_and_buttons(world):
