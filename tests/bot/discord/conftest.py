@@ -39,8 +39,10 @@ SETTLE = 120.0  # seconds SimCord waits for the bot; a real engine job runs insi
 
 
 def solid(width: int, height: int, seed: int) -> ImageData:
-    colour = ((seed * 53) % 256, (seed * 97) % 256, (seed * 193) % 256)
-    return ImageData.from_pil(Image.new("RGB", (width, height), colour))
+    """A seed-coloured picture with grain (so PNGs have realistic sizes)."""
+    colour = Image.new("RGB", (width, height), ((seed * 53) % 256, (seed * 97) % 256, (seed * 193) % 256))
+    grain = Image.effect_noise((width, height), 48).convert("RGB")
+    return ImageData.from_pil(Image.blend(colour, grain, 0.5))
 
 
 def grid_of(images: list[ImageData]) -> ImageData:
