@@ -241,14 +241,19 @@ class ModerationCog(commands.Cog):
         if not interaction.response.is_done():
             await interaction.response.defer(ephemeral=True, thinking=True)
         lineage = await self.store.lineage(job.id)
+        images = ([job.grid] if job.grid is not None else []) + job.cells
+        # One message carries them all: share the upload limit (large PNGs become JPEGs).
+        limit = getattr(interaction.guild, "filesize_limit", render.DEFAULT_FILESIZE_LIMIT)
+        budget = limit // max(len(images), 1) - 64 * 1024
         files = []
-        for image in ([job.grid] if job.grid is not None else []) + job.cells:
+        for image in images:
             try:
                 data = await asyncio.to_thread(self.store.files.read_bytes, image.path)
             except OSError as exc:
                 log.warning("job %s: image %s unreadable: %s", job.id, image.path, exc)
                 continue
-            name = "grid.png" if image.index < 0 else f"image_{image.index + 1}.png"
+            stem = "grid" if image.index < 0 else f"image_{image.index + 1}"
+            name, data = await asyncio.to_thread(render.fit_upload, data, stem, budget)
             files.append(discord.File(io.BytesIO(data), filename=name))
         embed = job_embed(job, lineage, [file.filename for file in files])
         related = [*lineage.ancestors, *lineage.descendants]
