@@ -370,6 +370,9 @@ class ModerationCog(commands.Cog):
         answer: bool = True,
     ) -> bool:
         """Ban (or re-ban with new terms); a duration that can't be read changes nothing."""
+        if user_id == interaction.user.id:
+            await _reply(interaction, "You can't ban yourself.")
+            return False
         try:
             length = parse_duration(duration)
         except ValueError as exc:
