@@ -119,9 +119,8 @@ class Prompt:
         The sum is exact (fractions of the weights as typed), so `a::.1 b::.2 c::-.3` is a zero
         sum and was refused by the parser rather than blown up by float rounding.
         """
-        if len(self.segments) == 1:
-            text, weight = self.segments[0]
-            return [(text, 1.0 if weight > 0 else weight)]
+        if len(self.segments) == 1 and self.segments[0][1] > 0:  # the common case, no arithmetic
+            return [(self.segments[0][0], 1.0)]
         exact = [Fraction(repr(weight)) for _, weight in self.segments]
         total = sum(exact, Fraction(0))
         if total <= 0:

@@ -7,14 +7,7 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.prompt import (
-    MAX_PERMUTATIONS,
-    Prompt,
-    PromptError,
-    dimensions_for,
-    expand_permutations,
-    parse_prompt,
-)
+from bot.prompt import MAX_PERMUTATIONS, Prompt, PromptError, expand_permutations, parse_prompt
 
 _SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -126,26 +119,3 @@ def test_in_range_values_read_back_exactly(case: tuple[str, dict[str, object]]) 
     for field, value in expected.items():
         assert getattr(p, field) == value, field
     _check_round_trip(p)
-
-
-@_SETTINGS
-@given(
-    st.integers(1, 64),
-    st.integers(1, 64),
-    st.sampled_from([(512, 512, 64), (768, 768, 64), (1024, 1024, 64), (512, 768, 64), (1024, 1024, 8)]),
-)
-def test_dimensions_are_step_multiples_near_the_ratio_and_native_area(
-    w: int, h: int, model: tuple[int, int, int]
-) -> None:
-    if w > 4 * h or h > 4 * w:
-        return
-    native_w, native_h, step = model
-    width, height = dimensions_for((w, h), native_w, native_h, step)
-    assert width % step == 0 and height % step == 0
-    assert width > 0 and height > 0
-    # within 10% of the ratio at 512x512 (few steps to choose from), closer on larger models
-    tolerance = 0.1 if native_w * native_h < 768 * 768 else 0.05
-    assert abs((width / height) / (w / h) - 1) <= tolerance
-    assert abs(width * height / (native_w * native_h) - 1) <= 0.25
-    if w != h:  # the transposed ratio gives the transposed size
-        assert dimensions_for((h, w), native_w, native_h, step) == (height, width)
