@@ -126,3 +126,117 @@ def _finished(request: EngineRequest) -> Finished:
         grid=solid(width * 2, height * 2),
         timings={"total": 0.0},
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark
+# ---------------------------------------------------------------------------------------------
+
+
+async def measure(engine, data_dir, jobs: int, label: str) -> dict[str, float]:
+    """Run `jobs` grids one after another; overhead = wall time to `done` minus the engine's time."""
+    import statistics
+    import time
+
+    from bot.jobs import Requester
+    from bot.services import Services
+    from bot.settings import Settings
+
+    services = await Services.start(Settings(data_dir=data_dir), engine=engine)
+    requester = Requester(0, "bench", source="console")
+    overheads: list[float] = []
+    completes: list[float] = []
+    store = services.store
+    complete_job = store.complete_job
+
+    async def timed_complete(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return await complete_job(*args, **kwargs)
+        finally:
+            completes.append(time.perf_counter() - t)
+
+    store.complete_job = timed_complete
+    try:
+        for i in range(jobs + 1):  # the first one warms up caches and is not counted
+            t0 = time.perf_counter()
+            [job] = await services.jobs.imagine(requester, f"a benchmark grid number {i} --seed {i}")
+            async for _ in services.dispatcher.subscribe(job.id):
+                pass
+            wall = time.perf_counter() - t0
+            row = await services.store.get_job(job.id)
+            if row.status != "done":
+                raise RuntimeError(f"benchmark job {job.id} ended {row.status}: {row.error}")
+            if i:
+                overheads.append(wall - float(row.timings["engine_s"]))
+            else:
+                completes.clear()
+    finally:
+        await services.stop()
+    rest = [total - write for total, write in zip(overheads, completes, strict=True)]
+    result = {
+        "median_ms": statistics.median(overheads) * 1000,
+        "p90_ms": sorted(overheads)[int(0.9 * (len(overheads) - 1))] * 1000,
+        "complete_job_ms": statistics.median(completes) * 1000,
+        "rest_ms": statistics.median(rest) * 1000,
+    }
+    print(
+        f"{label:<36} {jobs:>3} jobs  overhead/job: median {result['median_ms']:6.1f} ms, "
+        f"p90 {result['p90_ms']:6.1f} ms (goal <= 50)  of which store.complete_job "
+        f"{result['complete_job_ms']:5.1f} ms, everything else {result['rest_ms']:5.1f} ms",
+        flush=True,
+    )
+    return result
+
+
+async def _main(args) -> None:
+    import dataclasses
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="imagine-bench-") as tmp:
+        for size in args.sizes:
+            engine = StandInEngine(steps=0)
+            info = dataclasses.replace(INFO, native_width=size, native_height=size)
+            engine.start = _returning(info)  # type: ignore[method-assign]
+            await measure(
+                engine, Path(tmp) / f"standin-{size}", args.jobs, f"stand-in engine, {size}x{size} cells"
+            )
+        if not args.skip_tiny:
+            from engine.api import EngineConfig
+            from engine.local import LocalEngine
+
+            engine = LocalEngine(EngineConfig(model="tiny", device=args.device))
+            try:
+                await measure(engine, Path(tmp) / "tiny", args.tiny_jobs, "tiny engine (spawned process)")
+            finally:
+                await engine.close()
+
+
+def _returning(info: ModelInfo):
+    async def start() -> ModelInfo:
+        return info
+
+    return start
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bot.bench_dispatch", description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=30, help="jobs per stand-in run (default 30)")
+    parser.add_argument("--tiny-jobs", type=int, default=5, help="jobs on the tiny engine (default 5)")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[64, 512], help="stand-in cell sizes (default 64 512)"
+    )
+    parser.add_argument("--device", default="cpu", help="the tiny engine's device (default cpu)")
+    parser.add_argument("--skip-tiny", action="store_true", help="only the stand-in engine")
+    args = parser.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    main()
