@@ -33,6 +33,7 @@ from storage.store import Store
 from tests.support.fake_discord import (
     CALLBACK_DEFERRED_MESSAGE,
     CALLBACK_DEFERRED_UPDATE,
+    CALLBACK_MESSAGE,
     FakeDiscord,
     FakeDiscordTimeout,
     button_id,
@@ -45,6 +46,7 @@ TOKEN = "wire-test-token"
 STARTUP_S = 180.0  # the bot's start: imports, migrations, the engine process loading `tiny`
 JOB_S = 180.0  # one tiny 2x2 grid on two shared CPU cores, with room to spare
 CLICK_S = 60.0
+EPHEMERAL = 64  # message flag: only the member who asked sees it
 GRID_LABELS = ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
 
 
@@ -184,6 +186,27 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
             assert "a red lighthouse at dusk" in grid["content"]
             assert f"<@{fake.member['id']}>" in grid["content"]
             assert fake.unhandled == []
+
+            # Refusals travel the same wire: private (ephemeral) answers that start nothing.
+            bad = await fake.slash_command("imagine", {"prompt": "a cat --ar 9:1"})
+            async with explained(bot):
+                [callback] = await fake.wait_for(
+                    lambda: fake.callbacks_for(bad), timeout=30, what="the refusal of a bad --ar"
+                )
+            assert callback.type == CALLBACK_MESSAGE and callback.data["flags"] & EPHEMERAL
+            assert "--ar" in callback.data["content"]
+
+            internal = await fake.slash_command(
+                "imagine", {"prompt": "http://169.254.169.254/latest/cat.png a cat"}
+            )
+            async with explained(bot):
+                [refusal] = await fake.wait_for(
+                    lambda: [m for m in fake.messages_for(internal) if m["flags"] & EPHEMERAL],
+                    timeout=30,
+                    what="the refusal of an image link to an internal address",
+                )
+            assert "internal network address (169.254.169.254)" in refusal["content"]
+            assert not _result(fake, fake.original_message(internal))
             bot.kill()
 
         # --- second life: the old grid's U1 -----------------------------------------------------
