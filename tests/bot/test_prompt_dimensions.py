@@ -44,7 +44,7 @@ def test_nonsense_sizes_are_refused(args: tuple) -> None:
         dimensions_for(*args)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.integers(1, 64),
     st.integers(1, 64),

@@ -111,7 +111,7 @@ def _valid_prompts(draw: st.DrawFn) -> tuple[str, dict[str, object]]:
     return separator.join([parts[0], *tail]), expected
 
 
-@_SETTINGS
+@settings(_SETTINGS, max_examples=150)
 @given(_valid_prompts())
 def test_in_range_values_read_back_exactly(case: tuple[str, dict[str, object]]) -> None:
     text, expected = case
