@@ -21,6 +21,7 @@ from aiohttp import web
 from PIL import Image
 
 from bot.discord.fetch import (
+    USER_AGENT,
     ImageFetchError,
     decode_image,
     fetch_image,
@@ -68,6 +69,7 @@ class Server:
 
     port: int
     hosts: list[str] = field(default_factory=list)  # the Host header of every request
+    agents: list[str] = field(default_factory=list)  # the User-Agent of every request
     paths: list[str] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -85,6 +87,7 @@ async def server() -> AsyncIterator[Server]:
 
     async def record(request: web.Request) -> None:
         state.hosts.append(request.headers.get("Host", ""))
+        state.agents.append(request.headers.get("User-Agent", ""))
         state.paths.append(request.path)
 
     async def cat(request: web.Request) -> web.Response:
@@ -214,6 +217,7 @@ async def test_a_name_is_resolved_once_and_the_connection_pinned_to_the_vetted_a
     # and asked only once: no second lookup a rebinding DNS server could answer differently.
     assert calls == ["images.example"]
     assert server.hosts == [f"images.example:{server.port}"]
+    assert server.agents == [USER_AGENT]
 
 
 # --- schemes and names -------------------------------------------------------------------------
