@@ -26,7 +26,7 @@ def run_imagine(ctx: OpContext, req: ImagineRequest) -> OpResult:
         check_range("image weight (--iw)", req.image_weight, 0, 3)
     guidance = preset.default_guidance if req.guidance is None else req.guidance
     check_range("guidance", guidance, 0, 30)
-    steps = effective_steps(req.steps or preset.default_steps, req.quality)
+    steps = effective_steps(preset.default_steps if req.steps is None else req.steps, req.quality)
     init = None
     if req.init_image is not None:
         init = cover(req.init_image.to_pil(), req.width, req.height)

@@ -1,0 +1,78 @@
+"""Shared fixtures for the engine tests: one loaded tiny model per session, and job helpers.
+
+Tests run a real `EngineCore` on the `tiny` presets (real diffusers components, CPU). One torch
+thread: the CI machine has two cores shared by the whole suite, and oversubscribed OpenMP
+threads are many times slower than one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.api import (
+    EngineConfig,
+    EngineEvent,
+    EngineRequest,
+    Failed,
+    Finished,
+    ImageData,
+    ImagineRequest,
+    PromptSpec,
+)
+from engine.core import EngineCore
+
+torch.set_num_threads(1)
+
+PROMPT = PromptSpec.single("a red lighthouse at dusk")
+SEEDS = (101, 202, 303, 404)
+
+
+@pytest.fixture(scope="session")
+def core() -> EngineCore:
+    engine = EngineCore(EngineConfig(model="tiny", device="cpu", warmup=False, max_pixels=512 * 512))
+    engine.load()
+    return engine
+
+
+@pytest.fixture(scope="session")
+def xl_core() -> EngineCore:
+    engine = EngineCore(EngineConfig(model="tiny-xl", device="cpu", warmup=False, max_pixels=512 * 512))
+    engine.load()
+    return engine
+
+
+def run_events(core: EngineCore, request: EngineRequest, should_stop=lambda: False) -> list[EngineEvent]:
+    events: list[EngineEvent] = []
+    core.run(request, events.append, should_stop)
+    return events
+
+
+def finish(core: EngineCore, request: EngineRequest) -> Finished:
+    events = run_events(core, request)
+    last = events[-1]
+    assert isinstance(last, Finished), f"expected Finished, got {last!r}"
+    return last
+
+
+def fail(core: EngineCore, request: EngineRequest) -> Failed:
+    events = run_events(core, request)
+    last = events[-1]
+    assert isinstance(last, Failed), f"expected Failed, got {type(last).__name__}"
+    return last
+
+
+def imagine(**fields) -> ImagineRequest:
+    base = {"job_id": "job", "prompt": PROMPT, "seeds": SEEDS, "width": 128, "height": 128}
+    base.update(fields)
+    return ImagineRequest(**base)
+
+
+def pixels(image: ImageData) -> np.ndarray:
+    return np.frombuffer(image.rgb, dtype=np.uint8).reshape(image.height, image.width, 3).astype(np.float64)
+
+
+def distance(a: ImageData, b: ImageData) -> float:
+    """Mean absolute pixel difference (0-255)."""
+    return float(np.abs(pixels(a) - pixels(b)).mean())
