@@ -426,6 +426,8 @@ class JobService:
                 image_weight=prompt.image_weight,
             )
         source = await self._source_image(job)
+        # --quality is the job's step budget, and a derived job keeps its prompt's budget.
+        steps = None if prompt.quality == 1 else max(1, round(self.info.default_steps * prompt.quality))
         if kind in (JobKind.VARY, JobKind.VARY_SUBTLE, JobKind.VARY_STRONG):
             strength = params.get("strength") or ("subtle" if kind is JobKind.VARY_SUBTLE else "strong")
             return VaryRequest(
@@ -434,13 +436,16 @@ class JobService:
                 prompt=spec,
                 seeds=seeds,
                 strength=strength,
+                steps=steps,
                 stylize=int(prompt.stylize),
                 style=prompt.style,
                 tile=bool(prompt.tile),
             )
         if kind in (JobKind.UPSCALE_SUBTLE, JobKind.UPSCALE_CREATIVE):
             mode = "creative" if kind is JobKind.UPSCALE_CREATIVE else "subtle"
-            return UpscaleRequest(job_id=job.id, source=source, prompt=spec, seed=seeds[0], mode=mode)
+            return UpscaleRequest(
+                job_id=job.id, source=source, prompt=spec, seed=seeds[0], mode=mode, steps=steps
+            )
         if kind is JobKind.ZOOM:
             aspect = params.get("aspect")
             return OutpaintRequest(
@@ -450,13 +455,16 @@ class JobService:
                 seeds=seeds,
                 zoom=float(params.get("zoom", 2.0)),
                 aspect=tuple(aspect) if aspect else None,
+                steps=steps,
             )
         if kind is JobKind.PAN:
             return OutpaintRequest(
-                job_id=job.id, source=source, prompt=spec, seeds=seeds, pan=params["direction"]
+                job_id=job.id, source=source, prompt=spec, seeds=seeds, pan=params["direction"], steps=steps
             )
         if kind is JobKind.SQUARE:
-            return OutpaintRequest(job_id=job.id, source=source, prompt=spec, seeds=seeds, square=True)
+            return OutpaintRequest(
+                job_id=job.id, source=source, prompt=spec, seeds=seeds, square=True, steps=steps
+            )
         raise ValueError(f"job {job.id} of kind {job.kind} needs no engine work")
 
     async def _source_image(self, job: Job) -> ImageData:

@@ -65,7 +65,7 @@ async def imagine(engine, data_dir) -> Console:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def grid(imagine) -> dict:
-    return await imagine.json("run", "a lighthouse at dusk --ar 16:9 --seed 42 --quality .5")
+    return await imagine.json("run", "a lighthouse at dusk --ar 16:9 --seed 42 --quality .25")
 
 
 def png_size(path: str) -> tuple[int, int]:

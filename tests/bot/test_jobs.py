@@ -225,6 +225,15 @@ async def test_request_details_for_each_action(env):
     assert custom.prompt.segments == (("a wide harbour", 1.0),)
     assert (await request_for(action=Action.PAN, index=3, direction="up")).pan == "up"
     assert (await request_for(action=Action.SQUARE, index=0)).square is True
+    assert zoom.steps is None  # --quality 1: the preset's steps
+
+
+async def test_quality_carries_over_to_derived_jobs_as_their_step_budget(env):
+    store, engine, dispatcher, service = env
+    parent = await grid(env, "a harbour --seed 3 --quality .5")
+    job = await service.derive(ALICE, parent.id, Action.VARY, index=0)
+    await done(dispatcher, store, [job])
+    assert engine.requests[-1].steps == round(INFO.default_steps * 0.5)
 
 
 async def test_index_rules_and_clear_refusals(env):
