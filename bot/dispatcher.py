@@ -334,14 +334,12 @@ class Dispatcher:
 
     def _take_next(self) -> _Entry | None:
         """Round-robin: the first user in the ring below their running limit gives their oldest job."""
-        for _ in range(len(self._ring)):
-            user = self._ring[0]
+        for turn, user in enumerate(self._ring):
             queue = self._queues[user]
             if self._running_of(user) >= queue[0].limits.max_running_per_user:
-                self._ring.rotate(-1)  # skipped, keeps its turn order relative to the others
-                continue
+                continue  # skipped, but keeps its place: it is first once a job of theirs ends
             entry = queue.popleft()
-            self._ring.popleft()
+            del self._ring[turn]
             if queue:
                 self._ring.append(user)
             else:
