@@ -1,0 +1,480 @@
+"""`LocalEngine`: the engine in a spawned child process on this machine, supervised.
+
+The parent side never imports torch: it spawns `engine.worker.main` (spawn, never fork: CUDA
+does not survive a fork), waits for the child's `Ready`, and exchanges the typed messages of
+`engine.protocol` over one pipe.
+
+Threads and the event loop, per worker process:
+
+- a *reader* thread blocks in `multiprocessing.connection.wait` on the pipe and the process's
+  sentinel, and hands each message to the event loop with `call_soon_threadsafe`: no polling,
+  and a message wakes its consumer at once;
+- a *sender* thread writes the parent's messages in order, so a large source image never blocks
+  the event loop and a cancel can never overtake the job it cancels.
+
+The supervisor is the reader thread: EOF on the pipe or the process's exit is a dead worker; no
+message at all (the child sends a heartbeat every `heartbeat_s`) for `hang_timeout_s` is a hung
+worker, which is killed. Either way the jobs it held fail with `retryable=True` and a sentence a
+user can read, and a fresh worker is started; the next job runs on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import multiprocessing.util  # imported before our atexit hook, so ours runs first (LIFO)
+import queue
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+
+from engine.api import (
+    EngineConfig,
+    EngineError,
+    EngineEvent,
+    EngineRequest,
+    Failed,
+    Finished,
+    ImagineRequest,
+    ModelInfo,
+    OutpaintRequest,
+    UpscaleRequest,
+    VaryRequest,
+)
+from engine.protocol import (
+    DEFAULT_CORE,
+    CancelJob,
+    Heartbeat,
+    JobEvent,
+    LoadFailed,
+    ParentMessage,
+    Ready,
+    RunJob,
+    Shutdown,
+    WorkerLog,
+)
+
+log = logging.getLogger(__name__)
+
+CRASHED = (
+    "The engine stopped unexpectedly while working on this job; it has been restarted, "
+    "so trying again should work."
+)
+HUNG = (
+    "The engine stopped responding while working on this job; it has been restarted, "
+    "so trying again should work."
+)
+LOST_BEFORE_START = "The engine restarted before this job began; trying again should work."
+SHUT_DOWN = "The engine was shut down before this job finished."
+
+# Until the model is loaded a worker gets at least this long between two messages: the first
+# heartbeat waits for the interpreter to start, and `import torch` holds the interpreter lock
+# while it loads its native libraries, which can take a while on a busy machine.
+LOADING_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+
+_REQUEST_TYPES = (ImagineRequest, VaryRequest, UpscaleRequest, OutpaintRequest)
+
+
+class LocalEngine:
+    """An `EngineClient` running the engine core in a supervised child process.
+
+    `slots` is how many jobs the dispatcher keeps in flight here. The child runs one job at a
+    time on its GPU; with more than one slot the next job already waits inside the child, which
+    hides the round trip between jobs. `core` names the core class (`module:Class`) the child
+    loads; the real `EngineCore` unless you wrap it.
+    """
+
+    def __init__(
+        self, config: EngineConfig | None = None, *, slots: int = 1, core: str = DEFAULT_CORE
+    ) -> None:
+        if slots < 1:
+            raise ValueError(f"slots must be at least 1, got {slots}")
+        if config is not None and (config.heartbeat_s <= 0 or config.hang_timeout_s <= config.heartbeat_s):
+            raise ValueError(
+                "EngineConfig needs heartbeat_s > 0 and hang_timeout_s > heartbeat_s, got "
+                f"heartbeat_s={config.heartbeat_s}, hang_timeout_s={config.hang_timeout_s}"
+            )
+        self._config = config or EngineConfig()
+        self._slots = slots
+        self._core = core
+        self._context = multiprocessing.get_context("spawn")
+        self._worker: _WorkerProcess | None = None
+        self._starting: asyncio.Task[ModelInfo] | None = None
+        self._info: ModelInfo | None = None
+        self._jobs: dict[str, _Job] = {}
+        self._closed = False
+        self._generation = 0
+        self.restarts = 0
+        """How many times a dead or hung worker was replaced (for logs and tests)."""
+
+    # -- EngineClient ----------------------------------------------------------------------------
+
+    @property
+    def slots(self) -> int:
+        return self._slots
+
+    @property
+    def info(self) -> ModelInfo | None:
+        """The loaded model's facts, once `start` has succeeded."""
+        return self._info
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The process id of the current worker (for operators' tools and tests)."""
+        worker = self._worker
+        return worker.process.pid if worker is not None else None
+
+    async def start(self) -> ModelInfo:
+        """Spawn the worker and wait until its model is loaded; idempotent.
+
+        A model that cannot be loaded raises `EngineError` with the child's reason; calling
+        `start` again tries again.
+        """
+        if self._closed:
+            raise EngineError("The engine is closed.")
+        worker = self._worker
+        if worker is not None and _is_ready(worker):
+            return worker.ready.result()
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.get_running_loop().create_task(self._spawn())
+        return await asyncio.shield(self._starting)
+
+    async def submit(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
+        """Run one request; yields `Started`, `Progress`..., then exactly one `Finished`/`Failed`.
+
+        Leaving the iteration early cancels the job in the worker.
+        """
+        if not isinstance(request, _REQUEST_TYPES):
+            raise TypeError(f"not an engine request: {type(request).__name__}")
+        if self._closed:
+            raise EngineError("The engine is closed.")
+        job_id = request.job_id
+        if job_id in self._jobs:
+            raise EngineError(f"Job {job_id} is already running in this engine.")
+        job = _Job(request=request, events=asyncio.Queue())
+        self._jobs[job_id] = job
+        try:
+            try:
+                worker = await self._ready_worker(job)
+            except EngineError as error:
+                job.fail(f"The engine is not available: {error}", retryable=True)
+                worker = None
+            if worker is not None:
+                job.worker = worker
+                job.posted_at = time.time()
+                worker.post(RunJob(request=request, sent_at=job.posted_at))
+                if job.cancel_requested:
+                    worker.post(CancelJob(job_id))
+            while True:
+                event = await job.events.get()
+                yield event
+                if isinstance(event, Finished | Failed):
+                    return
+        finally:
+            if self._jobs.get(job_id) is job:
+                del self._jobs[job_id]
+            if not job.ended and job.worker is not None and job.worker is self._worker:
+                job.ended = True
+                job.worker.post(CancelJob(job_id))  # nobody listens any more: free the GPU
+
+    async def cancel(self, job_id: str) -> None:
+        """Ask the job to stop; it ends with `Failed(reason='cancelled')` within one step."""
+        job = self._jobs.get(job_id)
+        if job is None or job.ended:
+            return
+        job.cancel_requested = True
+        if job.worker is not None:
+            job.worker.post(CancelJob(job_id))
+
+    async def close(self) -> None:
+        """Stop the worker cleanly (shutdown message, join, then terminate); fail what is left."""
+        if self._closed:
+            return
+        self._closed = True
+        for job in list(self._jobs.values()):
+            job.fail(SHUT_DOWN, retryable=True)
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            if not worker.ready.done():
+                worker.ready.set_exception(EngineError("The engine was closed while loading the model."))
+                worker.ready.exception()  # retrieved: no "never retrieved" warning
+            await asyncio.to_thread(worker.stop, STOP_TIMEOUT_S)
+        if self._starting is not None and not self._starting.done():
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._starting
+
+    async def __aenter__(self) -> LocalEngine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- worker life -----------------------------------------------------------------------------
+
+    async def _ready_worker(self, job: _Job) -> _WorkerProcess | None:
+        """A loaded worker to run `job` on, or None when the job already has its final event."""
+        while True:
+            await self.start()
+            if job.cancel_requested:
+                job.fail("cancelled", retryable=False)
+                return None
+            if self._closed:
+                raise EngineError("The engine is closed.")
+            worker = self._worker
+            # The worker may have died between `start` returning and now; then start again.
+            if worker is not None and _is_ready(worker):
+                return worker
+
+    async def _spawn(self) -> ModelInfo:
+        loop = asyncio.get_running_loop()
+        self._generation += 1
+        parent_conn, child_conn = self._context.Pipe(duplex=True)
+        from engine import worker as worker_module  # light: the child imports torch, not this
+
+        process = self._context.Process(
+            target=worker_module.main,
+            args=(child_conn, self._config, self._core, logging.getLogger("engine").getEffectiveLevel()),
+            name=f"imagine-engine-{self._generation}",
+            daemon=False,  # a daemon could not start helper processes (torch.compile workers)
+        )
+        await asyncio.to_thread(process.start)
+        child_conn.close()  # only the child holds its end now, so its death is EOF here
+        worker = _WorkerProcess(
+            process=process, conn=parent_conn, ready=loop.create_future(), config=self._config
+        )
+        self._worker = worker
+        _live_workers.add(worker)
+        log.info(
+            "engine worker %d started (pid %s), loading %r", self._generation, process.pid, self._config.model
+        )
+        worker.begin(loop, self._on_message, self._on_lost)
+        try:
+            info = await worker.ready
+        except BaseException:
+            if self._worker is worker:
+                self._worker = None
+            await asyncio.to_thread(worker.stop, STOP_TIMEOUT_S)
+            raise
+        self._info = info
+        return info
+
+    def _on_message(self, worker: _WorkerProcess, message: object, received_at: float) -> None:
+        """Runs on the event loop for `Ready`, `LoadFailed` and `JobEvent`."""
+        if isinstance(message, JobEvent):
+            job = self._jobs.get(message.event.job_id)
+            if job is None or job.worker is not worker or job.ended:
+                return  # a late event of an abandoned or already failed job
+            event = message.event
+            if isinstance(event, Finished):
+                event = replace(event, timings=job.timings(event.timings, message.sent_at, received_at))
+            job.put(event)
+        elif isinstance(message, Ready):
+            if not worker.ready.done():
+                log.info(
+                    "engine worker ready: %s on %s (pid %d, load %.1f s)",
+                    message.info.name,
+                    message.info.device,
+                    message.pid,
+                    message.load_s,
+                )
+                worker.ready.set_result(message.info)
+        elif isinstance(message, LoadFailed) and not worker.ready.done():
+            worker.ready.set_exception(
+                EngineError(f"The engine could not load model {self._config.model!r}: {message.reason}")
+            )
+
+    def _on_lost(self, worker: _WorkerProcess, hung: bool) -> None:
+        """Runs on the event loop when the reader thread finds its worker dead or hung."""
+        if worker is not self._worker:
+            return  # already replaced or closed on purpose
+        self._worker = None
+        code = worker.process.exitcode
+        if not worker.ready.done():
+            what = "stopped responding" if hung else f"exited (code {code})"
+            worker.ready.set_exception(
+                EngineError(f"The engine process {what} while loading model {self._config.model!r}.")
+            )
+            return  # a worker that cannot even load is not restarted in a loop; start() says why
+        log.error(
+            "engine worker (pid %s) %s; failing its jobs and starting a fresh one",
+            worker.process.pid,
+            "hung (no heartbeat) and was killed" if hung else f"died (exit code {code})",
+        )
+        for job in list(self._jobs.values()):
+            if job.worker is worker and not job.ended:
+                job.fail((HUNG if hung else CRASHED) if job.started else LOST_BEFORE_START, retryable=True)
+        if not self._closed:
+            self.restarts += 1
+            self._starting = asyncio.get_running_loop().create_task(self._spawn())
+            self._starting.add_done_callback(_log_restart_failure)
+
+
+def _is_ready(worker: _WorkerProcess) -> bool:
+    ready = worker.ready
+    return ready.done() and not ready.cancelled() and ready.exception() is None
+
+
+def _log_restart_failure(task: asyncio.Task[ModelInfo]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("could not restart the engine worker: %s", task.exception())
+
+
+@dataclass(eq=False)
+class _Job:
+    """One submitted request, as the parent tracks it."""
+
+    request: EngineRequest
+    events: asyncio.Queue[EngineEvent]
+    worker: _WorkerProcess | None = None
+    posted_at: float = 0.0
+    started: bool = False
+    ended: bool = False
+    cancel_requested: bool = False
+
+    def put(self, event: EngineEvent) -> None:
+        if self.ended:
+            return
+        if isinstance(event, Finished | Failed):
+            self.ended = True
+        else:
+            self.started = True
+        self.events.put_nowait(event)
+
+    def fail(self, reason: str, retryable: bool) -> None:
+        self.put(Failed(job_id=self.request.job_id, reason=reason, retryable=retryable))
+
+    def timings(self, core: dict[str, float], sent_at: float, received_at: float) -> dict[str, float]:
+        """The core's timings plus what the process boundary cost, all in seconds.
+
+        `engine_overhead_s` is everything the engine process adds on top of the worker's run:
+        request transfer, waiting inside the worker, and the result's transfer back.
+        """
+        total = received_at - self.posted_at
+        timings = {**core, "transfer_s": max(received_at - sent_at, 0.0), "engine_total_s": total}
+        if "worker_run_s" in core:
+            timings["engine_overhead_s"] = max(total - core["worker_run_s"], 0.0)
+        return timings
+
+
+OnMessage = Callable[["_WorkerProcess", object, float], None]
+OnLost = Callable[["_WorkerProcess", bool], None]
+
+
+@dataclass(eq=False)
+class _WorkerProcess:
+    """One child process with its pipe, its reader (the supervisor) and its sender thread."""
+
+    process: multiprocessing.process.BaseProcess
+    conn: multiprocessing.connection.Connection
+    ready: asyncio.Future[ModelInfo]
+    config: EngineConfig
+    _outbox: queue.SimpleQueue[ParentMessage | None] = field(default_factory=queue.SimpleQueue)
+    _stopping: bool = False
+    # multiprocessing's join is not thread-safe: two threads reaping at once can make one of them
+    # see "still running" for a process that has exited. Reader, close and atexit share this lock.
+    _reap_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def join(self, timeout: float) -> int | None:
+        """Wait for the process to exit; its exit code, or None if it is still running."""
+        with self._reap_lock:
+            self.process.join(timeout)
+            return self.process.exitcode
+
+    def begin(self, loop: asyncio.AbstractEventLoop, on_message: OnMessage, on_lost: OnLost) -> None:
+        threading.Thread(
+            target=self._read, args=(loop, on_message, on_lost), name="engine-reader", daemon=True
+        ).start()
+        threading.Thread(target=self._write, name="engine-sender", daemon=True).start()
+
+    def post(self, message: ParentMessage) -> None:
+        """Queue a message for the child; sent in order by the sender thread."""
+        self._outbox.put(message)
+
+    def _write(self) -> None:
+        while (message := self._outbox.get()) is not None:
+            try:
+                self.conn.send(message)
+            except (OSError, ValueError):
+                return  # the child is gone; the reader reports it
+
+    def _read(self, loop: asyncio.AbstractEventLoop, on_message: OnMessage, on_lost: OnLost) -> None:
+        timeout = max(LOADING_TIMEOUT_S, self.config.hang_timeout_s)
+        hung = False
+        while True:
+            ready = multiprocessing.connection.wait([self.conn, self.process.sentinel], timeout)
+            if not ready:
+                if self._stopping:
+                    continue
+                hung = True
+                log.error(
+                    "engine worker (pid %s) sent nothing for %.1f s; killing it", self.process.pid, timeout
+                )
+                self.process.kill()
+                break
+            if self.conn not in ready:
+                break  # the process exited and everything it sent has been read
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                break
+            received_at = time.time()
+            if isinstance(message, Ready):
+                timeout = self.config.hang_timeout_s
+            if isinstance(message, Heartbeat):
+                continue
+            if isinstance(message, WorkerLog):
+                logging.getLogger(message.name).log(message.level, "%s", message.message)
+                continue
+            if not _call_soon(loop, on_message, self, message, received_at):
+                return
+        if not self._stopping:
+            self.join(STOP_TIMEOUT_S)
+            _call_soon(loop, on_lost, self, hung)
+
+    def stop(self, timeout: float) -> None:
+        """Shut the child down: ask, wait, then terminate, then kill. Blocking; run in a thread."""
+        self._stopping = True
+        self._outbox.put(Shutdown())
+        self._outbox.put(None)
+        if self.join(timeout) is None:
+            log.warning("engine worker (pid %s) ignored shutdown; terminating it", self.process.pid)
+            self.process.terminate()
+            if self.join(2.0) is None:
+                self.process.kill()
+                self.join(2.0)
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        _live_workers.discard(self)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: object) -> bool:
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:  # the loop is closed: nobody is listening any more
+        return False
+    return True
+
+
+_live_workers: weakref.WeakSet[_WorkerProcess] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_forgotten_workers() -> None:
+    """A `LocalEngine` that was never closed must not keep the interpreter from exiting.
+
+    multiprocessing joins non-daemon children at exit; a worker still waiting for jobs would make
+    that join wait forever, so kill what is left first (atexit runs this before multiprocessing's).
+    """
+    for worker in list(_live_workers):
+        worker._stopping = True
+        if worker.process.exitcode is None:
+            worker.process.kill()
+            worker.join(2.0)

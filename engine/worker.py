@@ -1,0 +1,225 @@
+"""The engine's child process: load the model once, then run jobs one at a time.
+
+`LocalEngine` spawns `main` in a fresh interpreter (CUDA does not survive a fork). Three threads:
+
+- the main thread loads the core and runs jobs from a queue, in order, so the GPU sees one job
+  at a time and CUDA state stays on one thread;
+- a listener thread reads the pipe: `RunJob` goes to the queue, `CancelJob` sets a flag that the
+  job's `should_stop` reads at every denoising step, `Shutdown` ends the loop. Reading in its own
+  thread is what lets a cancel reach a job that is busy on the GPU;
+- a heartbeat thread tells the parent every `heartbeat_s` that the process is alive. A process
+  that is frozen (or holds the GIL forever) stops sending, and the parent's supervisor restarts it.
+
+If the parent goes away (EOF on the pipe) the child exits at once: a job nobody will receive is
+not worth the GPU time, and an orphan would hold the GPU's memory.
+
+torch is imported only here and below (through the core), never by the parent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import faulthandler
+import importlib
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from engine.api import EngineConfig, EngineEvent, Failed, Finished
+from engine.protocol import (
+    DEFAULT_CORE,
+    CancelJob,
+    ChildMessage,
+    Heartbeat,
+    JobEvent,
+    LoadFailed,
+    Ready,
+    RunJob,
+    Shutdown,
+    WorkerLog,
+)
+
+log = logging.getLogger(__name__)
+
+CANCELLED = "cancelled"
+NO_RESULT = "The engine ended this job without a result; this is a bug in the engine."
+
+
+def main(
+    conn: Connection, config: EngineConfig, core: str = DEFAULT_CORE, log_level: int = logging.INFO
+) -> None:
+    """The spawned process's entry point (a module-level function, so `spawn` can pickle it)."""
+    # Ctrl-C in a terminal reaches the whole process group; the parent decides how to shut down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    faulthandler.enable()  # a segfault in a CUDA library leaves a traceback on stderr
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
+    worker = _Worker(conn, config)
+    _forward_logs(worker.send, log_level)
+    sys.exit(worker.serve(core))
+
+
+def load_core_class(path: str) -> Callable[[EngineConfig], Any]:
+    """Import `module:attribute` (the core class) only now, inside the child: torch comes with it."""
+    module_name, _, attribute = path.partition(":")
+    if not attribute:
+        raise ValueError(f"core must look like 'module:Class', got {path!r}")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+class _Worker:
+    def __init__(self, conn: Connection, config: EngineConfig) -> None:
+        self._conn = conn
+        self._config = config
+        self._send_lock = threading.Lock()  # heartbeat, log and job threads share the pipe
+        self._jobs: queue.SimpleQueue[RunJob | None] = queue.SimpleQueue()
+        self._state_lock = threading.Lock()
+        self._known: set[str] = set()  # queued or running job ids
+        self._cancelled: set[str] = set()
+        self._stopping = threading.Event()
+
+    # -- pipe ------------------------------------------------------------------------------------
+
+    def send(self, message: ChildMessage) -> None:
+        try:
+            with self._send_lock:
+                self._conn.send(message)
+        except (BrokenPipeError, EOFError, OSError):
+            os._exit(0)  # the parent is gone: nobody is waiting for anything we make
+
+    def _listen(self) -> None:
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                os._exit(0)  # the parent is gone
+            if isinstance(message, RunJob):
+                with self._state_lock:
+                    self._known.add(message.request.job_id)
+                self._jobs.put(message)
+            elif isinstance(message, CancelJob):
+                with self._state_lock:
+                    # A cancel for a job that already ended is dropped, so the set stays small.
+                    if message.job_id in self._known:
+                        self._cancelled.add(message.job_id)
+            elif isinstance(message, Shutdown):
+                self._stopping.set()
+                self._jobs.put(None)
+                return
+            else:
+                log.error("worker got an unknown message %r; ignored", type(message).__name__)
+
+    def _beat(self) -> None:
+        interval = max(self._config.heartbeat_s, 0.01)
+        while True:
+            self.send(Heartbeat(sent_at=time.time()))
+            if self._stopping.wait(interval):
+                return
+
+    # -- life ------------------------------------------------------------------------------------
+
+    def serve(self, core_path: str) -> int:
+        """Load, say ready, run jobs until told to stop. Returns the process exit code."""
+        # Both threads start before the (slow) load: heartbeats show the parent that a long load is
+        # alive, and a shutdown asked for during the load is seen.
+        threading.Thread(target=self._listen, name="engine-listener", daemon=True).start()
+        threading.Thread(target=self._beat, name="engine-heartbeat", daemon=True).start()
+
+        began = time.perf_counter()
+        try:
+            core = load_core_class(core_path)(self._config)
+            info = core.load()
+        except Exception as error:  # any load failure is reported, whatever its type
+            log.exception("loading model %r failed", self._config.model)
+            self.send(LoadFailed(reason=_describe(error)))
+            return 1
+        load_s = time.perf_counter() - began
+        log.info("model %s loaded on %s in %.1f s (pid %d)", info.name, info.device, load_s, os.getpid())
+        self.send(Ready(info=info, pid=os.getpid(), load_s=load_s))
+
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                break
+            self._run(core, job)
+        self._stopping.set()
+        return 0
+
+    def _run(self, core: Any, job: RunJob) -> None:
+        request = job.request
+        job_id = request.job_id
+        began = time.time()
+        queue_s = max(began - job.sent_at, 0.0)
+        ended = False
+
+        def emit(event: EngineEvent) -> None:
+            nonlocal ended
+            if ended or event.job_id != job_id:
+                log.warning("job %s: dropped a stray %s event", job_id, type(event).__name__)
+                return
+            if isinstance(event, Finished):
+                timings = {
+                    **event.timings,
+                    "worker_queue_s": queue_s,
+                    "worker_run_s": time.time() - began,
+                }
+                event = dataclasses.replace(event, timings=timings)
+            if isinstance(event, Finished | Failed):
+                ended = True
+            self.send(JobEvent(event=event, sent_at=time.time()))
+
+        def should_stop() -> bool:
+            return self._stopping.is_set() or job_id in self._cancelled
+
+        try:
+            if should_stop():  # cancelled while it waited in the queue
+                emit(Failed(job_id=job_id, reason=CANCELLED))
+                return
+            try:
+                core.run(request, emit, should_stop)
+            except Exception as error:
+                if should_stop():  # the core's own way of stopping (e.g. CancelledByUser)
+                    emit(Failed(job_id=job_id, reason=CANCELLED))
+                elif isinstance(error, ValueError):  # the core's "cannot do this request"
+                    emit(Failed(job_id=job_id, reason=str(error)))
+                else:
+                    log.exception("job %s failed", job_id)
+                    emit(Failed(job_id=job_id, reason=f"The engine failed on this job: {_describe(error)}"))
+            if not ended:
+                emit(Failed(job_id=job_id, reason=NO_RESULT))
+        finally:
+            with self._state_lock:
+                self._known.discard(job_id)
+                self._cancelled.discard(job_id)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class _PipeLogHandler(logging.Handler):
+    """Sends the worker's log records to the parent, which logs them where the operator looks."""
+
+    def __init__(self, send: Callable[[ChildMessage], None], level: int) -> None:
+        super().__init__(level)
+        self._send = send
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._send(WorkerLog(name=record.name, level=record.levelno, message=self.format(record)))
+        except Exception:
+            self.handleError(record)
+
+
+def _forward_logs(send: Callable[[ChildMessage], None], level: int) -> None:
+    root = logging.getLogger()
+    root.handlers[:] = [_PipeLogHandler(send, level)]
+    root.setLevel(level)

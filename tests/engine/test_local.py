@@ -1,0 +1,247 @@
+"""LocalEngine end to end: a really spawned worker running the real EngineCore on the `tiny` preset.
+
+One engine serves the whole module (the model loads once); the tests that kill or freeze the
+worker check that the engine comes back by itself, so the tests after them run on its successor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
+
+import pytest
+import pytest_asyncio
+
+from engine.api import (
+    EngineConfig,
+    EngineError,
+    EngineEvent,
+    Failed,
+    Family,
+    Finished,
+    ImageData,
+    ImagineRequest,
+    Progress,
+    PromptSpec,
+    Started,
+    VaryRequest,
+)
+from engine.local import CRASHED, HUNG, LocalEngine
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+# A short hang timeout keeps the frozen-worker test quick; heartbeats come every 0.25 s, so even a
+# busy CI machine leaves a wide margin before a healthy worker would be mistaken for a hung one.
+CONFIG = EngineConfig(model="tiny", device="cpu", heartbeat_s=0.25, hang_timeout_s=5.0)
+LONG_STEPS = 150  # the core's maximum: a job that is surely still running when we act on it
+
+
+def imagine(
+    job_id: str, steps: int = 2, size: int = 64, seeds: tuple[int, ...] = (1, 2, 3, 4)
+) -> ImagineRequest:
+    return ImagineRequest(
+        job_id=job_id,
+        prompt=PromptSpec.single("a lighthouse at dusk"),
+        seeds=seeds,
+        width=size,
+        height=size,
+        steps=steps,
+    )
+
+
+async def run(
+    engine: LocalEngine,
+    request: ImagineRequest | VaryRequest,
+    on_event: Callable[[EngineEvent], Awaitable[None]] | None = None,
+) -> list[EngineEvent]:
+    events: list[EngineEvent] = []
+    async for event in engine.submit(request):
+        events.append(event)
+        if on_event is not None:
+            await on_event(event)
+    return events
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def engine():
+    engine = LocalEngine(CONFIG)
+    await engine.start()
+    yield engine
+    await engine.close()
+
+
+async def assert_healthy(engine: LocalEngine, job_id: str) -> Finished:
+    """The engine still does real work: a small job runs to the end."""
+    events = await run(engine, imagine(job_id))
+    assert isinstance(events[-1], Finished), events[-1]
+    return events[-1]
+
+
+async def test_start_loads_the_model_once_and_reports_it(engine: LocalEngine) -> None:
+    pid = engine.worker_pid
+    info = await engine.start()  # idempotent: the same worker, no second load
+
+    assert (info.name, info.family, info.device) == ("tiny", Family.SD, "cpu")
+    assert info.native_width == 128 and info.size_step == 16
+    assert engine.worker_pid == pid and pid != os.getpid()
+    assert engine.slots == 1
+
+
+async def test_imagine_streams_progress_then_four_images_with_timings(engine: LocalEngine) -> None:
+    request = imagine("grid", steps=2, seeds=(11, 12, 13, 14))
+
+    events = await run(engine, request)
+
+    assert isinstance(events[0], Started)
+    steps = [event.step for event in events if isinstance(event, Progress)]
+    assert steps == sorted(steps) and steps[-1] == 2
+    finished = events[-1]
+    assert isinstance(finished, Finished) and finished.job_id == "grid"
+    assert finished.seeds == (11, 12, 13, 14)
+    assert [(image.width, image.height) for image in finished.images] == [(64, 64)] * 4
+    assert (finished.grid.width, finished.grid.height) == (128, 128)
+    assert len({image.rgb for image in finished.images}) == 4  # four seeds, four different pictures
+    # What the process boundary costs is measured on every job (DESIGN: engine overhead <= 3%).
+    timings = finished.timings
+    for key in ("worker_queue_s", "worker_run_s", "transfer_s", "engine_total_s", "engine_overhead_s"):
+        assert timings[key] >= 0, key
+    assert timings["engine_total_s"] >= timings["worker_run_s"]
+
+
+async def test_cancel_stops_the_job_at_the_next_step_and_the_worker_carries_on(engine: LocalEngine) -> None:
+    pid = engine.worker_pid
+    cancelled_at: list[int] = []
+
+    async def cancel_on_first_step(event: EngineEvent) -> None:
+        if isinstance(event, Progress) and not cancelled_at:
+            cancelled_at.append(event.step)
+            await engine.cancel("long")
+
+    events = await run(engine, imagine("long", steps=LONG_STEPS), cancel_on_first_step)
+
+    assert events[-1] == Failed(job_id="long", reason="cancelled", retryable=False)
+    assert not any(isinstance(event, Finished) for event in events)
+    last_step = max(event.step for event in events if isinstance(event, Progress))
+    # The worker may have finished a step or two while the cancel crossed the pipe; the step in
+    # progress then ends and the loop stops: nowhere near the 150 asked for.
+    assert last_step - cancelled_at[0] <= 3
+    assert engine.worker_pid == pid  # a cancel is a message, not a kill
+    await assert_healthy(engine, "after-cancel")
+
+
+async def test_cancelled_job_waiting_behind_another_never_starts(engine: LocalEngine) -> None:
+    first_running = asyncio.Event()
+
+    async def note_progress(event: EngineEvent) -> None:
+        if isinstance(event, Progress):
+            first_running.set()
+
+    first = asyncio.create_task(run(engine, imagine("first", steps=LONG_STEPS), note_progress))
+    await first_running.wait()
+    second = asyncio.create_task(run(engine, imagine("second")))
+    await asyncio.sleep(0.2)  # let the second request reach the worker's queue
+    await engine.cancel("second")
+    await engine.cancel("first")
+
+    assert await second == [Failed(job_id="second", reason="cancelled")]
+    assert (await first)[-1] == Failed(job_id="first", reason="cancelled")
+
+
+@pytest.mark.parametrize(
+    ("request_", "words"),
+    [
+        (imagine("huge", size=4096), "maximum"),
+        (
+            VaryRequest(
+                job_id="tiny-source",
+                source=ImageData(width=4, height=4, rgb=bytes(4 * 4 * 3)),
+                prompt=PromptSpec.single("a cat"),
+                seeds=(1, 2, 3, 4),
+            ),
+            "source image",
+        ),
+    ],
+    ids=["size-too-large", "bad-source-image"],
+)
+async def test_a_request_the_engine_cannot_do_fails_clearly_and_leaves_the_worker_healthy(
+    engine: LocalEngine, request_: ImagineRequest | VaryRequest, words: str
+) -> None:
+    pid = engine.worker_pid
+
+    events = await run(engine, request_)
+
+    failed = events[-1]
+    assert isinstance(failed, Failed) and not failed.retryable
+    assert words in failed.reason
+    assert not any(isinstance(event, Finished) for event in events)
+    assert engine.worker_pid == pid
+    await assert_healthy(engine, f"after-{request_.job_id}")
+
+
+async def test_a_job_id_already_running_is_refused(engine: LocalEngine) -> None:
+    running = asyncio.Event()
+
+    async def note_progress(event: EngineEvent) -> None:
+        running.set()
+
+    first = asyncio.create_task(run(engine, imagine("twice", steps=LONG_STEPS), note_progress))
+    await running.wait()
+    with pytest.raises(EngineError, match="already running"):
+        await run(engine, imagine("twice"))
+    await engine.cancel("twice")
+    assert (await first)[-1].reason == "cancelled"
+
+
+async def test_leaving_the_event_stream_early_frees_the_worker(engine: LocalEngine) -> None:
+    async for event in engine.submit(imagine("abandoned", steps=LONG_STEPS)):
+        if isinstance(event, Progress):
+            break  # the consumer goes away mid-job (e.g. its task was cancelled)
+    await asyncio.sleep(0)
+
+    # The abandoned job was cancelled in the worker, so this one does not wait behind 150 steps;
+    # without the cancel it would only start once those are done.
+    finished = await assert_healthy(engine, "after-abandoned")
+    assert finished.timings["worker_queue_s"] < finished.timings["worker_run_s"] * 50
+
+
+async def test_kill_9_mid_job_fails_it_retryably_and_a_fresh_worker_runs_the_next(
+    engine: LocalEngine,
+) -> None:
+    victim = engine.worker_pid
+    restarts = engine.restarts
+
+    async def kill_on_first_step(event: EngineEvent) -> None:
+        if isinstance(event, Progress) and event.step == 1:
+            os.kill(victim, signal.SIGKILL)
+
+    events = await run(engine, imagine("killed", steps=LONG_STEPS), kill_on_first_step)
+
+    assert events[-1] == Failed(job_id="killed", reason=CRASHED, retryable=True)
+    await assert_healthy(engine, "after-kill")
+    assert engine.worker_pid not in (None, victim)
+    assert engine.restarts == restarts + 1
+
+
+async def test_a_frozen_worker_is_killed_and_replaced(engine: LocalEngine) -> None:
+    victim = engine.worker_pid
+
+    async def freeze_on_first_step(event: EngineEvent) -> None:
+        if isinstance(event, Progress) and event.step == 1:
+            os.kill(victim, signal.SIGSTOP)  # alive, but silent: no heartbeats, no progress
+
+    events = await run(engine, imagine("frozen", steps=LONG_STEPS), freeze_on_first_step)
+
+    assert events[-1] == Failed(job_id="frozen", reason=HUNG, retryable=True)
+    assert not process_exists(victim)  # killed and reaped, not left stopped
+    await assert_healthy(engine, "after-freeze")
+    assert engine.worker_pid != victim
