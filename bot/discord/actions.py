@@ -72,8 +72,10 @@ async def refuse(interaction: discord.Interaction, text: str) -> None:
         await interaction.response.send_message(text, ephemeral=True)
         return
     if interaction.type == discord.InteractionType.application_command:
-        # A public "thinking…" placeholder is showing: remove it, the answer is private.
+        # A public "thinking…" placeholder is showing, and until it is completed a follow-up
+        # would only replace it (publicly). Complete it, remove it, then answer privately.
         with contextlib.suppress(discord.HTTPException):
+            await interaction.edit_original_response(content="…")
             await interaction.delete_original_response()
     await interaction.followup.send(text, ephemeral=True)
 

@@ -209,6 +209,18 @@ class World:
         return await self.services.store.find_job_by_message(message_id)
 
 
+def private_reply(result) -> str:
+    """The text only the member saw: the ephemeral response, or the ephemeral follow-up sent
+    after a public deferral (whose placeholder the bot removes)."""
+    if result.response is not None and result.ephemeral:
+        return result.response.content
+    private = [message for message in result.followups if message.ephemeral]
+    assert private, f"no private answer in {result!r}"
+    if result.response is not None:
+        raise AssertionError(f"a public message remained: {result.response.content!r}")
+    return private[-1].content
+
+
 def callbacks(env) -> list[int]:
     """The interaction response types the bot sent, in order (5 = deferred, 4 = message...)."""
     return [entry.json["type"] for entry in env.http_requests if entry.path.endswith("/callback")]
