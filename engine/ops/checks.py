@@ -55,7 +55,8 @@ def check_source(image: ImageData | None, min_side: int, max_pixels: int) -> Non
         )
     if image.width * image.height > max_pixels:
         raise ValueError(
-            f"the source image is {image.width}x{image.height}, more than this engine's maximum of {max_pixels} pixels"
+            f"the source image is {image.width}x{image.height}, more than this engine's maximum "
+            f"of {max_pixels} pixels"
         )
 
 

@@ -50,4 +50,4 @@ def cover(image: Image.Image, width: int, height: int) -> Image.Image:
 
 def round_to_step(value: float, step: int) -> int:
     """The nearest multiple of `step`, at least one step."""
-    return max(step, int(round(value / step)) * step)
+    return max(step, round(value / step) * step)

@@ -50,7 +50,8 @@ def timesteps_for(
     init = min(int(steps * strength), steps)
     if init < 1:
         raise ValueError(
-            f"strength {strength:g} with {steps} steps leaves no denoising step; use more steps or a higher strength"
+            f"strength {strength:g} with {steps} steps leaves no denoising step; "
+            "use more steps or a higher strength"
         )
     start = (steps - init) * scheduler.order
     if hasattr(scheduler, "set_begin_index"):

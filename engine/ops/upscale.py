@@ -51,7 +51,8 @@ def run_upscale(ctx: OpContext, req: UpscaleRequest) -> OpResult:
     if target_w * target_h > ctx.max_pixels:
         side = math.isqrt(ctx.max_pixels)
         raise ValueError(
-            f"upscaling {req.source.width}x{req.source.height} by {req.factor:g}x makes {target_w}x{target_h}, "
+            f"upscaling {req.source.width}x{req.source.height} by {req.factor:g}x "
+            f"makes {target_w}x{target_h}, "
             f"more than this engine's maximum of {ctx.max_pixels} pixels ({side}x{side})"
         )
     # Work on whole size steps (what the UNet needs); resize to the exact target at the end.

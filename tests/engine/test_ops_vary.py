@@ -1,0 +1,66 @@
+"""vary: four new images near the source; Subtle stays closer than Strong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.api import Finished, ImageData, VaryRequest
+from tests.engine.conftest import PROMPT, distance, fail, finish, imagine
+
+
+@pytest.fixture(scope="module")
+def sources(core) -> tuple[ImageData, ImageData]:
+    done = finish(core, imagine(steps=4, seeds=(11, 12)))
+    return done.images[0], done.images[1]
+
+
+def vary(source: ImageData, **fields) -> VaryRequest:
+    base = {"job_id": "vary", "source": source, "prompt": PROMPT, "seeds": (5, 6, 7, 8), "steps": 6}
+    base.update(fields)
+    return VaryRequest(**base)
+
+
+def test_vary_is_closer_to_its_source_than_to_an_unrelated_image(core, sources):
+    source, unrelated = sources
+    done = finish(core, vary(source))
+    assert len(done.images) == 4 and done.grid is not None
+    assert done.seeds == (5, 6, 7, 8)
+    for image in done.images:
+        assert (image.width, image.height) == (source.width, source.height)
+        assert distance(image, source) < distance(image, unrelated)
+    assert len({i.rgb for i in done.images}) == 4  # four different variations
+
+
+def test_subtle_stays_closer_than_strong(core, sources):
+    source, _ = sources
+    subtle = finish(core, vary(source, strength="subtle"))
+    strong = finish(core, vary(source, strength="strong"))
+    assert np.mean([distance(i, source) for i in subtle.images]) < np.mean(
+        [distance(i, source) for i in strong.images]
+    )
+
+
+def test_an_explicit_strength_is_used(core, sources):
+    source, _ = sources
+    subtle = finish(core, vary(source, strength="subtle"))
+    explicit = finish(core, vary(source, strength=core.model.preset.vary_subtle))
+    assert [i.rgb for i in explicit.images] == [i.rgb for i in subtle.images]
+    assert fail(core, vary(source, strength=1.5)).reason.startswith("vary strength must be between")
+    assert "vary strength" in fail(core, vary(source, strength="wild")).reason
+
+
+def test_a_source_off_the_size_grid_is_brought_onto_it(core):
+    odd = ImageData(
+        width=100, height=70, rgb=bytes(range(256)) * (100 * 70 * 3 // 256) + bytes(100 * 70 * 3 % 256)
+    )
+    done = finish(core, vary(odd, seeds=(1,)))
+    assert isinstance(done, Finished)
+    assert (done.images[0].width, done.images[0].height) == (96, 64)
+
+
+def test_bad_sources_fail_clearly(core):
+    tiny = ImageData(width=8, height=8, rgb=bytes(8 * 8 * 3))
+    assert "at least 16 pixels" in fail(core, vary(tiny)).reason
+    huge = ImageData(width=1024, height=1024, rgb=bytes(1024 * 1024 * 3))
+    assert "maximum" in fail(core, vary(huge)).reason
