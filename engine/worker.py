@@ -200,7 +200,10 @@ class _Worker:
 
 
 def _describe(error: BaseException) -> str:
+    """A one-line reason; a `ValueError`'s message is written for people, so it stands alone."""
     text = str(error).strip()
+    if isinstance(error, ValueError) and text:
+        return text
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 

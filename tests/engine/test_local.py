@@ -28,7 +28,7 @@ from engine.api import (
     Started,
     VaryRequest,
 )
-from engine.local import CRASHED, HUNG, LocalEngine
+from engine.local import CRASHED, HUNG, SHUT_DOWN, LocalEngine
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -245,3 +245,22 @@ async def test_a_frozen_worker_is_killed_and_replaced(engine: LocalEngine) -> No
     assert not process_exists(victim)  # killed and reaped, not left stopped
     await assert_healthy(engine, "after-freeze")
     assert engine.worker_pid != victim
+
+
+# Keep this one last: it closes the module's engine (the fixture's own close is then a no-op).
+async def test_close_fails_the_running_job_and_stops_the_worker(engine: LocalEngine) -> None:
+    pid = engine.worker_pid
+    running = asyncio.Event()
+
+    async def note_progress(event: EngineEvent) -> None:
+        running.set()
+
+    job = asyncio.create_task(run(engine, imagine("at-close", steps=LONG_STEPS), note_progress))
+    await running.wait()
+    await engine.close()
+
+    assert (await job)[-1] == Failed(job_id="at-close", reason=SHUT_DOWN, retryable=True)
+    assert not process_exists(pid)
+    assert engine.worker_pid is None
+    with pytest.raises(EngineError, match="closed"):
+        await run(engine, imagine("after-close"))

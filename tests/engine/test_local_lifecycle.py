@@ -1,0 +1,66 @@
+"""LocalEngine before and after its worker's life: refused settings, a model that cannot load,
+a closed engine, and the promise that the bot's side never imports torch."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from engine.api import EngineConfig, EngineError, ImagineRequest, PromptSpec
+from engine.local import LocalEngine
+
+
+def test_importing_the_client_side_does_not_import_torch() -> None:
+    # A fresh interpreter: this test process may have imported torch for other tests.
+    code = (
+        "import sys, engine.local, engine.protocol\n"
+        "heavy = sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"slots": 0}, "slots must be at least 1"),
+        ({"config": EngineConfig(heartbeat_s=5.0, hang_timeout_s=5.0)}, "hang_timeout_s > heartbeat_s"),
+        ({"config": EngineConfig(heartbeat_s=0.0)}, "heartbeat_s > 0"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LocalEngine(**kwargs)
+
+
+async def test_a_closed_engine_refuses_work_without_starting_a_worker() -> None:
+    engine = LocalEngine(EngineConfig(model="tiny", device="cpu"))
+    await engine.close()
+
+    with pytest.raises(EngineError, match="closed"):
+        await engine.start()
+    request = ImagineRequest(job_id="late", prompt=PromptSpec.single("x"), seeds=(1,), width=64, height=64)
+    with pytest.raises(EngineError, match="closed"):
+        await anext(engine.submit(request))
+    assert engine.worker_pid is None
+
+
+async def test_an_unknown_model_fails_start_with_the_workers_reason(caplog: pytest.LogCaptureFixture) -> None:
+    engine = LocalEngine(EngineConfig(model="no-such-model-anywhere", device="cpu", warmup=False))
+    caplog.set_level(logging.INFO)
+    try:
+        with pytest.raises(EngineError) as raised:
+            await engine.start()
+    finally:
+        await engine.close()
+
+    message = str(raised.value)
+    assert "could not load model 'no-such-model-anywhere'" in message
+    assert len(message) > len("The engine could not load model 'no-such-model-anywhere': ")  # the child's why
+    # The worker's own log lines reach this process's logging, under the worker's logger names.
+    assert any(
+        record.name == "engine.worker" and "failed" in record.getMessage() for record in caplog.records
+    )
