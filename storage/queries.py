@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from storage.errors import InvalidInputError
 from storage.models import Job, JobStatus
 
-MAX_PAGE = 200
+MAX_PAGE = 500  # the console allows up to 500 rows at once
 
 
 @dataclass(frozen=True)

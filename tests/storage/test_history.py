@@ -99,8 +99,8 @@ async def test_text_search_takes_percent_underscore_and_backslash_literally(stor
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        (HistoryQuery(limit=0), "history limit must be a whole number from 1 to 200"),
-        (HistoryQuery(limit=201), "from 1 to 200"),
+        (HistoryQuery(limit=0), "history limit must be a whole number from 1 to 500"),
+        (HistoryQuery(limit=501), "from 1 to 500"),
         (HistoryQuery(status="sleeping"), "unknown job status 'sleeping'"),
         (HistoryQuery(before="not-a-cursor"), "is not one this store gave out"),
         (HistoryQuery(before="Zm9vYmFy"), "is not one this store gave out"),

@@ -243,3 +243,10 @@ async def test_messages_find_their_job(store: Store) -> None:
     with pytest.raises(InvalidInputError, match="message id must be a whole number"):
         await store.add_message(other.id, "5")  # type: ignore[arg-type]
     assert (await store.get_job(other.id)).message_ids == []  # type: ignore[union-attr]
+
+
+async def test_a_message_id_written_straight_onto_the_job_is_found_too(store: Store) -> None:
+    job = await store.create_job(user_id=1, kind="imagine")
+    await store.update_job(job.id, message_id=777)  # e.g. set by hand or by an older version
+    found = await store.find_job_by_message(777)
+    assert found is not None and found.id == job.id
