@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.discord import render
+from storage.queries import HistoryQuery
 from tests.bot.discord import test_mod_helpers
 from tests.bot.discord.conftest import labels
 from tests.bot.discord.test_mod_helpers import make_job
@@ -181,9 +182,12 @@ async def test_banned_word_blocks_evasions_and_records_a_blocked_job(world):
     allowed = await world.alice.slash(world.channel, "imagine", prompt="a gorgeous lake")
     assert not allowed.ephemeral
 
+    blocked = await world.services.store.history(HistoryQuery(guild_id=world.guild.id, status="blocked"))
+    assert len(blocked.jobs) == 6 and {job.blocked_rule for job in blocked.jobs} == {"gore"}
+    assert {job.user_id for job in blocked.jobs} == {world.alice.id}
     page = (await world.mod.slash(world.channel, "mod history", status="blocked")).response
-    assert len(page.embeds) == 6
-    assert all("rule gore" in embed.fields[1].value for embed in page.embeds)
+    assert len(page.embeds) == 5  # the first page
+    assert all("blocked · rule gore" in embed.fields[1].value for embed in page.embeds)
 
 
 async def test_words_list_remove_and_regex_validation(world):
