@@ -342,7 +342,7 @@ def _load_folder(path: Path, dtype: torch.dtype) -> DiffusionPipeline:
     index = path / "model_index.json"
     if not index.is_file():
         raise ModelLoadError(f"{path} is not a diffusers model folder: it has no model_index.json")
-    return DiffusionPipeline.from_pretrained(str(path), torch_dtype=dtype, safety_checker=None)
+    return DiffusionPipeline.from_pretrained(str(path), dtype=dtype, safety_checker=None)
 
 
 def _is_sdxl_checkpoint(path: Path) -> bool:
@@ -359,7 +359,7 @@ def _load_single_file(path: Path, dtype: torch.dtype, config: str | None) -> Dif
     offline; without it diffusers fetches the matching config from the Hub.
     """
     cls = StableDiffusionXLPipeline if _is_sdxl_checkpoint(path) else StableDiffusionPipeline
-    kwargs: dict[str, Any] = {"torch_dtype": dtype}
+    kwargs: dict[str, Any] = {"dtype": dtype}
     if config:
         kwargs["config"] = config
     if cls is StableDiffusionPipeline:
@@ -376,7 +376,7 @@ def _load_single_file(path: Path, dtype: torch.dtype, config: str | None) -> Dif
 
 def _load_hub(repo_id: str, dtype: torch.dtype) -> DiffusionPipeline:
     try:
-        return DiffusionPipeline.from_pretrained(repo_id, torch_dtype=dtype, safety_checker=None)
+        return DiffusionPipeline.from_pretrained(repo_id, dtype=dtype, safety_checker=None)
     except Exception as exc:
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
         hint = (

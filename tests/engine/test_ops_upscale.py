@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -67,7 +69,7 @@ def test_tile_starts_cover_the_axis():
     assert tile_starts(100, 128, 32) == [0]
     starts = tile_starts(256, 96, 16)
     assert starts[0] == 0 and starts[-1] == 256 - 96
-    assert all(b - a <= 96 - 16 for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a <= 96 - 16 for a, b in itertools.pairwise(starts))
 
 
 def test_upscale_past_the_maximum_is_refused(core):

@@ -1,0 +1,156 @@
+"""Model loading: the tiny builders, one resident weight set, folders, Hub ids, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from engine.api import EngineConfig, Failed, Family, PromptSpec
+from engine.core import EngineCore
+from engine.models import ModelLoadError, build_tiny, load_model
+from engine.presets import PRESETS, get_preset
+from tests.engine.conftest import finish, imagine, pixels
+
+
+def test_tiny_builds_the_same_weights_every_time():
+    a, b = build_tiny(), build_tiny()
+    for (name, x), (_, y) in zip(a.unet.state_dict().items(), b.unet.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
+    for (name, x), (_, y) in zip(
+        a.text_encoder.state_dict().items(), b.text_encoder.state_dict().items(), strict=True
+    ):
+        assert torch.equal(x, y), name
+    assert a.tokenizer("a red lighthouse").input_ids == b.tokenizer("a red lighthouse").input_ids
+
+
+def test_tiny_tokenizer_pads_and_truncates_like_clip():
+    tokenizer = build_tiny().tokenizer
+    ids = tokenizer("x " * 200, padding="max_length", max_length=77, truncation=True).input_ids
+    assert len(ids) == 77 and ids[0] == tokenizer.bos_token_id and ids[-1] == tokenizer.eos_token_id
+
+
+def test_model_info_comes_from_the_preset(core, xl_core):
+    assert core.info.family is Family.SD and xl_core.info.family is Family.SDXL
+    tiny = get_preset("tiny")
+    assert (core.info.native_width, core.info.size_step, core.info.default_steps) == (
+        tiny.native_width,
+        tiny.size_step,
+        tiny.default_steps,
+    )
+    assert core.info.device == "cpu"
+    assert core.model.dtype == torch.float32
+
+
+def test_presets_carry_family_defaults():
+    assert PRESETS["sd15"].native_width == 512 and PRESETS["sdxl"].native_width == 1024
+    assert PRESETS["sdxl"].size_step == PRESETS["sd15"].size_step == 64
+    for name in ("sd-turbo", "sdxl-turbo"):
+        turbo = PRESETS[name]
+        assert turbo.default_steps <= 4 and turbo.default_guidance == 0
+        assert int(turbo.default_steps * turbo.vary_subtle) >= 1  # Vary leaves at least one step
+    for preset in PRESETS.values():
+        assert 0 < preset.vary_subtle < preset.vary_strong <= 1
+        assert 0 < preset.upscale_subtle < preset.upscale_creative <= 1
+
+
+def test_derived_pipelines_share_the_one_resident_weight_set():
+    model = load_model("tiny", "cpu")
+    img2img, inpaint = model.img2img(), model.inpaint()
+    assert model.img2img() is img2img  # built once
+    for pipe in (img2img, inpaint):
+        assert pipe.unet is model.unet
+        assert pipe.vae is model.vae
+        assert pipe.text_encoder is model.pipe.text_encoder
+    # and the derived diffusers pipelines really run on those shared weights
+    source = img2img("a lighthouse", image=torch.zeros(1, 3, 128, 128), strength=0.5, num_inference_steps=2)
+    assert source.images[0].size == (128, 128)
+    mask = torch.zeros(1, 1, 128, 128)
+    mask[..., 64:] = 1
+    painted = inpaint(
+        "a lighthouse", image=torch.zeros(1, 3, 128, 128), mask_image=mask, num_inference_steps=2
+    )
+    assert painted.images[0].size == (128, 128)
+    # no second copy of any UNet weight exists among the pipelines
+    pointers = {p.data_ptr() for pipe in model.pipelines() for p in pipe.unet.parameters()}
+    assert pointers == {p.data_ptr() for p in model.unet.parameters()}
+
+
+def test_loading_a_folder_written_by_save_pretrained(core, tmp_path):
+    folder = tmp_path / "my-model"
+    core.model.pipe.save_pretrained(folder)
+    loaded = EngineCore(EngineConfig(model=str(folder), device="cpu", warmup=False))
+    info = loaded.load()
+    assert info.family is Family.SD
+    assert info.native_width == 128  # from the model's own config
+    request = imagine(steps=3, guidance=5.0, style="raw", seeds=(1, 2))
+    assert [i.rgb for i in finish(loaded, request).images] == [i.rgb for i in finish(core, request).images]
+
+
+def test_loading_an_sdxl_folder(xl_core, tmp_path):
+    xl_core.model.pipe.save_pretrained(tmp_path / "xl")
+    loaded = EngineCore(EngineConfig(model=str(tmp_path / "xl"), device="cpu", warmup=False))
+    assert loaded.load().family is Family.SDXL
+    request = imagine(steps=2, guidance=5.0, style="raw", seeds=(3,))
+    assert finish(loaded, request).images[0].rgb == finish(xl_core, request).images[0].rgb
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("no-such-preset", "unknown model 'no-such-preset'"),
+        ("./missing/folder", "does not exist"),
+        ("missing.safetensors", "does not exist"),
+        ("someone/some-model", "Hugging Face Hub"),
+    ],
+)
+def test_a_model_that_cannot_load_says_why(model, message):
+    with pytest.raises(ModelLoadError, match=message):
+        EngineCore(EngineConfig(model=model, device="cpu", warmup=False)).load()
+
+
+def test_the_offline_hub_error_says_what_to_do():
+    with pytest.raises(ModelLoadError, match=r"HF_HUB_OFFLINE=1.*local folder"):
+        load_model("someone/some-model", "cpu")
+
+
+def test_a_folder_without_a_model_is_refused(tmp_path):
+    with pytest.raises(ModelLoadError, match=r"no model_index\.json"):
+        load_model(str(tmp_path), "cpu")
+
+
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ModelLoadError, match="no CUDA GPU"):
+        load_model("tiny", "cuda")
+
+
+def test_presets_and_api_do_not_import_torch():
+    code = "import sys, engine.api, engine.presets, engine.inprocess; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_failed_job_leaves_the_loaded_model_serving(core):
+    failed = [e for e in _events(core, imagine(width=100))][-1]
+    assert isinstance(failed, Failed)
+    done = finish(core, imagine(steps=2, prompt=PromptSpec.single("still here"), seeds=(1,)))
+    assert pixels(done.images[0]).std() > 0
+
+
+def _events(core, request):
+    events = []
+    core.run(request, events.append, lambda: False)
+    return events
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_runs_in_bf16_with_sdpa():
+    gpu = EngineCore(EngineConfig(model="tiny", device="cuda", warmup=False))
+    gpu.load()
+    assert gpu.model.dtype in (torch.bfloat16, torch.float16)
+    done = finish(gpu, imagine(steps=2))
+    assert len(done.images) == 4
