@@ -25,7 +25,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -41,6 +41,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _WRITE_OPTION = "imagine_write"  # execution option that marks the writer engine
 _PG_RETRYABLE = {"40001", "40P01"}  # serialization failure, deadlock detected
+_MIGRATION_LOCK_KEY = 0x1A6E_0001  # any constant; names the "migrating" advisory lock on PostgreSQL
 
 
 def default_url(data_dir: str | Path) -> str:
@@ -187,12 +188,15 @@ class Database:
     async def upgrade(self, revision: str = "head") -> str:
         """Bring the schema to `revision` with Alembic; returns the revision now in place.
 
-        Runs on the writer connection, so two processes starting at once take turns: the second
-        finds the schema already at head and does nothing.
+        Two processes starting at once take turns, and the second finds the schema already at
+        head: on SQLite the writer's `BEGIN IMMEDIATE` orders them; on PostgreSQL a
+        transaction-scoped advisory lock does (DDL there would otherwise collide, not wait).
         """
 
         async def work(session: AsyncSession) -> str:
             conn = await session.connection()
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
             return await conn.run_sync(_upgrade_on, self.url, revision)
 
         rev = await self.transaction(work, write=True)

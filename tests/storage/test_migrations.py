@@ -58,6 +58,24 @@ async def test_migrations_build_exactly_the_models_schema_on_postgresql(pg_clust
     await _check_models_match(await fresh_pg(pg_cluster))
 
 
+async def test_concurrent_first_starts_on_postgresql_take_turns(pg_cluster) -> None:
+    import asyncio
+
+    import asyncpg
+
+    url = await fresh_pg(pg_cluster)
+    conn = await asyncpg.connect(host="127.0.0.1", port=pg_cluster.port, user="postgres", database="postgres")
+    await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")  # really empty
+    await conn.close()
+    databases = [db.Database(url) for _ in range(3)]
+    try:
+        revisions = await asyncio.gather(*(database.upgrade() for database in databases))
+        assert revisions == [db.head_revision()] * 3
+    finally:
+        for database in databases:
+            await database.close()
+
+
 async def test_the_check_notices_a_model_without_a_migration(tmp_path: Path) -> None:
     """The agreement test above is only worth something if a difference shows up."""
     from sqlalchemy import Column, Integer, MetaData, Table
