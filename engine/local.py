@@ -354,13 +354,17 @@ class _Job:
     def timings(self, core: dict[str, float], sent_at: float, received_at: float) -> dict[str, float]:
         """The core's timings plus what the process boundary cost, all in seconds.
 
-        `engine_overhead_s` is everything the engine process adds on top of the worker's run:
-        request transfer, waiting inside the worker, and the result's transfer back.
+        The worker adds `request_transfer_s` (the request through the pipe), `worker_queue_s` (the
+        wait behind earlier jobs in the worker, 0 with one slot) and `worker_run_s` (the core's run);
+        here come `transfer_s` (the result back, unpickling included) and `engine_total_s` (sent to
+        received). `engine_overhead_s` is what the engine process adds to the core's run: the total
+        less the run and less the wait behind other jobs, which is queueing, not overhead.
         """
         total = received_at - self.posted_at
         timings = {**core, "transfer_s": max(received_at - sent_at, 0.0), "engine_total_s": total}
         if "worker_run_s" in core:
-            timings["engine_overhead_s"] = max(total - core["worker_run_s"], 0.0)
+            overhead = total - core["worker_run_s"] - core.get("worker_queue_s", 0.0)
+            timings["engine_overhead_s"] = max(overhead, 0.0)
         return timings
 
 

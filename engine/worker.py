@@ -78,7 +78,8 @@ class _Worker:
         self._conn = conn
         self._config = config
         self._send_lock = threading.Lock()  # heartbeat, log and job threads share the pipe
-        self._jobs: queue.SimpleQueue[RunJob | None] = queue.SimpleQueue()
+        # (job, when it arrived): the arrival splits the request's pipe transfer from its wait here
+        self._jobs: queue.SimpleQueue[tuple[RunJob, float] | None] = queue.SimpleQueue()
         self._state_lock = threading.Lock()
         self._known: set[str] = set()  # queued or running job ids
         self._cancelled: set[str] = set()
@@ -102,7 +103,7 @@ class _Worker:
             if isinstance(message, RunJob):
                 with self._state_lock:
                     self._known.add(message.request.job_id)
-                self._jobs.put(message)
+                self._jobs.put((message, time.time()))
             elif isinstance(message, CancelJob):
                 with self._state_lock:
                     # A cancel for a job that already ended is dropped, so the set stays small.
@@ -144,18 +145,19 @@ class _Worker:
         self.send(Ready(info=info, pid=os.getpid(), load_s=load_s))
 
         while True:
-            job = self._jobs.get()
-            if job is None:
+            item = self._jobs.get()
+            if item is None:
                 break
-            self._run(core, job)
+            self._run(core, *item)
         self._stopping.set()
         return 0
 
-    def _run(self, core: Any, job: RunJob) -> None:
+    def _run(self, core: Any, job: RunJob, arrived_at: float) -> None:
         request = job.request
         job_id = request.job_id
         began = time.time()
-        queue_s = max(began - job.sent_at, 0.0)
+        transfer_s = max(arrived_at - job.sent_at, 0.0)
+        queue_s = max(began - arrived_at, 0.0)
         ended = False
 
         def emit(event: EngineEvent) -> None:
@@ -166,6 +168,7 @@ class _Worker:
             if isinstance(event, Finished):
                 timings = {
                     **event.timings,
+                    "request_transfer_s": transfer_s,
                     "worker_queue_s": queue_s,
                     "worker_run_s": time.time() - began,
                 }
