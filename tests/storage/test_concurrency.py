@@ -127,3 +127,22 @@ async def test_a_lock_that_never_ends_gives_a_clear_error_and_writes_nothing(tmp
         assert await store.pending_jobs() == []
     finally:
         await store.close()
+
+
+async def test_a_reader_in_another_process_never_blocks_the_bot_writing(sqlite_store: Store) -> None:
+    """WAL mode: the console or a moderator page holding a read open does not stop writes."""
+    store = sqlite_store
+    before = await store.create_job(user_id=1, kind="imagine", prompt="before")
+    reader = sqlite3.connect(store.files.data_dir / "imagine.db", isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM jobs").fetchone() == (1,)  # holds a read snapshot
+        job = await store.create_job(user_id=1, kind="imagine", prompt="during")
+        await store.mark_running(job.id)
+        await store.complete_job(job.id, [raster()], seeds=[1])
+        assert reader.execute("SELECT count(*) FROM jobs").fetchone() == (1,)  # its snapshot is stable
+        reader.execute("COMMIT")
+        assert reader.execute("SELECT status FROM jobs WHERE id = ?", (job.id,)).fetchone() == ("done",)
+    finally:
+        reader.close()
+    assert (await store.get_job(before.id)) is not None
