@@ -267,6 +267,122 @@ def build_tiny(xl: bool = False) -> DiffusionPipeline:
 
 
 # ---------------------------------------------------------------------------------------------
+# Full-size architectures with random weights (benchmarks without a download)
+# ---------------------------------------------------------------------------------------------
+
+_SD_VAE = {
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4,
+    "block_out_channels": (128, 256, 512, 512),
+    "layers_per_block": 2,
+    "latent_channels": 4,
+    "norm_num_groups": 32,
+}
+RANDOM_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "sd15": {
+        "unet": {
+            "sample_size": 64,
+            "block_out_channels": (320, 640, 1280, 1280),
+            "layers_per_block": 2,
+            "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+            "cross_attention_dim": 768,
+            "attention_head_dim": 8,
+        },
+        "vae": {**_SD_VAE, "sample_size": 512, "scaling_factor": 0.18215},
+        "text": [
+            {"hidden_size": 768, "intermediate_size": 3072, "layers": 12, "heads": 12, "act": "quick_gelu"}
+        ],
+    },
+    "sdxl": {
+        "unet": {
+            "sample_size": 128,
+            "block_out_channels": (320, 640, 1280),
+            "layers_per_block": 2,
+            "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+            "transformer_layers_per_block": (1, 2, 10),
+            "attention_head_dim": (5, 10, 20),
+            "cross_attention_dim": 2048,
+            "use_linear_projection": True,
+            "addition_embed_type": "text_time",
+            "addition_time_embed_dim": 256,
+            "projection_class_embeddings_input_dim": 2816,
+        },
+        "vae": {**_SD_VAE, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True},
+        "text": [
+            {"hidden_size": 768, "intermediate_size": 3072, "layers": 12, "heads": 12, "act": "quick_gelu"},
+            {
+                "hidden_size": 1280,
+                "intermediate_size": 5120,
+                "layers": 32,
+                "heads": 20,
+                "act": "gelu",
+                "proj": 1280,
+            },
+        ],
+    },
+}
+
+
+def build_random_weights(arch: str, device: torch.device) -> DiffusionPipeline:
+    """SD 1.5 or SDXL at full size with random weights, initialised directly on `device`.
+
+    The timings of a denoising step do not depend on the weights' values, so benchmarks of the
+    real architectures need no download. (The tokenizer is the tiny byte tokenizer.)
+    """
+    if arch not in RANDOM_ARCHITECTURES:
+        raise ModelLoadError(f"unknown architecture {arch!r}: choose {', '.join(RANDOM_ARCHITECTURES)}")
+    spec = RANDOM_ARCHITECTURES[arch]
+    tokenizer = _tiny_tokenizer()
+    vocab = len(tokenizer)
+    encoders = []
+    with torch.random.fork_rng(devices=[]), torch.device(device):
+        torch.manual_seed(TINY_SEED)
+        for text in spec["text"]:
+            config = CLIPTextConfig(
+                vocab_size=vocab,
+                hidden_size=text["hidden_size"],
+                intermediate_size=text["intermediate_size"],
+                num_hidden_layers=text["layers"],
+                num_attention_heads=text["heads"],
+                max_position_embeddings=77,
+                projection_dim=text.get("proj", 768),
+                hidden_act=text["act"],
+                bos_token_id=vocab - 2,
+                eos_token_id=vocab - 1,
+                pad_token_id=vocab - 1,
+            )
+            encoders.append(CLIPTextModelWithProjection(config) if "proj" in text else CLIPTextModel(config))
+        unet = UNet2DConditionModel(**spec["unet"])
+        vae = AutoencoderKL(**spec["vae"])
+    scheduler = _tiny_scheduler()
+    if arch == "sdxl":
+        pipe = StableDiffusionXLPipeline(
+            vae=vae,
+            text_encoder=encoders[0],
+            text_encoder_2=encoders[1],
+            tokenizer=tokenizer,
+            tokenizer_2=_tiny_tokenizer(),
+            unet=unet,
+            scheduler=scheduler,
+        )
+    else:
+        pipe = StableDiffusionPipeline(
+            vae=vae,
+            text_encoder=encoders[0],
+            tokenizer=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+# ---------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------
 
@@ -401,6 +517,11 @@ def load_pipeline(
     """Resolve `model` (preset, folder, checkpoint file, Hub id) into a pipeline and its preset."""
     name = model.strip()
     preset = get_preset(name)
+    if name.startswith("random:"):
+        arch = name.removeprefix("random:")
+        pipe = build_random_weights(arch, device)
+        base = get_preset(arch)
+        return pipe, Preset(**{**base.__dict__, "name": name, "source": name})
     if preset is not None and preset.builtin:
         pipe = build_tiny(xl=preset.family is Family.SDXL)
     elif preset is not None:
@@ -441,7 +562,9 @@ def load_model(
     dev = resolve_device(device)
     dtype = dtype_for(dev)
     pipe, preset = load_pipeline(model, dev, dtype, config)
-    pipe.to(device=dev, dtype=dtype)
+    pipe.to(dev)
+    if pipe.unet.dtype != dtype:
+        pipe.to(dtype=dtype)
     if dev.type == "cuda":
         # PyTorch's scaled-dot-product attention (flash / memory-efficient kernels).
         from diffusers.models.attention_processor import AttnProcessor2_0
