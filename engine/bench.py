@@ -29,7 +29,6 @@ from engine.api import (
     EngineConfig,
     Failed,
     Finished,
-    ImageData,
     ImagineRequest,
     OutpaintRequest,
     PromptSpec,
@@ -231,9 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = bench(core, width, height, steps, args.repeats, ops)
     print(f"{'op':<10}{'ours s/job':>12}{'steps/s':>10}{'diffusers s':>13}{'ratio':>8}{'peak MB':>10}")
     for r in rows:
-        print(
-            f"{r.op:<10}{r.ours_s:>12.3f}{r.steps / r.ours_s:>10.2f}{r.plain_s:>13.3f}{r.ratio:>8.3f}{r.peak_mb:>10.0f}"
-        )
+        rate = r.steps / r.ours_s
+        print(f"{r.op:<10}{r.ours_s:>12.3f}{rate:>10.2f}{r.plain_s:>13.3f}{r.ratio:>8.3f}{r.peak_mb:>10.0f}")
     flops = _unet_tflop_per_step(core, width, height, 4)
     imagine = next((r for r in rows if r.op == "imagine"), None)
     if flops and imagine:
