@@ -474,20 +474,31 @@ async def _with_services(
     args: argparse.Namespace, settings: Settings, out: Output, engine: EngineClient | None
 ) -> int:
     from bot.services import Services
+    from storage.store import Store
 
-    if not out.as_json and _isatty(out.stderr):
-        out.stderr.write("starting the engine...\r")
-        out.stderr.flush()
-    services = await Services.start(settings, engine=engine, recover=lambda job: job.source == "console")
-    recovered = list(services.dispatcher.recovered)
+    def ours(job: Job) -> bool:
+        return job.source == "console"
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await Store.open(settings.database_url, settings.data_dir)
     try:
-        if args.command == "resume":
-            return await _resume(services, recovered, out)
-        return await _make(args, services, out)
+        if args.command == "resume" and not any(ours(job) for job in await store.pending_jobs()):
+            return await _resume(None, [], out)  # nothing to do: no need to start the engine
+        if not out.as_json and _isatty(out.stderr):
+            out.stderr.write("starting the engine...\r")
+            out.stderr.flush()
+        services = await Services.start(settings, engine=engine, store=store, recover=ours)
+        try:
+            if args.command == "resume":
+                return await _resume(services, list(services.dispatcher.recovered), out)
+            return await _make(args, services, out)
+        finally:
+            # Ctrl-C or SIGTERM: do not wait for the running job; it goes back to queued.
+            task = asyncio.current_task()
+            interrupted = task is not None and task.cancelling() > 0
+            await asyncio.shield(services.stop(grace_s=0.0 if interrupted else 30.0))
     finally:
-        # Ctrl-C or SIGTERM: do not wait for the running job; it goes back to queued.
-        interrupted = asyncio.current_task() is not None and asyncio.current_task().cancelling() > 0
-        await asyncio.shield(services.stop(grace_s=0.0 if interrupted else 30.0))
+        await asyncio.shield(store.close())
 
 
 def _fail(out: Output, message: str, code: int) -> int:

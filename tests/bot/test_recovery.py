@@ -1,8 +1,8 @@
 """Recovery and shutdown with real processes: the installed `imagine` command, the `tiny` engine.
 
 A console run is killed (SIGKILL, engine process and all) with one job running and others
-queued; the next start finishes every one of them. SIGTERM is a graceful stop: the running job
-goes back to `queued`, nothing is marked failed.
+queued; the next start picks them up and is stopped with SIGTERM mid-job (graceful: the running
+job goes back to `queued`, nothing is marked failed); the start after that finishes every one.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -30,25 +31,36 @@ def env_for(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def statuses(data_dir: Path) -> dict[str, tuple[str, int]]:
+def rows(data_dir: Path) -> list[tuple[str, str, int, datetime | None]]:
+    """(id, status, attempts, started_at) of every job, oldest first, read without the app's code."""
     database = data_dir / "imagine.db"
     if not database.exists():
-        return {}
+        return []
     try:
         with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as connection:
-            rows = connection.execute("SELECT id, status, attempts FROM jobs ORDER BY created_at").fetchall()
+            found = connection.execute(
+                "SELECT id, status, attempts, started_at FROM jobs ORDER BY created_at"
+            ).fetchall()
     except sqlite3.OperationalError:  # the schema is not there yet
-        return {}
-    return {job_id: (status, attempts) for job_id, status, attempts in rows}
+        return []
+    return [(i, s, a, datetime.fromisoformat(t).replace(tzinfo=None) if t else None) for i, s, a, t in found]
+
+
+def statuses(data_dir: Path) -> dict[str, tuple[str, int]]:
+    return {job_id: (status, attempts) for job_id, status, attempts, _ in rows(data_dir)}
 
 
 def wait_for_running(process: subprocess.Popen, data_dir: Path, jobs: int, timeout: float = 240) -> dict:
+    """Until `jobs` rows exist and one of them was started by `process` (not a stale `running`)."""
+    since = datetime.now(UTC).replace(tzinfo=None)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, f"imagine exited early: {process.communicate()}"
-        state = statuses(data_dir)
-        if len(state) == jobs and any(status == "running" for status, _ in state.values()):
-            return state
+        found = rows(data_dir)
+        if len(found) == jobs and any(
+            s == "running" and t is not None and t >= since for _, s, _, t in found
+        ):
+            return statuses(data_dir)
         time.sleep(0.2)
     raise AssertionError(f"no job started running within {timeout}s: {statuses(data_dir)}")
 
@@ -64,8 +76,10 @@ def start(data_dir: Path, *argv: str) -> subprocess.Popen:
     )
 
 
-def test_killed_with_jobs_running_and_queued_every_job_ends_done(tmp_path):
+def test_killed_then_stopped_then_resumed_every_job_ends_done(tmp_path):
     data_dir = tmp_path / "data"
+
+    # 1. Killed (the engine process with it) while one job runs and two wait.
     process = start(data_dir, "run", "a {red, green, blue} lighthouse --seed 5 --quality .25", "--json")
     try:
         before = wait_for_running(process, data_dir, jobs=3)
@@ -74,36 +88,39 @@ def test_killed_with_jobs_running_and_queued_every_job_ends_done(tmp_path):
         process.communicate(timeout=60)
     assert sorted(status for status, _ in before.values()) == ["queued", "queued", "running"]
 
-    resumed = subprocess.run(
-        [IMAGINE, "resume", "--json"], env=env_for(data_dir), capture_output=True, text=True, timeout=400
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    report = json.loads(resumed.stdout)
-    assert [job["job_id"] for job in report["jobs"]] == list(before)  # the original order
-    assert all(job["status"] == "done" and len(job["images"]) == 4 for job in report["jobs"])
-    for job in report["jobs"]:
-        assert all(Path(path).is_file() for path in [*job["images"], job["grid"]])
-    after = statuses(data_dir)
-    assert {status for status, _ in after.values()} == {"done"}
-    assert all(attempts == 1 for _, attempts in after.values())  # the interrupted try is not counted
-
-    again = subprocess.run(
-        [IMAGINE, "resume"], env=env_for(data_dir), capture_output=True, text=True, timeout=400
-    )
-    assert again.returncode == 0 and "nothing to resume" in again.stdout
-
-
-def test_sigterm_stops_gracefully_and_the_running_job_goes_back_to_queued(tmp_path):
-    data_dir = tmp_path / "data"
-    process = start(data_dir, "run", "a slow lighthouse --seed 9 --quality 2")
+    # 2. Resumed, then stopped with SIGTERM mid-job: graceful, nothing is marked failed.
+    process = start(data_dir, "resume")
     try:
-        wait_for_running(process, data_dir, jobs=1)
+        wait_for_running(process, data_dir, jobs=3)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 130
+    assert process.returncode == 130, err
     assert "interrupted" in err and "imagine resume" in err
-    [(status, attempts)] = statuses(data_dir).values()
-    assert (status, attempts) == ("queued", 0)
+    middle = statuses(data_dir)
+    assert "failed" not in {status for status, _ in middle.values()}
+    assert "running" not in {status for status, _ in middle.values()}
+
+    # 3. Resumed again: every job ends done, in the original order, files in place.
+    resumed = subprocess.run(
+        [IMAGINE, "resume", "--json"], env=env_for(data_dir), capture_output=True, text=True, timeout=400
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    finished_here = [job["job_id"] for job in report["jobs"]]
+    assert finished_here == [job_id for job_id in before if middle[job_id][0] == "queued"]
+    assert all(job["status"] == "done" and len(job["images"]) == 4 for job in report["jobs"])
+    for job in report["jobs"]:
+        assert all(Path(path).is_file() for path in [*job["images"], job["grid"]])
+    after = statuses(data_dir)
+    assert list(after) == list(before)
+    assert {status for status, _ in after.values()} == {"done"}
+    assert all(attempts == 1 for _, attempts in after.values())  # interrupted tries are not counted
+
+    # 4. Nothing left: answered at once, without starting the engine.
+    again = subprocess.run(
+        [IMAGINE, "resume"], env=env_for(data_dir), capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0 and "nothing to resume" in again.stdout
