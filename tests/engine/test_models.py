@@ -154,3 +154,131 @@ def test_cuda_runs_in_bf16_with_sdpa():
     assert gpu.model.dtype in (torch.bfloat16, torch.float16)
     done = finish(gpu, imagine(steps=2))
     assert len(done.images) == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Single-file checkpoints
+# ---------------------------------------------------------------------------------------------
+
+_RESNET_TO_LDM = {
+    "norm1": "in_layers.0",
+    "conv1": "in_layers.2",
+    "norm2": "out_layers.0",
+    "conv2": "out_layers.3",
+    "time_emb_proj": "emb_layers.1",
+    "conv_shortcut": "skip_connection",
+}
+_VAE_ATTENTION_TO_LDM = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+
+
+def _unet_to_ldm(unet) -> dict[str, torch.Tensor]:
+    """Our UNet's weights under the original (LDM) names, as an SD 1.x checkpoint stores them."""
+    from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
+
+    top = {d: ldm for d, ldm in DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"].items()}
+    per = unet.config.layers_per_block + 1
+    out: dict[str, torch.Tensor] = {}
+    for key, value in unet.state_dict().items():
+        parts = key.split(".")
+        if key in top:
+            new = top[key]
+        elif parts[0] == "down_blocks":
+            b = int(parts[1])
+            if parts[2] == "downsamplers":
+                new = f"input_blocks.{(b + 1) * per}.0.op." + ".".join(parts[5:])
+            else:
+                i = b * per + int(parts[3]) + 1
+                new = _block(f"input_blocks.{i}", parts[2], parts[4:])
+        elif parts[0] == "up_blocks":
+            b = int(parts[1])
+            if parts[2] == "upsamplers":
+                has_attention = hasattr(unet.up_blocks[b], "attentions")
+                new = f"output_blocks.{b * per + per - 1}.{2 if has_attention else 1}.conv." + ".".join(
+                    parts[5:]
+                )
+            else:
+                new = _block(f"output_blocks.{b * per + int(parts[3])}", parts[2], parts[4:])
+        elif parts[0] == "mid_block":
+            index = {"resnets.0": 0, "attentions.0": 1, "resnets.1": 2}[f"{parts[1]}.{parts[2]}"]
+            rest = parts[3:]
+            if parts[1] == "resnets":  # the middle block's layers have no sub-index in LDM
+                rest = [_RESNET_TO_LDM.get(rest[0], rest[0]), *rest[1:]]
+            new = f"middle_block.{index}." + ".".join(rest)
+        else:
+            raise AssertionError(f"no LDM name for {key}")
+        out["model.diffusion_model." + new] = value
+    return out
+
+
+def _block(prefix: str, kind: str, rest: list[str]) -> str:
+    if kind == "resnets":
+        return f"{prefix}.0." + _RESNET_TO_LDM.get(rest[0], rest[0]) + "." + ".".join(rest[1:])
+    return f"{prefix}.1." + ".".join(rest)
+
+
+def _vae_to_ldm(vae) -> dict[str, torch.Tensor]:
+    from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
+
+    top = DIFFUSERS_TO_LDM_MAPPING["vae"]
+    blocks = len(vae.config.block_out_channels)
+    out: dict[str, torch.Tensor] = {}
+    for key, value in vae.state_dict().items():
+        parts = key.split(".")
+        if key in top:
+            new = top[key]
+        elif parts[1] in ("down_blocks", "up_blocks"):
+            side, b = parts[0], int(parts[2])
+            ldm_b = b if side == "encoder" else blocks - 1 - b
+            name = "down" if side == "encoder" else "up"
+            if parts[3] in ("downsamplers", "upsamplers"):
+                new = f"{side}.{name}.{ldm_b}.{'downsample' if side == 'encoder' else 'upsample'}.conv.{parts[-1]}"
+            else:
+                rest = ".".join(parts[5:]).replace("conv_shortcut", "nin_shortcut")
+                new = f"{side}.{name}.{ldm_b}.block.{parts[4]}.{rest}"
+        elif parts[1] == "mid_block" and parts[2] == "resnets":
+            rest = ".".join(parts[4:]).replace("conv_shortcut", "nin_shortcut")
+            new = f"{parts[0]}.mid.block_{int(parts[3]) + 1}.{rest}"
+        elif parts[1] == "mid_block" and parts[2] == "attentions":
+            layer = ".".join(parts[4:-1])
+            new = f"{parts[0]}.mid.attn_1.{_VAE_ATTENTION_TO_LDM[layer]}.{parts[-1]}"
+            if value.dim() == 2:  # the original stores these as 1x1 convolutions
+                value = value[:, :, None, None]
+        else:
+            raise AssertionError(f"no LDM name for {key}")
+        out["first_stage_model." + new] = value
+    return out
+
+
+def _save_sd_checkpoint(pipe, path) -> None:
+    from safetensors.torch import save_file
+
+    state = {**_unet_to_ldm(pipe.unet), **_vae_to_ldm(pipe.vae)}
+    for key, value in pipe.text_encoder.state_dict().items():
+        state["cond_stage_model.transformer.text_model." + key.removeprefix("text_model.")] = value
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+
+
+def test_loading_a_single_safetensors_checkpoint(core, tmp_path, monkeypatch):
+    checkpoint = tmp_path / "tiny.safetensors"
+    _save_sd_checkpoint(core.model.pipe, checkpoint)
+    # Offline, diffusers needs the component configs (tokenizer, scheduler, layer sizes) from a
+    # diffusers folder of the same architecture: IMAGINE_MODEL_CONFIG points at one.
+    configs = tmp_path / "configs"
+    core.model.pipe.save_pretrained(configs)
+    monkeypatch.setenv("IMAGINE_MODEL_CONFIG", str(configs))
+    loaded = EngineCore(EngineConfig(model=str(checkpoint), device="cpu", warmup=False))
+    assert loaded.load().family is Family.SD
+    for ours, theirs in zip(
+        loaded.model.unet.state_dict().values(), core.model.unet.state_dict().values(), strict=True
+    ):
+        assert torch.equal(ours, theirs)
+    request = imagine(steps=2, guidance=5.0, style="raw", seeds=(4,))
+    assert finish(loaded, request).images[0].rgb == finish(core, request).images[0].rgb
+
+
+def test_a_single_file_without_configs_offline_says_what_to_do(core, tmp_path, monkeypatch):
+    checkpoint = tmp_path / "tiny.safetensors"
+    _save_sd_checkpoint(core.model.pipe, checkpoint)
+    monkeypatch.delenv("IMAGINE_MODEL_CONFIG", raising=False)
+    with pytest.raises(ModelLoadError, match="IMAGINE_MODEL_CONFIG"):
+        load_model(str(checkpoint), "cpu")
