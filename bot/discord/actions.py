@@ -80,6 +80,20 @@ async def refuse(interaction: discord.Interaction, text: str) -> None:
     await interaction.followup.send(text, ephemeral=True)
 
 
+async def channel_refusal(services: Any, interaction: discord.Interaction) -> str | None:
+    """Why the bot does not make images in this channel (moderators chose others), or None."""
+    if interaction.guild_id is None:
+        return None
+    settings = await services.store.guild_settings(interaction.guild_id)
+    allowed = [int(c) for c in settings.allowed_channel_ids or []]
+    channel = interaction.channel
+    ids = {interaction.channel_id, getattr(channel, "parent_id", None)}  # a thread counts as its channel
+    if not allowed or ids & set(allowed):
+        return None
+    where = ", ".join(f"<#{c}>" for c in allowed)
+    return f"I don't make images in this channel; on this server use {where}."
+
+
 class JobActions:
     """What `/imagine`, the buttons and the Custom Zoom modal do once a click is accepted."""
 
@@ -184,6 +198,8 @@ class JobActions:
             return None
         settings = await store.guild_settings(interaction.guild_id) if interaction.guild_id else None
         refusal = click_refusal(interaction, job, settings, action)
+        if refusal is None and action != "cancel":
+            refusal = await channel_refusal(self.services, interaction)
         if refusal is not None:
             await refuse(interaction, refusal)
             return None

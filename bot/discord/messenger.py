@@ -43,6 +43,7 @@ WAKE_EVENT = "imagine_job_update"
 waiting primitive discord.py itself owns (and that test harnesses for discord.py recognise)."""
 
 ORPHAN_LIMIT = 1000
+RENDERED_LIMIT = 10_000
 INTERACTION_LIFETIME = timedelta(minutes=15)
 TOKEN_MARGIN = timedelta(seconds=30)  # stop using a token a little early: an edit takes time
 
@@ -99,8 +100,11 @@ class JobMessenger:
             self.bot.dispatch(WAKE_EVENT)
 
     def mark_shown(self, job_id: str, status: str) -> None:
-        """Record that a job's message was posted in its final state already."""
+        """Record the status a job's message shows (a U1-U4 image is posted finished at once)."""
+        self._rendered.pop(job_id, None)
         self._rendered[job_id] = status
+        while len(self._rendered) > RENDERED_LIMIT:  # remember recent jobs only
+            self._rendered.pop(next(iter(self._rendered)))
 
     def rendered_status(self, job_id: str) -> str | None:
         """The last status this bot put on the job's message (None: nothing rendered yet)."""
@@ -144,11 +148,14 @@ class JobMessenger:
     async def _render_due(self) -> float | None:
         """Render every update that may be shown now; return how long until the next one may."""
         soonest: float | None = None
-        for job_id in list(self._pending):
-            update = self._pending[job_id]
+        # Results first: a long queue's position changes must not hold a finished picture back.
+        for job_id in sorted(self._pending, key=lambda job_id: not self._pending[job_id].final):
+            update = self._pending.get(job_id)
+            if update is None:
+                continue  # dropped while an earlier edit was awaited (the job was hidden)
             tracked = self._messages.get(job_id)
             wait = 0.0
-            if tracked is not None and update.status == "running" and update.total:
+            if tracked is not None and not update.final:  # positions and progress: throttled
                 wait = tracked.last_edit + self.progress_interval - _now()
             if wait > 0:
                 soonest = wait if soonest is None else min(soonest, wait)
@@ -187,7 +194,7 @@ class JobMessenger:
             if message.key == tracked.shown and update.preview is None:
                 return
             await self._show(job, tracked, message, final=False)
-        self._rendered[update.job_id] = update.status
+        self.mark_shown(update.job_id, update.status)
 
     def _is_recovered(self, update: JobUpdate) -> bool:
         # Only a final update of a job we are not tracking needs a look at the store (a job

@@ -50,9 +50,13 @@ class RenderedMessage:
     attachments: list[tuple[str, bytes]] = field(default_factory=list)
     view: discord.ui.View | None = None
     key: str = ""  # identifies what is shown, to skip edits that would change nothing
+    spoiler: bool = False  # the channel spoilers results (a moderator's channel setting)
 
     def files(self) -> list[discord.File]:
-        return [discord.File(io.BytesIO(data), filename=name) for name, data in self.attachments]
+        return [
+            discord.File(io.BytesIO(data), filename=name, spoiler=self.spoiler)
+            for name, data in self.attachments
+        ]
 
 
 def header(job: Job) -> str:
@@ -118,7 +122,8 @@ async def job_message(
             data = await asyncio.to_thread(services.store.files.read_bytes, picture.path)
             name = f"{_slug(job)}_{job.id[:8]}"
             attachments.append(await asyncio.to_thread(fit_upload, data, name, filesize_limit))
-        return RenderedMessage(head, attachments, result_view(job), key="done")
+        spoiler = await in_spoiler_channel(services, job)
+        return RenderedMessage(head, attachments, result_view(job), key="done", spoiler=spoiler)
     if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
         from bot.dispatcher import JobUpdate
 
@@ -129,6 +134,14 @@ async def job_message(
     if job.status == JobStatus.BLOCKED:
         return RenderedMessage(f"{head}\n⛔ Blocked: {reason}", key="blocked")
     return RenderedMessage(f"{head}\n⚠️ Failed: {reason}", key="failed")
+
+
+async def in_spoiler_channel(services: Any, job: Job) -> bool:
+    """True when moderators asked for results in the job's channel to be spoilered."""
+    if job.guild_id is None or job.channel_id is None:
+        return False
+    settings = await services.store.guild_settings(job.guild_id)
+    return job.channel_id in {int(c) for c in settings.spoiler_channel_ids or []}
 
 
 def result_view(job: Job) -> discord.ui.View | None:

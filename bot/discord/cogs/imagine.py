@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.actions import refuse
+from bot.discord.actions import channel_refusal, refuse
 from bot.discord.views.confirm import CONFIRM_ABOVE, ConfirmJobsView
 from bot.prompt import PromptError, expand_permutations, parse_prompt
 
@@ -58,6 +58,10 @@ class Imagine(commands.Cog):
             count, url = count_jobs(prompt)
         except PromptError as exc:
             await refuse(interaction, str(exc))
+            return
+        refusal = await channel_refusal(self.bot.services, interaction)
+        if refusal is not None:
+            await refuse(interaction, refusal)
             return
         actions = self.bot.actions
         if count > CONFIRM_ABOVE:

@@ -141,3 +141,23 @@ def test_fit_upload_keeps_small_pngs_and_shrinks_big_ones():
     name, data = fit_upload(png, "grid", len(png) // 3)
     assert name == "grid.jpg" and len(data) <= len(png) // 3
     assert Image.open(io.BytesIO(data)).size == (256, 256)
+
+
+async def test_imagine_only_where_moderators_allow_it(world):
+    other = world.guild.create_text_channel("images")
+    await world.services.store.update_guild_settings(world.guild.id, allowed_channel_ids=[other.id])
+
+    refused = await world.alice.slash(world.channel, "imagine", prompt="a paper boat")
+    assert refused.ephemeral and f"<#{other.id}>" in refused.response.content
+    assert await world.services.store.user_jobs(world.alice.id) == []
+
+    allowed = await world.alice.slash(other, "imagine", prompt="a paper boat")
+    job = await world.services.store.find_job_by_message(allowed.response.id)
+    assert job is not None and job.channel_id == other.id
+
+
+async def test_results_in_a_spoiler_channel_are_spoilered(world):
+    await world.services.store.update_guild_settings(world.guild.id, spoiler_channel_ids=[world.channel.id])
+    result, _ = await imagine(world, world.alice, "a paper boat")
+    [attachment] = world.message(result.response.id).attachments
+    assert attachment.is_spoiler()

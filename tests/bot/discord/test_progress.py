@@ -69,32 +69,6 @@ async def test_cancel_is_for_the_author_or_a_moderator(world, held):
     assert (await world.services.store.get_job(running.id)).status == "cancelled"
 
 
-@pytest.fixture
-async def simcord_bot(services, allowed_hosts):
-    """This module's bot edits progress at most every 3 s, like production."""
-    return make_bot(services, allowed_hosts, progress_interval=3.0)
-
-
-async def test_progress_edits_are_throttled_and_show_a_preview(world, held):
-    held.hold_step = 2  # two progress steps, then wait
-    result = await world.alice.slash(world.channel, "imagine", prompt="a storm at sea")
-    job = await world.job_of(result.response.id)
-    edits_while_held = original_edits(world.env, result)
-
-    await world.env.advance_time(3.5)  # the throttle lets the newest progress through
-    shown = world.message(result.response.id)
-    assert "Running: 50%" in shown.content
-    assert [a.filename for a in shown.attachments] == ["preview.png"]
-
-    held.gate.set()
-    await world.settled(job.id)
-    edits = original_edits(world.env, result)
-    # waiting, running 0%, then nothing more until 3 s had passed; the result is never held back
-    assert len(edits_while_held) == 2
-    assert len(edits) == 4 and "Running" not in edits[-1]
-    assert labels(world.message(result.response.id))[0] == ["U1", "U2", "U3", "U4", "🔄"]
-
-
 async def test_result_after_15_minutes_is_a_reply_in_the_channel(world, held):
     result = await world.alice.slash(world.channel, "imagine", prompt="a long queue")
     job = await world.job_of(result.response.id)
