@@ -231,7 +231,8 @@ def _vae_to_ldm(vae) -> dict[str, torch.Tensor]:
             ldm_b = b if side == "encoder" else blocks - 1 - b
             name = "down" if side == "encoder" else "up"
             if parts[3] in ("downsamplers", "upsamplers"):
-                new = f"{side}.{name}.{ldm_b}.{'downsample' if side == 'encoder' else 'upsample'}.conv.{parts[-1]}"
+                sampler = "downsample" if side == "encoder" else "upsample"
+                new = f"{side}.{name}.{ldm_b}.{sampler}.conv.{parts[-1]}"
             else:
                 rest = ".".join(parts[5:]).replace("conv_shortcut", "nin_shortcut")
                 new = f"{side}.{name}.{ldm_b}.block.{parts[4]}.{rest}"
