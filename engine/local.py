@@ -257,6 +257,8 @@ class LocalEngine:
         )
         worker.begin(loop, self._on_message, self._on_lost)
         try:
+            if self._closed:  # closed while the process was starting: close() could not see it
+                raise EngineError("The engine was closed while loading the model.")
             info = await worker.ready
         except BaseException:
             if self._worker is worker:

@@ -84,6 +84,7 @@ class _Worker:
         self._known: set[str] = set()  # queued or running job ids
         self._cancelled: set[str] = set()
         self._stopping = threading.Event()
+        self._loaded = threading.Event()
 
     # -- pipe ------------------------------------------------------------------------------------
 
@@ -110,6 +111,8 @@ class _Worker:
                     if message.job_id in self._known:
                         self._cancelled.add(message.job_id)
             elif isinstance(message, Shutdown):
+                if not self._loaded.is_set():
+                    os._exit(0)  # a half-done load holds nothing worth a clean exit; don't finish it
                 self._stopping.set()
                 self._jobs.put(None)
                 return
@@ -142,6 +145,7 @@ class _Worker:
             return 1
         load_s = time.perf_counter() - began
         log.info("model %s loaded on %s in %.1f s (pid %d)", info.name, info.device, load_s, os.getpid())
+        self._loaded.set()
         self.send(Ready(info=info, pid=os.getpid(), load_s=load_s))
 
         while True:

@@ -3,7 +3,9 @@ a closed engine, and the promise that the bot's side never imports torch."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import subprocess
 import sys
 
@@ -64,3 +66,19 @@ async def test_an_unknown_model_fails_start_with_the_workers_reason(caplog: pyte
     assert any(
         record.name == "engine.worker" and "failed" in record.getMessage() for record in caplog.records
     )
+
+
+async def test_closing_while_the_model_loads_stops_the_worker_at_once() -> None:
+    engine = LocalEngine(EngineConfig(model="tiny", device="cpu"))
+    starting = asyncio.create_task(engine.start())
+    while engine.worker_pid is None:  # the process is up and loading
+        await asyncio.sleep(0.01)
+    pid = engine.worker_pid
+
+    await engine.close()
+
+    with pytest.raises(EngineError, match="closed while loading"):
+        await starting
+    assert engine.worker_pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone and reaped: no orphan left loading a model
