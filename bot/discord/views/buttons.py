@@ -73,7 +73,7 @@ class ButtonSpec:
             return f"U{self.index}"
         if self.action == "vary":
             return f"V{self.index}"
-        return LABELS[self.action]
+        return LABELS.get(self.action, self.action)  # a forged or retired action still renders
 
 
 class JobButton(
@@ -109,10 +109,3 @@ def job_view(rows: list[list[ButtonSpec]]) -> discord.ui.View:
         for spec in row:
             view.add_item(JobButton(spec, row=row_number))
     return view
-
-
-def parse_action(action: str) -> str:
-    """Validate an action name from a custom_id (a forged id gets a clear refusal)."""
-    if action not in ACTIONS:
-        raise ValueError(f"Unknown button action {action!r}.")
-    return action

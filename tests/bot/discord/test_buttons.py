@@ -176,3 +176,14 @@ def _modal_fields(modal: dict) -> dict[str, str]:
             if component.get("custom_id"):
                 values[component["custom_id"]] = component.get("value", "")
     return values
+
+
+async def test_a_forged_button_is_refused(world):
+    _, job = await imagine(world, world.alice)
+    forged = job_view([[ButtonSpec("explode", job.id)]])
+    forged.children[0].item.label = "Boom"
+    message = await world.bot.messenger.send_to_channel(world.channel.id, RenderedMessage("x", view=forged))
+
+    result = await world.bob.click(message, label="Boom")
+
+    assert result.ephemeral and "not one I know" in result.response.content

@@ -32,12 +32,6 @@ def settings(data_dir) -> Settings:
     return Settings(data_dir=data_dir, model="tiny", device="cpu", engine="inprocess")
 
 
-@pytest.fixture
-def world(world):
-    world.engine_is_real = True
-    return world
-
-
 async def test_imagine_and_u4_on_the_tiny_model(world):
     result = await world.alice.slash(world.channel, "imagine", prompt="a lighthouse at dusk --seed 5 --q .25")
     job = await world.job_of(result.response.id)
