@@ -436,6 +436,20 @@ class LoadedModel:
             self._derived["inpaint"] = _derive(cls, self.pipe)
         return self._derived["inpaint"]
 
+    def for_inpainting(self) -> LoadedModel:
+        """The model outpainting runs on: the operator's inpainting model when configured, else this one."""
+        if self.inpaint_override is None:
+            return self
+        pipe = self.inpaint_override
+        return LoadedModel(
+            name=f"{self.name} (inpainting)",
+            preset=self.preset,
+            family=_family_of(pipe),
+            pipe=pipe,
+            device=self.device,
+            dtype=self.dtype,
+        )
+
     def pipelines(self) -> list[DiffusionPipeline]:
         """Every pipeline this model holds (for the shared-weights check)."""
         return [self.pipe, *self._derived.values()]
@@ -512,7 +526,11 @@ def _looks_like_repo_id(name: str) -> bool:
 
 
 def load_pipeline(
-    model: str, device: torch.device, dtype: torch.dtype, config: str | None = None
+    model: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    config: str | None = None,
+    inpainting: bool = False,
 ) -> tuple[DiffusionPipeline, Preset]:
     """Resolve `model` (preset, folder, checkpoint file, Hub id) into a pipeline and its preset."""
     name = model.strip()
@@ -546,7 +564,10 @@ def load_pipeline(
         family = _family_of(pipe)
         native = pipe.unet.config.sample_size * (2 ** (len(pipe.vae.config.block_out_channels) - 1))
         preset = preset_for_family(family, name, native=native)
-    if not isinstance(pipe, StableDiffusionPipeline | StableDiffusionXLPipeline):
+    allowed: tuple[type, ...] = (StableDiffusionPipeline, StableDiffusionXLPipeline)
+    if inpainting:
+        allowed += (StableDiffusionInpaintPipeline, StableDiffusionXLInpaintPipeline)
+    if not isinstance(pipe, allowed):
         raise ModelLoadError(
             f"{name!r} is a {type(pipe).__name__}; the engine runs Stable Diffusion 1.x/2.x and SDXL "
             "text-to-image models"
@@ -575,7 +596,7 @@ def load_model(
         name=model, preset=preset, family=_family_of(pipe), pipe=pipe, device=dev, dtype=dtype
     )
     if inpaint_model:
-        inpaint_pipe, _ = load_pipeline(inpaint_model, dev, dtype)
+        inpaint_pipe, _ = load_pipeline(inpaint_model, dev, dtype, inpainting=True)
         inpaint_pipe.to(device=dev, dtype=dtype)
         loaded.inpaint_override = inpaint_pipe
     log.info("loaded model %s (%s) on %s in %s", model, loaded.family.value, dev, dtype)

@@ -13,7 +13,7 @@ engine's `max_pixels`. Square extends the short side to the long one.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -147,7 +147,7 @@ def run_outpaint(ctx: OpContext, req: OutpaintRequest) -> OpResult:
     init, mask = prefill(source, canvas)
     timings: dict[str, float] = {}
     images = generate(
-        ctx,
+        replace(ctx, model=ctx.model.for_inpainting()),
         prompt=req.prompt,
         seeds=list(req.seeds),
         width=canvas.width,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from engine.api import ImageData, OutpaintRequest
@@ -122,3 +123,38 @@ def test_bad_outpaint_requests_fail_clearly(core, source, fields, message):
 
 def test_outpaint_distance_helper_sanity(source):
     assert distance(source, source) == 0
+
+
+def test_a_configured_inpainting_model_does_the_outpainting(core, source, tmp_path):
+    from diffusers import StableDiffusionInpaintPipeline, UNet2DConditionModel
+
+    from engine.api import EngineConfig
+    from engine.core import EngineCore
+    from engine.models import build_tiny
+
+    base = build_tiny()
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel.from_config({**base.unet.config, "in_channels": 9})  # latents + mask + image
+    components = {**base.components, "unet": unet}
+    StableDiffusionInpaintPipeline(**components, requires_safety_checker=False).save_pretrained(
+        tmp_path / "inpaint"
+    )
+    engine = EngineCore(
+        EngineConfig(model="tiny", device="cpu", warmup=False, inpaint_model=str(tmp_path / "inpaint"))
+    )
+    engine.load()
+    seen = []
+    hooks = [
+        engine.model.inpaint_override.unet.register_forward_pre_hook(
+            lambda _m, a: seen.append(a[0].shape[1])
+        ),
+        engine.model.unet.register_forward_pre_hook(lambda _m, a: seen.append("base")),
+    ]
+    try:
+        done = finish(engine, outpaint(source, zoom=2.0, seeds=(1, 2)))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert seen and set(seen) == {9}  # only the inpainting UNet ran, with mask and image channels
+    for image in done.images:
+        assert np.array_equal(pixels(image)[24:72, 32:96], _shrunk(source, 64, 48))
