@@ -62,6 +62,7 @@ class StandInEngine:
         self.hold_step = 0
         self.env: simcord.Env | None = None
         self.requests: list[EngineRequest] = []
+        self.fail_with: str | None = None  # set: jobs fail with this reason instead
         self._cancelled: set[str] = set()
 
     @property
@@ -84,6 +85,9 @@ class StandInEngine:
                 return
             yield Progress(request.job_id, step, self.steps, preview=solid(8, 8, step))
             await asyncio.sleep(0)
+        if self.fail_with is not None:
+            yield Failed(request.job_id, self.fail_with)
+            return
         seeds = tuple(getattr(request, "seeds", None) or (getattr(request, "seed", 0),))
         images = tuple(solid(*size, seed) for seed in seeds)
         yield Finished(request.job_id, images, seeds, grid_of(list(images)) if len(images) == 4 else None)

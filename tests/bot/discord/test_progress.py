@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from bot.services import Services
-from tests.bot.discord.conftest import labels, make_bot
+from tests.bot.discord.conftest import labels, make_bot, private_reply
 
 
 def original_edits(env, interaction_result) -> list[str]:
@@ -133,3 +133,25 @@ async def Store_job_status(settings, job_id: str) -> str:
         return (await store.get_job(job_id)).status
     finally:
         await store.close()
+
+
+async def test_a_failed_job_says_why(world, engine):
+    engine.fail_with = "the picture would be larger than 2048x2048"
+    result = await world.alice.slash(world.channel, "imagine", prompt="a very wide road")
+    job = await world.job_of(result.response.id)
+    await world.settled(job.id, "failed")
+    message = world.message(result.response.id)
+    assert "Failed: the picture would be larger than 2048x2048" in message.content
+    assert message.components == [] and message.attachments == []
+
+
+async def test_too_many_waiting_jobs_are_refused_privately(world, held):
+    from bot.dispatcher import Limits
+
+    world.services.dispatcher.limits = Limits(max_running_per_user=1, max_queued_per_user=1)
+    await world.alice.slash(world.channel, "imagine", prompt="one")  # runs (held)
+    await world.alice.slash(world.channel, "imagine", prompt="two")  # waits
+    refused = await world.alice.slash(world.channel, "imagine", prompt="three")
+
+    assert "the limit is 1" in private_reply(refused)
+    assert len(await world.services.store.user_jobs(world.alice.id)) == 2
