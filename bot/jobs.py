@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 SEED_LIMIT = 2**32
 GRID_CELLS = 4
-CONSOLE_QUEUE_LIMIT = 200  # the operator at the console is not rate-limited like a member
+CONSOLE_QUEUE_LIMIT = 200
+MIN_DERIVED_STEPS = 4  # the operator at the console is not rate-limited like a member
 PAN_DIRECTIONS = ("left", "right", "up", "down")
 _EXPLICIT_ASPECT = re.compile(r"(?:--|—)(?:ar|aspect)\b", re.IGNORECASE)
 
@@ -426,8 +427,12 @@ class JobService:
                 image_weight=prompt.image_weight,
             )
         source = await self._source_image(job)
-        # --quality is the job's step budget, and a derived job keeps its prompt's budget.
-        steps = None if prompt.quality == 1 else max(1, round(self.info.default_steps * prompt.quality))
+        # --quality is the job's step budget, and a derived job keeps its prompt's budget, with a
+        # floor: img2img runs strength x steps, and at the lowest strengths (0.25) fewer than four
+        # steps would leave no denoising step at all.
+        steps = None
+        if prompt.quality != 1:
+            steps = max(MIN_DERIVED_STEPS, round(self.info.default_steps * prompt.quality))
         if kind in (JobKind.VARY, JobKind.VARY_SUBTLE, JobKind.VARY_STRONG):
             strength = params.get("strength") or ("subtle" if kind is JobKind.VARY_SUBTLE else "strong")
             return VaryRequest(

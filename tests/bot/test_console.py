@@ -7,9 +7,12 @@ for the whole module, so each command costs only its own job. One test runs the 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -198,3 +201,24 @@ async def test_db_upgrade_and_the_installed_command(data_dir, grid):
     assert json.loads(shown.stdout)["grid"] == grid["grid"]
     missing = run("show", "nope")
     assert missing.returncode == 2 and missing.stderr == "imagine: error: there is no job 'nope'\n"
+
+
+async def test_an_engine_crash_mid_job_is_retried_once_and_the_job_ends_done(imagine, engine, data_dir):
+    from storage.store import Store
+
+    store = await Store.open(None, data_dir)
+    try:
+        run = asyncio.create_task(imagine.json("run", "a crash test --seed 3 --quality 2"))
+        for _ in range(2400):
+            if [job for job in await store.pending_jobs() if job.status == "running"]:
+                break
+            assert not run.done(), run.result()
+            await asyncio.sleep(0.05)
+        pid = engine.worker_pid
+        os.kill(pid, signal.SIGKILL)  # the engine process dies mid-job
+        result = await asyncio.wait_for(run, 300)
+        assert result["status"] == "done" and len(result["images"]) == 4
+        row = await store.get_job(result["job_id"])
+        assert row.attempts == 2 and engine.worker_pid != pid
+    finally:
+        await store.close()

@@ -15,6 +15,7 @@ import pytest
 from bot.bench_dispatch import INFO, StandInEngine, solid
 from bot.dispatcher import Dispatcher, LimitError, Limits
 from bot.jobs import (
+    MIN_DERIVED_STEPS,
     Action,
     CellIndexError,
     JobError,
@@ -230,10 +231,14 @@ async def test_request_details_for_each_action(env):
 
 async def test_quality_carries_over_to_derived_jobs_as_their_step_budget(env):
     store, engine, dispatcher, service = env
-    parent = await grid(env, "a harbour --seed 3 --quality .5")
+    parent = await grid(env, "a harbour --seed 3 --quality 2")
     job = await service.derive(ALICE, parent.id, Action.VARY, index=0)
     await done(dispatcher, store, [job])
-    assert engine.requests[-1].steps == round(INFO.default_steps * 0.5)
+    assert engine.requests[-1].steps == MIN_DERIVED_STEPS  # the stand-in's 2 steps x 2, floored at 4
+    low = await grid(env, "a harbour --seed 3 --quality .25")
+    job = await service.derive(ALICE, low.id, Action.UPSCALE_SUBTLE, index=0)
+    await done(dispatcher, store, [job])
+    assert engine.requests[-1].steps == MIN_DERIVED_STEPS
 
 
 async def test_index_rules_and_clear_refusals(env):
