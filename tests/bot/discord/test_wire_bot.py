@@ -36,6 +36,7 @@ from tests.support.fake_discord import (
     CALLBACK_MESSAGE,
     FakeDiscord,
     FakeDiscordTimeout,
+    assert_unpatched_discord,
     button_id,
     button_labels,
 )
@@ -154,6 +155,7 @@ def _result(fake: FakeDiscord, message: dict[str, Any] | None) -> dict[str, Any]
 
 
 async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Path) -> None:
+    assert_unpatched_discord()  # the fake's own timers run on this process's clock
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     preset = PRESETS["tiny"]

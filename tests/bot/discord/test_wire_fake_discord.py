@@ -26,6 +26,7 @@ from tests.support.fake_discord import (
     CALLBACK_DEFERRED_UPDATE,
     FakeDiscord,
     FakeDiscordTimeout,
+    assert_unpatched_discord,
     button_id,
     button_labels,
 )
@@ -99,6 +100,7 @@ class Probe(discord.Client):
 
 @pytest.fixture
 async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
+    assert_unpatched_discord()
     async with FakeDiscord(token="probe-token") as server:
         monkeypatch.setattr(discord.http.Route, "BASE", server.api_base)
         monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(server.gateway_url))
