@@ -68,7 +68,7 @@ class JobMessenger:
     def __init__(self, bot: ImagineBot, *, progress_interval: float = 3.0) -> None:
         self.bot = bot
         self.progress_interval = progress_interval
-        self._messages: dict[str, JobMessage] = {}
+        self._messages: dict[str, list[JobMessage]] = {}  # a job can show in several (`/show`)
         self._pending: dict[str, JobUpdate] = {}  # newest unrendered update per job
         self._rendered: dict[str, str] = {}  # job id -> last status shown (tests and /info read it)
         # Updates of jobs with no message yet: the job can start (even finish) while its first
@@ -89,9 +89,11 @@ class JobMessenger:
         interaction: discord.Interaction | None = None,
         original: bool = False,
     ) -> None:
-        """Remember the message that shows `job_id` (it was just sent with the first status)."""
-        self._messages[job_id] = JobMessage(
-            job_id, channel_id, message_id, interaction=interaction, original=original, last_edit=_now()
+        """Remember a message that shows `job_id` (it was just sent with the current status)."""
+        self._messages.setdefault(job_id, []).append(
+            JobMessage(
+                job_id, channel_id, message_id, interaction=interaction, original=original, last_edit=_now()
+            )
         )
         orphan = self._orphans.pop(job_id, None)
         if orphan is not None and job_id not in self._pending:
@@ -153,10 +155,10 @@ class JobMessenger:
             update = self._pending.get(job_id)
             if update is None:
                 continue  # dropped while an earlier edit was awaited (the job was hidden)
-            tracked = self._messages.get(job_id)
+            tracked = self._messages.get(job_id, [])
             wait = 0.0
-            if tracked is not None and not update.final:  # positions and progress: throttled
-                wait = tracked.last_edit + self.progress_interval - _now()
+            if tracked and not update.final:  # positions and progress: throttled
+                wait = max(m.last_edit for m in tracked) + self.progress_interval - _now()
             if wait > 0:
                 soonest = wait if soonest is None else min(soonest, wait)
                 continue
@@ -168,38 +170,29 @@ class JobMessenger:
                 log.exception("could not show job %s in Discord", job_id)
         return soonest
 
-    async def _render(self, update: JobUpdate, tracked: JobMessage | None) -> None:
+    async def _render(self, update: JobUpdate, tracked: list[JobMessage]) -> None:
         store = self.bot.services.store
-        if tracked is None and not self._is_recovered(update):
-            self._orphan(update)
+        if not tracked and not update.final:
+            self._orphan(update)  # progress of a job whose message is on its way (or not ours)
+            return
+        job = await store.get_job(update.job_id)
+        if job is None:
             return
         if update.final:
-            job = await store.get_job(update.job_id)
-            if job is None:
-                return
-            if tracked is None and job.message_id is None:
+            if not tracked and job.message_id is None:
                 self._orphan(update)  # its first message is still on its way
                 return
-            if tracked is None and self._rendered.get(job.id) == job.status:
+            if not tracked and self._rendered.get(job.id) == job.status:
                 return  # already shown in its final state (a U1-U4 image is posted finished)
             message = await render.job_message(job, self.bot.services, filesize_limit=self._limit(job))
-            await self._show(job, tracked, message, final=True)
+            await self._show_final(job, tracked, message)
             self._messages.pop(update.job_id, None)
         else:
-            assert tracked is not None
-            job = await store.get_job(update.job_id)
-            if job is None:
-                return
             message = render.status_message(job, update)
-            if message.key == tracked.shown and update.preview is None:
-                return
-            await self._show(job, tracked, message, final=False)
+            for one in tracked:
+                if message.key != one.shown or update.preview is not None:
+                    await self._show_status(job, one, message)
         self.mark_shown(update.job_id, update.status)
-
-    def _is_recovered(self, update: JobUpdate) -> bool:
-        # Only a final update of a job we are not tracking needs a look at the store (a job
-        # recovered after a restart gets its result posted as a reply); progress waits.
-        return update.final
 
     def _orphan(self, update: JobUpdate) -> None:
         self._orphans[update.job_id] = update
@@ -210,24 +203,27 @@ class JobMessenger:
         guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
         return guild.filesize_limit if guild is not None else render.DEFAULT_FILESIZE_LIMIT
 
-    async def _show(
-        self, job: Job, tracked: JobMessage | None, message: render.RenderedMessage, *, final: bool
-    ) -> None:
-        if tracked is not None:
-            try:
-                await self._edit(tracked, message)
-                tracked.last_edit = _now()
-                tracked.shown = message.key
-                return
-            except _TokenExpired:
-                log.info("job %s: interaction token expired, replying in the channel instead", job.id)
-            except discord.NotFound:
-                log.info("job %s: its message is gone, posting a new one", job.id)
-        if not final:
+    async def _show_status(self, job: Job, tracked: JobMessage, message: render.RenderedMessage) -> bool:
+        """Edit one message; False when it can no longer be edited (token expired, deleted)."""
+        try:
+            await self._edit(tracked, message)
+        except _TokenExpired:
+            log.info("job %s: interaction token expired; its result will be a reply", job.id)
+            return False
+        except discord.NotFound:
+            log.info("job %s: message %s is gone", job.id, tracked.message_id)
+            return False
+        tracked.last_edit = _now()
+        tracked.shown = message.key
+        return True
+
+    async def _show_final(self, job: Job, tracked: list[JobMessage], message: render.RenderedMessage) -> None:
+        shown = [await self._show_status(job, one, message) for one in tracked]
+        if any(shown):
             return
         # No live message to edit: post the result as a reply to the job's last message.
-        reply_to = tracked.message_id if tracked is not None else job.message_id
-        channel_id = tracked.channel_id if tracked is not None else job.channel_id
+        reply_to = tracked[-1].message_id if tracked else job.message_id
+        channel_id = tracked[-1].channel_id if tracked else job.channel_id
         if channel_id is None:
             return
         sent = await self.send_to_channel(channel_id, message, reply_to=reply_to)

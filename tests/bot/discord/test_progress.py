@@ -155,3 +155,17 @@ async def test_too_many_waiting_jobs_are_refused_privately(world, held):
 
     assert "the limit is 1" in private_reply(refused)
     assert len(await world.services.store.user_jobs(world.alice.id)) == 2
+
+
+async def test_show_of_a_running_job_is_kept_up_to_date_too(world, held):
+    first = await world.alice.slash(world.channel, "imagine", prompt="a slow sunrise")
+    job = await world.job_of(first.response.id)
+    shown = await world.bob.slash(world.channel, "show", job_id=job.id)
+    assert "Running" in world.message(shown.response.id).content
+
+    held.gate.set()
+    await world.settled(job.id)
+
+    for message_id in (first.response.id, shown.response.id):
+        message = world.message(message_id)
+        assert labels(message)[0][0] == "U1" and len(message.attachments) == 1
