@@ -83,8 +83,7 @@ class Session:
     session_id: str
     ws: web.WebSocketResponse
     sequence: int = 0
-    intents: int = 0
-    identified: float = field(default_factory=time.monotonic)
+    intents: int = 0  # what the client asked for in IDENTIFY
 
 
 RECORDED = web.RequestKey("recorded", Recorded)

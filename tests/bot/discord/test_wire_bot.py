@@ -47,6 +47,7 @@ TOKEN = "wire-test-token"
 STARTUP_S = 180.0  # the bot's start: imports, migrations, the engine process loading `tiny`
 JOB_S = 180.0  # one tiny 2x2 grid on two shared CPU cores, with room to spare
 CLICK_S = 60.0
+PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, message content
 EPHEMERAL = 64  # message flag: only the member who asked sees it
 GRID_LABELS = ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
 
@@ -166,6 +167,8 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
         with bot_process(fake, data_dir, tmp_path / "bot-1.log") as bot:
             await until_connected(fake, bot, identifies=1)
             assert "imagine" in [c["name"] for c in _commands(fake)]
+            # Operators need not enable privileged intents in the developer portal.
+            assert fake.sessions[-1].intents & PRIVILEGED_INTENTS == 0
             # --q .25: two denoising steps instead of eight; the wire is under test, not the art.
             prompt = "a red lighthouse at dusk --ar 2:1 --seed 42 --q .25"
             interaction = await fake.slash_command("imagine", {"prompt": prompt})

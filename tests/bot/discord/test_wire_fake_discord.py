@@ -24,6 +24,8 @@ from PIL import Image
 from tests.support.fake_discord import (
     CALLBACK_DEFERRED_MESSAGE,
     CALLBACK_DEFERRED_UPDATE,
+    CALLBACK_MESSAGE,
+    CALLBACK_MODAL,
     FakeDiscord,
     FakeDiscordTimeout,
     assert_unpatched_discord,
@@ -63,6 +65,30 @@ class Upscale(discord.ui.DynamicItem[discord.ui.Button], template=r"probe:up:(?P
         )
 
 
+class ZoomModal(discord.ui.Modal, title="Custom Zoom"):
+    factor = discord.ui.TextInput(label="Zoom factor", custom_id="probe:factor")
+
+    def __init__(self) -> None:
+        super().__init__(custom_id="probe:zoom-modal", timeout=None)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"zooming out {self.factor.value}x", ephemeral=True)
+
+
+class AskZoom(discord.ui.DynamicItem[discord.ui.Button], template=r"probe:zoom"):
+    def __init__(self) -> None:
+        super().__init__(discord.ui.Button(label="Custom Zoom", custom_id="probe:zoom"))
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+    ):
+        return cls()
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_modal(ZoomModal())
+
+
 class Probe(discord.Client):
     """The smallest client that does what the bot does on the wire."""
 
@@ -84,6 +110,7 @@ class Probe(discord.Client):
             view = discord.ui.View(timeout=None)
             for index in range(1, 5):
                 view.add_item(Upscale(index))
+            view.add_item(AskZoom())
             await interaction.followup.send(
                 f"**{prompt}** - <@{interaction.user.id}>",
                 file=discord.File(io.BytesIO(_png(64, 32)), "grid.png"),
@@ -91,7 +118,7 @@ class Probe(discord.Client):
             )
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(Upscale)
+        self.add_dynamic_items(Upscale, AskZoom)
         await self.tree.sync()
 
     async def on_ready(self) -> None:
@@ -166,7 +193,7 @@ async def test_a_slash_command_is_deferred_then_answered_with_a_png_and_buttons(
         assert message["content"].startswith("**a lighthouse**")
         [png] = fake.attachment_bytes(message)
         assert Image.open(io.BytesIO(png)).size == (64, 32)
-        assert button_labels(message) == ["U1", "U2", "U3", "U4"]
+        assert button_labels(message) == ["U1", "U2", "U3", "U4", "Custom Zoom"]
         assert fake.unhandled == []
 
 
@@ -222,3 +249,24 @@ async def test_clicking_a_button_that_does_not_exist_is_a_test_error(fake: FakeD
         )
         with pytest.raises(AssertionError, match="has no button 'nope'"):
             await fake.click(int(grid["id"]), "nope")
+
+
+async def test_a_button_can_open_a_modal_and_its_submission_is_answered(fake: FakeDiscord) -> None:
+    async with running() as client:
+        await _until_ready(client)
+        interaction = await fake.slash_command("imagine", {"prompt": "a tower"})
+        [grid] = await fake.wait_for(
+            lambda: [m for m in fake.messages_for(interaction) if m["attachments"]],
+            timeout=WAIT,
+            what="the grid",
+        )
+        click = await fake.click(int(grid["id"]), button_id(grid, "Custom Zoom"))
+        [opened] = await fake.wait_for(lambda: fake.callbacks_for(click), timeout=WAIT, what="the modal")
+        assert opened.type == CALLBACK_MODAL
+        assert opened.data["custom_id"] == "probe:zoom-modal"
+
+        submitted = await fake.submit_modal("probe:zoom-modal", {"probe:factor": "1.5"})
+        [answer] = await fake.wait_for(lambda: fake.callbacks_for(submitted), timeout=WAIT, what="the answer")
+        assert answer.type == CALLBACK_MESSAGE
+        assert answer.data["content"] == "zooming out 1.5x"
+        assert answer.data["flags"] & 64  # ephemeral
