@@ -184,6 +184,8 @@ class JobMessenger:
                 return
             if not tracked and self._rendered.get(job.id) == job.status:
                 return  # already shown in its final state (a U1-U4 image is posted finished)
+            if not tracked and render.notice_message(job) is not None:
+                return  # hidden or deleted while it ran: its messages already say so
             message = await render.job_message(job, self.bot.services, filesize_limit=self._limit(job))
             await self._show_final(job, tracked, message)
             self._messages.pop(update.job_id, None)

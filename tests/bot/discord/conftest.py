@@ -203,6 +203,14 @@ class World:
             await asyncio.sleep(0.02)
         await self.env.settle()
 
+    async def quiet(self) -> None:
+        """Until no job waits or runs and the bot has handled every update (for 'nothing
+        happened' checks, where there is no rendered status to wait for)."""
+        await self.services.dispatcher.wait_idle()
+        for _ in range(10):  # the dispatcher's listener feed runs outside SimCord's view
+            await asyncio.sleep(0.01)
+        await self.env.settle()
+
     def message(self, message_id: int):
         """The current state of a message, as a discord.Message."""
         from simcord.results import to_discord_message

@@ -169,3 +169,19 @@ async def test_show_of_a_running_job_is_kept_up_to_date_too(world, held):
     for message_id in (first.response.id, shown.response.id):
         message = world.message(message_id)
         assert labels(message)[0][0] == "U1" and len(message.attachments) == 1
+
+
+async def test_a_job_hidden_while_running_posts_nothing_when_it_ends(world, held):
+    from bot.discord.render import HIDDEN_NOTICE
+
+    result = await world.alice.slash(world.channel, "imagine", prompt="something against the rules")
+    job = await world.job_of(result.response.id)
+    job = await world.services.store.set_hidden(job.id, True, world.mod.id, "rule 2")
+    assert await world.bot.messenger.replace_everywhere(job, HIDDEN_NOTICE) == 1
+
+    held.gate.set()
+    await world.quiet()
+
+    assert world.channel.last_message.id == result.response.id
+    message = world.message(result.response.id)
+    assert message.content == HIDDEN_NOTICE and message.attachments == [] and message.components == []
