@@ -151,7 +151,8 @@ async def _vet_host(
     allow_hosts: Collection[tuple[str, int]],
 ) -> list[str]:
     """Resolve the URL's host and return its addresses, refusing if any of them is internal."""
-    host = url.raw_host or ""
+    host = url.raw_host or ""  # what DNS sees (IDNA-encoded)
+    shown = url.host or host  # what the member typed
     port = url.port or (443 if url.scheme == "https" else 80)
     literal = host.strip("[]")
     try:
@@ -161,19 +162,19 @@ async def _vet_host(
         try:
             addresses = list(dict.fromkeys(await resolver(host, port)))
         except (OSError, UnicodeError) as exc:
-            raise ImageFetchError(f"The image host {host!r} could not be found.") from exc
+            raise ImageFetchError(f"The image host {shown!r} could not be found.") from exc
     if not addresses:
-        raise ImageFetchError(f"The image host {host!r} could not be found.")
+        raise ImageFetchError(f"The image host {shown!r} could not be found.")
     for address in addresses:
         try:
             public = is_public_address(address)
         except ValueError as exc:
-            raise ImageFetchError(f"The image host {host!r} resolved to a malformed address.") from exc
+            raise ImageFetchError(f"The image host {shown!r} resolved to a malformed address.") from exc
         if public or allow_private or (address, port) in allow_hosts:
             continue
-        log.warning("refused image fetch of %s: %s resolves to internal %s", url.host, host, address)
+        log.warning("refused image fetch from %s: it resolves to internal %s", host, address)
         raise ImageFetchError(
-            f"The image link {host!r} points to an internal network address ({address}); "
+            f"The image link {shown!r} points to an internal network address ({address}); "
             "only images on the public internet can be fetched."
         )
     return addresses

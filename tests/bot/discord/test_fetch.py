@@ -271,6 +271,21 @@ async def test_internal_address_literals_are_refused(host: str) -> None:
         await fetch_image(f"http://{host}/cat.png")
 
 
+@pytest.mark.parametrize("host", ["localhost", "2130706433", "0x7f.1", "127.1"])
+async def test_the_system_resolver_s_answer_is_what_gets_checked(host: str) -> None:
+    # Spellings of 127.0.0.1 that no string check catches; getaddrinfo answers them locally.
+    with pytest.raises(ImageFetchError, match=r"internal network address \((127\.0\.0\.1|::1)\)"):
+        await fetch_image(f"http://{host}/cat.png")
+
+
+async def test_an_international_name_is_shown_as_typed() -> None:
+    calls: list[str] = []
+    resolver = _resolver({"xn--r8jz45g.jp": ["10.0.0.9"]}, calls)
+    with pytest.raises(ImageFetchError, match=r"'例え\.jp' points to an internal network address"):
+        await fetch_image("https://例え.jp/cat.png", resolver=resolver)
+    assert calls == ["xn--r8jz45g.jp"]  # DNS sees the IDNA form
+
+
 async def test_an_unknown_host_says_so() -> None:
     with pytest.raises(ImageFetchError, match=r"'nowhere\.example' could not be found"):
         await fetch_image("https://nowhere.example/cat.png", resolver=_resolver({}))
