@@ -258,6 +258,7 @@ class JobActions:
         else:  # no permission to post in the channel: answer through the interaction instead
             followup = await interaction.followup.send(
                 content=message.content,
+                files=message.files(),
                 view=message.view,
                 wait=True,
                 allowed_mentions=discord.AllowedMentions.none(),

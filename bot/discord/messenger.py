@@ -273,6 +273,9 @@ class JobMessenger:
                 reference=reference,
                 allowed_mentions=discord.AllowedMentions.none(),
             )
+        except discord.Forbidden:
+            log.warning("no permission to post in channel %s (Send Messages, Attach Files?)", channel_id)
+            return None
         except discord.HTTPException:
             log.exception("could not post to channel %s", channel_id)
             return None

@@ -212,10 +212,13 @@ class World:
         await self.env.settle()
 
     def message(self, message_id: int):
-        """The current state of a message, as a discord.Message."""
+        """The current state of a message in the main channel, as a discord.Message."""
+        return self.message_in(self.channel, message_id)
+
+    def message_in(self, channel, message_id: int):
         from simcord.results import to_discord_message
 
-        return to_discord_message(self.env, self.env.backend.get_message(self.channel.id, message_id))
+        return to_discord_message(self.env, self.env.backend.get_message(channel.id, message_id))
 
     async def job_of(self, message_id: int):
         return await self.services.store.find_job_by_message(message_id)

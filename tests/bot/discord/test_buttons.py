@@ -187,3 +187,21 @@ async def test_a_forged_button_is_refused(world):
     result = await world.bob.click(message, label="Boom")
 
     assert result.ephemeral and "not one I know" in result.response.content
+
+
+async def test_without_send_messages_a_click_is_answered_through_the_interaction(world):
+    import discord
+
+    quiet = world.guild.create_text_channel(
+        "read-only-bot", overwrites={world.bot.user: discord.PermissionOverwrite(send_messages=False)}
+    )
+    result = await world.alice.slash(quiet, "imagine", prompt="a quiet pond")
+    job = await world.job_of(result.response.id)
+    await world.settled(job.id)
+
+    clicked = await world.bob.click(world.message_in(quiet, result.response.id), label="U2")
+
+    [followup] = clicked.followups
+    single = await world.job_of(followup.id)
+    assert single.parent_id == job.id and single.user_id == world.bob.id
+    assert len(followup.attachments) == 1 and not followup.ephemeral
