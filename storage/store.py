@@ -30,7 +30,6 @@ from storage.models import (
     BannedWord,
     GuildSettings,
     Job,
-    JobKind,
     JobStatus,
     Report,
     ReportState,
@@ -45,6 +44,7 @@ from storage.repositories import (
     ModerationRepository,
     SettingsRepository,
 )
+from storage.validation import check_job_fields, check_settings_fields, is_int
 
 log = logging.getLogger(__name__)
 
@@ -53,67 +53,6 @@ T = TypeVar("T")
 MAX_ERROR_CHARS = 4000
 MAX_SUFFIX_CHARS = 1000
 MAX_PATTERN_CHARS = 500
-
-# Columns a caller may set on a job; `id` only at creation, `status` `done` only by `complete_job`.
-_JOB_FIELDS = {column.key for column in Job.__table__.columns} - {"id"}
-_INT_FIELDS = {
-    "user_id",
-    "guild_id",
-    "channel_id",
-    "message_id",
-    "width",
-    "height",
-    "seed",
-    "parent_index",
-    "queue_position",
-    "attempts",
-    "hidden_by",
-}
-_SETTINGS_FIELDS = {column.key for column in GuildSettings.__table__.columns} - {"guild_id"}
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_job_fields(fields: dict[str, Any], *, creating: bool) -> None:
-    """Refuse unknown fields and malformed values with a message that names the field."""
-    allowed = _JOB_FIELDS | ({"id"} if creating else set())
-    unknown = sorted(set(fields) - allowed)
-    if unknown:
-        raise InvalidInputError(f"unknown job field(s): {', '.join(unknown)}")
-    if "id" in fields:
-        check_job_id(fields["id"])
-    if "kind" in fields and fields["kind"] not in {kind.value for kind in JobKind}:
-        raise InvalidInputError(
-            f"unknown job kind {fields['kind']!r}; expected one of {[kind.value for kind in JobKind]}"
-        )
-    if "status" in fields:
-        status = fields["status"]
-        if status not in {value.value for value in JobStatus}:
-            raise InvalidInputError(
-                f"unknown job status {status!r}; expected one of {[value.value for value in JobStatus]}"
-            )
-        if status == JobStatus.DONE:
-            raise InvalidInputError("a job becomes 'done' only through complete_job, with its images")
-    for name in _INT_FIELDS & set(fields):
-        value = fields[name]
-        if value is None and name not in {"user_id", "attempts"}:
-            continue
-        if not _is_int(value):
-            raise InvalidInputError(f"job field {name} must be a whole number, got {value!r}")
-    if fields.get("parent_index") is not None and not 0 <= fields["parent_index"] <= 3:
-        raise InvalidInputError(f"parent_index must be a grid cell 0-3, got {fields['parent_index']}")
-    for name in ("width", "height"):
-        if fields.get(name) is not None and fields[name] <= 0:
-            raise InvalidInputError(f"job {name} must be positive, got {fields[name]}")
-    for name in ("params", "timings"):
-        if name in fields and not isinstance(fields[name], dict):
-            raise InvalidInputError(f"job field {name} must be a dict, got {type(fields[name]).__name__}")
-    if "message_ids" in fields and not (
-        isinstance(fields["message_ids"], list) and all(_is_int(m) for m in fields["message_ids"])
-    ):
-        raise InvalidInputError("job field message_ids must be a list of whole numbers")
 
 
 class Store:
@@ -173,7 +112,7 @@ class Store:
         missing = [name for name in ("user_id", "kind") if fields.get(name) is None]
         if missing:
             raise InvalidInputError(f"a job needs {' and '.join(missing)}")
-        _check_job_fields(fields, creating=True)
+        check_job_fields(fields, creating=True)
         parent_id = fields.get("parent_id")
 
         async def work(session: AsyncSession) -> Job:
@@ -191,7 +130,7 @@ class Store:
         return await self._read(lambda session: JobRepository(session).get(job_id))
 
     async def update_job(self, job_id: str, **fields: Any) -> Job:
-        _check_job_fields(fields, creating=False)
+        check_job_fields(fields, creating=False)
         parent_id = fields.get("parent_id")
 
         async def work(session: AsyncSession) -> Job:
@@ -240,7 +179,7 @@ class Store:
             raise InvalidInputError("complete_job needs at least one image")
         if len(seeds) != len(images):
             raise InvalidInputError(f"complete_job got {len(images)} image(s) but {len(seeds)} seed(s)")
-        if not all(_is_int(seed) for seed in seeds):
+        if not all(is_int(seed) for seed in seeds):
             raise InvalidInputError(f"seeds must be whole numbers, got {list(seeds)!r}")
         if timings is not None and not isinstance(timings, dict):
             raise InvalidInputError("timings must be a dict of phase name to seconds")
@@ -341,7 +280,7 @@ class Store:
 
     async def add_message(self, job_id: str, message_id: int) -> Job:
         """Record a Discord message showing the job (buttons on it find the job again)."""
-        if not _is_int(message_id):
+        if not is_int(message_id):
             raise InvalidInputError(f"message id must be a whole number, got {message_id!r}")
 
         async def work(session: AsyncSession) -> Job:
@@ -395,7 +334,7 @@ class Store:
         audit: bool = True,
     ) -> Ban:
         """Ban a user here (guild_id None: everywhere). Banning again replaces reason and expiry."""
-        if not _is_int(user_id):
+        if not is_int(user_id):
             raise InvalidInputError(f"user id must be a whole number, got {user_id!r}")
         now = utcnow()
         if expires_at is not None:
@@ -693,31 +632,7 @@ class Store:
         return await self._read(work)
 
     async def update_guild_settings(self, guild_id: int, **fields: Any) -> GuildSettings:
-        unknown = sorted(set(fields) - _SETTINGS_FIELDS)
-        if unknown:
-            raise InvalidInputError(
-                f"unknown guild setting(s): {', '.join(unknown)}; known: {sorted(_SETTINGS_FIELDS)}"
-            )
-        clean: dict[str, Any] = {}
-        for name, value in fields.items():
-            if name.endswith("_channel_ids"):
-                if not isinstance(value, list | tuple | set) or not all(_is_int(v) for v in value):
-                    raise InvalidInputError(f"{name} must be a list of channel ids")
-                clean[name] = list(dict.fromkeys(value))
-            elif name == "author_only_buttons":
-                if not isinstance(value, bool):
-                    raise InvalidInputError(f"author_only_buttons must be true or false, got {value!r}")
-                clean[name] = value
-            elif name.startswith("max_"):
-                if value is not None and (not _is_int(value) or value < 1):
-                    raise InvalidInputError(
-                        f"{name} must be a whole number of at least 1, or unset; got {value!r}"
-                    )
-                clean[name] = value
-            else:
-                if value is not None and not _is_int(value):
-                    raise InvalidInputError(f"{name} must be an id (a whole number) or unset; got {value!r}")
-                clean[name] = value
+        clean = check_settings_fields(fields)
 
         async def work(session: AsyncSession) -> GuildSettings:
             settings = await SettingsRepository(session).guild(guild_id)
