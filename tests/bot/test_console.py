@@ -208,7 +208,7 @@ async def test_an_engine_crash_mid_job_is_retried_once_and_the_job_ends_done(ima
 
     store = await Store.open(None, data_dir)
     try:
-        run = asyncio.create_task(imagine.json("run", "a crash test --seed 3 --quality 2"))
+        run = asyncio.create_task(imagine.json("run", "a crash test --seed 3"))
         for _ in range(2400):
             if [job for job in await store.pending_jobs() if job.status == "running"]:
                 break
