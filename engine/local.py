@@ -79,7 +79,7 @@ SHUT_DOWN = "The engine was shut down before this job finished."
 LOADING_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 
-_REQUEST_TYPES = (ImagineRequest, VaryRequest, UpscaleRequest, OutpaintRequest)
+REQUEST_TYPES = (ImagineRequest, VaryRequest, UpscaleRequest, OutpaintRequest)
 
 
 class LocalEngine:
@@ -151,7 +151,7 @@ class LocalEngine:
 
         Leaving the iteration early cancels the job in the worker.
         """
-        if not isinstance(request, _REQUEST_TYPES):
+        if not isinstance(request, REQUEST_TYPES):
             raise TypeError(f"not an engine request: {type(request).__name__}")
         if self._closed:
             raise EngineError("The engine is closed.")
@@ -354,20 +354,26 @@ class _Job:
         self.put(Failed(job_id=self.request.job_id, reason=reason, retryable=retryable))
 
     def timings(self, core: dict[str, float], sent_at: float, received_at: float) -> dict[str, float]:
-        """The core's timings plus what the process boundary cost, all in seconds.
+        return client_timings(core, self.posted_at, sent_at, received_at)
 
-        The worker adds `request_transfer_s` (the request through the pipe), `worker_queue_s` (the
-        wait behind earlier jobs in the worker, 0 with one slot) and `worker_run_s` (the core's run);
-        here come `transfer_s` (the result back, unpickling included) and `engine_total_s` (sent to
-        received). `engine_overhead_s` is what the engine process adds to the core's run: the total
-        less the run and less the wait behind other jobs, which is queueing, not overhead.
-        """
-        total = received_at - self.posted_at
-        timings = {**core, "transfer_s": max(received_at - sent_at, 0.0), "engine_total_s": total}
-        if "worker_run_s" in core:
-            overhead = total - core["worker_run_s"] - core.get("worker_queue_s", 0.0)
-            timings["engine_overhead_s"] = max(overhead, 0.0)
-        return timings
+
+def client_timings(
+    timings: dict[str, float], posted_at: float, sent_at: float, received_at: float
+) -> dict[str, float]:
+    """A `Finished` job's timings plus what the process boundary cost, all in seconds.
+
+    The worker adds `request_transfer_s` (the request through the pipe), `worker_queue_s` (the
+    wait behind earlier jobs in the worker, 0 with one slot) and `worker_run_s` (the core's run);
+    here come `transfer_s` (the result back, unpickling included) and `engine_total_s` (sent to
+    received). `engine_overhead_s` is what the engine process adds to the core's run: the total
+    less the run and less the wait behind other jobs, which is queueing, not overhead.
+    """
+    total = received_at - posted_at
+    result = {**timings, "transfer_s": max(received_at - sent_at, 0.0), "engine_total_s": total}
+    if "worker_run_s" in timings:
+        overhead = total - timings["worker_run_s"] - timings.get("worker_queue_s", 0.0)
+        result["engine_overhead_s"] = max(overhead, 0.0)
+    return result
 
 
 OnMessage = Callable[["_WorkerProcess", object, float], None]

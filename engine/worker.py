@@ -32,7 +32,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from engine.api import EngineConfig, EngineEvent, Failed, Finished
+from engine.api import EngineConfig, EngineEvent, EngineRequest, Failed, Finished
 from engine.protocol import (
     DEFAULT_CORE,
     CancelJob,
@@ -157,53 +157,82 @@ class _Worker:
         return 0
 
     def _run(self, core: Any, job: RunJob, arrived_at: float) -> None:
-        request = job.request
-        job_id = request.job_id
-        began = time.time()
-        transfer_s = max(arrived_at - job.sent_at, 0.0)
-        queue_s = max(began - arrived_at, 0.0)
-        ended = False
+        job_id = job.request.job_id
+        timer = JobTimer(sent_at=job.sent_at, arrived_at=arrived_at)
 
-        def emit(event: EngineEvent) -> None:
-            nonlocal ended
-            if ended or event.job_id != job_id:
-                log.warning("job %s: dropped a stray %s event", job_id, type(event).__name__)
-                return
-            if isinstance(event, Finished):
-                timings = {
-                    **event.timings,
-                    "request_transfer_s": transfer_s,
-                    "worker_queue_s": queue_s,
-                    "worker_run_s": time.time() - began,
-                }
-                event = dataclasses.replace(event, timings=timings)
-            if isinstance(event, Finished | Failed):
-                ended = True
-            self.send(JobEvent(event=event, sent_at=time.time()))
+        def send(event: EngineEvent) -> None:
+            self.send(JobEvent(event=timer.stamp(event), sent_at=time.time()))
 
         def should_stop() -> bool:
             return self._stopping.is_set() or job_id in self._cancelled
 
         try:
-            if should_stop():  # cancelled while it waited in the queue
-                emit(Failed(job_id=job_id, reason=CANCELLED))
-                return
-            try:
-                core.run(request, emit, should_stop)
-            except Exception as error:
-                if should_stop():  # the core's own way of stopping (e.g. CancelledByUser)
-                    emit(Failed(job_id=job_id, reason=CANCELLED))
-                elif isinstance(error, ValueError):  # the core's "cannot do this request"
-                    emit(Failed(job_id=job_id, reason=str(error)))
-                else:
-                    log.exception("job %s failed", job_id)
-                    emit(Failed(job_id=job_id, reason=f"The engine failed on this job: {_describe(error)}"))
-            if not ended:
-                emit(Failed(job_id=job_id, reason=NO_RESULT))
+            run_job(core, job.request, send, should_stop)
         finally:
             with self._state_lock:
                 self._known.discard(job_id)
                 self._cancelled.discard(job_id)
+
+
+def run_job(
+    core: Any,
+    request: EngineRequest,
+    emit: Callable[[EngineEvent], None],
+    should_stop: Callable[[], bool],
+) -> None:
+    """Run one request on the core so that exactly one `Finished` or `Failed` comes out.
+
+    Whatever the core does (raise, stop on a cancel its own way, return without a result), the
+    caller's stream ends cleanly and the worker stays ready for the next job. Shared by the spawned
+    worker and the Ray Serve replica.
+    """
+    job_id = request.job_id
+    ended = False
+
+    def guarded_emit(event: EngineEvent) -> None:
+        nonlocal ended
+        if ended or event.job_id != job_id:
+            log.warning("job %s: dropped a stray %s event", job_id, type(event).__name__)
+            return
+        if isinstance(event, Finished | Failed):
+            ended = True
+        emit(event)
+
+    if should_stop():  # cancelled while it waited in the queue
+        guarded_emit(Failed(job_id=job_id, reason=CANCELLED))
+        return
+    try:
+        core.run(request, guarded_emit, should_stop)
+    except Exception as error:
+        if should_stop():  # the core's own way of stopping (e.g. CancelledByUser)
+            guarded_emit(Failed(job_id=job_id, reason=CANCELLED))
+        elif isinstance(error, ValueError):  # the core's "cannot do this request"
+            guarded_emit(Failed(job_id=job_id, reason=str(error)))
+        else:
+            log.exception("job %s failed", job_id)
+            guarded_emit(Failed(job_id=job_id, reason=f"The engine failed on this job: {_describe(error)}"))
+    if not ended:
+        guarded_emit(Failed(job_id=job_id, reason=NO_RESULT))
+
+
+class JobTimer:
+    """Adds the worker's side of the timings to a job's `Finished` (see `engine.local._Job.timings`)."""
+
+    def __init__(self, sent_at: float, arrived_at: float) -> None:
+        self.began = time.time()
+        self.request_transfer_s = max(arrived_at - sent_at, 0.0)
+        self.worker_queue_s = max(self.began - arrived_at, 0.0)
+
+    def stamp(self, event: EngineEvent) -> EngineEvent:
+        if not isinstance(event, Finished):
+            return event
+        timings = {
+            **event.timings,
+            "request_transfer_s": self.request_transfer_s,
+            "worker_queue_s": self.worker_queue_s,
+            "worker_run_s": time.time() - self.began,
+        }
+        return dataclasses.replace(event, timings=timings)
 
 
 def _describe(error: BaseException) -> str:
