@@ -23,6 +23,7 @@ import io
 import ipaddress
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Collection, Iterable
 
 import aiohttp
@@ -193,12 +194,15 @@ async def fetch_image(
     allow_private: bool = False,
     resolver: Resolver | None = None,
     allow_hosts: Collection[tuple[str, int]] = (),
+    ssl_context: ssl.SSLContext | None = None,
 ) -> ImageData:
     """Download the image at `url` and decode it, refusing anything unsafe or not an image.
 
     `allow_private` lets every internal address through (an operator with a LAN image host, never
     a public bot); `allow_hosts` lets through exact `(ip, port)` pairs only, which is what the tests
     use for their loopback server so that a redirect elsewhere on loopback is still refused.
+    `ssl_context` replaces the system's trust store for https (a private CA); certificates are
+    always verified against the link's host name, although the connection goes to a vetted address.
     Raises `ImageFetchError` with a message meant for the member.
     """
     try:
@@ -213,6 +217,7 @@ async def fetch_image(
                 resolver=resolver or _system_resolve,
                 allow_private=allow_private,
                 allow_hosts=frozenset(allow_hosts),
+                ssl_context=ssl_context,
             )
     except TimeoutError as exc:
         raise ImageFetchError(
@@ -230,6 +235,7 @@ async def _download(
     resolver: Resolver,
     allow_private: bool,
     allow_hosts: frozenset[tuple[str, int]],
+    ssl_context: ssl.SSLContext | None = None,
 ) -> tuple[bytes, str | None]:
     for _hop in range(MAX_REDIRECTS + 1):
         _check_url(url)
@@ -245,6 +251,7 @@ async def _download(
                 session.get(
                     url,
                     allow_redirects=False,
+                    ssl=ssl_context if ssl_context is not None else True,
                     headers={
                         "Accept": "image/png, image/jpeg, image/webp, image/gif",
                         "User-Agent": USER_AGENT,
@@ -280,6 +287,10 @@ async def _download(
 
 
 def _describe(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "its https certificate could not be verified for that name"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "the secure (https) connection failed"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return "the host refused or dropped the connection"
     return str(exc) or type(exc).__name__

@@ -28,6 +28,7 @@ from bot.discord.fetch import (
     is_public_address,
     load_attachment_bytes,
 )
+from tests.support.tls import LocalCA, make_ca
 from tests.support.web import serve
 
 
@@ -470,3 +471,44 @@ def test_an_attachment_is_capped_and_decoded_like_a_download() -> None:
         load_attachment_bytes(PNG, "image/png", max_bytes=100)
     with pytest.raises(ImageFetchError, match="text/plain, not an image"):
         load_attachment_bytes(PNG, "text/plain")
+
+
+# --- https: the connection is pinned, the certificate is still checked against the name ---------
+
+
+@pytest.fixture
+async def tls_server(tmp_path) -> AsyncIterator[tuple[int, LocalCA]]:
+    ca = make_ca(tmp_path / "tls", "images.example")
+
+    async def cat(request: web.Request) -> web.Response:
+        return web.Response(body=PNG, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/cat.png", cat)
+    async with serve(app, ssl_context=ca.server_context()) as port:
+        yield port, ca
+
+
+async def test_https_to_a_pinned_address_verifies_the_certificate_for_the_name(tls_server) -> None:
+    port, ca = tls_server
+    resolver = _resolver({"images.example": ["127.0.0.1"]})
+    image = await fetch_image(
+        f"https://images.example:{port}/cat.png",
+        resolver=resolver,
+        allow_hosts={("127.0.0.1", port)},
+        ssl_context=ca.client_context(),
+    )
+    assert (image.width, image.height) == (48, 32)
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["wrong-name", "untrusted-ca"])
+async def test_https_with_a_certificate_that_does_not_verify_is_refused(tls_server, trusted: bool) -> None:
+    port, ca = tls_server
+    name = "other.example" if trusted else "images.example"
+    with pytest.raises(ImageFetchError, match="certificate could not be verified"):
+        await fetch_image(
+            f"https://{name}:{port}/cat.png",
+            resolver=_resolver({name: ["127.0.0.1"]}),
+            allow_hosts={("127.0.0.1", port)},
+            ssl_context=ca.client_context() if trusted else None,
+        )
