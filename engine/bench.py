@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     imagine = next((r for r in rows if r.op == "imagine"), None)
     if flops and imagine:
         achieved = flops * steps / imagine.ours_s
-        line = f"UNet: {flops:.2f} TFLOP per guided 4-image step, {achieved:.2f} TFLOP/s in imagine"
+        line = f"UNet: {flops * 1e3:.3g} GFLOP per guided 4-image step, {achieved:.3g} TFLOP/s in imagine"
         if device.type == "cuda" and "H200" in hardware:
             line += f" ({achieved / H200_TFLOPS:.1%} of the H200's {H200_TFLOPS:.0f} TFLOP/s)"
         print(line)
