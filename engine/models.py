@@ -592,6 +592,9 @@ def load_model(
 
         pipe.unet.set_attn_processor(AttnProcessor2_0())
         pipe.vae.set_attn_processor(AttnProcessor2_0())
+        # channels-last convolutions: the layout cuDNN's fastest kernels want (no effect on results)
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
     loaded = LoadedModel(
         name=model, preset=preset, family=_family_of(pipe), pipe=pipe, device=dev, dtype=dtype
     )
