@@ -16,8 +16,12 @@ import contextlib
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
-log = logging.getLogger("bot")
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def point_at_discord(api_base: str | None, gateway_url: str | None) -> None:
@@ -37,7 +41,7 @@ def point_at_discord(api_base: str | None, gateway_url: str | None) -> None:
         DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
-async def run(settings) -> None:
+async def run(settings: Settings) -> None:
     from bot.discord.app import create_bot
     from bot.services import Services
 
