@@ -153,7 +153,11 @@ class Database:
                 conn.exec_driver_sql("BEGIN")
 
     async def transaction(self, work: Callable[[AsyncSession], Awaitable[T]], *, write: bool = True) -> T:
-        """Run `work` in one transaction and commit it; retry the whole of it while the database is busy."""
+        """Run `work` in one transaction and commit it; retry the whole of it while the database is busy.
+
+        `work` may run more than once, so it must only touch the session, and it must not open
+        another unit of work itself (on SQLite this process's writers take turns on one lock).
+        """
         factory = self.writer if write else self.reader
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_for_s

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 IMAGES_DIR = "images"
 TMP_DIR = ".tmp"
 GRID_NAME = "grid"
-_SAFE_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SAFE_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")  # 36: the column width, a UUID
 
 
 @runtime_checkable
@@ -65,7 +65,7 @@ def check_job_id(job_id: str) -> str:
     """Job ids become file names; refuse anything that could leave the images folder."""
     if not isinstance(job_id, str) or not _SAFE_JOB_ID.match(job_id):
         raise InvalidInputError(
-            f"job id {job_id!r} must be 1-64 letters, digits, '-' or '_' (it names the image files)"
+            f"job id {job_id!r} must be 1-36 letters, digits, '-' or '_' (it names the image files)"
         )
     return job_id
 
