@@ -146,6 +146,8 @@ async def measure(engine, data_dir, jobs: int, label: str) -> dict[str, float]:
     requester = Requester(0, "bench", source="console")
     overheads: list[float] = []
     completes: list[float] = []
+    pipelined_ms = float("nan")
+    sequential_completes: list[float] = []
     store = services.store
     complete_job = store.complete_job
 
@@ -171,19 +173,36 @@ async def measure(engine, data_dir, jobs: int, label: str) -> dict[str, float]:
                 overheads.append(wall - float(row.timings["engine_s"]))
             else:
                 completes.clear()
+        sequential_completes = list(completes)
+        # Pipelined: every job queued at once, as when several users wait. The engine's slot is
+        # freed before the files are written, so part of the store's work hides behind the engine.
+        t0 = time.perf_counter()
+        queued = await services.jobs.imagine(requester, f"{{{','.join(str(i) for i in range(jobs))}}} grid")
+        streams = [services.dispatcher.subscribe(job.id) for job in queued]
+        for stream in streams:
+            async for _ in stream:
+                pass
+        wall = time.perf_counter() - t0
+        engine_total = 0.0
+        for job in queued:
+            row = await services.store.get_job(job.id)
+            engine_total += float(row.timings["engine_s"])
+        pipelined_ms = (wall - engine_total) / len(queued) * 1000
     finally:
         await services.stop()
-    rest = [total - write for total, write in zip(overheads, completes, strict=True)]
+    rest = [total - write for total, write in zip(overheads, sequential_completes, strict=True)]
     result = {
         "median_ms": statistics.median(overheads) * 1000,
         "p90_ms": sorted(overheads)[int(0.9 * (len(overheads) - 1))] * 1000,
-        "complete_job_ms": statistics.median(completes) * 1000,
+        "complete_job_ms": statistics.median(sequential_completes) * 1000,
         "rest_ms": statistics.median(rest) * 1000,
+        "pipelined_ms": pipelined_ms,
     }
     print(
         f"{label:<36} {jobs:>3} jobs  overhead/job: median {result['median_ms']:6.1f} ms, "
         f"p90 {result['p90_ms']:6.1f} ms (goal <= 50)  of which store.complete_job "
-        f"{result['complete_job_ms']:5.1f} ms, everything else {result['rest_ms']:5.1f} ms",
+        f"{result['complete_job_ms']:5.1f} ms, everything else {result['rest_ms']:5.1f} ms; "
+        f"{jobs} queued at once: {pipelined_ms:6.1f} ms/job beyond the engine",
         flush=True,
     )
     return result

@@ -85,6 +85,7 @@ class _Entry:
     retried: bool = False
     cancel_requested: bool = False
     shutdown: bool = False  # cancelled by `stop()`: goes back to queued, not cancelled
+    storing: bool = False  # the engine is done with it; its files are being written (slot is free)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -352,7 +353,7 @@ class Dispatcher:
         if not self._started or self._stopping:
             return
         started = False
-        while len(self._running) < max(1, self._engine.slots):
+        while sum(1 for e in self._running.values() if not e.storing) < max(1, self._engine.slots):
             entry = self._take_next()
             if entry is None:
                 break
@@ -446,6 +447,9 @@ class Dispatcher:
             result = Failed(job_id, "the engine ended the job without a result", retryable=True)
 
         if isinstance(result, Finished):
+            # The engine's slot is free now: the next job starts while this one's files are written.
+            entry.storing = True
+            self._pump()
             await self._finish_done(job, result, engine_s, time.perf_counter() - t0)
             return
         if entry.shutdown:

@@ -260,3 +260,26 @@ async def test_recovery_filter_leaves_other_front_ends_jobs_alone(store):
     assert await dispatcher.start(recover=lambda job: job.source == "console") == [mine.id]
     await finish(dispatcher)
     assert (await store.get_job(theirs.id)).status == JobStatus.QUEUED
+
+
+async def test_the_next_job_starts_while_the_last_ones_files_are_written(store):
+    engine = StandInEngine()
+    dispatcher = await started(store, engine)
+    first, second = await new_job(store, "A", "first"), await new_job(store, "B", "second")
+    writing = asyncio.Event()
+    complete_job = store.complete_job
+
+    async def slow_complete(job_id, **kwargs):
+        if job_id == first.id:
+            writing.set()
+            while second.id not in engine.seen:  # held until the engine has the next job
+                await asyncio.sleep(0.001)
+        return await complete_job(job_id, **kwargs)
+
+    store.complete_job = slow_complete
+    await dispatcher.submit(first)
+    await dispatcher.submit(second)
+    await finish(dispatcher)
+    assert writing.is_set() and engine.seen == [first.id, second.id]
+    for job in (first, second):
+        assert (await store.get_job(job.id)).status == JobStatus.DONE
