@@ -572,6 +572,10 @@ def load_pipeline(
             f"{name!r} is a {type(pipe).__name__}; the engine runs Stable Diffusion 1.x/2.x and SDXL "
             "text-to-image models"
         )
+    if type(pipe.scheduler).__name__ == "PNDMScheduler":
+        # SD 1.x ships PNDM, which keeps no estimate of the clean image (needed for previews and
+        # --stop) and handles img2img start points poorly; Euler on the same noise schedule does both.
+        pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe, preset
 

@@ -283,3 +283,14 @@ def test_a_single_file_without_configs_offline_says_what_to_do(core, tmp_path, m
     monkeypatch.delenv("IMAGINE_MODEL_CONFIG", raising=False)
     with pytest.raises(ModelLoadError, match="IMAGINE_MODEL_CONFIG"):
         load_model(str(checkpoint), "cpu")
+
+
+def test_a_model_shipping_pndm_gets_euler_on_the_same_schedule(core, tmp_path):
+    from diffusers import PNDMScheduler
+
+    pipe = build_tiny()
+    pipe.scheduler = PNDMScheduler.from_config(pipe.scheduler.config, skip_prk_steps=True)
+    pipe.save_pretrained(tmp_path / "pndm")
+    loaded = load_model(str(tmp_path / "pndm"), "cpu")
+    assert type(loaded.pipe.scheduler).__name__ == "EulerDiscreteScheduler"
+    assert loaded.pipe.scheduler.config.beta_schedule == "scaled_linear"
