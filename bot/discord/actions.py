@@ -137,8 +137,7 @@ class JobActions:
                 "allowed_mentions": discord.AllowedMentions.none(),
             }
             if number == 0 and first_is_original:
-                await interaction.edit_original_response(**kwargs)
-                sent: discord.abc.Snowflake = await interaction.original_response()
+                sent: discord.abc.Snowflake = await interaction.edit_original_response(**kwargs)
             else:
                 sent = await interaction.followup.send(**kwargs, wait=True)
             self.bot.messenger.track(
@@ -147,6 +146,7 @@ class JobActions:
                 sent.id,
                 interaction=interaction,
                 original=number == 0 and first_is_original,
+                job=job,
             )
             await self.services.store.add_message(job.id, sent.id)
         return jobs
@@ -254,7 +254,7 @@ class JobActions:
             self.bot.messenger.mark_shown(job.id, job.status)
         if sent is not None:
             if not finished:
-                self.bot.messenger.track(job.id, channel_id, sent.id)
+                self.bot.messenger.track(job.id, channel_id, sent.id, job=job)
         else:  # no permission to post in the channel: answer through the interaction instead
             followup = await interaction.followup.send(
                 content=message.content,
@@ -264,7 +264,7 @@ class JobActions:
                 allowed_mentions=discord.AllowedMentions.none(),
             )
             if not finished:
-                self.bot.messenger.track(job.id, channel_id, followup.id, interaction=interaction)
+                self.bot.messenger.track(job.id, channel_id, followup.id, interaction=interaction, job=job)
             sent = followup
         await self.services.store.add_message(job.id, sent.id)
         return job

@@ -60,6 +60,7 @@ class JobMessage:
     expired: bool = False  # its interaction's 15 minutes are over: it can no longer be edited
     last_edit: float = field(default=-1e18)
     shown: str = ""  # the last status rendered, to skip identical edits
+    job: Job | None = None  # the row as posted: what a status line needs never changes
 
 
 class JobMessenger:
@@ -88,13 +89,14 @@ class JobMessenger:
         *,
         interaction: discord.Interaction | None = None,
         original: bool = False,
+        job: Job | None = None,
     ) -> None:
         """Remember a message that shows `job_id` (it was just sent with the current status)."""
-        self._messages.setdefault(job_id, []).append(
-            JobMessage(
-                job_id, channel_id, message_id, interaction=interaction, original=original, last_edit=_now()
-            )
+        shown = JobMessage(
+            job_id, channel_id, message_id, interaction=interaction, original=original, job=job
         )
+        shown.last_edit = _now()
+        self._messages.setdefault(job_id, []).append(shown)
         orphan = self._orphans.pop(job_id, None)
         if orphan is not None and job_id not in self._pending:
             self._pending[job_id] = orphan
@@ -175,7 +177,9 @@ class JobMessenger:
         if not tracked and not update.final:
             self._orphan(update)  # progress of a job whose message is on its way (or not ours)
             return
-        job = await store.get_job(update.job_id)
+        cached = next((one.job for one in tracked if one.job is not None), None)
+        # A status line only needs what never changes (prompt, author, id, model): no read.
+        job = cached if cached is not None and not update.final else await store.get_job(update.job_id)
         if job is None:
             return
         if update.final:

@@ -74,16 +74,15 @@ class Info(commands.Cog):
         await interaction.response.defer(thinking=True)
         limit = interaction.guild.filesize_limit if interaction.guild else render.DEFAULT_FILESIZE_LIMIT
         message = await render.job_message(job, self.bot.services, filesize_limit=limit)
-        await interaction.edit_original_response(
+        sent = await interaction.edit_original_response(
             content=message.content,
             attachments=message.files(),
             view=message.view,
             allowed_mentions=discord.AllowedMentions.none(),
         )
-        sent = await interaction.original_response()
         if job.status in ("queued", "running"):  # keep this copy up to date too
             self.bot.messenger.track(
-                job.id, interaction.channel_id or 0, sent.id, interaction=interaction, original=True
+                job.id, interaction.channel_id or 0, sent.id, interaction=interaction, original=True, job=job
             )
         await self.bot.services.store.add_message(job.id, sent.id)
 
