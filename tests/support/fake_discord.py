@@ -110,6 +110,7 @@ class FakeDiscord:
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
         self.identifies = 0  # fresh IDENTIFYs seen (a restarted bot identifies again)
         self.unhandled: list[str] = []  # routes the client used that this fake does not know
+        self.downloads: list[int] = []  # attachment ids the client fetched from the "CDN"
         self.sessions: list[Session] = []
         self._interactions: dict[str, dict[str, Any]] = {}  # token -> interaction payload
         self._original: dict[str, int] = {}  # token -> id of the interaction's original message
@@ -838,9 +839,12 @@ class FakeDiscord:
         return web.Response(status=204)
 
     async def _attachment(self, request: web.Request) -> web.Response:
-        data = self.files.get(int(request.match_info["attachment_id"]))
+        attachment_id = int(request.match_info["attachment_id"])
+        data = self.files.get(attachment_id)
         if data is None:
             raise web.HTTPNotFound()
+        self.downloads.append(attachment_id)
+        await self._notify()
         return web.Response(body=data, content_type=_guess_type(request.match_info["filename"]))
 
 

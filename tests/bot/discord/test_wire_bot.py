@@ -171,7 +171,15 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
             assert fake.sessions[-1].intents & PRIVILEGED_INTENTS == 0
             # --q .25: two denoising steps instead of eight; the wire is under test, not the art.
             prompt = "a red lighthouse at dusk --ar 2:1 --seed 42 --q .25"
-            interaction = await fake.slash_command("imagine", {"prompt": prompt})
+            # With an image prompt attached: the bot downloads it from the "CDN" like any attachment.
+            reference = io.BytesIO()
+            Image.new("RGB", (96, 48), (200, 40, 40)).save(reference, "PNG")
+            interaction = await fake.slash_command(
+                "imagine",
+                {"prompt": prompt},
+                attachments={"image": ("reference.png", reference.getvalue(), "image/png")},
+            )
+            attachment_id = int(interaction["data"]["resolved"]["attachments"].popitem()[0])
 
             async with explained(bot):
                 await fake.wait_for(
@@ -188,6 +196,7 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
             [png] = fake.attachment_bytes(grid)
             assert _png_size(png) == (2 * cell[0], 2 * cell[1])  # a 2x2 grid of --ar 2:1 cells
             assert button_labels(grid) == GRID_LABELS
+            assert fake.downloads == [attachment_id]
             assert "a red lighthouse at dusk" in grid["content"]
             assert f"<@{fake.member['id']}>" in grid["content"]
             assert fake.unhandled == []

@@ -206,6 +206,7 @@ async def test_an_attachment_option_is_served_like_discord_s_cdn(fake: FakeDisco
         )
         await fake.wait_for(lambda: fake.messages_for(interaction)[1:], timeout=WAIT, what="the follow-up")
         assert client.received_attachment == upload
+        assert fake.downloads == [int(next(iter(interaction["data"]["resolved"]["attachments"])))]
 
 
 async def test_a_click_on_a_button_is_answered_with_a_reply_even_after_a_restart(fake: FakeDiscord) -> None:
