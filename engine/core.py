@@ -72,9 +72,12 @@ class EngineCore:
         if self.info is not None:
             return self.info
         started = time.perf_counter()
-        self.model = load_model(self.config.model, self.config.device, self.config.inpaint_model)
-        if self.config.upscaler_model:
-            log.warning("a dedicated upscaler model is not supported yet; the base model refines upscales")
+        self.model = load_model(
+            self.config.model,
+            self.config.device,
+            self.config.inpaint_model,
+            upscaler_model=self.config.upscaler_model,
+        )
         preset = self.model.preset
         self.info = ModelInfo(
             name=self.config.model,

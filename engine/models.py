@@ -398,6 +398,7 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     inpaint_override: DiffusionPipeline | None = None  # an operator-configured inpainting model
+    upscaler: DiffusionPipeline | None = None  # an operator-configured upscaler (SD x4 upscaler)
     _derived: dict[str, DiffusionPipeline] = field(default_factory=dict)
 
     @property
@@ -580,8 +581,37 @@ def load_pipeline(
     return pipe, preset
 
 
+def load_upscaler(name: str, device: torch.device, dtype: torch.dtype) -> DiffusionPipeline:
+    """A dedicated diffusion upscaler (diffusers' `StableDiffusionUpscalePipeline`, the SD x4 upscaler)."""
+    from diffusers import StableDiffusionUpscalePipeline
+
+    path = Path(name).expanduser()
+    if path.is_dir():
+        pipe = _load_folder(path, dtype)
+    elif _looks_like_repo_id(name):
+        pipe = _load_hub(name, dtype)
+    else:
+        raise ModelLoadError(
+            f"upscaler model {name!r} is neither a diffusers folder nor a Hugging Face repo id"
+        )
+    if not isinstance(pipe, StableDiffusionUpscalePipeline):
+        raise ModelLoadError(
+            f"upscaler model {name!r} is a {type(pipe).__name__}; a StableDiffusionUpscalePipeline is needed "
+            "(e.g. stabilityai/stable-diffusion-x4-upscaler)"
+        )
+    pipe.to(device)
+    if pipe.unet.dtype != dtype:
+        pipe.to(dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def load_model(
-    model: str, device: str = "auto", inpaint_model: str | None = None, config: str | None = None
+    model: str,
+    device: str = "auto",
+    inpaint_model: str | None = None,
+    config: str | None = None,
+    upscaler_model: str | None = None,
 ) -> LoadedModel:
     """Load a model onto its device in the right precision, once."""
     dev = resolve_device(device)
@@ -602,6 +632,8 @@ def load_model(
     loaded = LoadedModel(
         name=model, preset=preset, family=_family_of(pipe), pipe=pipe, device=dev, dtype=dtype
     )
+    if upscaler_model:
+        loaded.upscaler = load_upscaler(upscaler_model, dev, dtype)
     if inpaint_model:
         inpaint_pipe, _ = load_pipeline(inpaint_model, dev, dtype, inpainting=True)
         inpaint_pipe.to(device=dev, dtype=dtype)

@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 
 from engine.api import EngineConfig, ImageData, Progress, UpscaleRequest
 from engine.core import EngineCore
@@ -77,3 +78,80 @@ def test_upscale_past_the_maximum_is_refused(core):
     failed = fail(core, upscale(big))
     assert "768x768" in failed.reason and "maximum" in failed.reason
     assert "mode" in fail(core, upscale(big, mode="extreme")).reason
+
+
+def _tiny_x4_upscaler(folder) -> None:
+    """A random-weight SD x4 upscaler pipeline (4x VAE, 7-channel UNet with a noise-level embedding)."""
+    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionUpscalePipeline, UNet2DConditionModel
+
+    from engine.models import build_tiny
+
+    base = build_tiny()
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        in_channels=7,  # latents + the low-resolution image
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=16,
+        num_class_embeds=1000,  # the noise level
+    )
+    vae = AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(8, 8, 8),
+        latent_channels=4,
+        norm_num_groups=4,
+        scaling_factor=0.08333,
+    )
+    StableDiffusionUpscalePipeline(
+        vae=vae,
+        text_encoder=base.text_encoder,
+        tokenizer=base.tokenizer,
+        unet=unet,
+        low_res_scheduler=DDPMScheduler(),
+        scheduler=base.scheduler,
+        max_noise_level=350,
+    ).save_pretrained(folder)
+
+
+def test_a_configured_upscaler_model_does_the_upscale(tmp_path):
+    _tiny_x4_upscaler(tmp_path / "x4")
+    engine = EngineCore(
+        EngineConfig(model="tiny", device="cpu", warmup=False, upscaler_model=str(tmp_path / "x4"))
+    )
+    engine.load()
+    source = finish(engine, imagine(steps=2, seeds=(1,), width=64, height=48)).images[0]
+    seen = []
+    hooks = [
+        engine.model.upscaler.unet.register_forward_pre_hook(lambda _m, a: seen.append(a[0].shape[1])),
+        engine.model.unet.register_forward_pre_hook(lambda _m, a: seen.append("base")),
+    ]
+    try:
+        events = run_events(engine, upscale(source, steps=3))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    done = events[-1]
+    assert (done.images[0].width, done.images[0].height) == (128, 96)
+    assert seen and set(seen) == {7}  # only the upscaler's UNet ran
+    assert [e.step for e in events if isinstance(e, Progress)] == [1, 2, 3]
+    cancelled = run_events(engine, upscale(source, steps=3), should_stop=lambda: True)
+    assert cancelled[-1].reason == "cancelled"
+
+
+def test_an_upscaler_that_is_not_one_is_refused(core, tmp_path):
+    from engine.models import ModelLoadError
+
+    core.model.pipe.save_pretrained(tmp_path / "not-an-upscaler")
+    with pytest.raises(ModelLoadError, match="StableDiffusionUpscalePipeline"):
+        EngineCore(
+            EngineConfig(
+                model="tiny", device="cpu", warmup=False, upscaler_model=str(tmp_path / "not-an-upscaler")
+            )
+        ).load()
