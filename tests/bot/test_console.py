@@ -43,13 +43,20 @@ def data_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("console") / "data"
 
 
+class TerminalIO(io.StringIO):
+    """A captured stderr that says it is a terminal, so the console draws its progress bar."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 class Console:
     def __init__(self, engine: LocalEngine, data_dir: Path) -> None:
         self.engine = engine
         self.environ = {"IMAGINE_DATA_DIR": str(data_dir), "IMAGINE_DEVICE": "cpu"}
 
-    async def __call__(self, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
+    async def __call__(self, *argv: str, tty: bool = False) -> tuple[int, str, str]:
+        out, err = io.StringIO(), (TerminalIO() if tty else io.StringIO())
         code = await run_console(list(argv), stdout=out, stderr=err, environ=self.environ, engine=self.engine)
         return code, out.getvalue(), err.getvalue()
 
@@ -88,8 +95,9 @@ async def test_run_prints_the_design_fields_and_writes_the_grid(grid):
 
 
 async def test_text_output_names_the_job_and_the_grid(imagine, grid):
-    code, out, err = await imagine("reroll", grid["job_id"])
+    code, out, err = await imagine("reroll", grid["job_id"], tty=True)
     assert code == 0, err
+    assert "starting the engine" in err and "] 1/" in err and "\r[" not in out  # the bar, on stderr only
     first, second = out.splitlines()[:2]
     assert first.startswith("job ") and ": done (reroll," in first
     job_id = first.split()[1].rstrip(":")
