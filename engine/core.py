@@ -102,7 +102,11 @@ class EngineCore:
         request = ImagineRequest(
             job_id="warmup", prompt=PromptSpec.single("warm up"), seeds=(0,), width=size, height=size, steps=1
         )
-        self.run(request, lambda _event: None, lambda: False)
+        events: list[EngineEvent] = []
+        self.run(request, events.append, lambda: False)
+        if not isinstance(events[-1], Finished):
+            # A model that cannot make one small picture should not report itself ready.
+            raise RuntimeError(f"the model loaded but its warm-up job failed: {events[-1].reason}")
 
     # -----------------------------------------------------------------------------------------
 
