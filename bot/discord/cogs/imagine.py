@@ -69,7 +69,7 @@ class Imagine(commands.Cog):
             async def start(click: discord.Interaction) -> None:
                 await actions.imagine(click, prompt, image, url)
 
-            view = ConfirmJobsView(interaction.user.id, count, start)
+            view = ConfirmJobsView(interaction, count, start)
             await interaction.response.send_message(
                 f"This prompt starts **{count} jobs**. Start them all?", view=view, ephemeral=True
             )

@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import discord
 
 CONFIRM_ABOVE = 5
 """More jobs than this from one `/imagine` (permutations times `--repeat`) need a confirmation."""
+CONFIRM_TIMEOUT_S = 5 * 60
+EXPIRED = "Nothing was started: no answer in time."
 
 
 class ConfirmJobsView(discord.ui.View):
     """Two ephemeral buttons for the author only: start the jobs, or don't."""
 
     def __init__(
-        self, author_id: int, count: int, start: Callable[[discord.Interaction], Awaitable[None]]
+        self,
+        question: discord.Interaction,
+        count: int,
+        start: Callable[[discord.Interaction], Awaitable[None]],
     ) -> None:
-        super().__init__(timeout=5 * 60)
-        self.author_id = author_id
+        super().__init__(timeout=CONFIRM_TIMEOUT_S)
+        self.question = question  # the /imagine that asked: its message says so when time is up
+        self.author_id = question.user.id
         self.start = start
         self.yes.label = f"Yes, start {count} jobs"
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return interaction.user.id == self.author_id
+
+    async def on_timeout(self) -> None:
+        with contextlib.suppress(discord.HTTPException):
+            await self.question.edit_original_response(
+                content="Nothing was started: no answer in time.", view=None
+            )
 
     @discord.ui.button(label="Yes", style=discord.ButtonStyle.success)
     async def yes(self, interaction: discord.Interaction, button: discord.ui.Button[ConfirmJobsView]) -> None:

@@ -101,6 +101,14 @@ async def test_many_permutations_ask_first(world):
         await world.settled(job.id)
 
 
+async def test_an_unanswered_permutation_question_expires(world):
+    asked = await world.alice.slash(world.channel, "imagine", prompt="a {red, blue, green} {cat, dog}")
+    await world.env.advance_time(5 * 60 + 1)
+    assert "no answer in time" in asked.response.content
+    assert asked.response.components == []
+    assert await world.services.store.user_jobs(world.alice.id) == []
+
+
 async def test_author_deletes_their_result_others_cannot(world):
     result, job = await imagine(world, world.alice, "a paper boat")
     message = world.message(result.response.id)
