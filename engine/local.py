@@ -174,15 +174,18 @@ class LocalEngine:
                     worker.post(CancelJob(job_id))
             while True:
                 event = await job.events.get()
-                yield event
                 if isinstance(event, Finished | Failed):
-                    return
+                    break
+                yield event
         finally:
             if self._jobs.get(job_id) is job:
                 del self._jobs[job_id]
             if not job.ended and job.worker is not None and job.worker is self._worker:
                 job.ended = True
                 job.worker.post(CancelJob(job_id))  # nobody listens any more: free the GPU
+        # The job is forgotten before its final event goes out, so whoever gets a retryable
+        # failure may submit the same job id again at once.
+        yield event
 
     async def cancel(self, job_id: str) -> None:
         """Ask the job to stop; it ends with `Failed(reason='cancelled')` within one step."""

@@ -212,50 +212,50 @@ class RayEngine:
         if job_id in self._responses:
             raise EngineError(f"Job {job_id} is already running in this engine.")
         self._responses[job_id] = None  # reserved: a cancel before the request is out still counts
-        ended = False
+        final: Finished | Failed | None = None
+        response: Any = None
         try:
             try:
                 await self.start()
             except EngineError as error:
-                ended = True
-                yield Failed(job_id=job_id, reason=f"The engine is not available: {error}", retryable=True)
-                return
-            if job_id not in self._responses:  # cancelled while the engine started
-                ended = True
-                yield Failed(job_id=job_id, reason=CANCELLED)
-                return
-            from ray.serve.exceptions import RequestCancelledError  # Ray is there: start() worked
+                final = Failed(job_id=job_id, reason=f"The engine is not available: {error}", retryable=True)
+            if final is None and job_id not in self._responses:  # cancelled while the engine started
+                final = Failed(job_id=job_id, reason=CANCELLED)
+            if final is None:
+                from ray.serve.exceptions import RequestCancelledError  # Ray is there: start() worked
 
-            posted_at = time.time()
-            response = self._handle.options(stream=True).run.remote(request, posted_at)
-            self._responses[job_id] = response
-            try:
-                async for message in response:
-                    event = message.event
-                    if isinstance(event, Finished):
-                        timings = client_timings(event.timings, posted_at, message.sent_at, time.time())
-                        event = replace(event, timings=timings)
-                    ended = isinstance(event, Finished | Failed)
-                    yield event
-                    if ended:
-                        return
-                ended = True
-                yield Failed(job_id=job_id, reason=NO_RESULT)
-            except RequestCancelledError:
-                ended = True
-                if self._closed:
-                    yield Failed(job_id=job_id, reason=SHUT_DOWN, retryable=True)
-                else:
-                    yield Failed(job_id=job_id, reason=CANCELLED)
-            except Exception as error:  # the replica died, or Ray lost it
-                log.error("job %s: Ray Serve request failed: %s", job_id, error)
-                ended = True
-                reason = SHUT_DOWN if self._closed else REPLICA_LOST
-                yield Failed(job_id=job_id, reason=reason, retryable=True)
+                posted_at = time.time()
+                response = self._handle.options(stream=True).run.remote(request, posted_at)
+                self._responses[job_id] = response
+                try:
+                    async for message in response:
+                        event = message.event
+                        if isinstance(event, Finished):
+                            timings = client_timings(event.timings, posted_at, message.sent_at, time.time())
+                            final = replace(event, timings=timings)
+                            break
+                        if isinstance(event, Failed):
+                            final = event
+                            break
+                        yield event
+                    else:
+                        final = Failed(job_id=job_id, reason=NO_RESULT)
+                except RequestCancelledError:
+                    final = (
+                        Failed(job_id=job_id, reason=SHUT_DOWN, retryable=True)
+                        if self._closed
+                        else (Failed(job_id=job_id, reason=CANCELLED))
+                    )
+                except Exception as error:  # the replica died, or Ray lost it
+                    log.error("job %s: Ray Serve request failed: %s", job_id, error)
+                    final = Failed(
+                        job_id=job_id, reason=SHUT_DOWN if self._closed else REPLICA_LOST, retryable=True
+                    )
         finally:
-            response = self._responses.pop(job_id, None)
-            if not ended and response is not None:
+            self._responses.pop(job_id, None)
+            if final is None and response is not None:
                 response.cancel()  # nobody listens any more: free the GPU
+        yield final  # after forgetting the job, so the same job id may be submitted again at once
 
     async def cancel(self, job_id: str) -> None:
         """Ask the job to stop; it ends with `Failed(reason='cancelled')` within one step."""

@@ -62,6 +62,8 @@ async def run(
         events.append(event)
         if on_event is not None:
             await on_event(event)
+        if isinstance(event, Finished | Failed):
+            break  # like a dispatcher that stops reading once it has the outcome
     return events
 
 
@@ -244,7 +246,7 @@ async def test_kill_9_mid_job_fails_it_retryably_and_a_fresh_worker_runs_the_nex
     events = await run(engine, imagine("killed", steps=LONG_STEPS), kill_on_first_step)
 
     assert events[-1] == Failed(job_id="killed", reason=CRASHED, retryable=True)
-    await assert_healthy(engine, "after-kill")
+    await assert_healthy(engine, "killed")  # the retry, under the same job id, right away
     assert engine.worker_pid not in (None, victim)
     assert engine.restarts == restarts + 1
 
