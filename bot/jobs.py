@@ -202,8 +202,7 @@ class JobService:
                 if init_image is not None:
                     await self._save_init_image(job, init_image)
                 jobs.append(job)
-        for job in jobs:
-            await self.dispatcher.submit(job, limits)
+        await self._submit(jobs, limits)
         return jobs
 
     # -----------------------------------------------------------------------------------------
@@ -320,8 +319,20 @@ class JobService:
         limits = await self._limits_for(requester)
         self.dispatcher.check_capacity(requester.user_id, 1, limits)
         job = await self.store.create_job(status=JobStatus.QUEUED.value, **fields)
-        await self.dispatcher.submit(job, limits)
+        await self._submit([job], limits)
         return job
+
+    async def _submit(self, jobs: list[Job], limits: Limits) -> None:
+        """Hand the rows to the dispatcher. The capacity was checked before the rows were made, but
+        the same user may submit twice at once; rows that lose that race are closed as
+        `cancelled` with the reason, never left `queued` to surprise everyone after a restart."""
+        for i, job in enumerate(jobs):
+            try:
+                await self.dispatcher.submit(job, limits)
+            except LimitError as exc:
+                for left in jobs[i:]:
+                    await self.store.fail_job(left.id, str(exc), status=JobStatus.CANCELLED.value)
+                raise
 
     async def get_visible_job(self, job_id: str) -> Job:
         """A job that exists, is not hidden or deleted, and is done (what buttons work from)."""
@@ -370,7 +381,7 @@ class JobService:
             parent_id=parent_id,
             parent_index=parent_index,
         )
-        await self.dispatcher.submit(job, limits)
+        await self._submit([job], limits)
         return job
 
     async def _separate(self, fields: dict[str, Any], source: Any) -> Job:

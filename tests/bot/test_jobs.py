@@ -311,3 +311,20 @@ async def test_an_image_prompt_is_kept_on_disk_for_the_engine(env):
     await done(dispatcher, store, [job])
     [request] = engine.requests
     assert request.init_image == picture and request.image_weight == 1.5
+
+
+async def test_two_submissions_at_once_never_leave_an_untracked_queued_row(env):
+    store, engine, dispatcher, service = env
+    await store.update_guild_settings(ALICE.guild_id, max_queued_per_user=1)
+    blocker = await store.create_job(kind="imagine", user_id=99, prompt="x")
+    engine.hold.add(blocker.id)
+    await dispatcher.submit(blocker)
+    results = await asyncio.gather(
+        service.imagine(ALICE, "one"), service.imagine(ALICE, "two"), return_exceptions=True
+    )
+    assert sum(isinstance(result, LimitError) for result in results) == 1
+    rows = (await store.history(HistoryQuery(user_id=ALICE.user_id, limit=10))).jobs
+    queued = [job for job in rows if job.status == JobStatus.QUEUED]
+    assert len(queued) == 1 and dispatcher.is_tracked(queued[0].id)
+    assert all(job.status in ("queued", "cancelled") for job in rows)
+    engine.release(blocker.id)
