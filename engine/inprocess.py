@@ -35,7 +35,6 @@ class InProcessEngine:
         self._core = None  # EngineCore, created on the worker thread's first use (imports torch)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self._info: ModelInfo | None = None
-        self._start_lock = asyncio.Lock()
         self._cancelled: set[str] = set()
         self._closed = False
 
@@ -57,10 +56,11 @@ class InProcessEngine:
     async def start(self) -> ModelInfo:
         if self._closed:
             raise EngineError("the engine is closed")
-        async with self._start_lock:
-            if self._info is None:
-                loop = asyncio.get_running_loop()
-                self._info = await loop.run_in_executor(self._executor, self._load)
+        if self._info is None:
+            # No asyncio lock: the single worker thread already serialises loads (the second
+            # caller finds the model loaded), and the client may be used from several event loops.
+            loop = asyncio.get_running_loop()
+            self._info = await loop.run_in_executor(self._executor, self._load)
         return self._info
 
     async def submit(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
