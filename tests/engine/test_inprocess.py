@@ -76,3 +76,17 @@ async def test_a_closed_engine_refuses_work():
     await client.close()
     with pytest.raises(EngineError):
         await client.start()
+
+
+def test_one_engine_serves_several_event_loops():
+    # SimCord suites keep one engine for a module while each test gets its own event loop.
+    client = InProcessEngine(EngineConfig(model="tiny", device="cpu", warmup=False))
+
+    async def one(job_id: str):
+        starts = await asyncio.gather(client.start(), client.start())
+        assert starts[0] == starts[1]
+        return (await collect(client, imagine(job_id=job_id, steps=1, seeds=(1,))))[-1]
+
+    assert isinstance(asyncio.run(one("first-loop")), Finished)
+    assert isinstance(asyncio.run(one("second-loop")), Finished)
+    asyncio.run(client.close())
