@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE_S = 30.0  # how long running jobs may take to finish on SIGTERM before going back to queued
+
 
 def point_at_discord(api_base: str | None, gateway_url: str | None) -> None:
     """Send REST calls to `api_base` and the gateway connection to `gateway_url`.
@@ -63,6 +65,10 @@ async def run(settings: Settings) -> None:
         done, _ = await asyncio.wait({client, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if waiter in done:
             log.info("signal received: shutting down")
+            # Running jobs finish (or go back to queued) while Discord is still connected, so a
+            # result that arrives now is posted rather than left unseen in the store.
+            await services.dispatcher.stop(STOP_GRACE_S)
+            await bot.messenger.drain(timeout=10.0)
         waiter.cancel()
         await bot.close()
         with contextlib.suppress(asyncio.CancelledError):
@@ -70,7 +76,7 @@ async def run(settings: Settings) -> None:
     finally:
         if bot is not None and not bot.is_closed():
             await bot.close()
-        await services.stop()
+        await services.stop(STOP_GRACE_S)
 
 
 def main() -> None:

@@ -77,6 +77,7 @@ class JobMessenger:
         self._orphans: dict[str, JobUpdate] = {}
         self._worker: asyncio.Task[None] | None = None
         self._dirty = False  # an update arrived since the worker last looked
+        self._busy = False  # an edit is under way
         self._closed = False
 
     # -- registration ---------------------------------------------------------------------------
@@ -133,6 +134,16 @@ class JobMessenger:
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._run(), name="job-messenger")
 
+    async def drain(self, timeout: float) -> bool:
+        """Wait until every update received so far is shown (at shutdown); False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._pending or self._busy:
+            if loop.time() >= deadline or self._worker is None or self._worker.done():
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
     async def close(self) -> None:
         self._closed = True
         if self._worker is not None:
@@ -166,10 +177,13 @@ class JobMessenger:
                 continue
             if self._pending.get(job_id) is update:
                 del self._pending[job_id]
+            self._busy = True
             try:
                 await self._render(update, tracked)
             except Exception:
                 log.exception("could not show job %s in Discord", job_id)
+            finally:
+                self._busy = False
         return soonest
 
     async def _render(self, update: JobUpdate, tracked: list[JobMessage]) -> None:

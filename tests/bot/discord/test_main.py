@@ -40,7 +40,7 @@ def test_nothing_changes_without_the_settings(monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-async def test_sigterm_shuts_down_cleanly_with_a_job_in_flight(tmp_path: Path):
+async def test_sigterm_lets_the_running_job_finish_and_post_then_exits_cleanly(tmp_path: Path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     log_path = tmp_path / "bot.log"
@@ -74,6 +74,7 @@ async def test_sigterm_shuts_down_cleanly_with_a_job_in_flight(tmp_path: Path):
                 interaction = await fake.slash_command("imagine", {"prompt": "a kite --q .25"})
                 await fake.wait_for(lambda: fake.callbacks_for(interaction), timeout=30, what="the deferral")
 
+                await _until_running(data_dir)
                 process.send_signal(signal.SIGTERM)
                 code = await asyncio.to_thread(process.wait, 120)
             finally:
@@ -91,9 +92,25 @@ async def test_sigterm_shuts_down_cleanly_with_a_job_in_flight(tmp_path: Path):
         finished = await store.user_jobs(int(interaction["member"]["user"]["id"]))
     finally:
         await store.close()
-    # The job either finished before the engine stopped or waits, queued, for the next start.
-    assert [job.status for job in jobs] in ([], ["queued"])
-    assert len(finished) == 1 and finished[0].status in ("done", "queued")
+    # The running job was given time to finish, and its result was posted before disconnecting.
+    assert jobs == []
+    assert [job.status for job in finished] == ["done"]
+    message = fake.original_message(interaction)
+    assert message is not None and message.get("attachments") and message.get("components"), message
+
+
+async def _until_running(data_dir: Path, timeout: float = 120.0) -> None:
+    """Until the bot's job has started (read from the bot's own database)."""
+    store = await Store.open(None, data_dir)
+    try:
+        for _ in range(int(timeout / 0.2)):
+            jobs = await store.pending_jobs()
+            if any(job.status == "running" for job in jobs):
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"the job did not start: {[job.status for job in jobs]}")
+    finally:
+        await store.close()
 
 
 async def _group_gone(pgid: int, timeout: float = 20.0) -> bool:
