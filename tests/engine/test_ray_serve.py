@@ -107,3 +107,27 @@ async def test_cancel_reaches_the_replica_and_a_bad_request_fails_alone(engine) 
     assert isinstance(events[-1], Failed) and "maximum" in events[-1].reason and not events[-1].retryable
 
     assert isinstance((await run(engine, imagine("ray-after")))[-1], Finished)
+
+
+@pytest.mark.slow
+@ray_test
+async def test_a_replica_killed_mid_job_fails_it_retryably_and_serve_replaces_it(engine) -> None:
+    import ray
+
+    from engine.ray_serve import REPLICA_LOST
+
+    (replica,) = [
+        ray.get_actor(actor["name"], namespace=actor["namespace"])
+        for actor in ray.util.list_named_actors(all_namespaces=True)
+        if "imagine-test#EngineReplica" in actor["name"]
+    ]
+
+    events: list[EngineEvent] = []
+    async for event in engine.submit(imagine("ray-killed", steps=150)):
+        events.append(event)
+        if isinstance(event, Progress) and event.step == 1:
+            ray.kill(replica, no_restart=True)  # as a crashed process or a lost node would
+
+    assert events[-1] == Failed(job_id="ray-killed", reason=REPLICA_LOST, retryable=True)
+    # Serve starts a new replica by itself; the retry waits for it and succeeds.
+    assert isinstance((await run(engine, imagine("ray-killed")))[-1], Finished)
