@@ -10,7 +10,7 @@ import torch
 
 from engine.api import EngineConfig, Failed, Family, PromptSpec
 from engine.core import EngineCore
-from engine.models import ModelLoadError, build_tiny, load_model
+from engine.models import ModelLoadError, build_random_weights, build_tiny, load_model
 from engine.presets import PRESETS, get_preset
 from tests.engine.conftest import finish, imagine, pixels
 
@@ -294,3 +294,21 @@ def test_a_model_shipping_pndm_gets_euler_on_the_same_schedule(core, tmp_path):
     loaded = load_model(str(tmp_path / "pndm"), "cpu")
     assert type(loaded.pipe.scheduler).__name__ == "EulerDiscreteScheduler"
     assert loaded.pipe.scheduler.config.beta_schedule == "scaled_linear"
+
+
+@pytest.mark.parametrize(("arch", "unet_params", "size"), [("sd15", 0.86e9, 512), ("sdxl", 2.57e9, 1024)])
+def test_full_size_random_architectures_for_the_benchmark(arch, unet_params, size):
+    # Built on the meta device: the real layer shapes, no memory, no download.
+    pipe = build_random_weights(arch, torch.device("meta"))
+    assert abs(sum(p.numel() for p in pipe.unet.parameters()) - unet_params) < 0.01e9
+    latents = torch.zeros(2, 4, size // 8, size // 8, device="meta")
+    hidden = torch.zeros(2, 77, pipe.unet.config.cross_attention_dim, device="meta")
+    added = None
+    if arch == "sdxl":
+        added = {
+            "text_embeds": torch.zeros(2, 1280, device="meta"),
+            "time_ids": torch.zeros(2, 6, device="meta"),
+        }
+    with torch.no_grad():
+        out = pipe.unet(latents, 500, encoder_hidden_states=hidden, added_cond_kwargs=added).sample
+    assert out.shape == latents.shape
