@@ -9,7 +9,7 @@ from PIL import Image
 
 from engine.api import ImageData, OutpaintRequest
 from engine.ops.outpaint import plan_pan, plan_zoom, prefill
-from tests.engine.conftest import PROMPT, distance, fail, finish, imagine, pixels
+from tests.engine.conftest import PROMPT, fail, finish, imagine, pixels
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +119,6 @@ def test_the_new_area_is_prefilled_from_the_source_edges(source):
 )
 def test_bad_outpaint_requests_fail_clearly(core, source, fields, message):
     assert message in fail(core, outpaint(source, **fields)).reason
-
-
-def test_outpaint_distance_helper_sanity(source):
-    assert distance(source, source) == 0
 
 
 def test_a_configured_inpainting_model_does_the_outpainting(core, source, tmp_path):
