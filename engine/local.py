@@ -248,7 +248,12 @@ class LocalEngine:
             name=f"imagine-engine-{self._generation}",
             daemon=False,  # a daemon could not start helper processes (torch.compile workers)
         )
-        await asyncio.to_thread(process.start)
+        try:
+            await asyncio.to_thread(process.start)
+        except Exception as error:  # out of processes or file handles, an unpicklable config...
+            parent_conn.close()
+            child_conn.close()
+            raise EngineError(f"The engine process could not be started: {error}") from error
         child_conn.close()  # only the child holds its end now, so its death is EOF here
         worker = _WorkerProcess(
             process=process, conn=parent_conn, ready=loop.create_future(), config=self._config
