@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import multiprocessing
 
+import pytest
+
 from engine import worker
-from engine.api import EngineConfig
+from engine.api import (
+    EngineConfig,
+    EngineEvent,
+    Failed,
+    Finished,
+    ImagineRequest,
+    Progress,
+    PromptSpec,
+    Started,
+)
 from engine.protocol import DEFAULT_CORE, Heartbeat
 
 
@@ -35,3 +46,56 @@ def test_the_worker_beats_while_loading_and_exits_when_its_parent_goes_away() ->
         if process.exitcode is None:
             process.kill()
             process.join()
+
+
+# `run_job` guards every job against a core that misbehaves. The real core does not misbehave on
+# purpose, so these few cores do it for the test: failure injection, no other way to get there.
+
+
+class _RaisingCore:
+    def run(self, request, emit, should_stop) -> None:
+        emit(Started(job_id=request.job_id))
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+class _SilentCore:
+    def run(self, request, emit, should_stop) -> None:
+        emit(Started(job_id=request.job_id))
+
+
+class _ChattyCore:
+    def run(self, request, emit, should_stop) -> None:
+        emit(Failed(job_id=request.job_id, reason="width must be a multiple of 16"))
+        emit(Progress(job_id=request.job_id, step=1, total=2))
+        emit(Failed(job_id="someone-else", reason="not mine"))
+
+
+REQUEST = ImagineRequest(job_id="j", prompt=PromptSpec.single("x"), seeds=(1,), width=64, height=64)
+
+
+@pytest.mark.parametrize(
+    ("core", "final"),
+    [
+        (_RaisingCore(), "The engine failed on this job: RuntimeError: CUDA error: an illegal memory access"),
+        (_SilentCore(), worker.NO_RESULT),
+        (_ChattyCore(), "width must be a multiple of 16"),
+    ],
+    ids=["core-raises", "core-returns-without-result", "core-emits-after-its-result"],
+)
+def test_every_job_ends_with_exactly_one_final_event_whatever_the_core_does(core: object, final: str) -> None:
+    events: list[EngineEvent] = []
+
+    worker.run_job(core, REQUEST, events.append, lambda: False)
+
+    finals = [event for event in events if isinstance(event, Finished | Failed)]
+    assert len(finals) == 1 and events[-1] is finals[0]
+    assert finals[0].job_id == "j" and finals[0].reason.startswith(final)
+    assert not finals[0].retryable
+
+
+def test_a_job_cancelled_while_it_waited_never_reaches_the_core() -> None:
+    events: list[EngineEvent] = []
+
+    worker.run_job(_RaisingCore(), REQUEST, events.append, lambda: True)
+
+    assert events == [Failed(job_id="j", reason="cancelled")]
