@@ -1,5 +1,6 @@
 """`/mod`: history review, job details and lineage, hide/unhide, bans, banned words, reports,
-the audit log, and channel settings; plus the `Report job` message menu for every member.
+the audit log, channel settings and the server's button and per-user limit settings; plus the
+`Report job` message menu for every member.
 
 Who may moderate: `/mod` is registered with Manage Messages as its default permission (Discord
 hides it from everyone else) and every command and button checks again at run time with
@@ -37,6 +38,7 @@ from bot.discord.views.moderation import (
     thumbnail_file,
     words_embed,
 )
+from bot.dispatcher import Limits
 from bot.moderation import (
     RuleError,
     format_duration,
@@ -57,6 +59,8 @@ log = logging.getLogger(__name__)
 NOT_MODERATOR = "Only moderators can do this: it needs Manage Messages or this server's moderator role."
 STATUS_CHOICES = [app_commands.Choice(name=status.value, value=status.value) for status in JobStatus]
 MAX_LIST = 25
+MAX_RUNNING_LIMIT = 10  # per-member limits a moderator may set; operators' own defaults are not capped
+MAX_QUEUED_LIMIT = 50
 
 
 async def reply(interaction: discord.Interaction, content: str | None = None, **kwargs: Any) -> None:
@@ -80,6 +84,9 @@ class ModerationCog(commands.Cog):
     words = app_commands.Group(name="words", description="Banned words and expressions", parent=mod)
     channels = app_commands.Group(
         name="channels", description="Where the bot answers and where results are spoilered", parent=mod
+    )
+    settings = app_commands.Group(
+        name="settings", description="Who may use result buttons, and per-member job limits", parent=mod
     )
 
     def __init__(self, bot: commands.Bot) -> None:
@@ -408,6 +415,14 @@ class ModerationCog(commands.Cog):
         if await self.guard(interaction) is None:
             return
         if not await self.store.unban(user.id, interaction.guild_id, interaction.user.id):
+            everywhere = await self.store.active_ban(user.id, None, moderation.clock())
+            if everywhere is not None:
+                await reply(
+                    interaction,
+                    f"{user.mention} is banned on every server by the bot's operator; "
+                    "only the operator can lift that.",
+                )
+                return
             await reply(interaction, f"{user.mention} is not banned.")
             return
         await self.record(
@@ -478,6 +493,14 @@ class ModerationCog(commands.Cog):
                 )
                 await reply(interaction, f"Removed `{candidate}`.")
                 return
+        rules = await self.store.banned_words(interaction.guild_id)
+        if any(rule.guild_id is None and rule.pattern in candidates for rule in rules):
+            await reply(
+                interaction,
+                f"`{clip(pattern, 100)}` is a rule for every server, set by the bot's operator; "
+                "only the operator can remove it.",
+            )
+            return
         await reply(interaction, f"`{clip(pattern, 100)}` is not on the list; see `/mod words list`.")
 
     @words.command(name="list", description="The banned words and expressions")
@@ -639,6 +662,10 @@ class ModerationCog(commands.Cog):
         settings = await self.guard(interaction)
         if settings is None:
             return
+        await reply(interaction, self.settings_text(settings))
+
+    def settings_text(self, settings: GuildSettings) -> str:
+        """Every server setting, as `/mod channels show` and `/mod settings show` print it."""
 
         def mentions(ids: list[Any]) -> str:
             return ", ".join(f"<#{c}>" for c in ids) or "none"
@@ -651,13 +678,120 @@ class ModerationCog(commands.Cog):
             if settings.moderator_role_id
             else "none (Manage Messages only)"
         )
+        buttons = (
+            "only the job's author (and moderators)"
+            if settings.author_only_buttons
+            else "anyone in the channel"
+        )
+        running, queued = self.user_limits(settings)
+        own = settings.max_running_per_user is not None or settings.max_queued_per_user is not None
         lines = [
             f"**/imagine answers in:** {allowed}",
             f"**Results spoilered in:** {mentions(settings.spoiler_channel_ids or [])}",
             f"**Log channel:** {f'<#{settings.log_channel_id}>' if settings.log_channel_id else 'none'}",
             f"**Moderator role:** {role}",
+            f"**Result buttons usable by:** {buttons}",
+            f"**Per-member limits:** {running} running, {queued} waiting"
+            + (" (this server's)" if own else " (the bot's defaults)"),
         ]
-        await reply(interaction, "\n".join(lines))
+        return "\n".join(lines)
+
+    def default_limits(self) -> Limits:
+        """The operator's limits (IMAGINE_MAX_RUNNING_PER_USER / _QUEUED_), used where a server
+        has none of its own."""
+        dispatcher = getattr(self.bot.services, "dispatcher", None)  # type: ignore[attr-defined]
+        return getattr(dispatcher, "limits", None) or Limits()
+
+    def user_limits(self, settings: GuildSettings) -> tuple[int, int]:
+        """The limits in force here (running, waiting): the server's own, else the bot's defaults;
+        the same rule the job service applies (`JobService._limits_for`)."""
+        base = self.default_limits()
+        return (
+            settings.max_running_per_user or base.max_running_per_user,
+            settings.max_queued_per_user or base.max_queued_per_user,
+        )
+
+    @settings.command(name="show", description="All of this server's bot settings")
+    async def settings_show(self, interaction: discord.Interaction) -> None:
+        settings = await self.guard(interaction)
+        if settings is None:
+            return
+        await reply(interaction, self.settings_text(settings))
+
+    @settings.command(name="buttons", description="Who may click a result's buttons")
+    @app_commands.describe(who="anyone: every member (default); author: only the job's author")
+    @app_commands.choices(
+        who=[
+            app_commands.Choice(name="anyone", value="anyone"),
+            app_commands.Choice(name="author", value="author"),
+        ]
+    )
+    async def settings_buttons(self, interaction: discord.Interaction, who: app_commands.Choice[str]) -> None:
+        settings = await self.guard(interaction)
+        if settings is None:
+            return
+        author_only = who.value == "author"
+        if bool(settings.author_only_buttons) == author_only:
+            current = "only a job's author" if author_only else "anyone"
+            await reply(interaction, f"Result buttons are already usable by {current}.")
+            return
+        summary = (
+            "made result buttons usable only by the job's author (and moderators)"
+            if author_only
+            else "made result buttons usable by anyone"
+        )
+        await self._save(interaction, "author_only_buttons", summary, author_only_buttons=author_only)
+
+    @settings.command(name="limits", description="How many jobs each member may have running and waiting")
+    @app_commands.describe(
+        running="Jobs one member may have running at once (1-10)",
+        queued="Jobs one member may have waiting to start (1-50)",
+        reset="Go back to the bot's defaults",
+    )
+    async def settings_limits(
+        self,
+        interaction: discord.Interaction,
+        running: app_commands.Range[int, 1, MAX_RUNNING_LIMIT] | None = None,
+        queued: app_commands.Range[int, 1, MAX_QUEUED_LIMIT] | None = None,
+        reset: bool = False,
+    ) -> None:
+        settings = await self.guard(interaction)
+        if settings is None:
+            return
+        if reset and (running is not None or queued is not None):
+            await reply(interaction, "Give either `reset` or new limits, not both.")
+            return
+        if not reset and running is None and queued is None:
+            await reply(interaction, "Give `running`, `queued` or both (or `reset` for the bot's defaults).")
+            return
+        # Discord enforces the ranges; checked again so a stale client can't store nonsense.
+        if running is not None and not 1 <= running <= MAX_RUNNING_LIMIT:
+            await reply(interaction, f"`running` must be 1 to {MAX_RUNNING_LIMIT}.")
+            return
+        if queued is not None and not 1 <= queued <= MAX_QUEUED_LIMIT:
+            await reply(interaction, f"`queued` must be 1 to {MAX_QUEUED_LIMIT}.")
+            return
+        if reset:
+            fields = {"max_running_per_user": None, "max_queued_per_user": None}
+        else:
+            fields = {
+                "max_running_per_user": running if running is not None else settings.max_running_per_user,
+                "max_queued_per_user": queued if queued is not None else settings.max_queued_per_user,
+            }
+        if (settings.max_running_per_user, settings.max_queued_per_user) == tuple(fields.values()):
+            now_running, now_queued = self.user_limits(settings)
+            await reply(
+                interaction,
+                f"The limits are already {now_running} running and {now_queued} waiting jobs per member.",
+            )
+            return
+        base = self.default_limits()
+        new_running = fields["max_running_per_user"] or base.max_running_per_user
+        new_queued = fields["max_queued_per_user"] or base.max_queued_per_user
+        summary = (
+            "reset the per-member limits to the bot's defaults" if reset else "set the per-member limits"
+        ) + f" ({new_running} running, {new_queued} waiting jobs; jobs already queued keep theirs)"
+        await self._save(interaction, "user_limits", summary, **fields)
 
     @mod.command(
         name="role", description="The role that may moderate besides Manage Messages (needs Manage Server)"

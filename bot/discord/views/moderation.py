@@ -160,19 +160,32 @@ def bans_embed(bans: Sequence[Any]) -> discord.Embed:
         return embed
     lines = [
         f"<@{ban.user_id}> {format_until(ban.expires_at)} — {clip(ban.reason, 80) or 'no reason'}"
-        f" (by <@{ban.moderator_id}>)"
+        + (
+            f" (by <@{ban.moderator_id}>)"
+            if ban.guild_id is not None
+            else f" ({GLOBAL_MARK} every server, by the bot's operator)"
+        )
         for ban in bans
     ]
     embed.description = clip("\n".join(lines), 4000)
     return embed
 
 
+GLOBAL_MARK = "🌐"  # a ban or rule the operator set for every server; `/mod` can't change it
+
+
 def words_embed(rules: Sequence[Any]) -> discord.Embed:
     embed = discord.Embed(title="Banned words", colour=discord.Colour.orange())
-    words = [f"`{rule_text(rule)}`" for rule in rules if not rule.is_regex]
-    expressions = [f"`{rule_text(rule)}`" for rule in rules if rule.is_regex]
+
+    def shown(rule: Any) -> str:
+        return f"`{rule_text(rule)}`" + (f" {GLOBAL_MARK}" if rule.guild_id is None else "")
+
+    words = [shown(rule) for rule in rules if not rule.is_regex]
+    expressions = [shown(rule) for rule in rules if rule.is_regex]
     if not rules:
         embed.description = "No banned words or expressions."
+    if any(rule.guild_id is None for rule in rules):
+        embed.set_footer(text=f"{GLOBAL_MARK} set by the bot's operator for every server")
     if words:
         embed.add_field(name=f"Words ({len(words)})", value=clip(", ".join(words), 1024), inline=False)
     if expressions:
