@@ -126,6 +126,12 @@ async def test_imagine_streams_progress_then_four_images_with_timings(engine: Lo
     ):
         assert timings[key] >= 0, key
     assert timings["engine_total_s"] >= timings["worker_run_s"]
+    # Only builtins cross the pipe: a tensor or numpy scalar here would make the bot's process
+    # import torch just to unpickle an event.
+    assert all(type(value) is float for value in timings.values()), timings
+    previews = [event.preview for event in events if isinstance(event, Progress) and event.preview]
+    assert previews and all(type(preview.rgb) is bytes for preview in previews)
+    assert all(type(image.rgb) is bytes for image in (*finished.images, finished.grid))
 
 
 async def test_cancel_stops_the_job_at_the_next_step_and_the_worker_carries_on(engine: LocalEngine) -> None:
