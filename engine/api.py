@@ -222,6 +222,9 @@ class EngineConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     inpaint_model: str | None = None  # a dedicated inpainting checkpoint; None: the base model
     upscaler_model: str | None = None  # a dedicated upscaler; None: the base model refines
+    # For a single-file checkpoint whose component configs cannot be inferred offline: a diffusers
+    # folder or repo id of the same architecture (the bot fills it from IMAGINE_MODEL_CONFIG).
+    model_config: str | None = None
     max_pixels: int = 2048 * 2048  # the largest output the engine accepts (pan and upscale check it)
     heartbeat_s: float = 2.0  # the worker's heartbeat interval
     hang_timeout_s: float = 120.0  # no heartbeat for this long: the worker is hung, restart it
