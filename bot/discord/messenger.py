@@ -308,6 +308,10 @@ class JobMessenger:
         """
         self._messages.pop(job.id, None)
         self._pending.pop(job.id, None)
+        return await self.edit_everywhere(job, render.RenderedMessage(content))
+
+    async def edit_everywhere(self, job: Job, message: render.RenderedMessage) -> int:
+        """Show `message` in every Discord message of `job` (hide, unhide, delete all use this)."""
         if job.channel_id is None:
             return 0
         channel = self.bot.get_partial_messageable(job.channel_id)
@@ -317,14 +321,14 @@ class JobMessenger:
                 continue
             try:
                 await channel.get_partial_message(int(message_id)).edit(
-                    content=content,
-                    attachments=[],
-                    view=None,
+                    content=message.content,
+                    attachments=message.files(),
+                    view=message.view,
                     allowed_mentions=discord.AllowedMentions.none(),
                 )
                 changed += 1
             except discord.HTTPException as exc:
-                log.info("job %s: could not replace message %s: %s", job.id, message_id, exc)
+                log.info("job %s: could not edit message %s: %s", job.id, message_id, exc)
         return changed
 
 

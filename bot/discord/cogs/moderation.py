@@ -284,11 +284,7 @@ class ModerationCog(commands.Cog):
                 await _reply(interaction, f"Job `{job.id}` is already hidden.")
             return False
         job = await self.store.set_hidden(job.id, True, interaction.user.id, reason)
-        messenger = getattr(self.bot, "messenger", None)
-        if messenger is not None:
-            changed = await messenger.replace_everywhere(job, render.HIDDEN_NOTICE)
-        else:
-            changed = await self._edit_messages(job, render.RenderedMessage(render.HIDDEN_NOTICE))
+        changed = await self.bot.messenger.replace_everywhere(job, render.HIDDEN_NOTICE)  # type: ignore[attr-defined]
         await self.record(
             interaction,
             "hide",
@@ -313,7 +309,8 @@ class ModerationCog(commands.Cog):
             await _reply(interaction, f"Job `{job.id}` is not hidden.")
             return False
         job = await self.store.set_hidden(job.id, False, interaction.user.id, "")
-        changed = await self._edit_messages(job, await render.job_message(job, self.bot.services))  # type: ignore[attr-defined]
+        rendered = await render.job_message(job, self.bot.services)  # type: ignore[attr-defined]
+        changed = await self.bot.messenger.edit_everywhere(job, rendered)  # type: ignore[attr-defined]
         await self.record(
             interaction,
             "unhide",
@@ -325,26 +322,6 @@ class ModerationCog(commands.Cog):
         )
         await _reply(interaction, f"Unhid job `{job.id}`; {changed} message(s) restored.")
         return True
-
-    async def _edit_messages(self, job: Job, message: render.RenderedMessage) -> int:
-        if job.channel_id is None:
-            return 0
-        channel = self.bot.get_partial_messageable(job.channel_id)
-        changed = 0
-        for message_id in dict.fromkeys([*(job.message_ids or []), job.message_id]):
-            if message_id is None:
-                continue
-            try:
-                await channel.get_partial_message(int(message_id)).edit(
-                    content=message.content,
-                    attachments=message.files(),
-                    view=message.view,
-                    allowed_mentions=discord.AllowedMentions.none(),
-                )
-                changed += 1
-            except discord.HTTPException as exc:
-                log.info("job %s: could not edit message %s: %s", job.id, message_id, exc)
-        return changed
 
     # -- bans ----------------------------------------------------------------------------------
 
