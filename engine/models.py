@@ -11,7 +11,9 @@ and text encoders, never a second copy.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -581,6 +583,12 @@ def load_pipeline(
     return pipe, preset
 
 
+def size_multiple(pipe: DiffusionPipeline) -> int:
+    """The pixel multiple the model can make exactly: VAE downsampling times the UNet's."""
+    vae_scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    return vae_scale * 2 ** (len(pipe.unet.config.down_block_types) - 1)
+
+
 def load_upscaler(name: str, device: torch.device, dtype: torch.dtype) -> DiffusionPipeline:
     """A dedicated diffusion upscaler (diffusers' `StableDiffusionUpscalePipeline`, the SD x4 upscaler)."""
     from diffusers import StableDiffusionUpscalePipeline
@@ -629,6 +637,12 @@ def load_model(
         # channels-last convolutions: the layout cuDNN's fastest kernels want (no effect on results)
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
+    step = math.lcm(preset.size_step, size_multiple(pipe))
+    if step != preset.size_step:
+        # The preset's step must also be one the UNet can take: otherwise a size that passes the
+        # checks would be silently cropped or padded by the model's down/upsampling.
+        log.info("size step of %s raised from %d to %d by its architecture", model, preset.size_step, step)
+        preset = dataclasses.replace(preset, size_step=step)
     loaded = LoadedModel(
         name=model, preset=preset, family=_family_of(pipe), pipe=pipe, device=dev, dtype=dtype
     )

@@ -15,8 +15,14 @@ MAX_STEPS = 150
 
 
 def check_size(width: int, height: int, step: int, max_pixels: int, what: str = "image") -> None:
-    if width <= 0 or height <= 0:
-        raise ValueError(f"{what} size must be positive, got {width}x{height}")
+    """Refuse any size the model cannot make exactly: never round it behind the user's back."""
+    if not isinstance(width, int) or not isinstance(height, int) or isinstance(width | height, bool):
+        raise ValueError(f"{what} size must be whole numbers of pixels, got {width!r}x{height!r}")
+    if width < step or height < step:
+        raise ValueError(
+            f"{what} size {width}x{height} is too small: this model makes images of at least "
+            f"{step}x{step} pixels"
+        )
     if width % step or height % step:
         raise ValueError(
             f"{what} size {width}x{height} must be a multiple of {step} pixels on each side for this model"

@@ -51,3 +51,10 @@ def cover(image: Image.Image, width: int, height: int) -> Image.Image:
 def round_to_step(value: float, step: int) -> int:
     """The nearest multiple of `step`, at least one step."""
     return max(step, round(value / step) * step)
+
+
+def resize_exact(image: ImageData, width: int, height: int) -> ImageData:
+    """`image` at exactly width x height (Lanczos); the same object when it already is."""
+    if (image.width, image.height) == (width, height):
+        return image
+    return from_pil(image.to_pil().resize((width, height), Image.Resampling.LANCZOS))

@@ -21,7 +21,7 @@ from PIL import Image, ImageFilter
 from engine.api import OutpaintRequest
 from engine.ops.checks import check_range, check_seeds, check_size, check_source, effective_steps
 from engine.ops.generate import OpContext, OpResult, generate
-from engine.ops.images import from_array, round_to_step, to_array
+from engine.ops.images import from_array, resize_exact, round_to_step, to_array
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,32 @@ def plan(req: OutpaintRequest, step: int, max_pixels: int) -> Canvas:
     return plan_square(w, h, step, max_pixels)
 
 
+def exact_canvas(req: OutpaintRequest, canvas: Canvas, step: int) -> Canvas:
+    """The canvas in the source's own pixels, for a source whose sides are not whole size steps.
+
+    Planning and inpainting happen at the nearest size the model can make (`canvas`); the result
+    is then resized to this canvas and the source pasted back at its exact size, so pan and square
+    keep every source pixel and zoom keeps the source's resolution. For a source of whole steps it
+    is `canvas` itself.
+    """
+    w, h = req.source.width, req.source.height
+    sx, sy = w / round_to_step(w, step), h / round_to_step(h, step)
+    if (sx, sy) == (1.0, 1.0) or req.aspect is not None:
+        return canvas  # a new aspect ratio makes a new size of whole steps anyway
+    if req.square:
+        side = max(w, h)
+        return Canvas(side, side, (side - w) // 2, (side - h) // 2, w, h)
+    width, height = round(canvas.width * sx), round(canvas.height * sy)
+    inner_w, inner_h = (
+        (w, h) if req.pan is not None else (round(canvas.inner_width * sx), round(canvas.inner_height * sy))
+    )
+    if req.zoom is not None:
+        width, height = w, h  # zoom keeps the resolution
+    x = min(round(canvas.x * sx), width - inner_w)
+    y = min(round(canvas.y * sy), height - inner_h)
+    return Canvas(width, height, x, y, inner_w, inner_h)
+
+
 def run_outpaint(ctx: OpContext, req: OutpaintRequest) -> OpResult:
     preset = ctx.model.preset
     step = preset.size_step
@@ -140,6 +166,8 @@ def run_outpaint(ctx: OpContext, req: OutpaintRequest) -> OpResult:
     check_seeds(req.seeds)
     canvas = plan(req, step, ctx.max_pixels)
     check_size(canvas.width, canvas.height, step, ctx.max_pixels)
+    final = exact_canvas(req, canvas, step)
+    check_size(final.width, final.height, 1, ctx.max_pixels)
     guidance = preset.default_guidance if req.guidance is None else req.guidance
     check_range("guidance", guidance, 0, 30)
     steps = effective_steps(preset.default_steps if req.steps is None else req.steps, 1.0)
@@ -159,5 +187,7 @@ def run_outpaint(ctx: OpContext, req: OutpaintRequest) -> OpResult:
         generate_mask=mask,
         timings=timings,
     )
-    images = [from_array(paste_back(to_array(i), source, canvas)) for i in images]
+    if final != canvas:
+        images = [resize_exact(i, final.width, final.height) for i in images]
+    images = [from_array(paste_back(to_array(i), source, final)) for i in images]
     return OpResult(images=images, seeds=list(req.seeds), timings=timings)

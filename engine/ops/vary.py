@@ -5,7 +5,7 @@ from __future__ import annotations
 from engine.api import VaryRequest
 from engine.ops.checks import check_range, check_seeds, check_size, check_source, effective_steps
 from engine.ops.generate import OpContext, OpResult, generate
-from engine.ops.images import cover, round_to_step
+from engine.ops.images import cover, resize_exact, round_to_step
 
 
 def vary_strength(req: VaryRequest, subtle: float, strong: float) -> float:
@@ -26,6 +26,9 @@ def run_vary(ctx: OpContext, req: VaryRequest) -> OpResult:
     check_seeds(req.seeds)
     check_range("stylize", req.stylize, 0, 1000)
     strength = vary_strength(req, preset.vary_subtle, preset.vary_strong)
+    # A source whose sides are not whole size steps (an upload, an odd upscale) is varied at the
+    # nearest size the model can make, and the results are resized back: the variations always
+    # have the source's exact size.
     width, height = round_to_step(req.source.width, step), round_to_step(req.source.height, step)
     check_size(width, height, step, ctx.max_pixels)
     guidance = preset.default_guidance if req.guidance is None else req.guidance
@@ -47,4 +50,5 @@ def run_vary(ctx: OpContext, req: VaryRequest) -> OpResult:
         strength=strength,
         timings=timings,
     )
+    images = [resize_exact(i, req.source.width, req.source.height) for i in images]
     return OpResult(images=images, seeds=list(req.seeds), timings=timings)

@@ -10,7 +10,9 @@ from engine.api import Failed, Finished, Progress, PromptSpec, Started
 from tests.engine.conftest import PROMPT, SEEDS, distance, fail, finish, imagine, pixels, run_events
 
 
-@pytest.mark.parametrize(("width", "height"), [(128, 128), (160, 96), (96, 160), (224, 64)])
+@pytest.mark.parametrize(
+    ("width", "height"), [(128, 128), (160, 96), (96, 160), (224, 64), (32, 32), (16, 48)]
+)
 def test_four_cells_and_a_grid_at_the_requested_size(core, width, height):
     done = finish(core, imagine(width=width, height=height, steps=3))
     assert [(i.width, i.height) for i in done.images] == [(width, height)] * 4
@@ -167,6 +169,11 @@ def test_tile_wraps_seamlessly(core):
     ("fields", "message"),
     [
         ({"width": 120}, "multiple of 16"),
+        ({"width": 40, "height": 24}, "multiple of 16"),
+        ({"width": 8, "height": 8}, "too small"),
+        ({"width": 0}, "too small"),
+        ({"height": -16}, "too small"),
+        ({"width": 64.0}, "whole numbers"),
         ({"width": 1024, "height": 1024}, "maximum"),
         ({"seeds": ()}, "no seeds"),
         ({"seeds": (-1,)}, "out of range"),

@@ -154,3 +154,23 @@ def test_a_configured_inpainting_model_does_the_outpainting(core, source, tmp_pa
     assert seen and set(seen) == {9}  # only the inpainting UNet ran, with mask and image channels
     for image in done.images:
         assert np.array_equal(pixels(image)[24:72, 32:96], _shrunk(source, 64, 48))
+
+
+@pytest.mark.parametrize(
+    ("fields", "size", "box"),
+    [
+        ({"pan": "right"}, (150, 70), (0, 0)),
+        ({"pan": "up"}, (100, 105), (0, 35)),
+        ({"square": True}, (100, 100), (0, 15)),
+        ({"zoom": 2.0}, (100, 70), None),
+    ],
+)
+def test_a_source_off_the_size_grid_keeps_its_own_size_and_pixels(core, source, fields, size, box):
+    # The model works on whole size steps; the result is brought back to the source's own pixels.
+    odd = ImageData.from_pil(source.to_pil().resize((100, 70)))
+    done = finish(core, outpaint(odd, seeds=(1,), **fields))
+    image = done.images[0]
+    assert (image.width, image.height) == size
+    if box is not None:
+        x, y = box
+        assert np.array_equal(pixels(image)[y : y + 70, x : x + 100], pixels(odd))

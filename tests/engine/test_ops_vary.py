@@ -50,13 +50,15 @@ def test_an_explicit_strength_is_used(core, sources):
     assert "vary strength" in fail(core, vary(source, strength="wild")).reason
 
 
-def test_a_source_off_the_size_grid_is_brought_onto_it(core):
-    odd = ImageData(
-        width=100, height=70, rgb=bytes(range(256)) * (100 * 70 * 3 // 256) + bytes(100 * 70 * 3 % 256)
-    )
-    done = finish(core, vary(odd, seeds=(1,)))
+def test_a_source_off_the_size_grid_is_varied_at_its_own_size(core, sources):
+    # An upload or an odd upscale: the model works on whole size steps, the user gets the source's size.
+    odd = ImageData.from_pil(sources[0].to_pil().resize((100, 70)))
+    done = finish(core, vary(odd, seeds=(1, 2)))
     assert isinstance(done, Finished)
-    assert (done.images[0].width, done.images[0].height) == (96, 64)
+    assert [(i.width, i.height) for i in done.images] == [(100, 70)] * 2
+    assert distance(done.images[0], odd) < distance(
+        done.images[0], ImageData.from_pil(sources[1].to_pil().resize((100, 70)))
+    )
 
 
 def test_bad_sources_fail_clearly(core):
