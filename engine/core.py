@@ -76,6 +76,7 @@ class EngineCore:
             self.config.model,
             self.config.device,
             self.config.inpaint_model,
+            config=self.config.model_config,
             upscaler_model=self.config.upscaler_model,
         )
         preset = self.model.preset

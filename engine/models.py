@@ -502,8 +502,8 @@ def _load_single_file(path: Path, dtype: torch.dtype, config: str | None) -> Dif
     except Exception as exc:  # diffusers raises a zoo of types here; keep the cause, say what to try
         raise ModelLoadError(
             f"could not load the checkpoint {path.name}: {exc}. A single-file checkpoint needs its "
-            "component configs: set IMAGINE_MODEL_CONFIG to a diffusers folder or repo id of the same "
-            "architecture, or convert the checkpoint to a diffusers folder"
+            "component configs: set IMAGINE_MODEL_CONFIG (EngineConfig.model_config) to a diffusers "
+            "folder or repo id of the same architecture, or convert the checkpoint to a diffusers folder"
         ) from exc
 
 
@@ -552,7 +552,7 @@ def load_pipeline(
         if path.is_dir():
             pipe = _load_folder(path, dtype)
         elif path.is_file() and path.suffix in (".safetensors", ".ckpt"):
-            pipe = _load_single_file(path, dtype, config or os.environ.get("IMAGINE_MODEL_CONFIG"))
+            pipe = _load_single_file(path, dtype, config)
         elif path.suffix in (".safetensors", ".ckpt") or name.startswith((".", "/", "~")):
             raise ModelLoadError(f"model file or folder {name!r} does not exist")
         elif _looks_like_repo_id(name):
@@ -649,7 +649,7 @@ def load_model(
     if upscaler_model:
         loaded.upscaler = load_upscaler(upscaler_model, dev, dtype)
     if inpaint_model:
-        inpaint_pipe, _ = load_pipeline(inpaint_model, dev, dtype, inpainting=True)
+        inpaint_pipe, _ = load_pipeline(inpaint_model, dev, dtype, config, inpainting=True)
         inpaint_pipe.to(device=dev, dtype=dtype)
         loaded.inpaint_override = inpaint_pipe
     log.info("loaded model %s (%s) on %s in %s", model, loaded.family.value, dev, dtype)

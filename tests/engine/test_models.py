@@ -263,11 +263,14 @@ def test_loading_a_single_safetensors_checkpoint(core, tmp_path, monkeypatch):
     checkpoint = tmp_path / "tiny.safetensors"
     _save_sd_checkpoint(core.model.pipe, checkpoint)
     # Offline, diffusers needs the component configs (tokenizer, scheduler, layer sizes) from a
-    # diffusers folder of the same architecture: IMAGINE_MODEL_CONFIG points at one.
+    # diffusers folder of the same architecture: EngineConfig.model_config (the bot's
+    # IMAGINE_MODEL_CONFIG) points at one. The engine reads the config, never the environment.
     configs = tmp_path / "configs"
     core.model.pipe.save_pretrained(configs)
-    monkeypatch.setenv("IMAGINE_MODEL_CONFIG", str(configs))
-    loaded = EngineCore(EngineConfig(model=str(checkpoint), device="cpu", warmup=False))
+    monkeypatch.setenv("IMAGINE_MODEL_CONFIG", str(tmp_path / "not-there"))
+    loaded = EngineCore(
+        EngineConfig(model=str(checkpoint), device="cpu", warmup=False, model_config=str(configs))
+    )
     assert loaded.load().family is Family.SD
     for ours, theirs in zip(
         loaded.model.unet.state_dict().values(), core.model.unet.state_dict().values(), strict=True
@@ -280,9 +283,11 @@ def test_loading_a_single_safetensors_checkpoint(core, tmp_path, monkeypatch):
 def test_a_single_file_without_configs_offline_says_what_to_do(core, tmp_path, monkeypatch):
     checkpoint = tmp_path / "tiny.safetensors"
     _save_sd_checkpoint(core.model.pipe, checkpoint)
-    monkeypatch.delenv("IMAGINE_MODEL_CONFIG", raising=False)
+    configs = tmp_path / "configs"
+    core.model.pipe.save_pretrained(configs)
+    monkeypatch.setenv("IMAGINE_MODEL_CONFIG", str(configs))  # ignored: only the config counts
     with pytest.raises(ModelLoadError, match="IMAGINE_MODEL_CONFIG"):
-        load_model(str(checkpoint), "cpu")
+        EngineCore(EngineConfig(model=str(checkpoint), device="cpu", warmup=False)).load()
 
 
 def test_a_model_shipping_pndm_gets_euler_on_the_same_schedule(core, tmp_path):
