@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bot.settings import Settings
+    from engine.api import EngineClient
 
 log = logging.getLogger(__name__)
 
@@ -43,23 +44,35 @@ def point_at_discord(api_base: str | None, gateway_url: str | None) -> None:
         DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
-async def run(settings: Settings) -> None:
+async def run(
+    settings: Settings,
+    *,
+    engine: EngineClient | None = None,
+    stopping: asyncio.Event | None = None,
+) -> None:
+    """Run the bot until SIGTERM/SIGINT (or until `stopping` is set), then shut down gracefully.
+
+    `engine` replaces the one the settings would build, and `stopping` stands in for a signal:
+    both are for running the bot inside another program (the tests); the process passes neither.
+    """
     from bot.discord.app import create_bot
     from bot.services import Services
 
     point_at_discord(settings.discord_api_base, settings.discord_gateway_url)
-    # Recovery waits until the bot's listener is in place, so a recovered job's result is posted.
-    services = await Services.start(settings, recover=lambda job: False)
+    services = await Services.open(settings, engine=engine)
     bot = None
     try:
+        # The bot adds its dispatcher listener here, before any job runs, so a recovered job's
+        # result is posted even when it finishes before Discord is connected.
         bot = create_bot(services)
-        recovered = await services.dispatcher.start(recover=lambda job: job.source == "discord")
+        recovered = await services.start_dispatching(recover=lambda job: job.source == "discord")
         if recovered:
             log.info("recovered %d Discord job(s)", len(recovered))
-        loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopping.set)
+        if stopping is None:
+            stopping = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stopping.set)
         client = asyncio.create_task(bot.start(settings.require_discord_token()), name="discord")
         waiter = asyncio.create_task(stopping.wait(), name="signals")
         done, _ = await asyncio.wait({client, waiter}, return_when=asyncio.FIRST_COMPLETED)

@@ -8,11 +8,11 @@ running jobs finish or go back to `queued`, the engine and the store close clean
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from bot.dispatcher import Dispatcher, Limits
+from bot.dispatcher import Dispatcher, Limits, Listener
 from bot.jobs import JobService
 from bot.settings import Settings
 from engine.api import EngineClient, ModelInfo
@@ -39,7 +39,8 @@ def build_engine(settings: Settings) -> EngineClient:
 
 @dataclass
 class Services:
-    """The running parts; build with `await Services.start(settings)`."""
+    """The running parts: `await Services.start(settings)`, or `Services.open` then
+    `start_dispatching` when listeners must be added in between (see `open`)."""
 
     settings: Settings
     store: Any  # storage.store.Store
@@ -49,21 +50,24 @@ class Services:
     jobs: JobService
     owns_engine: bool = True
     owns_store: bool = True
+    _dispatching: bool = field(default=False, repr=False)
 
     @classmethod
-    async def start(
+    async def open(
         cls,
         settings: Settings,
         engine: EngineClient | None = None,
         store: Any | None = None,
-        *,
-        recover: Callable[[Job], bool] | None = None,
     ) -> Services:
-        """Open the store (migrations run), start the engine, recover pending jobs, start dispatching.
+        """Open the store (migrations run) and start the engine, but start no job yet.
+
+        The first of two phases: a front end adds its dispatcher listeners to the result (the
+        Discord bot does in `create_bot`), then calls `start_dispatching`, so not even a
+        recovered job can finish before someone listens for its result. `stop()` closes what
+        was opened here either way.
 
         A given `engine` or `store` is used as is and is not closed by `stop()` (the caller owns
-        it); what is built here is closed here. `recover` picks which pending jobs this process
-        takes over (default: all).
+        it); what is built here is closed here.
         """
         owns_store = store is None
         if store is None:
@@ -77,22 +81,57 @@ class Services:
                 engine = build_engine(settings)
             info = await engine.start()
             log.info("engine ready: %s on %s, %d slot(s)", info.name, info.device, engine.slots)
-            limits = Limits(settings.max_running_per_user, settings.max_queued_per_user)
-            jobs: JobService | None = None
-
-            async def build_request(job: Job):
-                assert jobs is not None
-                return await jobs.build_request(job)
-
-            dispatcher = Dispatcher(store, engine, build_request, limits)
-            jobs = JobService(store, dispatcher, info, model_name=settings.model, versions=settings.versions)
-            services = cls(settings, store, engine, info, dispatcher, jobs, owns_engine, owns_store)
-            await dispatcher.start(recover=recover)
         except BaseException:
             if owns_engine and engine is not None:
                 await engine.close()
             if owns_store:
                 await store.close()
+            raise
+        limits = Limits(settings.max_running_per_user, settings.max_queued_per_user)
+        jobs: JobService | None = None
+
+        async def build_request(job: Job):
+            assert jobs is not None
+            return await jobs.build_request(job)
+
+        dispatcher = Dispatcher(store, engine, build_request, limits)
+        jobs = JobService(store, dispatcher, info, model_name=settings.model, versions=settings.versions)
+        return cls(settings, store, engine, info, dispatcher, jobs, owns_engine, owns_store)
+
+    async def start_dispatching(self, recover: Callable[[Job], bool] | None = None) -> list[str]:
+        """The second phase: recover pending jobs, then run jobs. Returns the recovered job ids.
+
+        `recover` picks which pending jobs this process takes over (default: all); the console
+        takes console jobs, the Discord bot Discord jobs. Listeners added before this call see
+        every update of the recovered jobs. Call it once.
+        """
+        if self._dispatching:
+            raise RuntimeError("the services are already dispatching; start_dispatching runs once")
+        self._dispatching = True
+        return await self.dispatcher.start(recover=recover)
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        engine: EngineClient | None = None,
+        store: Any | None = None,
+        *,
+        recover: Callable[[Job], bool] | None = None,
+        listeners: Iterable[Listener] = (),
+    ) -> Services:
+        """`open`, add `listeners` to the dispatcher, then `start_dispatching`, in one call.
+
+        For front ends whose listeners do not need the `Services` object to exist first; the
+        Discord bot needs it (the bot is built on the services), so it uses the two phases.
+        """
+        services = await cls.open(settings, engine=engine, store=store)
+        try:
+            for listener in listeners:
+                services.dispatcher.add_listener(listener)
+            await services.start_dispatching(recover=recover)
+        except BaseException:
+            await services.stop(grace_s=0.0)
             raise
         return services
 

@@ -1,4 +1,4 @@
-"""`imagine-bot` as a process: pointing discord.py at another Discord, and a clean SIGTERM."""
+"""`imagine-bot`: pointing discord.py at another Discord, recovery at startup, and a clean SIGTERM."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from bot.__main__ import point_at_discord
+from bot.__main__ import point_at_discord, run
+from bot.bench_dispatch import StandInEngine
+from bot.settings import Settings
 from storage.store import Store
-from tests.support.fake_discord import FakeDiscord
+from tests.support.fake_discord import FakeDiscord, assert_unpatched_discord
 
 TOKEN = "main-test-token"
 
@@ -36,6 +38,77 @@ def test_nothing_changes_without_the_settings(monkeypatch):
     point_at_discord(None, None)
     assert Route.BASE == "https://discord.com/api/v10"
     assert yarl.URL("wss://gateway.discord.gg/") == DiscordWebSocket.DEFAULT_GATEWAY
+
+
+@pytest.mark.timeout(120)
+async def test_a_job_left_queued_by_the_last_run_is_posted_as_a_reply_after_the_start(
+    tmp_path: Path, monkeypatch
+):
+    """The bot's listener exists before recovery, so a recovered job that finishes before Discord
+    is even connected still has its result posted, as a reply to the job's message."""
+    assert_unpatched_discord()
+    monkeypatch.setattr(Route, "BASE", Route.BASE)
+    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", DiscordWebSocket.DEFAULT_GATEWAY)
+    data_dir = tmp_path / "data"
+    async with FakeDiscord(token=TOKEN) as fake:
+        store = await Store.open(None, data_dir)
+        try:
+            job = await store.create_job(
+                kind="imagine",
+                source="discord",
+                user_id=int(fake.member["id"]),
+                user_name="member",
+                guild_id=fake.guild_id,
+                channel_id=fake.channel_id,
+                raw_prompt="a red kite",
+                prompt="a red kite",
+                width=64,
+                height=64,
+            )
+            grid_message_id = fake.snowflake()
+            await store.add_message(job.id, grid_message_id)
+            console_job = await store.create_job(
+                kind="imagine", source="console", user_id=1, user_name="operator", prompt="a console job"
+            )
+        finally:
+            await store.close()
+
+        settings = Settings(
+            data_dir=data_dir,
+            model="stand-in",
+            device="cpu",
+            discord_token=TOKEN,
+            discord_api_base=fake.api_base,
+            discord_gateway_url=fake.gateway_url,
+        )
+        engine = StandInEngine()
+        stopping = asyncio.Event()
+        bot = asyncio.create_task(run(settings, engine=engine, stopping=stopping))
+        try:
+
+            def reply() -> dict | None:
+                for message in fake.messages.values():
+                    reference = message.get("message_reference") or {}
+                    if reference.get("message_id") == str(grid_message_id) and message["attachments"]:
+                        return message
+                return None
+
+            posted = await fake.wait_for(
+                lambda: bot.done() or reply(), timeout=60, what="the recovered job's result"
+            )
+            assert not bot.done(), bot.exception()
+        finally:
+            stopping.set()
+            await asyncio.wait_for(bot, 60)
+    assert "a red kite" in posted["content"] and posted["components"]
+    assert engine.seen == [job.id]  # the console's pending job is left to the console
+    store = await Store.open(None, data_dir)
+    try:
+        done = await store.get_job(job.id)
+        assert done.status == "done" and int(posted["id"]) in done.message_ids
+        assert (await store.get_job(console_job.id)).status == "queued"
+    finally:
+        await store.close()
 
 
 @pytest.mark.slow
