@@ -14,6 +14,7 @@ so the repeats differ; permutations share the seed so they compare like for like
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import re
@@ -25,7 +26,15 @@ from typing import Any
 
 from bot.dispatcher import Dispatcher, LimitError, Limits
 from bot.logs import job_context
-from bot.prompt import Prompt, PromptError, dimensions_for, expand_permutations, parse_prompt
+from bot.prompt import (
+    DEFAULTS,
+    MAX_PERMUTATIONS,
+    Prompt,
+    PromptError,
+    dimensions_for,
+    expand_permutations,
+    parse_prompt,
+)
 from engine.api import (
     EngineRequest,
     ImageData,
@@ -46,6 +55,8 @@ CONSOLE_QUEUE_LIMIT = 200
 MIN_DERIVED_STEPS = 4  # the operator at the console is not rate-limited like a member
 PAN_DIRECTIONS = ("left", "right", "up", "down")
 _EXPLICIT_ASPECT = re.compile(r"(?:--|—)(?:ar|aspect)\b", re.IGNORECASE)
+_DEFAULTS = {**DEFAULTS, "negative": []}
+_PARAMETER_FIELDS = tuple(_DEFAULTS)  # the Prompt fields a `--parameter` sets
 
 __all__ = [
     "Action",
@@ -58,7 +69,58 @@ __all__ = [
     "Requester",
     "UnknownJobError",
     "cell_seed",
+    "prompts_with_suffix",
 ]
+
+
+def prompts_with_suffix(text: str, suffix: str = "") -> list[Prompt]:
+    """The prompts `text` expands to, each with the user's `/prefer suffix` added.
+
+    The suffix is added the way Midjourney adds it, at the end, but a parameter the prompt sets
+    itself wins over the suffix's copy of it (a member who types `--ar 1:1` with a `--ar 16:9`
+    suffix means 1:1, not "given twice"); `--no` terms from both add up. Words in the suffix
+    extend the description. `{a, b}` permutations in the prompt and in the suffix multiply.
+    """
+    prompt_texts = expand_permutations(text)
+    if not suffix:
+        return [parse_prompt(t) for t in prompt_texts]
+    suffix_texts = expand_permutations(suffix)
+    count = len(prompt_texts) * len(suffix_texts)
+    if count > MAX_PERMUTATIONS:
+        raise PromptError(
+            f"The `{{…}}` permutations of the prompt and your /prefer suffix make {count} prompts; "
+            f"the limit is {MAX_PERMUTATIONS}. Use fewer options or fewer groups."
+        )
+    return [_add_suffix(p, s) for p in prompt_texts for s in suffix_texts]
+
+
+def _add_suffix(prompt_text: str, suffix_text: str) -> Prompt:
+    own = parse_prompt(prompt_text)
+    # The suffix read as if typed after the prompt's description: its words join the
+    # description and its parameters are checked by the same parser as any prompt's.
+    combined = parse_prompt(" ".join([*own.image_urls, own.text, suffix_text]))
+    kept: dict[str, Any] = {}
+    for name in _PARAMETER_FIELDS:
+        value = getattr(combined, name)
+        if name == "negative":
+            kept[name] = list(dict.fromkeys([*own.negative, *value]))
+        elif value == _DEFAULTS[name] or _sets(prompt_text, name, value):
+            kept[name] = getattr(own, name)  # the suffix leaves it alone, or the prompt wins
+    return dataclasses.replace(combined, **kept)
+
+
+def _sets(prompt_text: str, name: str, value: Any) -> bool:
+    """Whether the prompt sets parameter `name` itself (even to its default value).
+
+    Asked of the parser: the prompt with the suffix's value of `name` added is refused as
+    "given twice" exactly when the prompt already gives it, under any of its spellings.
+    """
+    spelled = Prompt(text="x", **{name: value}).parameters
+    try:
+        parse_prompt(f"{prompt_text} {spelled}")
+    except PromptError as exc:
+        return exc.parameter == name
+    return False
 
 
 def cell_seed(seed: int, index: int) -> int:
@@ -160,10 +222,7 @@ class JobService:
             raise PromptError("the prompt is empty; describe the image you want")
         prefs = await self.store.user_prefs(requester.user_id)
         suffix = (getattr(prefs, "suffix", "") or "").strip()
-        if suffix:
-            text = f"{text} {suffix}"
-        texts = expand_permutations(text)
-        prompts = [parse_prompt(t) for t in texts]
+        prompts = prompts_with_suffix(text, suffix)
         for prompt in prompts:
             self._check_version(prompt)
             if prompt.image_urls and init_image is None:

@@ -113,6 +113,48 @@ async def test_the_users_prefer_suffix_is_added(env):
 
 
 @pytest.mark.parametrize(
+    ("typed", "expected", "ratio"),
+    [
+        # The prompt's own value wins, under any spelling; the suffix fills in the rest.
+        ("dunes --ar 1:1", "dunes --no people --stylize 250", (1, 1)),
+        ("dunes --aspect 3:2", "dunes --ar 3:2 --no people --stylize 250", (3, 2)),
+        ("dunes --s 100 --no sand", "dunes --ar 2:1 --no sand, people", (2, 1)),
+        (
+            "dunes --c 10 --stylize 50 --no people",
+            "dunes --ar 2:1 --chaos 10 --no people --stylize 50",
+            (2, 1),
+        ),
+    ],
+)
+async def test_a_parameter_in_both_prompt_and_suffix_takes_the_prompts_value(env, typed, expected, ratio):
+    store, _, _dispatcher, service = env
+    await store.set_user_suffix(ALICE.user_id, "--ar 2:1 --no people --s 250")
+    [job] = await service.imagine(ALICE, typed)
+    assert job.prompt == expected and job.raw_prompt == typed
+    assert (job.width, job.height) == dimensions_for(ratio, 64, 64, 8)
+
+
+async def test_suffix_words_extend_the_description_and_permutations_multiply(env):
+    store, _, _dispatcher, service = env
+    await store.set_user_suffix(ALICE.user_id, "in fog --ar {1:1, 2:1}")
+    jobs = await service.imagine(ALICE, "{red, blue} dunes --seed 3")
+    assert [job.prompt for job in jobs] == [
+        "red dunes in fog --seed 3",
+        "red dunes in fog --ar 2:1 --seed 3",
+        "blue dunes in fog --seed 3",
+        "blue dunes in fog --ar 2:1 --seed 3",
+    ]
+
+
+async def test_too_many_permutations_with_the_suffix_are_refused_and_nothing_is_queued(env):
+    store, engine, _dispatcher, service = env
+    await store.set_user_suffix(ALICE.user_id, "--s {1, 2, 3, 4, 5, 6}")
+    with pytest.raises(PromptError, match="prompt and your /prefer suffix make 42 prompts; the limit is 40"):
+        await service.imagine(ALICE, "{a, b, c, d, e, f, g} dunes")
+    assert await count_jobs(store) == 0 and engine.seen == []
+
+
+@pytest.mark.parametrize(
     ("prompt", "message"),
     [
         ("a cat --chaos 500", "--chaos"),
