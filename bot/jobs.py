@@ -201,7 +201,8 @@ class JobService:
         self.dispatcher = dispatcher
         self.info = info
         self.model_name = model_name or info.name
-        self.versions = dict(versions or {})
+        # `--v` values arrive lower-cased from the parser, so the configured names are too.
+        self.versions = {str(name).lower(): model for name, model in (versions or {}).items()}
         self._moderation = moderation or _default_moderation()
         self._rng = rng or random.SystemRandom()
 
@@ -565,7 +566,7 @@ class JobService:
         version = prompt.version
         if version is None:
             return
-        model = self.versions.get(str(version))
+        model = self.versions.get(str(version).lower())
         if model is None:
             known = ", ".join(sorted(self.versions)) or "none are configured (IMAGINE_VERSIONS)"
             raise PromptError(f"--v {version} is not a version this bot knows; available: {known}")

@@ -167,7 +167,11 @@ def _bool(get, name: str, default: bool) -> bool:
 
 
 def _versions(raw: str | None) -> Mapping[str, str]:
-    """`6=sdxl-base,turbo=sdxl-turbo` -> {"6": "sdxl-base", "turbo": "sdxl-turbo"} (what `--v` picks)."""
+    """`6=sdxl-base,Turbo=sdxl-turbo` -> {"6": "sdxl-base", "turbo": "sdxl-turbo"} (what `--v` picks).
+
+    Names are lower-cased: the prompt parser lower-cases what follows `--v`, so `--v turbo` and
+    `--v TURBO` both pick `Turbo`, and `Turbo` and `turbo` together are one name given twice.
+    """
     if raw is None:
         return MappingProxyType({})
     versions: dict[str, str] = {}
@@ -176,7 +180,7 @@ def _versions(raw: str | None) -> Mapping[str, str]:
         if not item:
             continue
         key, sep, model = item.partition("=")
-        key, model = key.strip(), model.strip()
+        key, model = key.strip().lower(), model.strip()
         if not sep or not key or not model or not _VERSION_KEY.match(key):
             raise SettingsError(
                 f"IMAGINE_VERSIONS has a bad entry {item!r}; use comma-separated VERSION=MODEL pairs, "

@@ -171,6 +171,16 @@ async def test_a_bad_prompt_is_refused_and_nothing_is_queued(env, prompt, messag
     assert await count_jobs(store) == 0 and engine.seen == []
 
 
+@pytest.mark.parametrize("typed", ["--v turbo", "--v TURBO", "--version Turbo"])
+async def test_v_picks_a_configured_version_whatever_its_case(env, typed):
+    store, _engine, dispatcher, _ = env
+    service = JobService(store, dispatcher, INFO, model_name="tiny", versions={"Turbo": "tiny"})
+    [job] = await service.imagine(ALICE, f"a cat {typed}")
+    assert job.prompt == "a cat --v turbo"
+    with pytest.raises(PromptError, match="--v fast is not a version this bot knows; available: turbo"):
+        await service.imagine(ALICE, "a cat --v fast")
+
+
 async def test_too_many_jobs_at_once_is_refused_before_any_row_exists(env):
     store, _engine, _, service = env
     with pytest.raises(LimitError, match="would queue 12 jobs"):

@@ -75,6 +75,7 @@ def test_every_variable_is_read():
         ("IMAGINE_ENGINE", "ray", "IMAGINE_ENGINE='ray' is not valid; use one of local, inprocess"),
         ("IMAGINE_VERSIONS", "6:sdxl", "IMAGINE_VERSIONS has a bad entry '6:sdxl'"),
         ("IMAGINE_VERSIONS", "6=a,6=b", "IMAGINE_VERSIONS names version '6' twice"),
+        ("IMAGINE_VERSIONS", "Turbo=a,turbo=b", "IMAGINE_VERSIONS names version 'turbo' twice"),
         ("IMAGINE_DATABASE_URL", "imagine.db", "IMAGINE_DATABASE_URL='imagine.db' is not a SQLAlchemy URL"),
         ("IMAGINE_DEV_GUILD_ID", "my-guild", "IMAGINE_DEV_GUILD_ID='my-guild' is not a whole number"),
     ],
@@ -83,6 +84,11 @@ def test_a_bad_value_names_the_setting_and_what_it_accepts(name, value, message)
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({name: value})
     assert str(caught.value).startswith(message)
+
+
+def test_version_names_are_lower_cased_like_the_prompts_v_value():
+    settings = Settings.from_env({"IMAGINE_VERSIONS": "SDXL=sdxl-base,Turbo=sdxl-turbo,6=sd15"})
+    assert dict(settings.versions) == {"sdxl": "sdxl-base", "turbo": "sdxl-turbo", "6": "sd15"}
 
 
 def test_missing_token_says_how_to_get_one():
