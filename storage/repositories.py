@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import Select, and_, delete, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, noload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from storage.files import StoredFile
 from storage.models import (
@@ -52,6 +53,15 @@ class JobRepository:
 
     async def get(self, job_id: str) -> Job | None:
         return await self.session.get(Job, job_id)
+
+    async def status(self, job_id: str) -> str | None:
+        """Just the job's status (None: no such job); the cheap check before work on a job."""
+        return await self.session.scalar(select(Job.status).where(Job.id == job_id))
+
+    async def get_without_images(self, job_id: str) -> Job | None:
+        """The job row alone, its `images` left empty: for a unit of work that sets them itself."""
+        stmt = select(Job).where(Job.id == job_id).options(noload(Job.images))
+        return await self.session.scalar(stmt)
 
     async def exists(self, job_id: str) -> bool:
         return (await self.session.scalar(select(Job.id).where(Job.id == job_id))) is not None
@@ -216,7 +226,11 @@ class ImageRepository:
                 )
             )
         self.session.add_all(rows)
-        await self.session.flush()
+        await self.session.flush()  # one multi-row INSERT; the rows get their ids
+        # The new rows are the whole collection: set it as loaded rather than reading it back.
+        set_committed_value(job, "images", sorted(rows, key=lambda row: row.index))
+        for row in rows:
+            set_committed_value(row, "job", job)
         return rows
 
     async def referenced_paths(self) -> set[str]:

@@ -185,41 +185,50 @@ class Store:
             raise InvalidInputError("timings must be a dict of phase name to seconds")
         check_job_id(job_id)
 
-        def check_status(job: Job) -> None:
-            if job.status not in PENDING:
-                raise JobStateError(
-                    f"job {job_id} is {job.status}; only a queued or running job can complete"
-                )
+        def check_status(job_id: str, status: str | None) -> None:
+            if status is None:
+                raise NotFoundError(f"no job with id {job_id!r}")
+            if status not in PENDING:
+                raise JobStateError(f"job {job_id} is {status}; only a queued or running job can complete")
 
-        # Refuse before writing any file.
-        job = await self.get_job(job_id)
-        if job is None:
-            raise NotFoundError(f"no job with id {job_id!r}")
-        check_status(job)
-
-        items: list[tuple[int, ImageLike]] = list(enumerate(images))
-        if grid is not None:
-            items.append((-1, grid))
-        stored = await asyncio.to_thread(self.files.write_many, job_id, items)
+        # Encoding is pure CPU work on the file workers and touches nothing, so it runs while the
+        # job's status is checked; no file is written unless the job may still complete.
+        pictures = [*images, grid] if grid is not None else list(images)
+        indexes = [*range(len(images)), -1] if grid is not None else list(range(len(images)))
+        status, encoded = await asyncio.gather(
+            self._read(lambda session: JobRepository(session).status(job_id)),
+            asyncio.to_thread(self.files.encode_many, pictures),
+            return_exceptions=True,
+        )
+        if isinstance(status, BaseException):
+            raise status
+        check_status(job_id, status)  # a missing or finished job is the clearer error of the two
+        if isinstance(encoded, BaseException):
+            raise encoded
+        stored = await asyncio.to_thread(
+            self.files.put_many,
+            job_id,
+            list(zip(indexes, encoded, strict=True)),  # type: ignore[arg-type]
+        )
         cells = [(item, seed) for item, seed in zip(stored[: len(images)], seeds, strict=True)]
         grid_file = stored[len(images)] if grid is not None else None
 
         async def work(session: AsyncSession) -> Job:
-            job = await self._job(session, job_id)
-            check_status(job)  # it may have been cancelled while the files were written
+            jobs = JobRepository(session)
+            job = await jobs.get_without_images(job_id)
+            check_status(job_id, job.status if job else None)  # it may have ended while files were written
+            assert job is not None
             await ImageRepository(session).replace_for_job(job, cells, grid_file)
             job.status = JobStatus.DONE.value
             job.finished_at = utcnow()
             job.error = None
             job.width, job.height = cells[0][0].width, cells[0][0].height
             job.timings = {**(job.timings or {}), **(timings or {})}
-            await session.flush()
-            await session.refresh(job, ["images"])
             return job
 
         try:
             job = await self._write(work)
-        except JobStateError:
+        except (JobStateError, NotFoundError):
             # Nothing points at the new files; remove them rather than leave orphans behind.
             await asyncio.to_thread(self.files.remove, [item.path for item in stored])
             raise

@@ -170,16 +170,16 @@ async def test_a_job_cancelled_while_its_files_were_written_is_not_marked_done(
     store: Store, monkeypatch
 ) -> None:
     job = await store.create_job(user_id=1, kind="imagine")
-    write_many = store.files.write_many
+    put_many = store.files.put_many
 
     def write_then_cancel(job_id, items):
-        stored = write_many(job_id, items)
+        stored = put_many(job_id, items)
         import asyncio
 
         asyncio.run(_cancel_elsewhere(store.db.url, store.files.data_dir, job_id))
         return stored
 
-    monkeypatch.setattr(store.files, "write_many", write_then_cancel)
+    monkeypatch.setattr(store.files, "put_many", write_then_cancel)
     with pytest.raises(JobStateError, match="is cancelled"):
         await store.complete_job(job.id, [raster()], seeds=[1])
     after = await store.get_job(job.id)
