@@ -479,15 +479,26 @@ async def _with_services(
     def ours(job: Job) -> bool:
         return job.source == "console"
 
+    def nothing(job: Job) -> bool:
+        return False
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await Store.open(settings.database_url, settings.data_dir)
     try:
-        if args.command == "resume" and not any(ours(job) for job in await store.pending_jobs()):
+        leftovers = sum(1 for job in await store.pending_jobs() if ours(job))
+        if args.command == "resume" and not leftovers:
             return await _resume(None, [], out)  # nothing to do: no need to start the engine
+        if args.command != "resume" and leftovers:
+            # Only `resume` takes them up: a new `run` must not wait behind (or re-run) old work.
+            out.stderr.write(
+                f"note: {leftovers} earlier console job(s) were left unfinished; "
+                "`imagine resume` finishes them\n"
+            )
         if not out.as_json and _isatty(out.stderr):
             out.stderr.write("starting the engine...\r")
             out.stderr.flush()
-        services = await Services.start(settings, engine=engine, store=store, recover=ours)
+        recover = ours if args.command == "resume" else nothing
+        services = await Services.start(settings, engine=engine, store=store, recover=recover)
         try:
             if args.command == "resume":
                 return await _resume(services, list(services.dispatcher.recovered), out)

@@ -230,3 +230,27 @@ async def test_an_engine_crash_mid_job_is_retried_once_and_the_job_ends_done(ima
         assert row.attempts == 2 and engine.worker_pid != pid
     finally:
         await store.close()
+
+
+async def test_run_leaves_earlier_unfinished_jobs_to_resume(imagine, data_dir):
+    """A new `run` neither re-runs nor waits on a job an earlier console left queued."""
+    from storage.store import Store
+
+    store = await Store.open(None, data_dir)
+    try:
+        leftover = await store.create_job(
+            kind="imagine",
+            user_id=0,
+            user_name="earlier",
+            source="console",
+            raw_prompt="left over --seed 9",
+            prompt="left over --seed 9",
+        )
+        code, out, err = await imagine("run", "a fresh one --seed 5 --quality .25", "--json")
+        assert code == 0, err
+        assert json.loads(out)["status"] == "done"
+        assert "1 earlier console job(s) were left unfinished" in err and "imagine resume" in err
+        assert (await store.get_job(leftover.id)).status == "queued"  # untouched by `run`
+        await store.fail_job(leftover.id, "test clean-up", status="cancelled")
+    finally:
+        await store.close()
