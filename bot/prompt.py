@@ -193,6 +193,7 @@ _PARAMS: tuple[_Param, ...] = (
     _Param("style", ("style",), "token", example="--style raw"),
     _Param("version", ("version", "v"), "token", example="--v sdxl"),
 )
+STYLES = ("raw",)  # --style values the engine knows; `raw` drops the preset's house style
 _BY_NAME: dict[str, _Param] = {name: p for p in _PARAMS for name in p.names}
 _KNOWN = ", ".join(f"--{p.names[0]}" for p in _PARAMS)
 
@@ -290,6 +291,11 @@ def _parse_value(p: _Param, typed: str, values: list[str]) -> Any:
                 f"{flag} takes a short name of letters, digits, `.`, `_` or `-`, e.g. `{p.example}`; "
                 f"got `{value}`.",
                 p.field,
+            )
+        if p.field == "style" and token not in STYLES:
+            # Only styles the engine acts on: a style that changed nothing would be silently ignored.
+            raise PromptError(
+                f"{flag} takes {', '.join(f'`{name}`' for name in STYLES)}; got `{value}`.", p.field
             )
         return token
     if p.kind == "aspect":

@@ -169,7 +169,6 @@ def test_every_image_extension(ext: str) -> None:
         ("--tile", "tile", True),
         ("--style raw", "style", "raw"),
         ("--style RAW", "style", "raw"),
-        ("--style 4a", "style", "4a"),
         ("--v sdxl", "version", "sdxl"),
         ("--v 6", "version", "6"),
         ("--version 5.2", "version", "5.2"),

@@ -165,6 +165,8 @@ def test_value_out_of_range_gives_the_range(text: str, param: str, range_text: s
         ("a --iw nan", "--iw", "number"),
         ("a --iw inf", "--iw", "number"),
         ("a --style raw!", "--style", "short name"),
+        ("a --style 4a", "--style", "takes `raw`"),
+        ("a --style cute", "--style", "got `cute`"),
         ("a --v sd/xl", "--v", "short name"),
         ("a --v " + "x" * 65, "--v", "short name"),
         ("a --seed 1 2", "--seed", "takes one value"),
