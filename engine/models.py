@@ -20,19 +20,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import (
-    AutoencoderKL,
-    DiffusionPipeline,
-    EulerDiscreteScheduler,
-    StableDiffusionImg2ImgPipeline,
-    StableDiffusionInpaintPipeline,
-    StableDiffusionPipeline,
-    StableDiffusionXLImg2ImgPipeline,
-    StableDiffusionXLInpaintPipeline,
-    StableDiffusionXLPipeline,
-    UNet2DConditionModel,
-)
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+from engine.quiet import quiet_libraries
+
+with quiet_libraries():  # importing the pipelines is where transformers' torchvision advice fires
+    from diffusers import (
+        AutoencoderKL,
+        DiffusionPipeline,
+        EulerDiscreteScheduler,
+        StableDiffusionImg2ImgPipeline,
+        StableDiffusionInpaintPipeline,
+        StableDiffusionPipeline,
+        StableDiffusionXLImg2ImgPipeline,
+        StableDiffusionXLInpaintPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from engine.api import Family
 from engine.presets import Preset, get_preset, preset_for_family
@@ -621,7 +625,18 @@ def load_model(
     config: str | None = None,
     upscaler_model: str | None = None,
 ) -> LoadedModel:
-    """Load a model onto its device in the right precision, once."""
+    """Load a model onto its device in the right precision, once (library chatter silenced)."""
+    with quiet_libraries():
+        return _load_model(model, device, inpaint_model, config, upscaler_model)
+
+
+def _load_model(
+    model: str,
+    device: str,
+    inpaint_model: str | None,
+    config: str | None,
+    upscaler_model: str | None,
+) -> LoadedModel:
     dev = resolve_device(device)
     dtype = dtype_for(dev)
     pipe, preset = load_pipeline(model, dev, dtype, config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from engine.api import EngineConfig, Failed, Family, PromptSpec
 from engine.core import EngineCore
 from engine.models import ModelLoadError, build_random_weights, build_tiny, load_model
 from engine.presets import PRESETS, get_preset
+from engine.quiet import quiet_libraries
 from tests.engine.conftest import finish, imagine, pixels
 
 
@@ -317,3 +319,19 @@ def test_full_size_random_architectures_for_the_benchmark(arch, unet_params, siz
     with torch.no_grad():
         out = pipe.unet(latents, 500, encoder_hidden_states=hidden, added_cond_kwargs=added).sample
     assert out.shape == latents.shape
+
+
+def test_loading_keeps_library_chatter_off_the_console(tmp_path, capfd, caplog):
+    # A saved folder is what operators load: diffusers' dtype advice and loading bars fire there.
+    build_tiny().save_pretrained(tmp_path / "model")
+    capfd.readouterr()
+    before = {name: logging.getLogger(name).level for name in ("transformers", "diffusers")}
+    load_model(str(tmp_path / "model"), "cpu")
+    err = capfd.readouterr().err
+    assert "float32" not in err and "Loading pipeline components" not in err, err
+    # Only for the load: the libraries' settings are back afterwards.
+    assert {name: logging.getLogger(name).level for name in before} == before
+    # Our own errors still get through inside the quiet block.
+    with quiet_libraries(), caplog.at_level(logging.ERROR, logger="engine"):
+        logging.getLogger("engine.models").error("our own error")
+    assert "our own error" in caplog.text
