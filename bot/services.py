@@ -22,16 +22,21 @@ log = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings) -> EngineClient:
-    """The engine the settings ask for; neither import below pulls torch into this process.
+    """The engine the settings ask for; none of the imports below pulls torch into this process.
 
     `local` (the default) spawns the engine process; `inprocess` runs the engine in a thread here
-    (tests, SimCord), which imports torch into this process when it starts.
+    (tests, SimCord), which imports torch into this process when it starts; `ray` deploys one
+    engine replica per GPU on a Ray cluster (Ray itself is imported when the engine starts).
     """
     config = settings.engine_config()
     if settings.engine == "inprocess":
         from engine.inprocess import InProcessEngine
 
         return InProcessEngine(config)
+    if settings.engine == "ray":
+        from engine.ray_serve import RayEngine
+
+        return RayEngine(config, replicas=settings.ray_replicas, address=settings.ray_address)
     from engine.local import LocalEngine
 
     return LocalEngine(config)

@@ -7,6 +7,7 @@ The environment wins over `.env` (the usual twelve-factor order: a deploy can ov
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -19,7 +20,10 @@ from dotenv import dotenv_values
 from engine.api import EngineConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-ENGINES = ("local", "inprocess")
+ENGINES = ("local", "inprocess", "ray")
+_ENGINE_DEFAULTS = EngineConfig()
+_RAY_ADDRESS = re.compile(r"^(auto|local|(ray://)?[A-Za-z0-9.\-\[\]:]+:\d+)$")
+_CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
@@ -46,6 +50,11 @@ class Settings:
     inpaint_model: str | None = None
     upscaler_model: str | None = None
     engine: str = "local"
+    engine_heartbeat_s: float = _ENGINE_DEFAULTS.heartbeat_s
+    engine_hang_timeout_s: float = _ENGINE_DEFAULTS.hang_timeout_s
+    ray_address: str | None = None  # None: RAY_ADDRESS, a Ray already running here, or a new local one
+    ray_replicas: int = 1
+    model_config: str | None = None
     versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
@@ -88,6 +97,31 @@ class Settings:
         engine = (get("IMAGINE_ENGINE") or "local").lower()
         if engine not in ENGINES:
             raise SettingsError(f"IMAGINE_ENGINE={engine!r} is not valid; use one of {', '.join(ENGINES)}")
+        heartbeat_s = _seconds(get, "IMAGINE_ENGINE_HEARTBEAT_S", _ENGINE_DEFAULTS.heartbeat_s)
+        hang_timeout_s = _seconds(get, "IMAGINE_ENGINE_HANG_TIMEOUT_S", _ENGINE_DEFAULTS.hang_timeout_s)
+        if hang_timeout_s <= heartbeat_s:
+            raise SettingsError(
+                f"IMAGINE_ENGINE_HANG_TIMEOUT_S={hang_timeout_s:g} must be longer than "
+                f"IMAGINE_ENGINE_HEARTBEAT_S={heartbeat_s:g}, or a healthy engine would look hung"
+            )
+        ray_address = get("IMAGINE_RAY_ADDRESS")
+        if ray_address is not None and not _RAY_ADDRESS.match(ray_address):
+            raise SettingsError(
+                f"IMAGINE_RAY_ADDRESS={ray_address!r} is not a Ray address; use auto (the cluster this "
+                "machine belongs to), local (a new one here), HOST:PORT or ray://HOST:PORT"
+            )
+        ray_replicas = _int(get, "IMAGINE_RAY_REPLICAS", 1, minimum=1)
+        if engine != "ray":
+            # Ray settings without the Ray engine are almost always a forgotten IMAGINE_ENGINE=ray:
+            # running on one GPU while the operator expects a cluster is worse than not starting.
+            stray = [name for name in ("IMAGINE_RAY_ADDRESS", "IMAGINE_RAY_REPLICAS") if get(name)]
+            if stray:
+                raise SettingsError(
+                    f"{' and '.join(stray)} only apply to IMAGINE_ENGINE=ray, but IMAGINE_ENGINE is "
+                    f"{engine}; set IMAGINE_ENGINE=ray or remove them"
+                )
+        model = get("IMAGINE_MODEL") or "tiny"
+        model_config = _model_config(get("IMAGINE_MODEL_CONFIG"), model)
         database_url = get("IMAGINE_DATABASE_URL")
         if database_url is not None and "://" not in database_url:
             raise SettingsError(
@@ -97,7 +131,7 @@ class Settings:
         return cls(
             data_dir=data_dir,
             database_url=database_url,
-            model=get("IMAGINE_MODEL") or "tiny",
+            model=model,
             device=device,
             discord_token=get("DISCORD_TOKEN"),
             max_running_per_user=_int(get, "IMAGINE_MAX_RUNNING_PER_USER", 3, minimum=1),
@@ -107,6 +141,11 @@ class Settings:
             inpaint_model=get("IMAGINE_INPAINT_MODEL"),
             upscaler_model=get("IMAGINE_UPSCALER_MODEL"),
             engine=engine,
+            engine_heartbeat_s=heartbeat_s,
+            engine_hang_timeout_s=hang_timeout_s,
+            ray_address=ray_address,
+            ray_replicas=ray_replicas,
+            model_config=model_config,
             versions=_versions(get("IMAGINE_VERSIONS")),
             discord_api_base=get("IMAGINE_DISCORD_API_BASE"),
             discord_gateway_url=get("IMAGINE_DISCORD_GATEWAY_URL"),
@@ -120,6 +159,9 @@ class Settings:
             device=self.device,
             inpaint_model=self.inpaint_model,
             upscaler_model=self.upscaler_model,
+            model_config=self.model_config,
+            heartbeat_s=self.engine_heartbeat_s,
+            hang_timeout_s=self.engine_hang_timeout_s,
         )
 
     def require_discord_token(self) -> str:
@@ -143,6 +185,42 @@ def _int(get, name: str, default: int, *, minimum: int) -> int:
     if value < minimum:
         raise SettingsError(f"{name}={value} is too small; use an integer >= {minimum}")
     return value
+
+
+def _seconds(get, name: str, default: float) -> float:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds, e.g. {default:g}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be a number of seconds above 0, e.g. {default:g}")
+    return value
+
+
+def _model_config(raw: str | None, model: str) -> str | None:
+    """The folder (or cached Hub repo id) with the component configs for a single-file checkpoint.
+
+    Only a `.safetensors`/`.ckpt` model uses it, so with any other model it is a mistake worth
+    naming; a path that is not a folder would otherwise fail deep inside the engine's load.
+    """
+    if raw is None:
+        return None
+    if not model.lower().endswith(_CHECKPOINT_SUFFIXES):
+        raise SettingsError(
+            f"IMAGINE_MODEL_CONFIG is only used when IMAGINE_MODEL is a single .safetensors or .ckpt "
+            f"file, but IMAGINE_MODEL is {model!r}; remove IMAGINE_MODEL_CONFIG"
+        )
+    path = Path(raw).expanduser()
+    looks_like_path = raw.startswith((".", "/", "~")) or path.exists()
+    if looks_like_path and not path.is_dir():
+        raise SettingsError(
+            f"IMAGINE_MODEL_CONFIG={raw!r} is not a folder; point it at a diffusers model folder of "
+            "the checkpoint's architecture (model_index.json and the component config files)"
+        )
+    return str(path) if looks_like_path else raw
 
 
 def _optional_int(get, name: str) -> int | None:

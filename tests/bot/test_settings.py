@@ -24,6 +24,9 @@ def test_nothing_set_gives_the_documented_defaults():
     assert (settings.max_running_per_user, settings.max_queued_per_user) == (3, 10)
     assert (settings.log_level, settings.log_json) == ("INFO", False)
     assert settings.discord_token is None and dict(settings.versions) == {}
+    assert (settings.ray_address, settings.ray_replicas, settings.model_config) == (None, 1, None)
+    config = settings.engine_config()
+    assert (config.heartbeat_s, config.hang_timeout_s, config.model_config) == (2.0, 120.0, None)
 
 
 def test_every_variable_is_read():
@@ -72,7 +75,34 @@ def test_every_variable_is_read():
         ("IMAGINE_MAX_QUEUED_PER_USER", "0", "IMAGINE_MAX_QUEUED_PER_USER=0 is too small"),
         ("IMAGINE_LOG_LEVEL", "loud", "IMAGINE_LOG_LEVEL='LOUD' is not valid; use one of DEBUG, INFO"),
         ("IMAGINE_LOG_JSON", "maybe", "IMAGINE_LOG_JSON='maybe' is not a boolean"),
-        ("IMAGINE_ENGINE", "ray", "IMAGINE_ENGINE='ray' is not valid; use one of local, inprocess"),
+        ("IMAGINE_ENGINE", "gpu", "IMAGINE_ENGINE='gpu' is not valid; use one of local, inprocess, ray"),
+        (
+            "IMAGINE_ENGINE_HEARTBEAT_S",
+            "0",
+            "IMAGINE_ENGINE_HEARTBEAT_S='0' must be a number of seconds above 0",
+        ),
+        ("IMAGINE_ENGINE_HEARTBEAT_S", "nan", "IMAGINE_ENGINE_HEARTBEAT_S='nan' must be a number of seconds"),
+        (
+            "IMAGINE_ENGINE_HANG_TIMEOUT_S",
+            "2m",
+            "IMAGINE_ENGINE_HANG_TIMEOUT_S='2m' is not a number of seconds",
+        ),
+        (
+            "IMAGINE_ENGINE_HANG_TIMEOUT_S",
+            "1.5",
+            "IMAGINE_ENGINE_HANG_TIMEOUT_S=1.5 must be longer than IMAGINE_ENGINE_HEARTBEAT_S=2",
+        ),
+        (
+            "IMAGINE_RAY_REPLICAS",
+            "4",
+            "IMAGINE_RAY_REPLICAS only apply to IMAGINE_ENGINE=ray, but IMAGINE_ENGINE is local",
+        ),
+        ("IMAGINE_RAY_ADDRESS", "auto", "IMAGINE_RAY_ADDRESS only apply to IMAGINE_ENGINE=ray"),
+        (
+            "IMAGINE_MODEL_CONFIG",
+            "/models/sd15",
+            "IMAGINE_MODEL_CONFIG is only used when IMAGINE_MODEL is a single",
+        ),
         ("IMAGINE_VERSIONS", "6:sdxl", "IMAGINE_VERSIONS has a bad entry '6:sdxl'"),
         ("IMAGINE_VERSIONS", "6=a,6=b", "IMAGINE_VERSIONS names version '6' twice"),
         ("IMAGINE_VERSIONS", "Turbo=a,turbo=b", "IMAGINE_VERSIONS names version 'turbo' twice"),
@@ -84,6 +114,52 @@ def test_a_bad_value_names_the_setting_and_what_it_accepts(name, value, message)
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({name: value})
     assert str(caught.value).startswith(message)
+
+
+def test_ray_settings_reach_the_ray_engine_and_engine_timings_reach_the_engine_config():
+    settings = Settings.from_env(
+        {
+            "IMAGINE_ENGINE": "Ray",
+            "IMAGINE_RAY_ADDRESS": "ray://head.internal:10001",
+            "IMAGINE_RAY_REPLICAS": "4",
+            "IMAGINE_ENGINE_HEARTBEAT_S": "0.5",
+            "IMAGINE_ENGINE_HANG_TIMEOUT_S": "30",
+        }
+    )
+    assert (settings.engine, settings.ray_address, settings.ray_replicas) == (
+        "ray",
+        "ray://head.internal:10001",
+        4,
+    )
+    config = settings.engine_config()
+    assert (config.heartbeat_s, config.hang_timeout_s) == (0.5, 30.0)
+
+
+@pytest.mark.parametrize("address", ["auto", "local", "10.0.0.5:6379", "ray://10.0.0.5:10001", "[::1]:6379"])
+def test_ray_addresses_ray_understands_are_accepted(address):
+    settings = Settings.from_env({"IMAGINE_ENGINE": "ray", "IMAGINE_RAY_ADDRESS": address})
+    assert settings.ray_address == address
+
+
+@pytest.mark.parametrize("address", ["head.internal", "http://10.0.0.5:8265", "auto:1 x"])
+def test_a_ray_address_without_a_port_or_with_a_scheme_ray_does_not_take_is_refused(address):
+    with pytest.raises(SettingsError, match=r"IMAGINE_RAY_ADDRESS=.* is not a Ray address; use auto"):
+        Settings.from_env({"IMAGINE_ENGINE": "ray", "IMAGINE_RAY_ADDRESS": address})
+
+
+def test_model_config_is_a_folder_used_for_a_single_file_checkpoint(tmp_path):
+    configs = tmp_path / "sd15-configs"
+    configs.mkdir()
+    checkpoint = {"IMAGINE_MODEL": str(tmp_path / "dreamy.safetensors")}
+    settings = Settings.from_env({**checkpoint, "IMAGINE_MODEL_CONFIG": str(configs)})
+    assert settings.engine_config().model_config == str(configs)
+    # A Hub repo id (already in the Hugging Face cache) is taken as it is.
+    settings = Settings.from_env({**checkpoint, "IMAGINE_MODEL_CONFIG": "runwayml/stable-diffusion-v1-5"})
+    assert settings.engine_config().model_config == "runwayml/stable-diffusion-v1-5"
+    (tmp_path / "dreamy.safetensors").write_bytes(b"")
+    for not_a_folder in (str(tmp_path / "missing"), str(tmp_path / "dreamy.safetensors"), "./nowhere"):
+        with pytest.raises(SettingsError, match=r"IMAGINE_MODEL_CONFIG=.* is not a folder"):
+            Settings.from_env({**checkpoint, "IMAGINE_MODEL_CONFIG": not_a_folder})
 
 
 def test_version_names_are_lower_cased_like_the_prompts_v_value():
