@@ -93,17 +93,47 @@ async def bench_inserts(store: Store, count: int) -> None:
     print(f"create_job, {tasks} writers at once: {tasks * per_task / elapsed:6.0f} jobs/s")
 
 
-async def bench_complete(store: Store, size: int, repeat: int) -> None:
+async def bench_complete(store: Store, width: int, height: int, repeat: int) -> None:
     rng = random.Random(1)
-    cells = [_Raster(size, size, rng) for _ in range(4)]
-    grid = _Raster(size * 2, size * 2, rng)
+    cells = [_Raster(width, height, rng) for _ in range(4)]
+    grid = _Raster(width * 2, height * 2, rng)
     times = []
     for _ in range(repeat):
         job = await store.create_job(user_id=1, kind="imagine")
         start = time.perf_counter()
         await store.complete_job(job.id, cells, seeds=[1, 2, 3, 4], grid=grid, timings={})
         times.append(time.perf_counter() - start)
-    print(f"complete_job 4x{size}² + {size * 2}² grid (PNG, fsync): {_ms(times)}")
+    label = f"4x{width}x{height} + {width * 2}x{height * 2} grid"
+    print(f"complete_job {label:28s} (PNG, fsync): {_ms(times)}")
+
+
+def bench_encode(size: int, repeat: int) -> None:
+    """One cell encoded by Pillow (level 1, what the store used before) and by `storage.png`, one thread."""
+    import io
+
+    from PIL import Image as PILImage
+
+    from storage import png
+
+    raster = _Raster(size, size, random.Random(2))
+    picture = PILImage.frombytes("RGB", (size, size), raster.rgb)
+
+    def pillow() -> bytes:
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG", compress_level=1)
+        return buffer.getvalue()
+
+    for name, encode in (
+        ("Pillow level 1", pillow),
+        (f"storage.png, {png.DEFAULT_DEFLATER.name}", lambda: png.encode(picture)),
+        (f"storage.png, {png.STDLIB_DEFLATER.name}", lambda: png.encode(picture, png.STDLIB_DEFLATER)),
+    ):
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            data = encode()
+            times.append(time.perf_counter() - start)
+        print(f"PNG encode {size}x{size}, {name:26s} {_ms(times)}  {len(data) / 1e6:5.2f} MB")
 
 
 async def bulk_load(store: Store, total: int, seed: int = 7) -> tuple[list[str], str]:
@@ -249,8 +279,11 @@ async def main(argv: list[str] | None = None) -> None:
                 f"storage benchmark on {backend} ({store.db.engine.url.render_as_string(hide_password=True)})"
             )
             await bench_inserts(store, args.inserts)
-            await bench_complete(store, 512, 5)
-            await bench_complete(store, 1024, 3)
+            for size in (512, 1024):
+                bench_encode(size, 5)
+            await bench_complete(store, 176, 96, 20)
+            await bench_complete(store, 512, 512, 10)
+            await bench_complete(store, 1024, 1024, 5)
             ids, leaf = await bulk_load(store, args.jobs)
             await bench_queries(store, ids, leaf, args.repeat)
         finally:

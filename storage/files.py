@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 from PIL import Image as PILImage
 
 from storage import png
@@ -71,10 +72,13 @@ def check_job_id(job_id: str) -> str:
     return job_id
 
 
-def to_pil(image: ImageLike) -> PILImage.Image:
-    """An RGB PIL image from raw RGB pixels or a PIL image, with a clear error for anything else."""
+def to_pixels(image: ImageLike) -> np.ndarray:
+    """(height, width, 3) uint8 RGB pixels, a view of raw RGB bytes where possible (no copy).
+
+    Anything else gets a clear error, raised before any file is touched.
+    """
     if isinstance(image, PILImage.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     if isinstance(image, RasterImage):
         width, height, rgb = image.width, image.height, image.rgb
         if not (isinstance(width, int) and isinstance(height, int)) or width <= 0 or height <= 0:
@@ -83,15 +87,19 @@ def to_pil(image: ImageLike) -> PILImage.Image:
             raise InvalidInputError(
                 f"a {width}x{height} RGB image needs {width * height * 3} bytes, got {len(rgb)}"
             )
-        return PILImage.frombytes("RGB", (width, height), bytes(rgb))
+        return np.frombuffer(rgb, dtype=np.uint8).reshape(height, width, 3)
     raise InvalidInputError(
         f"cannot store a {type(image).__name__}: "
         "expected an object with width, height and rgb, or a PIL image"
     )
 
 
-def _area(pictures: Sequence[PILImage.Image]) -> int:
-    return sum(picture.width * picture.height for picture in pictures)
+def to_pil(image: ImageLike) -> PILImage.Image:
+    """An RGB PIL image from raw RGB pixels or a PIL image, with a clear error for anything else."""
+    if isinstance(image, PILImage.Image):
+        return image if image.mode == "RGB" else image.convert("RGB")
+    pixels = to_pixels(image)
+    return PILImage.frombytes("RGB", (pixels.shape[1], pixels.shape[0]), pixels.tobytes())
 
 
 def _make_dirs(folder: Path) -> list[Path]:
@@ -183,12 +191,12 @@ class ImageFiles:
         Blocking: call it from a worker thread. A picture that is not RGB pixels is refused with
         `InvalidInputError` before any work starts.
         """
-        pictures = [to_pil(image) for image in images]
-        pool = _pool() if len(pictures) > 1 or _area(pictures) * 3 > png.BAND_BYTES else None
+        pictures = [to_pixels(image) for image in images]
+        pool = _pool() if len(pictures) > 1 or sum(p.size for p in pictures) > png.BAND_BYTES else None
         pieces = png.encode_many(pictures, run=pool.map if pool else None, deflater=self.deflater)
         return [
-            EncodedImage(tuple(parts), picture.width, picture.height)
-            for parts, picture in zip(pieces, pictures, strict=True)
+            EncodedImage(tuple(parts), pixels.shape[1], pixels.shape[0])
+            for parts, pixels in zip(pieces, pictures, strict=True)
         ]
 
     def write(self, job_id: str, index: int, image: ImageLike) -> StoredFile:
@@ -313,4 +321,13 @@ class ImageFiles:
             yield path.relative_to(self.data_dir).as_posix(), mtime
 
 
-__all__ = ["EncodedImage", "ImageFiles", "ImageLike", "RasterImage", "StoredFile", "check_job_id", "to_pil"]
+__all__ = [
+    "EncodedImage",
+    "ImageFiles",
+    "ImageLike",
+    "RasterImage",
+    "StoredFile",
+    "check_job_id",
+    "to_pil",
+    "to_pixels",
+]
