@@ -36,22 +36,24 @@ UNKNOWN_JOB = "I can't find job `{job_id}`; it may have been removed."
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions whose message is meant for the member (everything else is a bug)."""
-    from bot import jobs, moderation, prompt
-    from bot.discord import fetch
+    from bot.discord.fetch import ImageFetchError
     from bot.dispatcher import LimitError
+    from bot.jobs import JobError
+    from bot.moderation import BannedError, BlockedError
+    from bot.prompt import PromptError
+    from storage.errors import DatabaseBusyError, JobStateError
 
-    errors: list[type[BaseException]] = [
-        prompt.PromptError,
-        moderation.BannedError,
-        moderation.BlockedError,
+    # JobError covers an unknown or hidden job, a job not done yet and a bad cell index.
+    return (
+        PromptError,
+        BannedError,
+        BlockedError,
         LimitError,
-        fetch.ImageFetchError,
-    ]
-    for name in ("JobError", "UnknownJobError", "JobHiddenError", "ActionError", "JobStateError"):
-        cls = getattr(jobs, name, None)
-        if isinstance(cls, type) and issubclass(cls, Exception):
-            errors.append(cls)
-    return tuple(errors)
+        ImageFetchError,
+        JobError,
+        JobStateError,
+        DatabaseBusyError,  # "the database stayed busy …; please try again in a moment"
+    )
 
 
 def requester_for(interaction: discord.Interaction) -> Any:
@@ -180,6 +182,10 @@ class JobActions:
         if spec.action == "zoom_custom":
             from bot.discord.views.zoom import CustomZoomModal
 
+            too_long = CustomZoomModal.too_long(job)
+            if too_long is not None:
+                await refuse(interaction, too_long)
+                return
             await interaction.response.send_modal(CustomZoomModal(self, job))
             return
         await interaction.response.defer()

@@ -8,6 +8,7 @@ memory and nothing to re-register per message.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,8 @@ import discord
 
 if TYPE_CHECKING:
     from bot.discord.app import ImagineBot
+
+log = logging.getLogger(__name__)
 
 # Actions and their exact labels (DESIGN.md fixes the labels; users and tests read them).
 GRID_ROWS: tuple[tuple[str, ...], ...] = (
@@ -99,7 +102,15 @@ class JobButton(
 
     async def callback(self, interaction: discord.Interaction) -> None:
         bot: ImagineBot = interaction.client  # type: ignore[assignment]
-        await bot.actions.on_button(interaction, self.spec)
+        try:
+            await bot.actions.on_button(interaction, self.spec)
+        except Exception:
+            # Left to discord.py, a bug here is one log line and "This interaction failed" (or a
+            # deferral that never resolves) for the member; say something, and log the job.
+            log.exception("button %s on job %s failed", self.spec.action, self.spec.job_id)
+            from bot.discord.app import _answer_internal_error
+
+            await _answer_internal_error(interaction)
 
 
 def job_view(rows: list[list[ButtonSpec]]) -> discord.ui.View:

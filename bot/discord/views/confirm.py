@@ -33,9 +33,7 @@ class ConfirmJobsView(discord.ui.View):
 
     async def on_timeout(self) -> None:
         with contextlib.suppress(discord.HTTPException):
-            await self.question.edit_original_response(
-                content="Nothing was started: no answer in time.", view=None
-            )
+            await self.question.edit_original_response(content=EXPIRED, view=None)
 
     @discord.ui.button(label="Yes", style=discord.ButtonStyle.success)
     async def yes(self, interaction: discord.Interaction, button: discord.ui.Button[ConfirmJobsView]) -> None:

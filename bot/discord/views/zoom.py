@@ -6,6 +6,7 @@ words or `--ar` (the zoomed-out image then takes the new aspect ratio).
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import discord
@@ -16,7 +17,12 @@ if TYPE_CHECKING:
     from bot.discord.actions import JobActions
     from storage.models import Job
 
+log = logging.getLogger(__name__)
+
 DEFAULT_ZOOM = "1.5"
+PROMPT_LIMIT = 4000
+"""Discord's most for a text input; a job whose prompt is longer cannot be offered for editing
+(Discord refuses the whole modal), so `too_long` gives the member a reason instead."""
 
 
 class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
@@ -29,8 +35,19 @@ class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
         label="Prompt (you may change it, and --ar)",
         custom_id="prompt",
         style=discord.TextStyle.paragraph,
-        max_length=1500,
+        max_length=PROMPT_LIMIT,
     )
+
+    @staticmethod
+    def too_long(job: Job) -> str | None:
+        """Why this job's prompt cannot go into the modal, or None when it fits."""
+        length = len(job.prompt or "")
+        if length <= PROMPT_LIMIT:
+            return None
+        return (
+            f"This job's prompt is {length:,} characters; Custom Zoom can edit at most "
+            f"{PROMPT_LIMIT:,}. Use Zoom Out 2x or 1.5x, or /imagine a shorter prompt."
+        )
 
     def __init__(self, actions: JobActions, job: Job) -> None:
         super().__init__(timeout=15 * 60)
@@ -39,6 +56,17 @@ class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
         self.prompt.default = job.prompt
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
+        try:
+            await self._submit(interaction)
+        except Exception:
+            # Left to discord.py, a bug here is one log line and a deferral that never resolves
+            # for the member; tell them, and log which job it was.
+            log.exception("Custom Zoom on job %s failed", self.job.id)
+            from bot.discord.app import _answer_internal_error
+
+            await _answer_internal_error(interaction)
+
+    async def _submit(self, interaction: discord.Interaction) -> None:
         text = (self.zoom.value or "").strip().rstrip("xX")
         try:
             zoom = float(text)

@@ -205,3 +205,34 @@ async def test_without_send_messages_a_click_is_answered_through_the_interaction
     single = await world.job_of(followup.id)
     assert single.parent_id == job.id and single.user_id == world.bob.id
     assert len(followup.attachments) == 1 and not followup.ephemeral
+
+
+async def test_custom_zoom_offers_a_long_prompt_whole(world):
+    words = "a red fox in deep snow under a pale winter sky, " * 60  # about 3,000 characters
+    grid, _ = await imagine(world, world.alice, words.strip() + " --seed 4")
+    single, job = await click(world, world.alice, grid, "U1")
+
+    shown = await world.alice.click(single, label="Custom Zoom")
+
+    assert shown.modal is not None
+    [prompt] = [c for row in shown.modal["components"] for c in _inputs(row) if c["custom_id"] == "prompt"]
+    assert prompt["value"] == job.prompt and len(job.prompt) > 1500
+    assert prompt["max_length"] >= len(job.prompt)
+
+
+async def test_custom_zoom_of_a_prompt_too_long_for_a_form_says_so(world):
+    words = "a red fox in deep snow under a pale winter sky, " * 95  # about 4,700 characters
+    grid, _ = await imagine(world, world.alice, words.strip())
+    single, job = await click(world, world.alice, grid, "U1")
+    before = world.channel.last_message.id
+
+    result = await world.alice.click(single, label="Custom Zoom")
+
+    assert result.modal is None and result.ephemeral
+    assert f"prompt is {len(job.prompt):,} characters" in result.response.content
+    assert "at most 4,000" in result.response.content
+    assert world.channel.last_message.id == before
+
+
+def _inputs(row: dict) -> list[dict]:
+    return row.get("components", [row.get("component", {})])
