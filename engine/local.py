@@ -451,7 +451,7 @@ class _WorkerProcess:
             if isinstance(message, Heartbeat):
                 continue
             if isinstance(message, WorkerLog):
-                logging.getLogger(message.name).log(message.level, "%s", message.message)
+                _relay(message)
                 continue
             if not _call_soon(loop, on_message, self, message, received_at):
                 return
@@ -473,6 +473,13 @@ class _WorkerProcess:
         with contextlib.suppress(OSError):
             self.conn.close()
         _live_workers.discard(self)
+
+
+def _relay(message: WorkerLog) -> None:
+    """Re-emit a worker's log record here; its job id goes on the record as `job_id`, so any
+    filter or formatter can show it (the reader thread has no job context of its own)."""
+    extra = {"job_id": message.job_id} if message.job_id is not None else None
+    logging.getLogger(message.name).log(message.level, "%s", message.message, extra=extra)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: object) -> bool:

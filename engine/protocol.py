@@ -83,11 +83,16 @@ class JobEvent:
 
 @dataclass(frozen=True)
 class WorkerLog:
-    """A log record of the worker, re-emitted by the parent under the same logger name."""
+    """A log record of the worker, re-emitted by the parent under the same logger name.
+
+    `job_id` is the job the worker was running when the record was made (None outside a job);
+    the parent puts it on the re-emitted record, so the bot's logs tag engine lines like its own.
+    """
 
     name: str
     level: int
     message: str
+    job_id: str | None = None
 
 
 ChildMessage = Ready | LoadFailed | Heartbeat | JobEvent | WorkerLog

@@ -18,6 +18,8 @@ torch is imported only here and below (through the core), never by the parent.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import faulthandler
 import importlib
@@ -48,6 +50,9 @@ from engine.protocol import (
 
 log = logging.getLogger(__name__)
 
+# The job the main thread is running: log records made meanwhile carry its id to the parent.
+current_job: contextvars.ContextVar[str | None] = contextvars.ContextVar("engine_job_id", default=None)
+
 CANCELLED = "cancelled"
 NO_RESULT = "The engine ended this job without a result; this is a bug in the engine."
 
@@ -62,7 +67,15 @@ def main(
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
     worker = _Worker(conn, config)
     _forward_logs(worker.send, log_level)
-    sys.exit(worker.serve(core))
+    code = worker.serve(core)
+    # Everything the parent needs has been sent (the pipe writes are synchronous). A normal exit
+    # would now tear the interpreter down module by module, which with torch and diffusers loaded
+    # takes seconds, and the parent's close() waits for it; the OS frees memory and the GPU anyway.
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def load_core_class(path: str) -> Callable[[EngineConfig], Any]:
@@ -166,9 +179,11 @@ class _Worker:
         def should_stop() -> bool:
             return self._stopping.is_set() or job_id in self._cancelled
 
+        token = current_job.set(job_id)
         try:
             run_job(core, job.request, send, should_stop)
         finally:
+            current_job.reset(token)
             with self._state_lock:
                 self._known.discard(job_id)
                 self._cancelled.discard(job_id)
@@ -253,7 +268,10 @@ class _PipeLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._send(WorkerLog(name=record.name, level=record.levelno, message=self.format(record)))
+            job_id = getattr(record, "job_id", None) or current_job.get()
+            self._send(
+                WorkerLog(name=record.name, level=record.levelno, message=self.format(record), job_id=job_id)
+            )
         except Exception:
             self.handleError(record)
 

@@ -82,3 +82,31 @@ async def test_closing_while_the_model_loads_stops_the_worker_at_once() -> None:
     assert engine.worker_pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # gone and reaped: no orphan left loading a model
+
+
+async def test_worker_log_lines_carry_their_job_id_and_library_chatter_stays_off_the_console(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A fresh worker as in production (warm-up included): transformers' torchvision advice and
+    # diffusers' dtype notes would fire in it now, on the stderr it shares with this process.
+    caplog.set_level(logging.INFO)
+    engine = LocalEngine(EngineConfig(model="tiny", device="cpu"))
+    try:
+        await engine.start()
+        pid = engine.worker_pid
+        request = ImagineRequest(
+            job_id="too-small", prompt=PromptSpec.single("x"), seeds=(1,), width=8, height=8
+        )
+        events = [event async for event in engine.submit(request)]
+    finally:
+        await engine.close()
+
+    assert "too small" in events[-1].reason
+    refused = [r for r in caplog.records if r.name == "engine.core" and "refused" in r.getMessage()]
+    assert [r.job_id for r in refused] == ["too-small"]  # relayed from the worker with the job's id
+    ready = [r for r in caplog.records if r.name == "engine.worker" and "loaded" in r.getMessage()]
+    assert ready and not hasattr(ready[0], "job_id")  # a line outside any job claims none
+    err = capfd.readouterr().err
+    assert "torchvision" not in err and "float32" not in err and "Traceback" not in err, err
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the idle worker exited on the shutdown message and was reaped
