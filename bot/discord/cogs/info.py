@@ -67,6 +67,11 @@ class Info(commands.Cog):
         if job is None:
             await refuse(interaction, UNKNOWN_JOB.format(job_id=job_id.strip()))
             return
+        if job.guild_id != interaction.guild_id:
+            # Another server's picture (or a console job) is not this server's to repost: its
+            # moderators could neither see it in their history nor hide it.
+            await refuse(interaction, f"There is no job `{job.id}` in this server.")
+            return
         notice = render.notice_message(job)
         if notice is not None:
             await refuse(interaction, notice.content)

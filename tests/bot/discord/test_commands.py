@@ -43,6 +43,19 @@ async def test_show_refuses_unknown_and_hidden_jobs(world):
     assert unknown.ephemeral and "can't find job `no-such-job`" in unknown.response.content
 
 
+async def test_show_refuses_a_job_from_another_server(world):
+    _, job = await imagine(world, world.alice, "a paper boat")
+    other = world.env.create_guild("Elsewhere")
+    lounge = other.create_text_channel("lounge")
+    stranger = other.add_member(world.env.create_user("stranger"))
+
+    refused = await stranger.slash(lounge, "show", job_id=job.id)
+
+    assert refused.ephemeral and f"There is no job `{job.id}` in this server." in refused.response.content
+    assert lounge.last_message is None
+    assert (await world.services.store.get_job(job.id)).message_ids == [world.channel.last_message.id]
+
+
 async def test_prefer_suffix_is_added_to_prompts_and_shown_in_info(world):
     set_result = await world.alice.slash(world.channel, "prefer suffix", value="--ar 16:9 --chaos 20")
     assert set_result.ephemeral and "--ar 16:9 --chaos 20" in set_result.response.content
