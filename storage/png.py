@@ -129,9 +129,10 @@ def encode_many(
     run: Callable[[Callable[[Band], tuple[bytes, int, int]], list[Band]], Iterable[tuple[bytes, int, int]]]
     | None = None,
     deflater: Deflater = DEFAULT_DEFLATER,
+    band_bytes: int = BAND_BYTES,
 ) -> list[list[bytes]]:
     """PNG pieces (join them for the file) for each picture; `run` maps the band work, e.g. `pool.map`."""
-    plans = [plan(pixels) for pixels in pictures]
+    plans = [plan(pixels, band_bytes) for pixels in pictures]
     bands = [band for planned in plans for band in planned.bands]
     mapper = run or (lambda fn, items: [fn(item) for item in items])
     encoded = list(mapper(lambda band: band.encode(deflater), bands))
@@ -144,9 +145,9 @@ def encode_many(
     return results
 
 
-def encode(pixels: np.ndarray, deflater: Deflater = DEFAULT_DEFLATER) -> bytes:
+def encode(pixels: np.ndarray, deflater: Deflater = DEFAULT_DEFLATER, band_bytes: int = BAND_BYTES) -> bytes:
     """One picture's PNG file, encoded in this thread."""
-    return b"".join(encode_many([pixels], deflater=deflater)[0])
+    return b"".join(encode_many([pixels], deflater=deflater, band_bytes=band_bytes)[0])
 
 
 def adler32_combine(adler1: int, adler2: int, length2: int) -> int:

@@ -70,3 +70,55 @@ def test_a_grey_or_transparent_pil_image_is_stored_as_rgb(tmp_path: Path) -> Non
     files = ImageFiles(tmp_path)
     stored = files.write(JOB, 0, PILImage.new("L", (3, 2), 128))
     assert files.open_image(stored.path).getpixel((0, 0)) == (128, 128, 128)
+
+
+def test_a_job_whose_files_fail_to_sync_puts_none_in_place_and_leaves_the_old_ones(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import threading
+
+    import storage.files
+
+    files = ImageFiles(tmp_path)
+    before = files.write_many(JOB, [(0, raster(4, 4, 1)), (1, raster(4, 4, 2)), (-1, raster(8, 8, 3))])
+    old = {item.path: files.read_bytes(item.path) for item in before}
+    calls, lock = [], threading.Lock()
+    real_fsync = os.fsync
+
+    def fsync_failing_on_the_second_file(fd: int) -> None:
+        with lock:
+            calls.append(fd)
+            if len(calls) == 2:
+                raise OSError("I/O error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(storage.files.os, "fsync", fsync_failing_on_the_second_file)
+    with pytest.raises(OSError, match="I/O error"):
+        files.write_many(JOB, [(0, raster(4, 4, 7)), (1, raster(4, 4, 8)), (-1, raster(8, 8, 9))])
+    assert {path: files.read_bytes(path) for path in old} == old  # not one file of the job changed
+    assert list(files.tmp_dir.iterdir()) == []
+
+
+def test_each_folder_a_job_touched_is_synced_once_new_folders_with_their_parents(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import storage.files
+
+    synced: list[Path] = []
+    real = storage.files._fsync_dir
+
+    def record(path: Path) -> None:
+        synced.append(path)
+        real(path)
+
+    monkeypatch.setattr(storage.files, "_fsync_dir", record)
+    files = ImageFiles(tmp_path)
+    items = [(0, raster(4, 4, 1)), (1, raster(4, 4, 2)), (-1, raster(8, 8, 3))]
+    files.write_many(JOB, items)
+    shard = files.absolute(files.relative_path(JOB, 0)).parent
+    # the new shard folder and every folder whose entries changed because of it
+    assert {shard, shard.parent, files.images_dir, files.data_dir} <= set(synced)
+    assert len(synced) == len(set(synced))
+    synced.clear()
+    files.write_many(JOB, items)  # the same folder again: one sync for all three files
+    assert synced == [shard]

@@ -139,11 +139,15 @@ async def test_complete_job_refuses_bad_input_before_writing_anything(store: Sto
 
 async def test_finished_jobs_cannot_be_restarted_or_completed_again(store: Store) -> None:
     job = await store.create_job(user_id=1, kind="imagine")
-    await store.complete_job(job.id, [raster()], seeds=[1])
+    done = await store.complete_job(job.id, [raster()], seeds=[1], grid=raster(16, 16))
+    files = {image.path: store.files.read_bytes(image.path) for image in done.images}
     with pytest.raises(JobStateError, match="is done"):
         await store.mark_running(job.id)
     with pytest.raises(JobStateError, match="is done"):
-        await store.complete_job(job.id, [raster(value=3)], seeds=[2])
+        await store.complete_job(job.id, [raster(value=3)], seeds=[2], grid=raster(16, 16, 4))
+    # the refused results were encoded meanwhile, but not one of the job's files changed
+    assert {path: store.files.read_bytes(path) for path in files} == files
+    assert len(list(store.files.images_dir.glob("*/*/*.png"))) == 2
     with pytest.raises(JobStateError, match="already done"):
         await store.fail_job(job.id, "boom")
     after = await store.get_job(job.id)
