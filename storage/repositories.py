@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, literal_column, or_, select
+from sqlalchemy import Select, and_, delete, func, insert, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, noload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -199,36 +199,40 @@ class ImageRepository:
     ) -> list[Image]:
         """Make the job's image rows exactly these files (cells in order, then the grid)."""
         await self.session.execute(delete(Image).where(Image.job_id == job.id))
-        rows = [
-            Image(
-                job_id=job.id,
-                index=index,
-                path=stored.path,
-                width=stored.width,
-                height=stored.height,
-                seed=seed,
-                sha256=stored.sha256,
-                bytes=stored.bytes,
-            )
+        values = [
+            {
+                "job_id": job.id,
+                "index": index,
+                "path": stored.path,
+                "width": stored.width,
+                "height": stored.height,
+                "seed": seed,
+                "sha256": stored.sha256,
+                "bytes": stored.bytes,
+            }
             for index, (stored, seed) in enumerate(cells)
         ]
         if grid is not None:
-            rows.append(
-                Image(
-                    job_id=job.id,
-                    index=GRID_INDEX,
-                    path=grid.path,
-                    width=grid.width,
-                    height=grid.height,
-                    seed=None,
-                    sha256=grid.sha256,
-                    bytes=grid.bytes,
-                )
+            values.append(
+                {
+                    "job_id": job.id,
+                    "index": GRID_INDEX,
+                    "path": grid.path,
+                    "width": grid.width,
+                    "height": grid.height,
+                    "seed": None,
+                    "sha256": grid.sha256,
+                    "bytes": grid.bytes,
+                }
             )
-        self.session.add_all(rows)
-        await self.session.flush()  # one multi-row INSERT; the rows get their ids
+        # One multi-row INSERT that hands back the rows with their ids (a plain flush would send
+        # one INSERT per row, each a round trip to the database thread).
+        stmt = insert(Image).returning(Image)
+        rows = sorted(
+            (await self.session.scalars(stmt, values)).all(), key=lambda row: (row.index < 0, row.index)
+        )
         # The new rows are the whole collection: set it as loaded rather than reading it back.
-        set_committed_value(job, "images", sorted(rows, key=lambda row: row.index))
+        set_committed_value(job, "images", sorted(rows, key=lambda row: row.index))  # as `order_by`
         for row in rows:
             set_committed_value(row, "job", job)
         return rows
