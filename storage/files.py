@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import re
+import struct
 import tempfile
 import threading
 import time
@@ -49,7 +50,20 @@ class RasterImage(Protocol):
     rgb: bytes
 
 
-ImageLike = RasterImage | PILImage.Image
+@dataclass(frozen=True)
+class EncodedImage:
+    """A picture already encoded as PNG (the file's pieces, to be joined) and its size.
+
+    The store accepts one wherever it takes a picture and writes it as it is: a stored image
+    copied to a new job (U1-U4) need not be decoded and encoded again.
+    """
+
+    pieces: tuple[bytes, ...]
+    width: int
+    height: int
+
+
+ImageLike = RasterImage | PILImage.Image | EncodedImage
 
 
 @dataclass(frozen=True)
@@ -142,15 +156,6 @@ _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
 
-@dataclass(frozen=True)
-class EncodedImage:
-    """A picture already encoded as PNG (the file's pieces, to be joined) and its size."""
-
-    pieces: tuple[bytes, ...]
-    width: int
-    height: int
-
-
 class ImageFiles:
     """Reads and atomically writes a job's PNG files under `data_dir`."""
 
@@ -191,13 +196,16 @@ class ImageFiles:
         Blocking: call it from a worker thread. A picture that is not RGB pixels is refused with
         `InvalidInputError` before any work starts.
         """
-        pictures = [to_pixels(image) for image in images]
+        results: list[EncodedImage | None] = [
+            image if isinstance(image, EncodedImage) else None for image in images
+        ]
+        todo = [(n, to_pixels(image)) for n, image in enumerate(images) if results[n] is None]
+        pictures = [pixels for _, pixels in todo]
         pool = _pool() if len(pictures) > 1 or sum(p.size for p in pictures) > png.BAND_BYTES else None
         pieces = png.encode_many(pictures, run=pool.map if pool else None, deflater=self.deflater)
-        return [
-            EncodedImage(tuple(parts), pixels.shape[1], pixels.shape[0])
-            for parts, pixels in zip(pieces, pictures, strict=True)
-        ]
+        for (n, pixels), parts in zip(todo, pieces, strict=True):
+            results[n] = EncodedImage(tuple(parts), pixels.shape[1], pixels.shape[0])
+        return results  # type: ignore[return-value]  # every slot is filled now
 
     def write(self, job_id: str, index: int, image: ImageLike) -> StoredFile:
         """Encode and write one image atomically (blocking: call it from a worker thread)."""
@@ -268,6 +276,14 @@ class ImageFiles:
 
     def read_bytes(self, relative: str) -> bytes:
         return self.absolute(relative).read_bytes()
+
+    def load_encoded(self, relative: str) -> EncodedImage:
+        """A stored PNG as it is, to store again under another job without re-encoding it."""
+        data = self.read_bytes(relative)
+        if data[:8] != png.SIGNATURE or data[12:16] != b"IHDR":
+            raise InvalidInputError(f"{relative!r} is not a PNG file")
+        width, height = struct.unpack(">II", data[16:24])
+        return EncodedImage((data,), width, height)
 
     def open_image(self, relative: str) -> PILImage.Image:
         """The stored picture as an RGB PIL image, fully loaded (the file is closed again)."""

@@ -254,3 +254,21 @@ async def test_a_message_id_written_straight_onto_the_job_is_found_too(store: St
     await store.update_job(job.id, message_id=777)  # e.g. set by hand or by an older version
     found = await store.find_job_by_message(777)
     assert found is not None and found.id == job.id
+
+
+async def test_a_stored_cell_copied_to_a_new_job_keeps_its_exact_bytes(store: Store) -> None:
+    """U1-U4: the cell's PNG is stored again as it is, not decoded and encoded anew."""
+    grid_job = await store.create_job(user_id=1, kind="imagine")
+    done = await store.complete_job(
+        grid_job.id, [raster(12, 8, n) for n in range(4)], seeds=[1, 2, 3, 4], grid=raster(24, 16)
+    )
+    cell = done.cells[2]
+    single = await store.create_job(user_id=1, kind="upscale", parent_id=grid_job.id, parent_index=2)
+    copied = await store.complete_job(single.id, [store.files.load_encoded(cell.path)], seeds=[cell.seed])
+    [image] = copied.images
+    assert (image.width, image.height, image.sha256, image.bytes) == (12, 8, cell.sha256, cell.bytes)
+    assert store.files.read_bytes(image.path) == store.files.read_bytes(cell.path)
+    assert image.path != cell.path and (copied.width, copied.height) == (12, 8)
+    (store.files.data_dir / "not-a-png.png").write_bytes(b"GIF89a....................")
+    with pytest.raises(InvalidInputError, match="is not a PNG"):
+        store.files.load_encoded("not-a-png.png")
