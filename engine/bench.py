@@ -7,6 +7,12 @@ model (same size, steps, guidance, number of images). The goal is a ratio of at 
     python -m engine.bench                          # the tiny preset on this machine
     python -m engine.bench --random-weights sdxl    # full-size SDXL, random weights (GPU)
     python -m engine.bench --model sd15 --steps 30  # a real model, if it is on disk
+    python -m engine.bench --through local          # the same jobs through the spawned worker
+
+`--through local` sends every job through `LocalEngine` (a spawned worker, the pipe, the
+supervisor) as the bot does, and adds the median `engine_overhead_s` of `Finished.timings` (what
+the process boundary adds to the core's run) and the worker's close time. The plain diffusers
+baseline then runs on a second copy of the model in this process.
 
 Figures are printed, never asserted: record them in docs/benchmarks.md with date and hardware.
 """
@@ -14,7 +20,10 @@ Figures are printed, never asserted: record them in docs/benchmarks.md with date
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import logging
+import os
 import platform
 import resource
 import statistics
@@ -50,6 +59,8 @@ class Row:
     plain_s: float
     steps: int
     peak_mb: float
+    run_s: float | None = None  # through the worker: the core's own run (`worker_run_s`)
+    overhead_s: float | None = None  # through the worker: `engine_overhead_s`
 
     @property
     def ratio(self) -> float:
@@ -76,6 +87,9 @@ def _timed(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+Runner = Callable[[object], Finished]
+
+
 def _run_core(core: EngineCore, request) -> Finished:
     events = []
     core.run(request, events.append, lambda: False)
@@ -90,8 +104,19 @@ def _generators(seeds: tuple[int, ...]) -> list[torch.Generator]:
     return [torch.Generator("cpu").manual_seed(s) for s in seeds]
 
 
-def bench(core: EngineCore, width: int, height: int, steps: int, repeats: int, ops: list[str]) -> list[Row]:
+def bench(
+    core: EngineCore,
+    width: int,
+    height: int,
+    steps: int,
+    repeats: int,
+    ops: list[str],
+    run: Runner | None = None,
+) -> list[Row]:
+    """Time each op through `run` (the core in this process by default) against plain diffusers
+    on `core`'s model."""
     model = core.model
+    run = run or (lambda request: _run_core(core, request))
     device = model.device
     preset = model.preset
     guidance = preset.default_guidance
@@ -113,8 +138,7 @@ def bench(core: EngineCore, width: int, height: int, steps: int, repeats: int, o
 
     cases: dict[str, tuple[Callable[[], object], Callable[[], object], int]] = {}
     cases["imagine"] = (
-        lambda: _run_core(
-            core,
+        lambda: run(
             ImagineRequest("b", prompt, SEEDS, width, height, steps=steps, guidance=guidance, style="raw"),
         ),
         lambda: model.pipe(height=height, width=width, **plain_kwargs(4)),
@@ -122,16 +146,14 @@ def bench(core: EngineCore, width: int, height: int, steps: int, repeats: int, o
     )
     strength = preset.vary_subtle
     cases["vary"] = (
-        lambda: _run_core(
-            core, VaryRequest("b", source, prompt, SEEDS, strength=strength, steps=steps, style="raw")
-        ),
+        lambda: run(VaryRequest("b", source, prompt, SEEDS, strength=strength, steps=steps, style="raw")),
         lambda: model.img2img()(image=source.to_pil(), strength=strength, **plain_kwargs(4)),
         int(steps * strength),
     )
     up_strength = preset.upscale_subtle
     big = source.to_pil().resize((width * 2, height * 2))
     cases["upscale"] = (
-        lambda: _run_core(core, UpscaleRequest("b", source, prompt, seed=1, steps=steps)),
+        lambda: run(UpscaleRequest("b", source, prompt, seed=1, steps=steps)),
         lambda: model.img2img()(image=big, strength=up_strength, **plain_kwargs(1)),
         int(steps * up_strength),
     )
@@ -141,7 +163,7 @@ def bench(core: EngineCore, width: int, height: int, steps: int, repeats: int, o
 
     mask_image = Image.fromarray(mask * 255)
     cases["outpaint"] = (
-        lambda: _run_core(core, OutpaintRequest("b", source, prompt, SEEDS, zoom=2.0, steps=steps)),
+        lambda: run(OutpaintRequest("b", source, prompt, SEEDS, zoom=2.0, steps=steps)),
         lambda: model.inpaint()(
             image=filled, mask_image=mask_image, height=height, width=width, strength=1.0, **plain_kwargs(4)
         ),
@@ -152,12 +174,55 @@ def bench(core: EngineCore, width: int, height: int, steps: int, repeats: int, o
         ours_fn(), plain_fn()  # warm both paths
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        ours, plain = [], []
+        ours, plain, finished = [], [], []
         for _ in range(repeats):  # interleaved, so drifting clocks and neighbours hit both alike
-            ours.append(_timed(ours_fn, device))
+            ours.append(_timed(lambda fn=ours_fn, out=finished: out.append(fn()), device))
             plain.append(_timed(plain_fn, device))
-        rows.append(Row(op, statistics.median(ours), statistics.median(plain), op_steps, _peak_mb(device)))
+        timings = [f.timings for f in finished]
+        row = Row(op, statistics.median(ours), statistics.median(plain), op_steps, _peak_mb(device))
+        if all("engine_overhead_s" in t for t in timings):
+            row.run_s = statistics.median(t["worker_run_s"] for t in timings)
+            row.overhead_s = statistics.median(t["engine_overhead_s"] for t in timings)
+        rows.append(row)
     return rows
+
+
+class LocalRunner:
+    """Runs requests through a `LocalEngine` from synchronous code (one private event loop)."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        from engine.local import LocalEngine
+
+        self.loop = asyncio.new_event_loop()
+        self.engine = LocalEngine(config)
+        self.count = 0
+
+    def start(self) -> float:
+        began = time.perf_counter()
+        self.loop.run_until_complete(self.engine.start())
+        return time.perf_counter() - began
+
+    def __call__(self, request) -> Finished:
+        self.count += 1  # a fresh job id per submission, as the bot's would be
+        request = dataclasses.replace(request, job_id=f"{request.job_id}-{self.count}")
+        last = self.loop.run_until_complete(self._last_event(request))
+        if not isinstance(last, Finished):
+            raise SystemExit(f"{request.kind} failed: {getattr(last, 'reason', last)}")
+        return last
+
+    async def _last_event(self, request):
+        last = None
+        async for event in self.engine.submit(request):
+            last = event
+        return last
+
+    def close(self) -> float:
+        """Close the engine (idle worker); returns the seconds it took."""
+        began = time.perf_counter()
+        self.loop.run_until_complete(self.engine.close())
+        closed = time.perf_counter() - began
+        self.loop.close()
+        return closed
 
 
 def _unet_tflop_per_step(core: EngineCore, width: int, height: int, batch: int) -> float | None:
@@ -203,12 +268,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ops", default="imagine,vary,upscale,outpaint")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--through",
+        choices=("core", "local"),
+        default="core",
+        help="run our jobs on the core in this process (default) or through LocalEngine's worker",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the spawned worker's torch reads it
     model = f"random:{args.random_weights}" if args.random_weights else args.model
-    core = EngineCore(EngineConfig(model=model, device=args.device, warmup=True, max_pixels=4096 * 4096))
+    config = EngineConfig(model=model, device=args.device, warmup=True, max_pixels=4096 * 4096)
+    local = None
+    if args.through == "local":
+        local = LocalRunner(config)
+        worker_start_s = local.start()
+    core = EngineCore(config)
     load_start = time.perf_counter()
     info = core.load()
     load_s = time.perf_counter() - load_start
@@ -227,11 +304,33 @@ def main(argv: list[str] | None = None) -> None:
         f"{torch.get_num_threads()}, load+warmup {load_s:.1f}s"
     )
     print(f"{width}x{height}, {steps} steps, guidance {info.default_guidance:g}, median of {args.repeats}")
-    rows = bench(core, width, height, steps, args.repeats, ops)
-    print(f"{'op':<10}{'ours s/job':>12}{'steps/s':>10}{'diffusers s':>13}{'ratio':>8}{'peak MB':>10}")
-    for r in rows:
-        rate = r.steps / r.ours_s
-        print(f"{r.op:<10}{r.ours_s:>12.3f}{rate:>10.2f}{r.plain_s:>13.3f}{r.ratio:>8.3f}{r.peak_mb:>10.0f}")
+    if local is not None:
+        print(f"through LocalEngine: worker start (spawn, load, warm-up) {worker_start_s:.1f}s")
+    try:
+        rows = bench(core, width, height, steps, args.repeats, ops, run=local)
+    finally:
+        close_s = local.close() if local is not None else None
+    if local is None:
+        print(f"{'op':<10}{'ours s/job':>12}{'steps/s':>10}{'diffusers s':>13}{'ratio':>8}{'peak MB':>10}")
+        for r in rows:
+            rate = r.steps / r.ours_s
+            print(
+                f"{r.op:<10}{r.ours_s:>12.3f}{rate:>10.2f}{r.plain_s:>13.3f}{r.ratio:>8.3f}{r.peak_mb:>10.0f}"
+            )
+    else:
+        # end to end: submit to Finished in this process; run: the core inside the worker;
+        # overhead: engine_overhead_s (what the process boundary adds to the run)
+        print(
+            f"{'op':<10}{'e2e s/job':>11}{'run s':>9}{'engine_overhead_s':>19}{'overhead %':>12}"
+            f"{'diffusers s':>13}{'ratio':>8}"
+        )
+        for r in rows:
+            share = r.overhead_s / r.run_s if r.run_s else float("nan")
+            print(
+                f"{r.op:<10}{r.ours_s:>11.3f}{r.run_s:>9.3f}{r.overhead_s:>19.4f}{share:>12.2%}"
+                f"{r.plain_s:>13.3f}{r.ratio:>8.3f}"
+            )
+        print(f"LocalEngine.close() with an idle worker: {close_s:.3f}s")
     flops = _unet_tflop_per_step(core, width, height, 4)
     imagine = next((r for r in rows if r.op == "imagine"), None)
     if flops and imagine:

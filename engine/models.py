@@ -466,7 +466,8 @@ def _derive(cls: type[DiffusionPipeline], pipe: DiffusionPipeline) -> DiffusionP
     kwargs: dict[str, Any] = {}
     if "requires_aesthetics_score" in cls.__init__.__code__.co_varnames:
         kwargs["requires_aesthetics_score"] = False
-    derived = cls.from_pipe(pipe, **kwargs)
+    with quiet_libraries():  # from_pipe re-casts the shared modules and says so, harmlessly
+        derived = cls.from_pipe(pipe, **kwargs)
     derived.set_progress_bar_config(disable=True)
     return derived
 

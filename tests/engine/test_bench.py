@@ -1,0 +1,23 @@
+"""`python -m engine.bench --through local` prints the process boundary's cost next to diffusers'."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from engine.bench import main
+
+
+def test_bench_through_the_worker_prints_overhead_and_ratio(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--through", "local", "--ops", "imagine", "--repeats", "1", "--steps", "1", "--size", "32x32"])
+    out = capsys.readouterr().out
+    assert "engine_overhead_s" in out
+    row = re.search(
+        r"^imagine\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)%\s+([\d.]+)\s+([\d.]+)$", out, re.M
+    )
+    assert row, out
+    e2e, run, overhead, _, plain, ratio = (float(v) for v in row.groups())
+    assert 0 <= overhead < e2e and run <= e2e  # the overhead is part of the end-to-end time
+    assert ratio == pytest.approx(e2e / plain, rel=0.1)  # printed figures are rounded
+    assert re.search(r"LocalEngine.close\(\) with an idle worker: [\d.]+s", out)
