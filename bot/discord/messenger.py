@@ -15,6 +15,11 @@ Where a message lives decides how it is edited:
 
 Progress edits are throttled per message (`progress_interval`, Discord rate-limits edits); the
 first status and the final result are never held back.
+
+Every edit of a job's messages, the worker's and a moderator's hide, unhide or the author's
+delete alike, holds that job's lock: a progress edit already under way when a job is hidden lands
+before the notice, never after it, and once a job's messages show a notice the worker leaves them
+alone.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -44,6 +50,7 @@ waiting primitive discord.py itself owns (and that test harnesses for discord.py
 
 ORPHAN_LIMIT = 1000
 RENDERED_LIMIT = 10_000
+SUPPRESSED_LIMIT = 10_000
 INTERACTION_LIFETIME = timedelta(minutes=15)
 TOKEN_MARGIN = timedelta(seconds=30)  # stop using a token a little early: an edit takes time
 
@@ -75,6 +82,10 @@ class JobMessenger:
         # Updates of jobs with no message yet: the job can start (even finish) while its first
         # message is still being sent; `track` picks the update up from here.
         self._orphans: dict[str, JobUpdate] = {}
+        # One lock per job with edits under way (and how many hold or wait for it).
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        # Jobs whose messages show a hidden/deleted notice: the worker no longer edits them.
+        self._suppressed: dict[str, None] = {}
         self._worker: asyncio.Task[None] | None = None
         self._dirty = False  # an update arrived since the worker last looked
         self._busy = False  # an edit is under way
@@ -179,7 +190,10 @@ class JobMessenger:
                 del self._pending[job_id]
             self._busy = True
             try:
-                await self._render(update, tracked)
+                async with self._editing(job_id):
+                    # Looked at again under the lock: a hide may have run while we waited.
+                    if job_id not in self._suppressed:
+                        await self._render(update, self._messages.get(job_id, []))
             except Exception:
                 log.exception("could not show job %s in Discord", job_id)
             finally:
@@ -224,7 +238,9 @@ class JobMessenger:
         return guild.filesize_limit if guild is not None else render.DEFAULT_FILESIZE_LIMIT
 
     async def _show_status(self, job: Job, tracked: JobMessage, message: render.RenderedMessage) -> bool:
-        """Edit one message; False when it can no longer be edited (token expired, deleted)."""
+        """Edit one message; False when the edit did not happen (token expired, message deleted,
+        Discord refused or failed). A progress edit is then simply tried again with the next
+        update; for a result, `_show_final` posts a reply instead."""
         try:
             await self._edit(tracked, message)
         except _TokenExpired:
@@ -232,6 +248,9 @@ class JobMessenger:
             return False
         except discord.NotFound:
             log.info("job %s: message %s is gone", job.id, tracked.message_id)
+            return False
+        except discord.HTTPException as exc:
+            log.warning("job %s: could not edit message %s: %s", job.id, tracked.message_id, exc)
             return False
         tracked.last_edit = _now()
         tracked.shown = message.key
@@ -303,15 +322,45 @@ class JobMessenger:
     async def replace_everywhere(self, job: Job, content: str) -> int:
         """Replace every message showing `job` with `content` (no image, no buttons).
 
-        Used when a job is hidden by a moderator or deleted by its author. Returns how many
+        Used when a job is hidden by a moderator or deleted by its author. Waits for an edit of
+        the job already under way, so that edit cannot land after the notice. Returns how many
         messages were changed; messages already gone are skipped.
         """
-        self._messages.pop(job.id, None)
-        self._pending.pop(job.id, None)
-        return await self.edit_everywhere(job, render.RenderedMessage(content))
+        async with self._editing(job.id):
+            self._suppress(job.id)
+            self._messages.pop(job.id, None)
+            self._pending.pop(job.id, None)
+            return await self._edit_all(job, render.RenderedMessage(content))
 
     async def edit_everywhere(self, job: Job, message: render.RenderedMessage) -> int:
-        """Show `message` in every Discord message of `job` (hide, unhide, delete all use this)."""
+        """Show `message` in every Discord message of `job` (unhide uses this; a job that is
+        neither hidden nor deleted any more is the worker's to edit again)."""
+        async with self._editing(job.id):
+            if render.notice_message(job) is None:
+                self._suppressed.pop(job.id, None)
+            else:
+                self._suppress(job.id)
+            return await self._edit_all(job, message)
+
+    def _suppress(self, job_id: str) -> None:
+        self._suppressed[job_id] = None
+        while len(self._suppressed) > SUPPRESSED_LIMIT:  # old jobs no longer run: forget them
+            self._suppressed.pop(next(iter(self._suppressed)))
+
+    @contextlib.asynccontextmanager
+    async def _editing(self, job_id: str) -> AsyncIterator[None]:
+        """Hold `job_id`'s edit lock; the lock is dropped when nobody holds or waits for it."""
+        lock, users = self._locks.setdefault(job_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[job_id]
+
+    async def _edit_all(self, job: Job, message: render.RenderedMessage) -> int:
         if job.channel_id is None:
             return 0
         channel = self.bot.get_partial_messageable(job.channel_id)
