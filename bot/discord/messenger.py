@@ -222,7 +222,7 @@ class JobMessenger:
             await self._show_final(job, tracked, message)
             self._messages.pop(update.job_id, None)
         else:
-            message = render.status_message(job, update)
+            message = render.status_message(job, update, await render.encode_preview(update))
             for one in tracked:
                 if message.key != one.shown or update.preview is not None:
                     await self._show_status(job, one, message)

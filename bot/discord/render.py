@@ -75,8 +75,12 @@ def header(job: Job) -> str:
     return f"**{_escape(prompt)}** - <@{job.user_id}>\n{kind} · job `{job.id}`{model}"
 
 
-def status_message(job: Job, update: JobUpdate) -> RenderedMessage:
-    """The message while a job waits or runs: position or percentage, a preview, Cancel."""
+def status_message(job: Job, update: JobUpdate, preview_png: bytes | None = None) -> RenderedMessage:
+    """The message while a job waits or runs: position or percentage, a preview, Cancel.
+
+    The preview comes already encoded (`encode_preview`, off the event loop): this function
+    runs on the loop, and PNG encoding is CPU work that would stall every other interaction.
+    """
     if update.status == JobStatus.QUEUED:
         position = update.position if update.position is not None else job.queue_position
         where = f" (position {position})" if position else ""
@@ -85,10 +89,18 @@ def status_message(job: Job, update: JobUpdate) -> RenderedMessage:
         percent = int(100 * update.step / update.total) if update.total else 0
         line = f"🎨 Running: {percent}%"
     attachments = []
-    if update.preview is not None:
-        attachments.append(("preview.png", _png(update.preview.to_pil())))
+    if preview_png is not None:
+        attachments.append(("preview.png", preview_png))
     view = job_view([[ButtonSpec("cancel", job.id)]])
     return RenderedMessage(f"{header(job)}\n{line}", attachments, view, key=line)
+
+
+async def encode_preview(update: JobUpdate) -> bytes | None:
+    """The update's preview as PNG bytes (None: it has none), encoded in a worker thread."""
+    if update.preview is None:
+        return None
+    preview = update.preview
+    return await asyncio.to_thread(lambda: _png(preview.to_pil()))
 
 
 def waiting_message(job: Job, position: int | None) -> RenderedMessage:
