@@ -46,6 +46,7 @@ from engine.api import (
 )
 from engine.core import EngineCore
 from engine.ops.outpaint import plan_zoom, prefill
+from engine.quiet import quiet_libraries
 
 PROMPT = "a lighthouse on a cliff at dusk, oil painting"
 SEEDS = (1, 2, 3, 4)
@@ -307,7 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     if local is not None:
         print(f"through LocalEngine: worker start (spawn, load, warm-up) {worker_start_s:.1f}s")
     try:
-        rows = bench(core, width, height, steps, args.repeats, ops, run=local)
+        with quiet_libraries():  # the stock pipelines' own dtype notes would bury the figures
+            rows = bench(core, width, height, steps, args.repeats, ops, run=local)
     finally:
         close_s = local.close() if local is not None else None
     if local is None:

@@ -16,7 +16,7 @@ MAX_STEPS = 150
 
 def check_size(width: int, height: int, step: int, max_pixels: int, what: str = "image") -> None:
     """Refuse any size the model cannot make exactly: never round it behind the user's back."""
-    if not isinstance(width, int) or not isinstance(height, int) or isinstance(width | height, bool):
+    if not isinstance(width, int) or not isinstance(height, int):
         raise ValueError(f"{what} size must be whole numbers of pixels, got {width!r}x{height!r}")
     if width < step or height < step:
         raise ValueError(

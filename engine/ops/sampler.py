@@ -18,6 +18,7 @@ from engine.api import Family, ImageData
 from engine.models import LoadedModel
 from engine.ops.guidance import Conditioning, combine, weird_colour_cast
 from engine.ops.images import tensor_to_images
+from engine.quiet import quiet_libraries
 
 StepCallback = Callable[[int, int, torch.Tensor], None]  # (step, total, x0 estimate)
 
@@ -160,7 +161,8 @@ def decode_latents(model: LoadedModel, latents: torch.Tensor) -> list[ImageData]
     latents = latents / vae.config.scaling_factor + shift
     upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
     if upcast:
-        vae.to(torch.float32)
+        with quiet_libraries():  # diffusers warns on every cast of a model with fp32 modules
+            vae.to(torch.float32)
     try:
         pixels_per_image = latents.shape[-1] * latents.shape[-2] * model.vae_scale**2
         chunk = latents.shape[0] if pixels_per_image <= 1024 * 1024 else 1
@@ -170,4 +172,5 @@ def decode_latents(model: LoadedModel, latents: torch.Tensor) -> list[ImageData]
         return images
     finally:
         if upcast:
-            vae.to(model.dtype)
+            with quiet_libraries():
+                vae.to(model.dtype)
