@@ -1,14 +1,15 @@
 """`/imagine` and the author's "Delete job" message command.
 
-The prompt is checked before anything else (the parser is pure and fast, so a bad prompt gets the
-parser's exact words privately, well inside Discord's 3 seconds); then the bot defers publicly
-and does the slow parts: fetching an image prompt, writing rows, queueing.
+The prompt is checked before anything else (the parser is pure and fast, and the member's
+`/prefer suffix` one small read, so a bad prompt gets the parser's exact words privately, well
+inside Discord's 3 seconds); then the bot defers publicly and does the slow parts: fetching an
+image prompt, writing rows, queueing.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -16,7 +17,8 @@ from discord.ext import commands
 
 from bot.discord.actions import channel_refusal, refuse
 from bot.discord.views.confirm import CONFIRM_ABOVE, ConfirmJobsView
-from bot.prompt import PromptError, expand_permutations, parse_prompt
+from bot.jobs import prompts_with_suffix
+from bot.prompt import PromptError
 
 if TYPE_CHECKING:
     from bot.discord.app import ImagineBot
@@ -24,12 +26,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def count_jobs(raw_prompt: str) -> tuple[int, str | None]:
-    """How many jobs a prompt makes, and the first image URL at its front (raises PromptError)."""
-    prompts = expand_permutations(raw_prompt)
-    parsed = [parse_prompt(text) for text in prompts]
-    urls = next((p.image_urls for p in parsed if p.image_urls), [])
-    return sum(p.repeat for p in parsed), (urls[0] if urls else None)
+MIXED_IMAGES = (
+    "The `{…}` permutations of this prompt start from different images (or only some of them from "
+    "one); one /imagine takes one image prompt, so send each image as its own /imagine."
+)
+
+
+async def count_jobs(
+    store: Any, user_id: int, raw_prompt: str, *, attached: bool = False
+) -> tuple[int, str | None]:
+    """How many jobs a prompt makes with the member's `/prefer suffix`, planned exactly as the
+    job service will (permutations of prompt and suffix, `--repeat`), and the image link at the
+    front of its prompts. Raises PromptError, also when permutations name different image links
+    and no attachment replaces them: the job service takes one image prompt for all its jobs.
+    """
+    text = " ".join(raw_prompt.split())
+    if not text:
+        raise PromptError("the prompt is empty; describe the image you want")
+    prefs = await store.user_prefs(user_id)
+    prompts = prompts_with_suffix(text, (getattr(prefs, "suffix", "") or "").strip())
+    urls = {prompt.image_urls[0] if prompt.image_urls else None for prompt in prompts}
+    if len(urls) > 1 and not attached:
+        raise PromptError(MIXED_IMAGES)
+    count = sum(max(1, prompt.repeat) for prompt in prompts)
+    return count, next(iter(urls)) if len(urls) == 1 else None
 
 
 class Imagine(commands.Cog):
@@ -55,7 +75,9 @@ class Imagine(commands.Cog):
         self, interaction: discord.Interaction, prompt: str, image: discord.Attachment | None = None
     ) -> None:
         try:
-            count, url = count_jobs(prompt)
+            count, url = await count_jobs(
+                self.bot.services.store, interaction.user.id, prompt, attached=image is not None
+            )
         except PromptError as exc:
             await refuse(interaction, str(exc))
             return

@@ -114,6 +114,29 @@ async def test_many_permutations_ask_first(world):
         await world.settled(job.id)
 
 
+async def test_permutations_in_the_suffix_count_before_asking(world):
+    await world.alice.slash(world.channel, "prefer suffix", value="{watercolour, ink, charcoal}")
+
+    asked = await world.alice.slash(world.channel, "imagine", prompt="a {cat, dog} asleep")
+
+    assert asked.ephemeral and "6 jobs" in asked.response.content
+    assert await world.services.store.user_jobs(world.alice.id) == []
+    await world.alice.click(asked.response, label="Yes, start 6 jobs")
+    jobs = await world.services.store.user_jobs(world.alice.id)
+    assert len(jobs) == 6 and any(job.prompt == "a dog asleep ink" for job in jobs)
+    for job in jobs:
+        await world.settled(job.id)
+
+
+async def test_permutations_of_different_image_links_are_refused(world):
+    prompt = "{https://example.com/a.png, https://example.com/b.png} a cat"
+
+    result = await world.alice.slash(world.channel, "imagine", prompt=prompt)
+
+    assert result.ephemeral and "different images" in result.response.content
+    assert await world.services.store.user_jobs(world.alice.id) == []
+
+
 async def test_an_unanswered_permutation_question_expires(world):
     asked = await world.alice.slash(world.channel, "imagine", prompt="a {red, blue, green} {cat, dog}")
     await world.env.advance_time(5 * 60 + 1)
