@@ -211,6 +211,8 @@ class JobMessenger:
         if job is None:
             return
         if update.final:
+            # The job's first message may have been tracked while the row was read.
+            tracked = self._messages.get(update.job_id, [])
             if not tracked and job.message_id is None:
                 self._orphan(update)  # its first message is still on its way
                 return
@@ -220,7 +222,13 @@ class JobMessenger:
                 return  # hidden or deleted while it ran: its messages already say so
             message = await render.job_message(job, self.bot.services, filesize_limit=self._limit(job))
             await self._show_final(job, tracked, message)
-            self._messages.pop(update.job_id, None)
+            shown = {id(one) for one in tracked}
+            later = [one for one in self._messages.get(update.job_id, []) if id(one) not in shown]
+            if later:  # tracked while the result was being shown: show it there too
+                self._messages[update.job_id] = later
+                self._again(update)
+            else:
+                self._messages.pop(update.job_id, None)
         else:
             message = render.status_message(job, update, await render.encode_preview(update))
             for one in tracked:
@@ -229,9 +237,19 @@ class JobMessenger:
         self.mark_shown(update.job_id, update.status)
 
     def _orphan(self, update: JobUpdate) -> None:
+        if self._messages.get(update.job_id):  # its message was tracked while we looked
+            self._again(update)
+            return
         self._orphans[update.job_id] = update
         while len(self._orphans) > ORPHAN_LIMIT:  # jobs that never get a message (not ours)
             self._orphans.pop(next(iter(self._orphans)))
+
+    def _again(self, update: JobUpdate) -> None:
+        """Render `update` once more on the worker's next pass (unless a newer one is waiting)."""
+        current = self._pending.get(update.job_id)
+        if current is None or (update.final and not current.final):
+            self._pending[update.job_id] = update
+        self._dirty = True
 
     def _limit(self, job: Job) -> int:
         guild = self.bot.get_guild(job.guild_id) if job.guild_id else None

@@ -98,3 +98,42 @@ async def test_a_failed_progress_edit_is_retried_by_the_next_one(world, held):
     message = world.message(result.response.id)
     assert len(message.attachments) == 1 and labels(message)[0][0] == "U1"
     assert world.channel.last_message.id == result.response.id  # no reply was needed
+
+
+async def test_a_result_read_while_the_first_message_is_being_registered_is_shown(world, monkeypatch):
+    """The job finishes while its first message is being sent, and the bot reads the finished
+    job just before that message is registered: the result must still reach the message."""
+    import discord
+
+    messenger, store = world.bot.messenger, world.services.store
+    reading, tracked = asyncio.Event(), asyncio.Event()
+    read, track, send = store.get_job, messenger.track, discord.Interaction.edit_original_response
+
+    async def reading_job(job_id):
+        job = await read(job_id)
+        task = asyncio.current_task()
+        worker = task is not None and task.get_name() == "job-messenger"
+        if worker and job.status == "done" and job.message_id is None and not tracked.is_set():
+            reading.set()  # the row says: finished, no message yet
+            await world.env.external_wait(tracked.wait(), reason="test: message registered meanwhile")
+        return job
+
+    async def slow_send(self, **kwargs):
+        await world.env.external_wait(reading.wait(), reason="test: the job finishes first")
+        return await send(self, **kwargs)
+
+    def tracking(*args, **kwargs):
+        track(*args, **kwargs)
+        tracked.set()
+
+    monkeypatch.setattr(store, "get_job", reading_job)
+    monkeypatch.setattr(discord.Interaction, "edit_original_response", slow_send)
+    monkeypatch.setattr(messenger, "track", tracking)
+
+    result = await world.alice.slash(world.channel, "imagine", prompt="a quick sketch")
+    job = await world.job_of(result.response.id)
+    await world.settled(job.id, timeout=10)
+
+    assert reading.is_set()
+    message = world.message(result.response.id)
+    assert len(message.attachments) == 1 and labels(message)[0][0] == "U1"
