@@ -457,7 +457,15 @@ class _WorkerProcess:
                 return
         if not self._stopping:
             self.join(STOP_TIMEOUT_S)
+            self._release()
             _call_soon(loop, on_lost, self, hung)
+
+    def _release(self) -> None:
+        """A lost worker's sender thread and pipe end go with it (one of each per crash otherwise)."""
+        self._outbox.put(None)
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        _live_workers.discard(self)
 
     def stop(self, timeout: float) -> None:
         """Shut the child down: ask, wait, then terminate, then kill. Blocking; run in a thread."""
@@ -470,9 +478,7 @@ class _WorkerProcess:
             if self.join(2.0) is None:
                 self.process.kill()
                 self.join(2.0)
-        with contextlib.suppress(OSError):
-            self.conn.close()
-        _live_workers.discard(self)
+        self._release()
 
 
 def _relay(message: WorkerLog) -> None:

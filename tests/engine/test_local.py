@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -244,6 +245,7 @@ async def test_kill_9_mid_job_fails_it_retryably_and_a_fresh_worker_runs_the_nex
 ) -> None:
     victim = engine.worker_pid
     restarts = engine.restarts
+    senders = sum(thread.name == "engine-sender" for thread in threading.enumerate())
 
     async def kill_on_first_step(event: EngineEvent) -> None:
         if isinstance(event, Progress) and event.step == 1:
@@ -255,6 +257,12 @@ async def test_kill_9_mid_job_fails_it_retryably_and_a_fresh_worker_runs_the_nex
     await assert_healthy(engine, "killed")  # the retry, under the same job id, right away
     assert engine.worker_pid not in (None, victim)
     assert engine.restarts == restarts + 1
+    # The dead worker's sender thread (and pipe) went with it: one sender per live worker.
+    for _ in range(100):
+        if sum(thread.name == "engine-sender" for thread in threading.enumerate()) == senders:
+            break
+        await asyncio.sleep(0.05)
+    assert sum(thread.name == "engine-sender" for thread in threading.enumerate()) == senders
 
 
 async def test_a_frozen_worker_is_killed_and_replaced(engine: LocalEngine) -> None:
