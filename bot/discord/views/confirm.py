@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 
 import discord
+
+log = logging.getLogger(__name__)
 
 CONFIRM_ABOVE = 5
 """More jobs than this from one `/imagine` (permutations times `--repeat`) need a confirmation."""
@@ -30,6 +33,15 @@ class ConfirmJobsView(discord.ui.View):
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return interaction.user.id == self.author_id
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[ConfirmJobsView], /
+    ) -> None:
+        """A bug while starting the jobs: log it and tell the member, privately."""
+        log.error("starting confirmed /imagine jobs failed", exc_info=error)
+        from bot.discord.app import _answer_internal_error
+
+        await _answer_internal_error(interaction)
 
     async def on_timeout(self) -> None:
         with contextlib.suppress(discord.HTTPException):

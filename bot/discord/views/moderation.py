@@ -240,6 +240,15 @@ def report_embed(report: Any, job: Any, position: int, total: int) -> discord.Em
 ReasonCallback = Callable[[discord.Interaction, str], Awaitable[None]]
 
 
+async def answer_failure(interaction: discord.Interaction, what: str, error: Exception) -> None:
+    """A bug behind a moderator's control: log it, and tell the moderator privately rather than
+    leave "This interaction failed" (or a deferral that never resolves)."""
+    log.error("%s failed", what, exc_info=error)
+    from bot.discord.app import _answer_internal_error
+
+    await _answer_internal_error(interaction)
+
+
 class ReasonModal(discord.ui.Modal):
     """Asks for one piece of text (a hide reason, a report reason) and hands it on."""
 
@@ -268,6 +277,9 @@ class ReasonModal(discord.ui.Modal):
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await self._on_submit(interaction, self.reason.value.strip())
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:
+        await answer_failure(interaction, f"form {self.title!r}", error)
 
 
 BanCallback = Callable[[discord.Interaction, str, str], Awaitable[None]]
@@ -299,6 +311,9 @@ class BanModal(discord.ui.Modal):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await self._on_submit(interaction, self.reason.value.strip(), self.duration.value.strip())
 
+    async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:
+        await answer_failure(interaction, f"form {self.title!r}", error)
+
 
 # ---------------------------------------------------------------------------------------------
 # Views
@@ -321,6 +336,14 @@ class ModeratorView(discord.ui.View):
             )
             return False
         return await self.cog.guard(interaction) is not None
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any], /
+    ) -> None:
+        job_id = getattr(self, "job_id", None)
+        on_job = f" on job {job_id}" if job_id else ""
+        label = getattr(item, "label", None) or type(item).__name__
+        await answer_failure(interaction, f"moderator control {label!r}{on_job}", error)
 
 
 class JobActionsView(ModeratorView):

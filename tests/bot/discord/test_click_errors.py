@@ -77,3 +77,34 @@ async def test_a_busy_database_is_explained_to_the_member(world, monkeypatch):
     result = await world.bob.click(grid, label="U3")
 
     assert private_answer(result) == busy
+
+
+async def test_a_bug_behind_a_moderator_button_gets_a_private_internal_error(world, monkeypatch, caplog):
+    _, job = await finished_grid(world)
+    store = world.services.store
+    await store.set_hidden(job.id, True, world.mod.id, "")
+    details = (await world.mod.slash(world.channel, "mod job", id=job.id)).response
+
+    async def set_hidden(*args, **kwargs):
+        raise RuntimeError("a bug in set_hidden")
+
+    monkeypatch.setattr(store, "set_hidden", set_hidden)
+    with caplog.at_level(logging.ERROR):
+        result = await world.mod.click(details, label="Unhide")
+
+    assert private_answer(result) == INTERNAL_ERROR
+    assert [str(error) for error in world.env.errors] == ["a bug in set_hidden"]
+    assert any(job.id in record.getMessage() and record.exc_info for record in caplog.records)
+
+
+async def test_a_bug_after_confirming_many_jobs_gets_a_private_internal_error(world, monkeypatch):
+    asked = await world.alice.slash(world.channel, "imagine", prompt="a {red, blue, green} {cat, dog}")
+
+    async def imagine(*args, **kwargs):
+        raise RuntimeError("a bug in imagine")
+
+    monkeypatch.setattr(world.services.jobs, "imagine", imagine)
+    result = await world.alice.click(asked.response, label="Yes, start 6 jobs")
+
+    assert private_answer(result) == INTERNAL_ERROR
+    assert [str(error) for error in world.env.errors] == ["a bug in imagine"]
