@@ -51,6 +51,7 @@ waiting primitive discord.py itself owns (and that test harnesses for discord.py
 ORPHAN_LIMIT = 1000
 RENDERED_LIMIT = 10_000
 SUPPRESSED_LIMIT = 10_000
+FINAL_ATTEMPTS = 3  # a result that could not be shown (a busy database, say) is tried this often
 INTERACTION_LIFETIME = timedelta(minutes=15)
 TOKEN_MARGIN = timedelta(seconds=30)  # stop using a token a little early: an edit takes time
 
@@ -86,6 +87,7 @@ class JobMessenger:
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         # Jobs whose messages show a hidden/deleted notice: the worker no longer edits them.
         self._suppressed: dict[str, None] = {}
+        self._final_failures: dict[str, int] = {}  # job id -> failed attempts to show its result
         self._worker: asyncio.Task[None] | None = None
         self._dirty = False  # an update arrived since the worker last looked
         self._busy = False  # an edit is under way
@@ -196,6 +198,11 @@ class JobMessenger:
                         await self._render(update, self._messages.get(job_id, []))
             except Exception:
                 log.exception("could not show job %s in Discord", job_id)
+                if update.final:
+                    self._retry_final(update)
+            else:
+                if update.final:
+                    self._final_failures.pop(job_id, None)
             finally:
                 self._busy = False
         return soonest
@@ -243,6 +250,17 @@ class JobMessenger:
         self._orphans[update.job_id] = update
         while len(self._orphans) > ORPHAN_LIMIT:  # jobs that never get a message (not ours)
             self._orphans.pop(next(iter(self._orphans)))
+
+    def _retry_final(self, update: JobUpdate) -> None:
+        """A result must not be lost to one failure: its message would say "Running" forever.
+        Progress needs no retry (the next update replaces it)."""
+        failures = self._final_failures.get(update.job_id, 0) + 1
+        if failures >= FINAL_ATTEMPTS:
+            self._final_failures.pop(update.job_id, None)
+            log.error("job %s: gave up showing its result after %d attempts", update.job_id, failures)
+            return
+        self._final_failures[update.job_id] = failures
+        self._again(update)
 
     def _again(self, update: JobUpdate) -> None:
         """Render `update` once more on the worker's next pass (unless a newer one is waiting)."""

@@ -137,3 +137,32 @@ async def test_a_result_read_while_the_first_message_is_being_registered_is_show
     assert reading.is_set()
     message = world.message(result.response.id)
     assert len(message.attachments) == 1 and labels(message)[0][0] == "U1"
+
+
+async def test_a_result_whose_job_cannot_be_read_once_is_shown_on_the_next_try(world, held, monkeypatch):
+    from storage.errors import DatabaseBusyError
+
+    result = await world.alice.slash(world.channel, "imagine", prompt="a busy evening")
+    job = await world.job_of(result.response.id)
+    store, read, failures = world.services.store, world.services.store.get_job, []
+
+    async def busy_once(job_id):
+        found = await read(job_id)
+        task = asyncio.current_task()
+        if (
+            task is not None
+            and task.get_name() == "job-messenger"
+            and found.status == "done"
+            and not failures
+        ):
+            failures.append(job_id)
+            raise DatabaseBusyError("the database stayed busy for 30 s (9 attempts); please try again")
+        return found
+
+    monkeypatch.setattr(store, "get_job", busy_once)
+    held.gate.set()
+    await world.settled(job.id, timeout=10)
+
+    assert failures == [job.id]
+    message = world.message(result.response.id)
+    assert len(message.attachments) == 1 and labels(message)[0][0] == "U1"
