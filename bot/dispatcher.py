@@ -27,6 +27,7 @@ from typing import Any
 
 from bot.logs import job_context
 from engine.api import (
+    CANCELLED,
     EngineClient,
     EngineError,
     EngineRequest,
@@ -41,7 +42,6 @@ from storage.models import Job, JobStatus
 log = logging.getLogger(__name__)
 
 FINAL_STATUSES = frozenset(s.value for s in JobStatus if s.finished)
-CANCELLED_REASON = "cancelled"
 
 
 class LimitError(Exception):
@@ -455,7 +455,7 @@ class Dispatcher:
         if entry.shutdown:
             await self._requeue_for_shutdown(entry)
             return
-        if entry.cancel_requested or result.reason == CANCELLED_REASON:
+        if entry.cancel_requested or result.reason == CANCELLED:
             log.info("cancelled")
             await self._store.fail_job(job_id, "cancelled by the user", status=JobStatus.CANCELLED.value)
             self._publish(JobUpdate(job_id, JobStatus.CANCELLED.value, error="cancelled by the user"))

@@ -250,6 +250,11 @@ class ModelInfo:
 # ---------------------------------------------------------------------------------------------
 
 
+# The reason of the `Failed` that ends a cancelled job, whichever engine ran it: the dispatcher
+# tells "the user cancelled" from a real failure by it.
+CANCELLED = "cancelled"
+
+
 class EngineError(RuntimeError):
     """The engine cannot take the request at all (closed, not started)."""
 
@@ -274,7 +279,7 @@ class EngineClient(Protocol):
     def submit(self, request: EngineRequest) -> AsyncIterator[EngineEvent]: ...
 
     async def cancel(self, job_id: str) -> None:
-        """Ask the job to stop; it ends with `Failed(reason='cancelled')` within one step."""
+        """Ask the job to stop; it ends with `Failed(reason=CANCELLED)` within one step."""
         ...
 
     async def close(self) -> None: ...

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 
 from engine.api import (
+    CANCELLED,
     EngineConfig,
     EngineEvent,
     EngineRequest,
@@ -40,11 +41,9 @@ from engine.ops.vary import run_vary
 
 log = logging.getLogger(__name__)
 
-CANCELLED = "cancelled"
-
 
 class CancelledByUser(Exception):
-    """Raised inside a job when `should_stop()` turned true; `run` reports it as `Failed('cancelled')`."""
+    """Raised inside a job when `should_stop()` turned true; `run` reports it as `Failed(CANCELLED)`."""
 
 
 class EngineCore:

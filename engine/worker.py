@@ -34,7 +34,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from engine.api import EngineConfig, EngineEvent, EngineRequest, Failed, Finished
+from engine.api import CANCELLED, EngineConfig, EngineEvent, EngineRequest, Failed, Finished
 from engine.protocol import (
     DEFAULT_CORE,
     CancelJob,
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 # The job the main thread is running: log records made meanwhile carry its id to the parent.
 current_job: contextvars.ContextVar[str | None] = contextvars.ContextVar("engine_job_id", default=None)
 
-CANCELLED = "cancelled"
 NO_RESULT = "The engine ended this job without a result; this is a bug in the engine."
 
 
