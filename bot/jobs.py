@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 SEED_LIMIT = 2**32
 GRID_CELLS = 4
 CONSOLE_QUEUE_LIMIT = 200
-MIN_DERIVED_STEPS = 4  # the operator at the console is not rate-limited like a member
 PAN_DIRECTIONS = ("left", "right", "up", "down")
 _EXPLICIT_ASPECT = re.compile(r"(?:--|—)(?:ar|aspect)\b", re.IGNORECASE)
 _DEFAULTS = {**DEFAULTS, "negative": []}
@@ -498,12 +497,8 @@ class JobService:
                 image_weight=prompt.image_weight,
             )
         source = await self._source_image(job)
-        # --quality is the job's step budget, and a derived job keeps its prompt's budget, with a
-        # floor: img2img runs strength x steps, and at the lowest strengths (0.25) fewer than four
-        # steps would leave no denoising step at all.
-        steps = None
-        if prompt.quality != 1:
-            steps = max(MIN_DERIVED_STEPS, round(self.info.default_steps * prompt.quality))
+        # A derived job keeps its prompt's --quality; the engine alone turns it into steps.
+        quality = float(prompt.quality)
         if kind in (JobKind.VARY, JobKind.VARY_SUBTLE, JobKind.VARY_STRONG):
             strength = params.get("strength") or ("subtle" if kind is JobKind.VARY_SUBTLE else "strong")
             return VaryRequest(
@@ -512,7 +507,7 @@ class JobService:
                 prompt=spec,
                 seeds=seeds,
                 strength=strength,
-                steps=steps,
+                quality=quality,
                 stylize=int(prompt.stylize),
                 style=prompt.style,
                 tile=bool(prompt.tile),
@@ -520,7 +515,7 @@ class JobService:
         if kind in (JobKind.UPSCALE_SUBTLE, JobKind.UPSCALE_CREATIVE):
             mode = "creative" if kind is JobKind.UPSCALE_CREATIVE else "subtle"
             return UpscaleRequest(
-                job_id=job.id, source=source, prompt=spec, seed=seeds[0], mode=mode, steps=steps
+                job_id=job.id, source=source, prompt=spec, seed=seeds[0], mode=mode, quality=quality
             )
         if kind is JobKind.ZOOM:
             aspect = params.get("aspect")
@@ -531,15 +526,20 @@ class JobService:
                 seeds=seeds,
                 zoom=float(params.get("zoom", 2.0)),
                 aspect=tuple(aspect) if aspect else None,
-                steps=steps,
+                quality=quality,
             )
         if kind is JobKind.PAN:
             return OutpaintRequest(
-                job_id=job.id, source=source, prompt=spec, seeds=seeds, pan=params["direction"], steps=steps
+                job_id=job.id,
+                source=source,
+                prompt=spec,
+                seeds=seeds,
+                pan=params["direction"],
+                quality=quality,
             )
         if kind is JobKind.SQUARE:
             return OutpaintRequest(
-                job_id=job.id, source=source, prompt=spec, seeds=seeds, square=True, steps=steps
+                job_id=job.id, source=source, prompt=spec, seeds=seeds, square=True, quality=quality
             )
         raise ValueError(f"job {job.id} of kind {job.kind} needs no engine work")
 

@@ -112,6 +112,7 @@ class VaryRequest:
     seeds: tuple[int, ...]
     strength: VaryStrength | float = "subtle"
     steps: int | None = None
+    quality: float = 1.0  # --quality: multiplies the step budget
     guidance: float | None = None
     stylize: int = 100
     style: str | None = None
@@ -130,6 +131,7 @@ class UpscaleRequest:
     mode: Literal["subtle", "creative"] = "subtle"
     factor: float = 2.0
     steps: int | None = None
+    quality: float = 1.0  # --quality: multiplies the step budget
     kind: Literal["upscale"] = "upscale"
 
 
@@ -154,6 +156,7 @@ class OutpaintRequest:
     pan: PanDirection | None = None
     square: bool = False
     steps: int | None = None
+    quality: float = 1.0  # --quality: multiplies the step budget
     guidance: float | None = None
     kind: Literal["outpaint"] = "outpaint"
 

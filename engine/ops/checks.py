@@ -12,6 +12,8 @@ from engine.api import ImageData
 
 MAX_SEEDS = 8
 MAX_STEPS = 150
+# The fewest steps an img2img pass is given when `--quality` lowers its budget (see effective_steps).
+MIN_IMG2IMG_STEPS = 4
 
 
 def check_size(width: int, height: int, step: int, max_pixels: int, what: str = "image") -> None:
@@ -66,8 +68,22 @@ def check_source(image: ImageData | None, min_side: int, max_pixels: int) -> Non
         )
 
 
-def effective_steps(steps: int, quality: float) -> int:
-    """`--quality` multiplies the step budget (at least one step)."""
+def effective_steps(steps: int, quality: float, strength: float = 1.0) -> int:
+    """The steps a job runs: `--quality` multiplies the step budget, for every operation alike.
+
+    An img2img pass (`strength` < 1: vary, upscale, an image prompt) runs only `strength` x steps
+    of them, so a budget that `--quality` lowers is floored where a real refine remains: at least
+    `MIN_IMG2IMG_STEPS`, and enough for one denoising step at this strength (`--quality .25` on a
+    low-strength upscale of an 8-step model would otherwise leave none and fail). The floor never
+    goes above the steps asked for: quality must not be the reason a job fails or slows.
+    """
     check_range("steps", steps, 1, MAX_STEPS)
     check_range("quality", quality, 0.1, 4)
-    return max(1, min(MAX_STEPS * 2, round(steps * quality)))
+    check_range("strength", strength, 0.01, 1.0)
+    budget = max(1, min(MAX_STEPS * 2, round(steps * quality)))
+    if strength < 1.0:
+        needed = MIN_IMG2IMG_STEPS
+        while int(needed * strength) < 1:  # the sampler keeps int(steps x strength) of them
+            needed += 1
+        budget = max(budget, min(needed, steps))
+    return budget

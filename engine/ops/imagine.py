@@ -26,10 +26,12 @@ def run_imagine(ctx: OpContext, req: ImagineRequest) -> OpResult:
         check_range("image weight (--iw)", req.image_weight, 0, 3)
     guidance = preset.default_guidance if req.guidance is None else req.guidance
     check_range("guidance", guidance, 0, 30)
-    steps = effective_steps(preset.default_steps if req.steps is None else req.steps, req.quality)
     init = None
+    strength = 1.0
     if req.init_image is not None:
         init = cover(req.init_image.to_pil(), req.width, req.height)
+        strength = image_prompt_strength(req.image_weight)
+    steps = effective_steps(preset.default_steps if req.steps is None else req.steps, req.quality, strength)
     timings: dict[str, float] = {}
     images = generate(
         ctx,
@@ -46,7 +48,7 @@ def run_imagine(ctx: OpContext, req: ImagineRequest) -> OpResult:
         stop=req.stop,
         tile=req.tile,
         init=init,
-        strength=image_prompt_strength(req.image_weight),
+        strength=strength,
         timings=timings,
     )
     return OpResult(images=images, seeds=list(req.seeds), timings=timings)

@@ -170,7 +170,9 @@ def run_outpaint(ctx: OpContext, req: OutpaintRequest) -> OpResult:
     check_size(final.width, final.height, 1, ctx.max_pixels)
     guidance = preset.default_guidance if req.guidance is None else req.guidance
     check_range("guidance", guidance, 0, 30)
-    steps = effective_steps(preset.default_steps if req.steps is None else req.steps, 1.0)
+    steps = effective_steps(
+        preset.default_steps if req.steps is None else req.steps, req.quality, preset.outpaint_strength
+    )
     source = req.source.to_pil()
     init, mask = prefill(source, canvas)
     timings: dict[str, float] = {}

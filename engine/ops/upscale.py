@@ -63,7 +63,7 @@ def run_upscale(ctx: OpContext, req: UpscaleRequest) -> OpResult:
     work_w, work_h = round_to_step(target_w, step), round_to_step(target_h, step)
     resized = req.source.to_pil().resize((work_w, work_h), Image.Resampling.LANCZOS)
     strength = preset.upscale_subtle if req.mode == "subtle" else preset.upscale_creative
-    steps = effective_steps(preset.default_steps if req.steps is None else req.steps, 1.0)
+    steps = effective_steps(preset.default_steps if req.steps is None else req.steps, req.quality, strength)
     guidance = preset.default_guidance
     tile = max(step, (min(ctx.upscale_tile, max(work_w, work_h)) // step) * step)
     timings: dict[str, float] = {}

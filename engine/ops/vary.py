@@ -33,7 +33,7 @@ def run_vary(ctx: OpContext, req: VaryRequest) -> OpResult:
     check_size(width, height, step, ctx.max_pixels)
     guidance = preset.default_guidance if req.guidance is None else req.guidance
     check_range("guidance", guidance, 0, 30)
-    steps = effective_steps(preset.default_steps if req.steps is None else req.steps, 1.0)
+    steps = effective_steps(preset.default_steps if req.steps is None else req.steps, req.quality, strength)
     timings: dict[str, float] = {}
     images = generate(
         ctx,

@@ -15,7 +15,6 @@ import pytest
 from bot.bench_dispatch import INFO, StandInEngine, solid
 from bot.dispatcher import Dispatcher, LimitError, Limits
 from bot.jobs import (
-    MIN_DERIVED_STEPS,
     Action,
     CellIndexError,
     JobError,
@@ -278,19 +277,26 @@ async def test_request_details_for_each_action(env):
     assert custom.prompt.segments == (("a wide harbour", 1.0),)
     assert (await request_for(action=Action.PAN, index=3, direction="up")).pan == "up"
     assert (await request_for(action=Action.SQUARE, index=0)).square is True
-    assert zoom.steps is None  # --quality 1: the preset's steps
+    assert (zoom.steps, zoom.quality) == (None, 1.0)  # the preset's steps
 
 
-async def test_quality_carries_over_to_derived_jobs_as_their_step_budget(env):
+@pytest.mark.parametrize(
+    ("action", "kwargs"),
+    [
+        (Action.VARY, {}),
+        (Action.UPSCALE_SUBTLE, {}),
+        (Action.ZOOM, {"zoom": 2.0}),
+        (Action.PAN, {"direction": "left"}),
+        (Action.SQUARE, {}),
+    ],
+)
+async def test_quality_carries_over_to_derived_jobs_and_the_engine_counts_the_steps(env, action, kwargs):
     store, engine, dispatcher, service = env
-    parent = await grid(env, "a harbour --seed 3 --quality 2")
-    job = await service.derive(ALICE, parent.id, Action.VARY, index=0)
+    parent = await grid(env, "a harbour --ar 2:1 --seed 3 --quality .25")
+    job = await service.derive(ALICE, parent.id, action, index=0, **kwargs)
     await done(dispatcher, store, [job])
-    assert engine.requests[-1].steps == MIN_DERIVED_STEPS  # the stand-in's 2 steps x 2, floored at 4
-    low = await grid(env, "a harbour --seed 3 --quality .25")
-    job = await service.derive(ALICE, low.id, Action.UPSCALE_SUBTLE, index=0)
-    await done(dispatcher, store, [job])
-    assert engine.requests[-1].steps == MIN_DERIVED_STEPS
+    request = engine.requests[-1]
+    assert (request.quality, request.steps) == (0.25, None)
 
 
 async def test_index_rules_and_clear_refusals(env):

@@ -211,6 +211,15 @@ def test_image_prompt_pulls_towards_the_image(core):
         assert distance(image, source) < distance(image, other)
 
 
+def test_a_strong_image_prompt_at_low_quality_still_denoises(core):
+    # --iw 3 keeps 3/4 of the image (strength 0.25); --quality .25 of 8 steps is 2, which would
+    # leave no denoising step at all without the img2img floor.
+    source = finish(core, imagine(steps=4, seeds=(7,), width=64, height=64)).images[0]
+    events = run_events(core, imagine(seeds=(9,), init_image=source, image_weight=3.0, quality=0.25))
+    assert isinstance(events[-1], Finished), events[-1]
+    assert max(e.total for e in events if isinstance(e, Progress)) == 1
+
+
 def test_a_plain_prompt_gives_the_same_pixels_as_the_stock_diffusers_pipeline(core):
     # Our loop is diffusers' text-to-image loop; composable guidance with one segment is plain CFG.
     ours = finish(core, imagine(steps=4, style="raw", guidance=6.0))

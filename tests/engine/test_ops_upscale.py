@@ -155,3 +155,15 @@ def test_an_upscaler_that_is_not_one_is_refused(core, tmp_path):
                 model="tiny", device="cpu", warmup=False, upscaler_model=str(tmp_path / "not-an-upscaler")
             )
         ).load()
+
+
+def test_quality_sets_the_refine_budget_and_a_low_one_still_refines(core, source):
+    def denoising_steps(quality: float) -> int:
+        events = run_events(core, upscale(source, steps=None, quality=quality))
+        assert events[-1].images[0].width == 256, events[-1]
+        return max(e.total for e in events if isinstance(e, Progress))
+
+    # tiny: 8 steps at Subtle's 0.25; --quality .25 would leave 2 x 0.25 = no step without the floor
+    assert denoising_steps(0.25) == 1
+    assert denoising_steps(1.0) == 2
+    assert denoising_steps(2.0) == 4

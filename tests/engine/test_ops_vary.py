@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.api import Finished, ImageData, VaryRequest
-from tests.engine.conftest import PROMPT, distance, fail, finish, imagine
+from engine.api import Finished, ImageData, Progress, VaryRequest
+from tests.engine.conftest import PROMPT, distance, fail, finish, imagine, run_events
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +66,14 @@ def test_bad_sources_fail_clearly(core):
     assert "at least 16 pixels" in fail(core, vary(tiny)).reason
     huge = ImageData(width=1024, height=1024, rgb=bytes(1024 * 1024 * 3))
     assert "maximum" in fail(core, vary(huge)).reason
+
+
+def test_quality_scales_the_variation_steps(core, sources):
+    source, _ = sources
+
+    def denoising_steps(quality: float) -> int:
+        events = run_events(core, vary(source, steps=None, strength=0.5, quality=quality))
+        assert isinstance(events[-1], Finished), events[-1]
+        return max(e.total for e in events if isinstance(e, Progress))
+
+    assert (denoising_steps(0.5), denoising_steps(1.0), denoising_steps(2.0)) == (2, 4, 8)
