@@ -53,6 +53,7 @@ SEED_LIMIT = 2**32
 GRID_CELLS = 4
 CONSOLE_QUEUE_LIMIT = 200
 PAN_DIRECTIONS = ("left", "right", "up", "down")
+_OUTPAINT_KINDS = (JobKind.ZOOM, JobKind.PAN, JobKind.SQUARE)
 _EXPLICIT_ASPECT = re.compile(r"(?:--|—)(?:ar|aspect)\b", re.IGNORECASE)
 _DEFAULTS = {**DEFAULTS, "negative": []}
 _PARAMETER_FIELDS = tuple(_DEFAULTS)  # the Prompt fields a `--parameter` sets
@@ -315,7 +316,13 @@ class JobService:
 
         prompt_text = parent.prompt
         params: dict[str, Any] = {}
-        width, height = source.width, source.height
+        # Vary keeps the source's size and upscale doubles it, exactly. Zoom, pan and square get
+        # their size from the engine's canvas planning (whole size steps, the engine's maximum):
+        # the row has no size until `complete_job` records that of the images actually made.
+        width: int | None = source.width
+        height: int | None = source.height
+        if action in (Action.ZOOM, Action.PAN, Action.SQUARE):
+            width = height = None
         if action is Action.ZOOM:
             if zoom is None or not 1.0 <= float(zoom) <= 2.0:
                 raise JobError(f"zoom must be a number from 1.0 to 2.0, got {zoom!r}")
@@ -326,9 +333,6 @@ class JobService:
                 prompt_text = str(prompt)
                 if _EXPLICIT_ASPECT.search(prompt_override):
                     params["aspect"] = list(prompt.aspect)
-                    width, height = dimensions_for(
-                        prompt.aspect, self.info.native_width, self.info.native_height, self.info.size_step
-                    )
         elif prompt_override is not None:
             raise JobError("only a custom zoom takes an edited prompt")
         elif zoom is not None:
@@ -337,16 +341,10 @@ class JobService:
             if direction not in PAN_DIRECTIONS:
                 raise JobError(f"pan direction must be one of {', '.join(PAN_DIRECTIONS)}, got {direction!r}")
             params["direction"] = direction
-            if direction in ("left", "right"):
-                width = _round_to(width * 3 // 2, self.info.size_step)
-            else:
-                height = _round_to(height * 3 // 2, self.info.size_step)
         elif direction is not None:
             raise JobError("a direction only goes with pan")
-        if action is Action.SQUARE:
-            if source.width == source.height:
-                raise JobError(f"image {index + 1} of job {parent.id} is already square")
-            width = height = max(source.width, source.height)
+        if action is Action.SQUARE and source.width == source.height:
+            raise JobError(f"image {index + 1} of job {parent.id} is already square")
         if action in (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE):
             width, height = source.width * 2, source.height * 2
             params["mode"] = "creative" if action is Action.UPSCALE_CREATIVE else "subtle"
@@ -434,8 +432,9 @@ class JobService:
             prompt=parent.prompt,
             params=params,
             model=self.model_name,
-            width=parent.width,
-            height=parent.height,
+            # An outpaint's size is the engine's to plan; the row learns it on completion.
+            width=None if kind in _OUTPAINT_KINDS else parent.width,
+            height=None if kind in _OUTPAINT_KINDS else parent.height,
             seed=seed,
             parent_id=parent_id,
             parent_index=parent_index,
@@ -638,7 +637,3 @@ class JobService:
             "guild_id": requester.guild_id,
             "channel_id": requester.channel_id,
         }
-
-
-def _round_to(value: int, step: int) -> int:
-    return max(step, round(value / step) * step)

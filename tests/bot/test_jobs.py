@@ -299,6 +299,28 @@ async def test_quality_carries_over_to_derived_jobs_and_the_engine_counts_the_st
     assert (request.quality, request.steps) == (0.25, None)
 
 
+@pytest.mark.parametrize(
+    ("action", "kwargs"),
+    [
+        (Action.PAN, {"direction": "right"}),
+        (Action.SQUARE, {}),
+        (Action.ZOOM, {"zoom": 1.5, "prompt_override": "a wide harbour --ar 3:1"}),
+    ],
+)
+async def test_an_outpaint_job_has_the_size_of_the_images_the_engine_made(env, action, kwargs):
+    # The canvas is the engine's to plan (whole size steps, its maximum): the bot guessed it
+    # before, and guessed wrong for some sources. Queued, the job has no size; done, it has
+    # the size of its images, for the job and for a reroll of it.
+    store, _engine, dispatcher, service = env
+    parent = await grid(env, "a harbour --ar 11:8 --seed 3")
+    job = await service.derive(ALICE, parent.id, action, index=0, **kwargs)
+    assert (job.width, job.height) == (None, None)
+    [job] = await done(dispatcher, store, [job])
+    assert job.status == "done" and (job.width, job.height) == (job.cells[0].width, job.cells[0].height)
+    again = await service.derive(ALICE, job.id, Action.REROLL)
+    assert (again.kind, again.width, again.height) == (job.kind, None, None)
+
+
 async def test_index_rules_and_clear_refusals(env):
     _store, engine, dispatcher, service = env
     parent = await grid(env)
