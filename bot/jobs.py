@@ -8,7 +8,8 @@ gets a clear error and changes nothing.
 Seeds: a grid's seed is `--seed` or a random number in 0..4294967295; cell i draws with
 `cell_seed(seed, i) = (seed + i) % 2**32`, and each image row stores its own seed, so any single
 image can be reproduced. `--repeat` k > 0 with a fixed seed uses `seed + 4k` (four cells apart),
-so the repeats differ; permutations share the seed so they compare like for like.
+so the repeats differ; permutations share a `--seed` so they compare like for like. Without
+`--seed`, every job (each permutation, each repeat) draws its own random seed, like Midjourney.
 """
 
 from __future__ import annotations
@@ -236,32 +237,37 @@ class JobService:
         count = sum(max(1, p.repeat) for p in prompts)
         self.dispatcher.check_capacity(requester.user_id, count, limits)
 
-        base_seed = self._new_seed()
         jobs: list[Job] = []
-        for prompt in prompts:
-            width, height = dimensions_for(
-                prompt.aspect, self.info.native_width, self.info.native_height, self.info.size_step
-            )
-            for repeat in range(max(1, prompt.repeat)):
-                if prompt.seed is not None:
-                    seed = (prompt.seed + GRID_CELLS * repeat) % SEED_LIMIT
-                else:
-                    seed = base_seed if repeat == 0 and len(prompts) == 1 else self._new_seed()
-                job = await self.store.create_job(
-                    kind=JobKind.IMAGINE.value,
-                    status=JobStatus.QUEUED.value,
-                    **self._author(requester),
-                    raw_prompt=raw_prompt,
-                    prompt=str(prompt),
-                    params={"seeds": [cell_seed(seed, i) for i in range(GRID_CELLS)]},
-                    model=self.model_name,
-                    width=width,
-                    height=height,
-                    seed=seed,
+        try:
+            for prompt in prompts:
+                width, height = dimensions_for(
+                    prompt.aspect, self.info.native_width, self.info.native_height, self.info.size_step
                 )
-                if init_image is not None:
-                    await self._save_init_image(job, init_image)
-                jobs.append(job)
+                for repeat in range(max(1, prompt.repeat)):
+                    if prompt.seed is not None:
+                        seed = (prompt.seed + GRID_CELLS * repeat) % SEED_LIMIT
+                    else:
+                        seed = self._new_seed()
+                    job = await self.store.create_job(
+                        kind=JobKind.IMAGINE.value,
+                        status=JobStatus.QUEUED.value,
+                        **self._author(requester),
+                        raw_prompt=raw_prompt,
+                        prompt=str(prompt),
+                        params={"seeds": [cell_seed(seed, i) for i in range(GRID_CELLS)]},
+                        model=self.model_name,
+                        width=width,
+                        height=height,
+                        seed=seed,
+                    )
+                    jobs.append(job)
+                    if init_image is not None:
+                        await self._save_init_image(job, init_image)
+        except Exception as exc:
+            # A full disk or a busy database halfway through: the rows made so far were never
+            # submitted, and left `queued` they would start by surprise at the next restart.
+            await self._cancel_unsubmitted(jobs, f"not queued: saving the request failed ({exc})")
+            raise
         await self._submit(jobs, limits)
         return jobs
 
@@ -387,9 +393,19 @@ class JobService:
             try:
                 await self.dispatcher.submit(job, limits)
             except LimitError as exc:
-                for left in jobs[i:]:
-                    await self.store.fail_job(left.id, str(exc), status=JobStatus.CANCELLED.value)
+                await self._cancel_unsubmitted(jobs[i:], str(exc))
                 raise
+
+    async def _cancel_unsubmitted(self, jobs: Sequence[Job], reason: str) -> None:
+        """Close rows that were made but never reached the dispatcher as `cancelled`, with the reason.
+
+        Best effort, one by one: the error that brought us here is the one the caller reports.
+        """
+        for job in jobs:
+            try:
+                await self.store.fail_job(job.id, reason, status=JobStatus.CANCELLED.value)
+            except Exception:
+                log.exception("job %s was never queued and could not be marked cancelled", job.id)
 
     async def get_visible_job(self, job_id: str) -> Job:
         """A job that exists, is not hidden or deleted, and is done (what buttons work from)."""

@@ -104,6 +104,28 @@ async def test_without_a_seed_each_grid_gets_its_own_random_seed(env):
     assert len(set(seeds)) == 3 and all(0 <= s < 2**32 for s in seeds)
 
 
+async def test_permutations_share_a_given_seed_and_otherwise_draw_their_own(env):
+    store, _, dispatcher, service = env
+    shared = await done(dispatcher, store, await service.imagine(ALICE, "a {red, blue} bird --seed 9"))
+    assert [j.seed for j in shared] == [9, 9]
+    own = await done(dispatcher, store, await service.imagine(ALICE, "a {red, blue} bird"))
+    assert own[0].seed != own[1].seed
+
+
+async def test_a_failure_while_saving_the_jobs_cancels_the_rows_already_made(env):
+    # The image prompt cannot be written (a file sits where its folder goes: a disk-level
+    # failure): the row made first must not stay `queued`, to start by surprise after a restart.
+    store, engine, dispatcher, service = env
+    (Path(store.files.data_dir) / "inputs").write_text("not a folder")
+    with pytest.raises(OSError):
+        await service.imagine(
+            ALICE, "https://example.com/cat.png a {red, blue} cat", init_image=solid(16, 16)
+        )
+    [job] = (await store.history(HistoryQuery(limit=10))).jobs
+    assert job.status == JobStatus.CANCELLED and job.error.startswith("not queued: saving the request failed")
+    assert await store.pending_jobs() == [] and dispatcher.queue_length() == 0 and engine.seen == []
+
+
 async def test_the_users_prefer_suffix_is_added(env):
     store, _, _dispatcher, service = env
     await store.set_user_suffix(ALICE.user_id, "--ar 2:1")
