@@ -407,6 +407,13 @@ class JobService:
             except Exception:
                 log.exception("job %s was never queued and could not be marked cancelled", job.id)
 
+    async def _fail_quietly(self, job_id: str, reason: str) -> None:
+        """Mark a job `failed`; a failure to do so is logged, so the caller's own error is what surfaces."""
+        try:
+            await self.store.fail_job(job_id, reason)
+        except Exception:
+            log.exception("job %s could not be marked failed", job_id)
+
     async def get_visible_job(self, job_id: str) -> Job:
         """A job that exists, is not hidden or deleted, and is done (what buttons work from)."""
         job = await self.store.get_job(job_id) if job_id else None
@@ -459,19 +466,27 @@ class JobService:
         return job
 
     async def _separate(self, fields: dict[str, Any], source: Any) -> Job:
-        """U1-U4: the cell becomes a job of its own at once, like Midjourney (no engine work)."""
-        picture = await asyncio.to_thread(self.store.files.open_image, source.path)
-        image = ImageData.from_pil(picture)
-        fields["params"]["seeds"] = [source.seed] if source.seed is not None else []
+        """U1-U4: the cell becomes a job of its own at once, like Midjourney (no engine work).
+
+        The cell's PNG is stored again as it is (no decode, no re-encode). The row is made
+        `running` and completed in the same call; if storing fails (a full disk, a busy
+        database) it ends `failed` with the reason rather than staying `running` until a restart.
+        """
+        try:
+            picture = await asyncio.to_thread(self.store.files.load_encoded, source.path)
+        except (OSError, ValueError) as exc:
+            raise JobError(f"the image file of this cell cannot be read ({exc})") from exc
+        seed = source.seed if source.seed is not None else fields["seed"]
+        fields["params"]["seeds"] = [seed]
         job = await self.store.create_job(status=JobStatus.RUNNING.value, **fields)
         with job_context(job.id):
-            job = await self.store.complete_job(
-                job.id,
-                images=[image],
-                seeds=[source.seed if source.seed is not None else job.seed],
-                grid=None,
-                timings={},
-            )
+            try:
+                job = await self.store.complete_job(
+                    job.id, images=[picture], seeds=[seed], grid=None, timings={}
+                )
+            except Exception as exc:
+                await self._fail_quietly(job.id, f"the image could not be stored: {exc}")
+                raise
             log.info("separated image %d of job %s", (job.parent_index or 0) + 1, job.parent_id)
         return job
 

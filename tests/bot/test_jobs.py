@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -250,6 +251,26 @@ async def test_u_button_separates_a_cell_at_once_without_the_engine(env):
     [image] = job.cells
     assert image.seed == parent.cells[1].seed and job.grid is None
     assert store.files.read_bytes(image.path) != b"" and image.sha256 == parent.cells[1].sha256
+
+
+async def test_a_u_button_whose_image_cannot_be_stored_leaves_a_failed_job_not_a_running_one(env):
+    store, _engine, _, service = env
+    parent = await grid(env)
+    # The files' temp folder is a file now (a disk-level failure): the cell's copy cannot land.
+    temp = Path(store.files.tmp_dir)
+    shutil.rmtree(temp, ignore_errors=True)
+    temp.write_text("not a folder")
+    try:
+        with pytest.raises(OSError):
+            await service.derive(ALICE, parent.id, Action.UPSCALE, index=1)
+    finally:
+        temp.unlink()
+    [child] = (await store.lineage(parent.id)).descendants
+    assert child.status == JobStatus.FAILED and child.error.startswith("the image could not be stored")
+    assert await store.pending_jobs() == []
+    # With the disk fixed, the same button works.
+    job = await service.derive(ALICE, parent.id, Action.UPSCALE, index=1)
+    assert job.status == JobStatus.DONE and job.cells[0].sha256 == parent.cells[1].sha256
 
 
 async def test_derived_jobs_carry_parent_and_cell_and_build_the_right_request(env):
