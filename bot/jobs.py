@@ -232,6 +232,12 @@ class JobService:
                     "image prompts need the image itself: attach it to /imagine in Discord "
                     "(the console does not download image URLs)"
                 )
+            if prompt.image_weight is not None and not prompt.image_urls and init_image is None:
+                raise PromptError(
+                    "--iw sets how much an image prompt counts, but this prompt has no image: put an "
+                    "image URL at the front of the prompt or attach an image, or leave --iw out",
+                    parameter="image_weight",
+                )
         await self._check_moderation(requester, [p.text for p in prompts] + [raw_prompt], raw_prompt)
         limits = await self._limits_for(requester)
         count = sum(max(1, p.repeat) for p in prompts)

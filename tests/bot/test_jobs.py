@@ -184,6 +184,7 @@ async def test_too_many_permutations_with_the_suffix_are_refused_and_nothing_is_
         ("a cat --v 9", "--v 9 is not a version this bot knows; available: 6, 7"),
         ("a cat --v 7", "--v 7 is the model sdxl-base, but this bot runs tiny"),
         ("https://example.com/cat.png a cat", "image prompts need the image itself"),
+        ("a cat --iw 2", "--iw sets how much an image prompt counts, but this prompt has no image"),
     ],
 )
 async def test_a_bad_prompt_is_refused_and_nothing_is_queued(env, prompt, message):
