@@ -107,11 +107,12 @@ async def test_running_limit_leaves_a_slot_to_other_users(store):
     await engine.wait_active(a_jobs[0].id)
     assert engine.active == {a_jobs[0].id}  # three free slots, but A may run only one
     b1 = await new_job(store, "B", "B1")
+    engine.hold.add(b1.id)
     await dispatcher.submit(b1)
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(engine.wait_active(b1.id), 10)  # B gets a free slot while A's wait
     assert engine.seen == [a_jobs[0].id, b1.id]
     assert dispatcher.position(a_jobs[1].id) == 1
-    for job in a_jobs:
+    for job in [*a_jobs, b1]:
         engine.release(job.id)
     await finish(dispatcher)
     assert engine.seen == [a_jobs[0].id, b1.id, a_jobs[1].id, a_jobs[2].id]

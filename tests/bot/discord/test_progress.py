@@ -109,12 +109,13 @@ async def test_a_job_left_running_by_a_stopped_bot_posts_its_result_after_the_re
     await services.stop(grace_s=0.1)  # the process goes away: the job goes back to queued
     assert (await Store_job_status(settings, job.id)) == "queued"
 
-    # A new process: services recover the job once the new bot listens, then Discord connects.
+    # A new process, started the way `imagine-bot` starts: open the services, build the bot
+    # (its messenger listens), recover the job, then Discord connects.
     held.gate = asyncio.Event()
-    fresh = await Services.start(settings, engine=held, recover=lambda job: False)
+    fresh = await Services.open(settings, engine=held)
     try:
         bot = make_bot(fresh, allowed_hosts)
-        assert await fresh.dispatcher.start() == [job.id]
+        assert await fresh.start_dispatching(recover=lambda job: job.source == "discord") == [job.id]
         await world.env.restart_bot(bot)
         held.gate.set()
         await world.settled(job.id)
