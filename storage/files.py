@@ -5,8 +5,9 @@ a reader never sees half a PNG and a crash leaves at worst a temp file (swept la
 complete file no row points to (an orphan; `Store.sweep_orphans` removes those). Rows are
 committed only after the files are in place, so a row always has its file.
 
-Layout: `images/ab/cd/<job id>-<n>.png` (cells) and `images/ab/cd/<job id>-grid.png`, where
-`ab/cd` are the first hex digits of the job id: 65,536 folders, so no folder grows huge.
+Layout: `images/ab/cd/<job id>-<tag>-<n>.png` (cells) and `images/ab/cd/<job id>-<tag>-grid.png`,
+where `<tag>` is unique to the completion that wrote them and `ab/cd` are the first hex digits of
+the job id: 65,536 folders, so no folder grows huge.
 Paths stored in the database are relative to the data directory and use `/`, so the data
 directory can move.
 """
@@ -169,12 +170,17 @@ class ImageFiles:
 
     # -- naming ------------------------------------------------------------------------------
 
-    def relative_path(self, job_id: str, index: int) -> str:
-        """Where a job's image lives, relative to the data directory (`index` -1 is the grid)."""
+    def relative_path(self, job_id: str, index: int, tag: str = "") -> str:
+        """Where a job's image lives, relative to the data directory (`index` -1 is the grid).
+
+        `tag` tells one completion's files from another's: two runs of the same job that race
+        to complete it then never overwrite (or, for the loser, delete) each other's files.
+        """
         check_job_id(job_id)
         name = GRID_NAME if index < 0 else str(index)
         shard = job_id.replace("-", "").lower().ljust(4, "0")
-        return f"{IMAGES_DIR}/{shard[:2]}/{shard[2:4]}/{job_id}-{name}.png"
+        stem = f"{job_id}-{tag}" if tag else job_id
+        return f"{IMAGES_DIR}/{shard[:2]}/{shard[2:4]}/{stem}-{name}.png"
 
     def absolute(self, relative: str) -> Path:
         """The file on disk for a stored relative path; refuses paths outside the data directory."""
@@ -218,7 +224,9 @@ class ImageFiles:
         encoded = self.encode_many([image for _, image in items])
         return self.put_many(job_id, [(index, png_) for (index, _), png_ in zip(items, encoded, strict=True)])
 
-    def put_many(self, job_id: str, encoded: Sequence[tuple[int, EncodedImage]]) -> list[StoredFile]:
+    def put_many(
+        self, job_id: str, encoded: Sequence[tuple[int, EncodedImage]], tag: str = ""
+    ) -> list[StoredFile]:
         """Put encoded images in place atomically and durably, with one sync pass for all of them.
 
         Every temp file is written and fsynced (concurrently: the filesystem folds the syncs into
@@ -227,7 +235,7 @@ class ImageFiles:
         temp files are removed and the images already in place stay as they were.
         """
         check_job_id(job_id)
-        targets = [self.absolute(self.relative_path(job_id, index)) for index, _ in encoded]
+        targets = [self.absolute(self.relative_path(job_id, index, tag)) for index, _ in encoded]
         created: set[Path] = set()
         for folder in {target.parent for target in targets}:
             created.update(_make_dirs(folder))
@@ -254,7 +262,7 @@ class ImageFiles:
         folders = {target.parent for target in targets} | {folder.parent for folder in created}
         list(_pool().map(_fsync_dir, folders))
         return [
-            StoredFile(self.relative_path(job_id, index), item.width, item.height, digest, size)
+            StoredFile(self.relative_path(job_id, index, tag), item.width, item.height, digest, size)
             for (index, item), (_, digest, size) in zip(encoded, written, strict=True)
         ]
 

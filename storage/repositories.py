@@ -58,9 +58,16 @@ class JobRepository:
         """Just the job's status (None: no such job); the cheap check before work on a job."""
         return await self.session.scalar(select(Job.status).where(Job.id == job_id))
 
-    async def get_without_images(self, job_id: str) -> Job | None:
-        """The job row alone, its `images` left empty: for a unit of work that sets them itself."""
+    async def get_without_images(self, job_id: str, *, lock: bool = False) -> Job | None:
+        """The job row alone, its `images` left empty: for a unit of work that sets them itself.
+
+        `lock` takes the row for this transaction (SELECT ... FOR UPDATE where the database has
+        it; SQLite's write transactions are serial anyway), so two writers that both read the
+        status first cannot both act on it.
+        """
         stmt = select(Job).where(Job.id == job_id).options(noload(Job.images))
+        if lock:
+            stmt = stmt.with_for_update()
         return await self.session.scalar(stmt)
 
     async def exists(self, job_id: str) -> bool:

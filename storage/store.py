@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -209,13 +210,14 @@ class Store:
             self.files.put_many,
             job_id,
             list(zip(indexes, encoded, strict=True)),  # type: ignore[arg-type]
+            secrets.token_hex(4),  # this completion's own file names (see ImageFiles.relative_path)
         )
         cells = [(item, seed) for item, seed in zip(stored[: len(images)], seeds, strict=True)]
         grid_file = stored[len(images)] if grid is not None else None
 
         async def work(session: AsyncSession) -> Job:
             jobs = JobRepository(session)
-            job = await jobs.get_without_images(job_id)
+            job = await jobs.get_without_images(job_id, lock=True)
             check_status(job_id, job.status if job else None)  # it may have ended while files were written
             assert job is not None
             await ImageRepository(session).replace_for_job(job, cells, grid_file)
@@ -228,8 +230,9 @@ class Store:
 
         try:
             job = await self._write(work)
-        except (JobStateError, NotFoundError):
-            # Nothing points at the new files; remove them rather than leave orphans behind.
+        except Exception:
+            # The rows were not committed, so nothing points at this completion's files (their
+            # names are its own): remove them rather than leave orphans behind.
             await asyncio.to_thread(self.files.remove, [item.path for item in stored])
             raise
         log.info("job %s done: %d image(s)%s", job_id, len(images), " + grid" if grid is not None else "")

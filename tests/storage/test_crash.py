@@ -93,7 +93,7 @@ async def test_an_error_before_the_commit_leaves_the_job_pending_and_a_retry_com
     monkeypatch.undo()
     done = await store.complete_job(job.id, [raster(value=1)], seeds=[5], grid=raster(value=2))
     assert done.status == "done" and len(done.images) == 2
-    # the retry rewrote the same paths, so nothing is orphaned and a sweep keeps every file
+    # the failed attempt removed its own files, so nothing is orphaned and a sweep keeps every file
     assert await store.sweep_orphans(older_than_s=0) == 0
     assert len(_pngs(store)) == 2
 

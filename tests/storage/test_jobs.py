@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -154,6 +156,23 @@ async def test_finished_jobs_cannot_be_restarted_or_completed_again(store: Store
     assert after is not None and after.status == "done" and after.cells[0].seed == 1
 
 
+async def test_two_runs_racing_to_complete_one_job_leave_the_winners_files_intact(store: Store) -> None:
+    """Two processes that both ran a job (a recovery beside a live run) race to complete it."""
+    job = await store.create_job(user_id=1, kind="imagine")
+    results = await asyncio.gather(
+        store.complete_job(job.id, [raster(16, 8, 1)], seeds=[1], grid=raster(32, 16, 2)),
+        store.complete_job(job.id, [raster(16, 8, 3)], seeds=[3], grid=raster(32, 16, 4)),
+        return_exceptions=True,
+    )
+    assert sorted(type(result).__name__ for result in results) == ["Job", "JobStateError"]
+    done = await store.get_job(job.id)
+    assert done is not None and done.status == "done"
+    for image in done.images:  # every row's file is there, with exactly the bytes its hash names
+        data = store.files.read_bytes(image.path)
+        assert hashlib.sha256(data).hexdigest() == image.sha256 and len(data) == image.bytes
+    assert len(list(store.files.images_dir.glob("*/*/*.png"))) == 2  # the loser's files are gone
+
+
 async def test_fail_and_cancel_keep_the_reason_and_a_repeated_cancel_is_harmless(store: Store) -> None:
     job = await store.create_job(user_id=1, kind="imagine")
     await store.mark_running(job.id)
@@ -176,8 +195,8 @@ async def test_a_job_cancelled_while_its_files_were_written_is_not_marked_done(
     job = await store.create_job(user_id=1, kind="imagine")
     put_many = store.files.put_many
 
-    def write_then_cancel(job_id, items):
-        stored = put_many(job_id, items)
+    def write_then_cancel(job_id, items, tag=""):
+        stored = put_many(job_id, items, tag)
         import asyncio
 
         asyncio.run(_cancel_elsewhere(store.db.url, store.files.data_dir, job_id))
