@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from bot.dispatcher import JobUpdate, LimitError
 from bot.jobs import Action, JobError, Requester
-from bot.logs import setup_logging
+from bot.logs import remove_logging, setup_logging
 from bot.settings import Settings, SettingsError
 from engine.api import EngineClient
 from storage.models import Job, JobStatus
@@ -439,6 +439,8 @@ async def run_console(
     except Exception as exc:
         log.debug("console command failed", exc_info=True)
         return _fail(out, f"{type(exc).__name__}: {exc}", EXIT_FAILED)
+    finally:
+        remove_logging()  # the handler writes to this call's stderr, which may not outlive it
 
 
 async def _with_store(args: argparse.Namespace, settings: Settings, out: Output) -> int:

@@ -58,12 +58,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def setup_logging(level: str | int = "INFO", json_lines: bool = False, stream: TextIO | None = None) -> None:
-    """Configure the root logger once (calling again replaces our handler, never stacks a second)."""
+def remove_logging() -> None:
+    """Take our handler off the root logger (a caller whose stream is about to go away)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if handler.get_name() == _HANDLER_NAME:
             root.removeHandler(handler)
+
+
+def setup_logging(level: str | int = "INFO", json_lines: bool = False, stream: TextIO | None = None) -> None:
+    """Configure the root logger once (calling again replaces our handler, never stacks a second)."""
+    remove_logging()
+    root = logging.getLogger()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.addFilter(JobIdFilter())

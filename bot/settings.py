@@ -245,7 +245,7 @@ def _bool(get, name: str, default: bool) -> bool:
 
 
 def _versions(raw: str | None) -> Mapping[str, str]:
-    """`6=sdxl-base,Turbo=sdxl-turbo` -> {"6": "sdxl-base", "turbo": "sdxl-turbo"} (what `--v` picks).
+    """`6=sdxl,Turbo=sdxl-turbo` -> {"6": "sdxl", "turbo": "sdxl-turbo"} (what `--v` picks).
 
     Names are lower-cased: the prompt parser lower-cases what follows `--v`, so `--v turbo` and
     `--v TURBO` both pick `Turbo`, and `Turbo` and `turbo` together are one name given twice.
@@ -262,7 +262,7 @@ def _versions(raw: str | None) -> Mapping[str, str]:
         if not sep or not key or not model or not _VERSION_KEY.match(key):
             raise SettingsError(
                 f"IMAGINE_VERSIONS has a bad entry {item!r}; use comma-separated VERSION=MODEL pairs, "
-                "e.g. 6=sdxl-base,turbo=sdxl-turbo"
+                "e.g. 6=sdxl,turbo=sdxl-turbo"
             )
         if key in versions:
             raise SettingsError(f"IMAGINE_VERSIONS names version {key!r} twice")

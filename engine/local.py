@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 
 from engine.api import (
+    CANCELLED,
     EngineConfig,
     EngineError,
     EngineEvent,
@@ -227,7 +228,7 @@ class LocalEngine:
         while True:
             await self.start()
             if job.cancel_requested:
-                job.fail("cancelled", retryable=False)
+                job.fail(CANCELLED, retryable=False)
                 return None
             if self._closed:
                 raise EngineError("The engine is closed.")

@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from engine.api import (
+    CANCELLED,
     EngineConfig,
     EngineError,
     EngineEvent,
@@ -33,7 +34,7 @@ from engine.api import (
 )
 from engine.local import REQUEST_TYPES, SHUT_DOWN, client_timings
 from engine.protocol import JobEvent
-from engine.worker import CANCELLED, NO_RESULT, JobTimer, run_job
+from engine.worker import NO_RESULT, JobTimer, run_job
 
 log = logging.getLogger(__name__)
 

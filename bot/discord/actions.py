@@ -20,7 +20,7 @@ from bot.discord import render
 from bot.discord.permissions import click_refusal, is_moderator
 from bot.discord.views.buttons import ACTIONS, CELL_ACTIONS, ButtonSpec
 from engine.api import ImageData
-from storage.models import Job
+from storage.models import Job, JobStatus
 
 if TYPE_CHECKING:
     from bot.discord.app import ImagineBot
@@ -246,7 +246,7 @@ class JobActions:
         except user_errors() as exc:
             await refuse(interaction, str(exc))
             return None
-        finished = job.status in ("done", "failed", "cancelled", "blocked")  # U1-U4 need no engine
+        finished = JobStatus(job.status).finished  # U1-U4 need no engine
         if finished:
             message = await render.job_message(
                 job, self.services, filesize_limit=self._filesize_limit(interaction)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.logs import job_context, setup_logging
+from bot.logs import job_context, remove_logging, setup_logging
 from bot.settings import Settings, SettingsError
 
 
@@ -206,7 +206,9 @@ def test_log_lines_carry_the_job_id_and_json_is_one_object_per_line(capsys):
     with job_context("job-456"):
         log.info("text line")
     assert "[job job-456] text line" in stream.getvalue()
-    setup_logging("WARNING")
+    remove_logging()  # leave no handler on this test's (soon closed) stream
+    log.info("after")
+    assert "after" not in stream.getvalue()
 
 
 def test_the_bot_side_modules_do_not_import_torch():

@@ -14,11 +14,13 @@ tail of the bot's log; the bot processes are killed in `finally` whatever happen
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
@@ -251,10 +253,14 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
             assert fake.unhandled == []
 
             # The store, the system of record, agrees: the reply shows a new job derived from the grid.
+            # The bot records a message id just after Discord answers the send: wait for it.
             store = await Store.open(None, data_dir, migrate=False)
             try:
                 grid_job = await store.find_job_by_message(int(grid["id"]))
-                new_job = await store.find_job_by_message(int(reply["id"]))
+                deadline = time.monotonic() + CLICK_S
+                while (new_job := await store.find_job_by_message(int(reply["id"]))) is None:
+                    assert time.monotonic() < deadline, "the reply's message id never reached the store"
+                    await asyncio.sleep(0.1)
             finally:
                 await store.close()
             assert grid_job is not None and new_job is not None
