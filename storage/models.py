@@ -192,15 +192,18 @@ class Image(Base):
 class JobMessage(Base):
     """Which job a Discord message shows.
 
-    A job can be shown by several messages (the result, a re-post after an edit failed, a DM);
-    `Job.message_ids` keeps them for display, this table makes "which job is this message?" one
-    indexed, portable lookup (JSON containment is not portable SQL).
+    A job can be shown by several messages (the result, a re-post after an edit failed, a
+    `/show` copy in another channel); this table makes "which job is this message?" one indexed,
+    portable lookup, and keeps each message's own channel so hide/unhide can edit every copy
+    where it is. `channel_id` is None only on rows written before revision 0002 (those messages
+    are in the job's channel).
     """
 
     __tablename__ = "job_messages"
 
     message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    channel_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(_tz(), default=utcnow)
 
 

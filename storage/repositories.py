@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, insert, literal_column, or_, select
+from sqlalchemy import Select, and_, delete, func, insert, literal_column, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, noload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -175,15 +175,45 @@ class JobRepository:
         )
         return list((await self.session.scalars(stmt)).unique().all())
 
-    async def add_message(self, job: Job, message_id: int) -> None:
+    async def add_message(self, job: Job, message_id: int, channel_id: int | None = None) -> None:
         if message_id not in job.message_ids:
             job.message_ids = [*job.message_ids, message_id]  # a new list, so the change is seen
         job.message_id = message_id
+        channel_id = job.channel_id if channel_id is None else channel_id
         link = await self.session.get(JobMessage, message_id)
         if link is None:
-            self.session.add(JobMessage(message_id=message_id, job_id=job.id))
+            self.session.add(JobMessage(message_id=message_id, job_id=job.id, channel_id=channel_id))
         else:
             link.job_id = job.id
+            link.channel_id = channel_id
+
+    async def messages(self, job_id: str) -> list[tuple[int | None, int]]:
+        """(channel id, message id) of every message showing the job, oldest first.
+
+        One statement: the link rows (NULL channel, from before revision 0002, means the job's
+        channel) plus the job row's own `message_id` when no link row has it (written by hand or
+        before the link table), so each message comes once.
+        """
+        linked = (
+            select(
+                JobMessage.created_at.label("at"),
+                func.coalesce(JobMessage.channel_id, Job.channel_id).label("channel_id"),
+                JobMessage.message_id.label("message_id"),
+            )
+            .join(Job, Job.id == JobMessage.job_id)
+            .where(JobMessage.job_id == job_id)
+        )
+        unlinked = select(
+            Job.created_at.label("at"), Job.channel_id.label("channel_id"), Job.message_id.label("message_id")
+        ).where(
+            Job.id == job_id,
+            Job.message_id.is_not(None),
+            ~select(JobMessage.message_id).where(JobMessage.message_id == Job.message_id).exists(),
+        )
+        both = union_all(linked, unlinked).subquery()
+        stmt = select(both.c.channel_id, both.c.message_id).order_by(both.c.at, both.c.message_id)
+        rows = (await self.session.execute(stmt)).all()
+        return [(channel_id, message_id) for channel_id, message_id in rows]
 
     async def by_message(self, message_id: int) -> Job | None:
         stmt = (

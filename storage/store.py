@@ -290,17 +290,29 @@ class Store:
 
         return await self._read(work)
 
-    async def add_message(self, job_id: str, message_id: int) -> Job:
-        """Record a Discord message showing the job (buttons on it find the job again)."""
+    async def add_message(self, job_id: str, message_id: int, channel_id: int | None = None) -> Job:
+        """Record a Discord message showing the job (buttons on it find the job again).
+
+        `channel_id` is where the message is; None means the job's own channel. Recording the same
+        message again moves it to this job and channel.
+        """
         if not is_int(message_id):
             raise InvalidInputError(f"message id must be a whole number, got {message_id!r}")
+        if channel_id is not None and not is_int(channel_id):
+            raise InvalidInputError(f"channel id must be a whole number, got {channel_id!r}")
 
         async def work(session: AsyncSession) -> Job:
             job = await self._job(session, job_id)
-            await JobRepository(session).add_message(job, message_id)
+            await JobRepository(session).add_message(job, message_id, channel_id)
             return job
 
         return await self._write(work)
+
+    async def job_messages(self, job_id: str) -> list[tuple[int | None, int]]:
+        """(channel id, message id) of every Discord message showing the job, oldest first, each
+        once. The channel is None only when neither the message nor the job has one. One query, so
+        an unknown job simply has no messages (hide/unhide call this after loading the job)."""
+        return await self._read(lambda session: JobRepository(session).messages(job_id))
 
     async def find_job_by_message(self, message_id: int) -> Job | None:
         return await self._read(lambda session: JobRepository(session).by_message(message_id))

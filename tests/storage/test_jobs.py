@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from PIL import Image as PILImage
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import InvalidInputError, JobStateError, NotFoundError
-from storage.models import GRID_INDEX
+from storage.models import GRID_INDEX, JobMessage
 from storage.store import Store
 from tests.storage.conftest import raster
 
@@ -291,3 +292,28 @@ async def test_a_stored_cell_copied_to_a_new_job_keeps_its_exact_bytes(store: St
     (store.files.data_dir / "not-a-png.png").write_bytes(b"GIF89a....................")
     with pytest.raises(InvalidInputError, match="is not a PNG"):
         store.files.load_encoded("not-a-png.png")
+
+
+async def test_each_message_keeps_its_own_channel(store: Store) -> None:
+    job = await store.create_job(user_id=1, kind="imagine", guild_id=10, channel_id=100)
+    await store.add_message(job.id, 501)  # the old call: the job's channel
+    await store.add_message(job.id, 502, channel_id=200)  # a /show copy elsewhere
+    await store.add_message(job.id, 502, channel_id=200)  # recording twice is harmless
+    assert await store.job_messages(job.id) == [(100, 501), (200, 502)]
+    with pytest.raises(InvalidInputError, match="channel id must be a whole number"):
+        await store.add_message(job.id, 503, channel_id="200")  # type: ignore[arg-type]
+    assert await store.job_messages(job.id) == [(100, 501), (200, 502)]
+    assert await store.job_messages("missing") == []
+
+
+async def test_old_message_rows_without_a_channel_are_in_the_jobs_channel(store: Store) -> None:
+    job = await store.create_job(user_id=1, kind="imagine", guild_id=10, channel_id=100)
+    await store.add_message(job.id, 601, channel_id=300)
+
+    async def old_row(session: AsyncSession) -> None:  # as revision 0001 wrote them: no channel
+        session.add(JobMessage(message_id=602, job_id=job.id, channel_id=None))
+
+    await store.db.transaction(old_row, write=True)
+    await store.update_job(job.id, message_id=603)  # only on the job row, as written by hand
+    # Oldest first: the job row's own message dates from the job's creation.
+    assert await store.job_messages(job.id) == [(100, 603), (300, 601), (100, 602)]
