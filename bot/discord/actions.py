@@ -150,7 +150,7 @@ class JobActions:
                 original=number == 0 and first_is_original,
                 job=job,
             )
-            await self.services.store.add_message(job.id, sent.id)
+            await self.services.store.add_message(job.id, sent.id, interaction.channel_id)
         return jobs
 
     async def _image_prompt(self, attachment: discord.Attachment | None, url: str | None) -> ImageData | None:
@@ -272,7 +272,7 @@ class JobActions:
             if not finished:
                 self.bot.messenger.track(job.id, channel_id, followup.id, interaction=interaction, job=job)
             sent = followup
-        await self.services.store.add_message(job.id, sent.id)
+        await self.services.store.add_message(job.id, sent.id, channel_id)
         return job
 
     @staticmethod

@@ -303,7 +303,7 @@ class JobMessenger:
             return
         sent = await self.send_to_channel(channel_id, message, reply_to=reply_to)
         if sent is not None:
-            await self.bot.services.store.add_message(job.id, sent.id)
+            await self.bot.services.store.add_message(job.id, sent.id, channel_id)
 
     async def _edit(self, tracked: JobMessage, message: render.RenderedMessage) -> None:
         kwargs: dict[str, Any] = {
@@ -397,15 +397,15 @@ class JobMessenger:
                 del self._locks[job_id]
 
     async def _edit_all(self, job: Job, message: render.RenderedMessage) -> int:
-        if job.channel_id is None:
-            return 0
-        channel = self.bot.get_partial_messageable(job.channel_id)
+        """Edit every message showing `job`, each in its own channel (a `/show` copy may be in
+        another channel than the job's)."""
         changed = 0
-        for message_id in dict.fromkeys([*(job.message_ids or []), job.message_id]):
-            if message_id is None:
+        for channel_id, message_id in await self.bot.services.store.job_messages(job.id):
+            if channel_id is None:
                 continue
+            channel = self.bot.get_partial_messageable(channel_id)
             try:
-                await channel.get_partial_message(int(message_id)).edit(
+                await channel.get_partial_message(message_id).edit(
                     content=message.content,
                     attachments=message.files(),
                     view=message.view,
@@ -413,7 +413,7 @@ class JobMessenger:
                 )
                 changed += 1
             except discord.HTTPException as exc:
-                log.info("job %s: could not edit message %s: %s", job.id, message_id, exc)
+                log.info("job %s: could not edit message %s in %s: %s", job.id, message_id, channel_id, exc)
         return changed
 
 

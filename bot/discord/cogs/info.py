@@ -89,7 +89,7 @@ class Info(commands.Cog):
             self.bot.messenger.track(
                 job.id, interaction.channel_id or 0, sent.id, interaction=interaction, original=True, job=job
             )
-        await self.bot.services.store.add_message(job.id, sent.id)
+        await self.bot.services.store.add_message(job.id, sent.id, interaction.channel_id)
 
     @prefer.command(name="suffix", description="Parameters added to the end of each of your prompts")
     @app_commands.describe(value="e.g. --ar 16:9 --stylize 250; leave empty to clear")

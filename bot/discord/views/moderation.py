@@ -58,12 +58,23 @@ def job_line(job: Any) -> str:
     return f"{icon} `{job.id[:8]}` **{job.kind}**{index} by <@{job.user_id}>{hidden} — {prompt}"
 
 
-def message_links(job: Any) -> list[str]:
-    ids = list(dict.fromkeys([*(job.message_ids or []), *([job.message_id] if job.message_id else [])]))
-    if not ids or job.channel_id is None:
-        return []
+Messages = Sequence[tuple[int | None, int]]  # (channel id, message id), as Store.job_messages gives
+
+
+def message_links(job: Any, messages: Messages | None = None) -> list[str]:
+    """Links to the messages showing `job`, each in its own channel.
+
+    `messages` comes from `Store.job_messages` (already de-duplicated); without it only the job's
+    main result message is linked.
+    """
+    if messages is None:
+        messages = [(job.channel_id, job.message_id)] if job.message_id else []
     guild = job.guild_id if job.guild_id is not None else "@me"
-    return [f"https://discord.com/channels/{guild}/{job.channel_id}/{message_id}" for message_id in ids]
+    return [
+        f"https://discord.com/channels/{guild}/{channel_id}/{message_id}"
+        for channel_id, message_id in messages
+        if channel_id is not None
+    ]
 
 
 def thumbnail_file(png: bytes, name: str) -> discord.File:
@@ -120,8 +131,11 @@ def lineage_text(lineage: Any) -> str:
     return text if len(text) <= 3000 else text[:2990] + "\n…"
 
 
-def job_embed(job: Any, lineage: Any, image_names: Sequence[str]) -> discord.Embed:
-    """A job's full record for moderators: who, what, the outcome, where it is shown, lineage."""
+def job_embed(
+    job: Any, lineage: Any, image_names: Sequence[str], messages: Messages | None = None
+) -> discord.Embed:
+    """A job's full record for moderators: who, what, the outcome, where it is shown (`messages`
+    from `Store.job_messages`), lineage."""
     embed = discord.Embed(
         title=f"Job {job.id}",
         colour=discord.Colour.dark_grey() if job.hidden else discord.Colour.blurple(),
@@ -146,7 +160,7 @@ def job_embed(job: Any, lineage: Any, image_names: Sequence[str]) -> discord.Emb
             value=f"by <@{job.hidden_by}>: {clip(job.hidden_reason, 300) or 'no reason given'}",
             inline=False,
         )
-    links = message_links(job)
+    links = message_links(job, messages)
     embed.add_field(name="Messages", value="\n".join(links[:5]) or "none", inline=False)
     if image_names:
         embed.set_image(url=f"attachment://{image_names[0]}")
@@ -213,7 +227,9 @@ def audit_embed(entries: Sequence[Any]) -> discord.Embed:
     return embed
 
 
-def report_embed(report: Any, job: Any, position: int, total: int) -> discord.Embed:
+def report_embed(
+    report: Any, job: Any, position: int, total: int, messages: Messages | None = None
+) -> discord.Embed:
     embed = discord.Embed(
         title=f"Report {position + 1} of {total}",
         colour=discord.Colour.gold(),
@@ -224,7 +240,7 @@ def report_embed(report: Any, job: Any, position: int, total: int) -> discord.Em
     if job is not None:
         embed.add_field(name="Job", value=job_line(job), inline=False)
         embed.add_field(name="Prompt", value=clip(job.raw_prompt or job.prompt, 1000) or "—", inline=False)
-        links = message_links(job)
+        links = message_links(job, messages)
         if links:
             embed.add_field(name="Message", value=links[0], inline=False)
     else:
@@ -494,7 +510,8 @@ class ReportsView(ModeratorView):
         self.hide.disabled = job is None or job.hidden
         self.ban.disabled = job is None
         files = await self.cog.thumbnails([job]) if job is not None else []
-        embed = report_embed(report, job, self.position, len(self.reports))
+        messages = await self.cog.store.job_messages(job.id) if job is not None else None
+        embed = report_embed(report, job, self.position, len(self.reports), messages)
         if files:
             embed.set_thumbnail(url=f"attachment://{files[0].filename}")
         return None, [embed], files

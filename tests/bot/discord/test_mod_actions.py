@@ -86,6 +86,30 @@ async def test_unhide_brings_back_the_result_and_buttons(world):
     assert await actions(world) == ["hide", "unhide"]
 
 
+async def test_hide_and_unhide_reach_a_copy_shown_in_another_channel(world):
+    job = await make_job(world, world.alice, "a lighthouse at dusk")
+    original = job.message_id
+    gallery = world.guild.create_text_channel("gallery")
+    shown = await world.bob.slash(gallery, "show", job_id=job.id)
+    copy = shown.response.id
+    assert len(world.message_in(gallery, copy).attachments) == 1
+
+    details = (await world.mod.slash(world.channel, "mod job", id=job.id)).response
+    await world.mod.submit_modal(await world.mod.click(details, label="Hide"), {"reason": "rude"})
+
+    for channel, message_id in ((world.channel, original), (gallery, copy)):
+        message = world.message_in(channel, message_id)
+        assert message.content == HIDDEN and message.attachments == [] and labels(message) == []
+
+    details = (await world.mod.slash(world.channel, "mod job", id=job.id)).response
+    assert "Unhid job" in (await world.mod.click(details, label="Unhide")).response.content
+
+    for channel, message_id in ((world.channel, original), (gallery, copy)):
+        message = world.message_in(channel, message_id)
+        assert "a lighthouse at dusk" in message.content and len(message.attachments) == 1
+        assert labels(message)[0][:4] == ["U1", "U2", "U3", "U4"]
+
+
 # -- bans ------------------------------------------------------------------------------------
 
 
