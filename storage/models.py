@@ -117,8 +117,7 @@ class Job(Base):
     user_name: Mapped[str] = mapped_column(String(100), default="")
     guild_id: Mapped[int | None] = mapped_column(BigInteger)
     channel_id: Mapped[int | None] = mapped_column(BigInteger)
-    message_id: Mapped[int | None] = mapped_column(BigInteger)  # the result message
-    message_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)  # every message showing it
+    message_id: Mapped[int | None] = mapped_column(BigInteger)  # the latest result message; all: job_messages
 
     raw_prompt: Mapped[str] = mapped_column(Text, default="")
     prompt: Mapped[str] = mapped_column(Text, default="")  # canonical form, str(Prompt)

@@ -176,8 +176,6 @@ class JobRepository:
         return list((await self.session.scalars(stmt)).unique().all())
 
     async def add_message(self, job: Job, message_id: int, channel_id: int | None = None) -> None:
-        if message_id not in job.message_ids:
-            job.message_ids = [*job.message_ids, message_id]  # a new list, so the change is seen
         job.message_id = message_id
         channel_id = job.channel_id if channel_id is None else channel_id
         link = await self.session.get(JobMessage, message_id)

@@ -68,10 +68,6 @@ def check_job_fields(fields: dict[str, Any], *, creating: bool) -> None:
     for name in ("params", "timings"):
         if name in fields and not isinstance(fields[name], dict):
             raise InvalidInputError(f"job field {name} must be a dict, got {type(fields[name]).__name__}")
-    if "message_ids" in fields and not (
-        isinstance(fields["message_ids"], list) and all(is_int(m) for m in fields["message_ids"])
-    ):
-        raise InvalidInputError("job field message_ids must be a list of whole numbers")
 
 
 def check_settings_fields(fields: dict[str, Any]) -> dict[str, Any]:

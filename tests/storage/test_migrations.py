@@ -171,3 +171,35 @@ def test_driverless_urls_get_their_async_driver(url: str, expected: str) -> None
 def test_a_malformed_database_url_is_named_in_the_error() -> None:
     with pytest.raises(ValueError, match="IMAGINE_DATABASE_URL is not a database URL"):
         db.normalize_url("not a url")
+
+
+async def test_upgrading_a_0001_database_keeps_jobs_and_their_messages(tmp_path: Path) -> None:
+    """0002 adds each message's channel and 0003 drops `jobs.message_ids`; a database written at
+    0001 keeps its job and links, and its messages are found in the job's channel."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old = db.Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        assert await old.upgrade("0001") == "0001"
+    finally:
+        await old.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO jobs (id, kind, status, source, user_id, user_name, guild_id, channel_id, "
+            "message_id, message_ids, raw_prompt, prompt, params, model, created_at, attempts, timings, "
+            "hidden, deleted) VALUES ('old-job', 'imagine', 'done', 'discord', 1, 'u', 10, 100, 702, "
+            "'[701, 702]', 'p', 'p', '{}', 'm', '2026-01-01 00:00:00.000000', 0, '{}', 0, 0)"
+        )
+        conn.executemany(
+            "INSERT INTO job_messages (message_id, job_id, created_at) VALUES (?, 'old-job', ?)",
+            [(701, "2026-01-01 00:00:01.000000"), (702, "2026-01-01 00:00:02.000000")],
+        )
+
+    store = await Store.open(f"sqlite+aiosqlite:///{path}", tmp_path / "data")
+    try:
+        job = await store.get_job("old-job")
+        assert job is not None and job.message_id == 702
+        assert await store.job_messages("old-job") == [(100, 701), (100, 702)]
+    finally:
+        await store.close()

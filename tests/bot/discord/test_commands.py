@@ -53,7 +53,8 @@ async def test_show_refuses_a_job_from_another_server(world):
 
     assert refused.ephemeral and f"There is no job `{job.id}` in this server." in refused.response.content
     assert lounge.last_message is None
-    assert (await world.services.store.get_job(job.id)).message_ids == [world.channel.last_message.id]
+    only_here = [(world.channel.id, world.channel.last_message.id)]
+    assert await world.services.store.job_messages(job.id) == only_here
 
 
 async def test_prefer_suffix_is_added_to_prompts_and_shown_in_info(world):

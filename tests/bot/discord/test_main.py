@@ -105,7 +105,8 @@ async def test_a_job_left_queued_by_the_last_run_is_posted_as_a_reply_after_the_
     store = await Store.open(None, data_dir)
     try:
         done = await store.get_job(job.id)
-        assert done.status == "done" and int(posted["id"]) in done.message_ids
+        assert done.status == "done"
+        assert (fake.channel_id, int(posted["id"])) in await store.job_messages(job.id)
         assert (await store.get_job(console_job.id)).status == "queued"
     finally:
         await store.close()

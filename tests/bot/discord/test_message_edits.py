@@ -84,7 +84,7 @@ async def test_a_result_edit_that_discord_fails_becomes_a_reply(world, held):
     assert reply.id != result.response.id
     assert reply.reference is not None and reply.reference.message_id == result.response.id
     assert len(reply.attachments) == 1 and labels(reply)[0][0] == "U1"
-    assert reply.id in (await world.services.store.get_job(job.id)).message_ids
+    assert (world.channel.id, reply.id) in await world.services.store.job_messages(job.id)
 
 
 async def test_a_failed_progress_edit_is_retried_by_the_next_one(world, held):
