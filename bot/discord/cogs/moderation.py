@@ -262,7 +262,8 @@ class ModerationCog(commands.Cog):
             stem = "grid" if image.index < 0 else f"image_{image.index + 1}"
             name, data = await asyncio.to_thread(render.fit_upload, data, stem, budget)
             files.append(discord.File(io.BytesIO(data), filename=name))
-        embed = job_embed(job, lineage, [file.filename for file in files])
+        messages = await self.store.job_messages(job.id)
+        embed = job_embed(job, lineage, [file.filename for file in files], messages)
         related = [*lineage.ancestors, *lineage.descendants]
         view = JobActionsView(self, interaction.user.id, job, related)
         await interaction.followup.send(embed=embed, files=files[:10], view=view, ephemeral=True)
