@@ -32,25 +32,37 @@ def job_context(job_id: str | None) -> Iterator[None]:
         job_id_var.reset(token)
 
 
-class JobIdFilter(logging.Filter):
-    """Puts `record.job_id` on every record ('-' outside a job) so formatters can always use it."""
+def _job_id(record: logging.LogRecord) -> str | None:
+    """The record's job: one it carries (the engine worker's relayed lines), else the current job's.
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "job_id"):
-            record.job_id = job_id_var.get() or "-"
-        return True
+    Read when the record is formatted, which happens in the logging call's own context, so the
+    contextvar is the caller's. The record itself is never changed: other handlers (pytest's,
+    an operator's) see it exactly as it was made.
+    """
+    return getattr(record, "job_id", None) or job_id_var.get()
+
+
+class TextFormatter(logging.Formatter):
+    """`TEXT_FORMAT` lines; `[job -]` outside a job."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        tagged = logging.makeLogRecord(record.__dict__)  # a copy: the original stays untouched
+        tagged.job_id = _job_id(record) or "-"
+        return super().format(tagged)
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, job_id, message (and the exception, if any)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        job_id = getattr(record, "job_id", None)
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "job_id": None if job_id in (None, "-") else job_id,
+            "job_id": _job_id(record),
             "message": record.getMessage(),
         }
         if record.exc_info:
@@ -72,8 +84,7 @@ def setup_logging(level: str | int = "INFO", json_lines: bool = False, stream: T
     root = logging.getLogger()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(_HANDLER_NAME)
-    handler.addFilter(JobIdFilter())
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())
     # Libraries that chatter at INFO would drown the job lines.
