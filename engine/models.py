@@ -206,6 +206,19 @@ def _tiny_scheduler() -> EulerDiscreteScheduler:
     )
 
 
+# What the two tiny UNets share; each family adds its own conditioning on top.
+_TINY_UNET: dict[str, Any] = dict(
+    sample_size=16,
+    in_channels=4,
+    out_channels=4,
+    block_out_channels=(32, 64),
+    layers_per_block=1,
+    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+    norm_num_groups=16,
+)
+
+
 def build_tiny(xl: bool = False) -> DiffusionPipeline:
     """Build `tiny` (SD 1.x family) or `tiny-xl` (SDXL family) from code, the same weights every time."""
     with torch.random.fork_rng(devices=[]):
@@ -214,18 +227,7 @@ def build_tiny(xl: bool = False) -> DiffusionPipeline:
         vocab = len(tokenizer)
         if not xl:
             text_encoder = CLIPTextModel(_tiny_text_config(vocab))
-            unet = UNet2DConditionModel(
-                sample_size=16,
-                in_channels=4,
-                out_channels=4,
-                block_out_channels=(32, 64),
-                layers_per_block=1,
-                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-                cross_attention_dim=32,
-                attention_head_dim=8,
-                norm_num_groups=16,
-            )
+            unet = UNet2DConditionModel(**_TINY_UNET, cross_attention_dim=32, attention_head_dim=8)
             vae = _tiny_vae()
             pipe = StableDiffusionPipeline(
                 vae=vae,
@@ -241,13 +243,7 @@ def build_tiny(xl: bool = False) -> DiffusionPipeline:
             text_encoder = CLIPTextModel(_tiny_text_config(vocab))
             text_encoder_2 = CLIPTextModelWithProjection(_tiny_text_config(vocab, projection=32))
             unet = UNet2DConditionModel(
-                sample_size=16,
-                in_channels=4,
-                out_channels=4,
-                block_out_channels=(32, 64),
-                layers_per_block=1,
-                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+                **_TINY_UNET,
                 cross_attention_dim=64,  # both encoders' hidden states side by side
                 attention_head_dim=(2, 4),
                 use_linear_projection=True,
@@ -255,7 +251,6 @@ def build_tiny(xl: bool = False) -> DiffusionPipeline:
                 addition_time_embed_dim=8,
                 projection_class_embeddings_input_dim=8 * 6 + 32,  # six time ids + pooled text
                 transformer_layers_per_block=(1, 1),
-                norm_num_groups=16,
             )
             vae = _tiny_vae()
             pipe = StableDiffusionXLPipeline(
