@@ -145,7 +145,8 @@ async def test_sigterm_lets_the_running_job_finish_and_post_then_exits_cleanly(t
                     what="the bot to connect",
                 )
                 assert process.poll() is None, log_path.read_text()
-                interaction = await fake.slash_command("imagine", {"prompt": "a kite --q .25"})
+                # A full-budget job (--q 2): long enough to be seen running before SIGTERM.
+                interaction = await fake.slash_command("imagine", {"prompt": "a kite --q 2"})
                 await fake.wait_for(lambda: fake.callbacks_for(interaction), timeout=30, what="the deferral")
 
                 await _until_running(data_dir)
@@ -177,11 +178,11 @@ async def _until_running(data_dir: Path, timeout: float = 120.0) -> None:
     """Until the bot's job has started (read from the bot's own database)."""
     store = await Store.open(None, data_dir)
     try:
-        for _ in range(int(timeout / 0.2)):
+        for _ in range(int(timeout / 0.05)):
             jobs = await store.pending_jobs()
             if any(job.status == "running" for job in jobs):
                 return
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.05)
         raise AssertionError(f"the job did not start: {[job.status for job in jobs]}")
     finally:
         await store.close()
