@@ -430,7 +430,10 @@ class _WorkerProcess:
         timeout = max(LOADING_TIMEOUT_S, self.config.hang_timeout_s)
         hung = False
         while True:
-            ready = multiprocessing.connection.wait([self.conn, self.process.sentinel], timeout)
+            try:
+                ready = multiprocessing.connection.wait([self.conn, self.process.sentinel], timeout)
+            except OSError:  # `stop` closed our end of the pipe: this worker is being let go
+                break
             if not ready:
                 if self._stopping:
                     continue
