@@ -61,7 +61,7 @@ def wait_for_running(process: subprocess.Popen, data_dir: Path, jobs: int, timeo
             s == "running" and t is not None and t >= since for _, s, _, t in found
         ):
             return statuses(data_dir)
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise AssertionError(f"no job started running within {timeout}s: {statuses(data_dir)}")
 
 
@@ -79,14 +79,18 @@ def start(data_dir: Path, *argv: str) -> subprocess.Popen:
 def test_killed_then_stopped_then_resumed_every_job_ends_done(tmp_path):
     data_dir = tmp_path / "data"
 
-    # 1. Killed (the engine process with it) while one job runs and two wait.
-    process = start(data_dir, "run", "a {red, green, blue} lighthouse --seed 5 --quality .25", "--json")
+    # 1. Killed (the engine process with it) while a job runs and another waits. Each job takes
+    # about a second here (`--quality 2`), so the kill lands mid-queue even on a loaded machine.
+    process = start(data_dir, "run", "a {red, green, blue} lighthouse --seed 5 --quality 2", "--json")
     try:
         before = wait_for_running(process, data_dir, jobs=3)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate(timeout=60)
-    assert sorted(status for status, _ in before.values()) == ["queued", "queued", "running"]
+    # The dispatcher starts the next job while the previous one's files are written, so two jobs
+    # may be `running` at the kill; what matters is that one was mid-run and one still waiting.
+    seen = [status for status, _ in before.values()]
+    assert "running" in seen and "queued" in seen and "failed" not in seen, seen
 
     # 2. Resumed, then stopped with SIGTERM mid-job: graceful, nothing is marked failed.
     process = start(data_dir, "resume")
