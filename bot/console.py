@@ -18,6 +18,7 @@ import contextlib
 import getpass
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -436,6 +437,8 @@ async def run_console(
     except asyncio.CancelledError:
         out.error("interrupted: running jobs went back to the queue (`imagine resume` finishes them)")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise  # the reader of our output went away (`imagine ... | head`): nothing left to tell
     except Exception as exc:
         log.debug("console command failed", exc_info=True)
         return _fail(out, f"{type(exc).__name__}: {exc}", EXIT_FAILED)
@@ -536,6 +539,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(runner())
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # As a Unix tool does when its reader closes the pipe: stop quietly. Anything still
+        # buffered for stdout goes nowhere, so the interpreter's exit cannot fail on it again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

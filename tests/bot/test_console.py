@@ -210,6 +210,17 @@ async def test_db_upgrade_and_the_installed_command(data_dir, grid):
     missing = run("show", "nope")
     assert missing.returncode == 2 and missing.stderr == "imagine: error: there is no job 'nope'\n"
 
+    # `imagine history | head` with a reader that is gone: a quiet stop, no traceback.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        closed = subprocess.run(
+            [imagine_bin, "history", "--json"], env=env, stdout=write_end, stderr=subprocess.PIPE, timeout=120
+        )
+    finally:
+        os.close(write_end)
+    assert closed.returncode == 1 and closed.stderr == b"", closed.stderr.decode()
+
 
 async def test_an_engine_crash_mid_job_is_retried_once_and_the_job_ends_done(imagine, engine, data_dir):
     from storage.store import Store
