@@ -52,6 +52,7 @@ class Settings:
     engine: str = "local"
     engine_heartbeat_s: float = _ENGINE_DEFAULTS.heartbeat_s
     engine_hang_timeout_s: float = _ENGINE_DEFAULTS.hang_timeout_s
+    batch_jobs: int = 0  # 0: auto (4 on a GPU, 1 on a CPU); see EngineConfig.batch_jobs
     ray_address: str | None = None  # None: RAY_ADDRESS, a Ray already running here, or a new local one
     ray_replicas: int = 1
     model_config: str | None = None
@@ -143,6 +144,7 @@ class Settings:
             engine=engine,
             engine_heartbeat_s=heartbeat_s,
             engine_hang_timeout_s=hang_timeout_s,
+            batch_jobs=_batch_jobs(get("IMAGINE_BATCH_JOBS")),
             ray_address=ray_address,
             ray_replicas=ray_replicas,
             model_config=model_config,
@@ -162,6 +164,7 @@ class Settings:
             model_config=self.model_config,
             heartbeat_s=self.engine_heartbeat_s,
             hang_timeout_s=self.engine_hang_timeout_s,
+            batch_jobs=self.batch_jobs,
         )
 
     def require_discord_token(self) -> str:
@@ -184,6 +187,25 @@ def _int(get, name: str, default: int, *, minimum: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not a whole number; use an integer >= {minimum}") from None
     if value < minimum:
         raise SettingsError(f"{name}={value} is too small; use an integer >= {minimum}")
+    return value
+
+
+MAX_BATCH_JOBS = 16
+
+
+def _batch_jobs(raw: str | None) -> int:
+    """IMAGINE_BATCH_JOBS: `auto` (0) or how many imagine jobs may share one denoising loop."""
+    if raw is None or raw.strip().lower() == "auto":
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_BATCH_JOBS:
+        raise SettingsError(
+            f"IMAGINE_BATCH_JOBS={raw!r} is not valid; use auto or a whole number from 1 (no batching) "
+            f"to {MAX_BATCH_JOBS}"
+        )
     return value
 
 

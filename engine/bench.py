@@ -80,6 +80,11 @@ def _peak_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def hardware_name(device: torch.device) -> str:
+    """The GPU's name, or the processor's: the benchmark headers say what they ran on."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'CPU'}"
+
+
 def _timed(fn: Callable[[], object], device: torch.device) -> float:
     _sync(device)
     start = time.perf_counter()
@@ -296,9 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     steps = args.steps or info.default_steps
     ops = [op.strip() for op in args.ops.split(",") if op.strip()]
     device = core.model.device
-    hardware = (
-        torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'CPU'}"
-    )
+    hardware = hardware_name(device)
     print(f"# engine.bench  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(
         f"model {model} ({info.family.value}), {device} {hardware}, {core.model.dtype}, torch threads "

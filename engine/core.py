@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -30,9 +30,9 @@ from engine.api import (
     VaryRequest,
 )
 from engine.models import LoadedModel, ModelLoadError, load_model
-from engine.ops.generate import OpContext, OpResult
+from engine.ops.generate import Generation, OpContext, OpResult, generate_together
 from engine.ops.grid import make_grid
-from engine.ops.imagine import run_imagine
+from engine.ops.imagine import prepare_imagine, run_imagine
 from engine.ops.outpaint import run_outpaint
 from engine.ops.preview import latents_to_preview
 from engine.ops.sampler import Cancelled
@@ -40,6 +40,10 @@ from engine.ops.upscale import run_upscale
 from engine.ops.vary import run_vary
 
 log = logging.getLogger(__name__)
+
+
+# One job of a batch: its request, where its events go, and whether it should stop.
+BatchJob = tuple[EngineRequest, Callable[[EngineEvent], None], Callable[[], bool]]
 
 
 class CancelledByUser(Exception):
@@ -122,6 +126,70 @@ class EngineCore:
         job_id = getattr(request, "job_id", "?")
         emit(Started(job_id=job_id))
         started = time.perf_counter()
+
+        def stop() -> bool:
+            if should_stop():
+                raise CancelledByUser
+            return False
+
+        ctx = self._context(job_id, emit, stop)
+        try:
+            result = self._dispatch(ctx, request)
+        except Exception as exc:
+            emit(self._failure(job_id, exc))
+            return
+        result.timings["total"] = time.perf_counter() - started
+        emit(self._finished(job_id, result))
+
+    @staticmethod
+    def batch_key(request: EngineRequest) -> tuple[int, int, bool] | None:
+        """Requests with equal keys may run together in `run_batch`; None: this one runs alone."""
+        if isinstance(request, ImagineRequest):
+            return (request.width, request.height, request.tile)
+        return None
+
+    def run_batch(self, jobs: Sequence[BatchJob]) -> None:
+        """Run imagine requests of one `batch_key` together: one UNet call per step for all cells.
+
+        Each job gets its own events, as if it ran alone: a request that fails its checks, or a
+        job cancelled midway, ends by itself and the others go on. An error in the shared loop
+        (out of memory, a driver error) ends every job still in it.
+        """
+        if self.model is None:
+            self.load()
+        keys = {self.batch_key(request) for request, _, _ in jobs}
+        if len(keys) != 1 or None in keys:
+            raise ValueError(f"run_batch takes imagine requests of one size and tiling, got {keys}")
+        started = time.perf_counter()
+        ready: list[tuple[ImagineRequest, Callable[[EngineEvent], None], Generation]] = []
+        for request, emit, should_stop in jobs:
+            emit(Started(job_id=request.job_id))
+            ctx = self._context(request.job_id, emit, should_stop)
+            try:
+                ready.append((request, emit, prepare_imagine(ctx, request)))
+            except Exception as exc:
+                emit(self._failure(request.job_id, exc))
+        if not ready:
+            return
+        try:
+            outcomes = generate_together(self.model, [gen for _, _, gen in ready])
+        except Exception as exc:
+            for request, emit, _ in ready:
+                emit(self._failure(request.job_id, exc))
+            return
+        total = time.perf_counter() - started
+        for (request, emit, gen), images in zip(ready, outcomes, strict=True):
+            if images is None:
+                emit(self._failure(request.job_id, Cancelled()))
+                continue
+            result = OpResult(
+                images=images, seeds=list(request.seeds), timings={**gen.timings, "total": total}
+            )
+            emit(self._finished(request.job_id, result))
+
+    def _context(
+        self, job_id: str, emit: Callable[[EngineEvent], None], should_stop: Callable[[], bool]
+    ) -> OpContext:
         last_preview = [float("-inf")]
 
         def progress(step: int, total: int, x0: torch.Tensor) -> None:
@@ -132,50 +200,43 @@ class EngineCore:
                 last_preview[0] = now
             emit(Progress(job_id=job_id, step=step, total=total, preview=preview))
 
-        def stop() -> bool:
-            if should_stop():
-                raise CancelledByUser
-            return False
-
-        ctx = OpContext(
+        return OpContext(
             model=self.model,
             max_pixels=self.config.max_pixels,
-            should_stop=stop,
+            should_stop=should_stop,
             progress=progress,
             upscale_tile=self.upscale_tile or self.model.preset.upscale_tile,
         )
-        try:
-            result = self._dispatch(ctx, request)
-        except (CancelledByUser, Cancelled):
+
+    @staticmethod
+    def _finished(job_id: str, result: OpResult) -> Finished:
+        return Finished(
+            job_id=job_id,
+            images=tuple(result.images),
+            seeds=tuple(result.seeds),
+            grid=make_grid(result.images),
+            timings=result.timings,
+        )
+
+    @staticmethod
+    def _failure(job_id: str, exc: Exception) -> Failed:
+        """How a job that raised ends: cancelled, refused (a reason for the user), or an error."""
+        if isinstance(exc, CancelledByUser | Cancelled):
             log.info("job %s cancelled", job_id)
-            emit(Failed(job_id=job_id, reason=CANCELLED, retryable=False))
-            return
-        except (ValueError, ModelLoadError) as exc:
+            return Failed(job_id=job_id, reason=CANCELLED, retryable=False)
+        if isinstance(exc, ValueError | ModelLoadError):
             log.info("job %s refused: %s", job_id, exc)
-            emit(Failed(job_id=job_id, reason=str(exc), retryable=False))
-            return
-        except torch.OutOfMemoryError:
-            log.exception("job %s ran out of memory", job_id)
+            return Failed(job_id=job_id, reason=str(exc), retryable=False)
+        if isinstance(exc, torch.OutOfMemoryError):
+            log.error("job %s ran out of memory", job_id, exc_info=exc)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            emit(
-                Failed(job_id=job_id, reason="the GPU ran out of memory; try a smaller size", retryable=True)
+            return Failed(
+                job_id=job_id, reason="the GPU ran out of memory; try a smaller size", retryable=True
             )
-            return
-        except Exception as exc:  # a bug or a driver error: report it, keep the engine serving
-            log.exception("job %s failed", job_id)
-            emit(Failed(job_id=job_id, reason=f"engine error: {type(exc).__name__}: {exc}", retryable=False))
-            return
-        result.timings["total"] = time.perf_counter() - started
-        emit(
-            Finished(
-                job_id=job_id,
-                images=tuple(result.images),
-                seeds=tuple(result.seeds),
-                grid=make_grid(result.images),
-                timings=result.timings,
-            )
-        )
+        # A bug or a driver error: report it, keep the engine serving.
+        log.error("job %s failed", job_id, exc_info=exc)
+        return Failed(job_id=job_id, reason=f"engine error: {type(exc).__name__}: {exc}", retryable=False)
 
     def _dispatch(self, ctx: OpContext, request: EngineRequest) -> OpResult:
         if isinstance(request, ImagineRequest):

@@ -86,16 +86,17 @@ REQUEST_TYPES = (ImagineRequest, VaryRequest, UpscaleRequest, OutpaintRequest)
 class LocalEngine:
     """An `EngineClient` running the engine core in a supervised child process.
 
-    `slots` is how many jobs the dispatcher keeps in flight here. The child runs one job at a
-    time on its GPU; with more than one slot the next job already waits inside the child, which
-    hides the round trip between jobs. `core` names the core class (`module:Class`) the child
-    loads; the real `EngineCore` unless you wrap it.
+    `slots` is how many jobs the dispatcher keeps in flight here; by default as many as share one
+    batch on the model's device (`EngineConfig.jobs_per_batch`: 4 on a GPU, 1 on a CPU). The
+    child runs jobs in order; imagine jobs of one size that wait together run as one batch, and
+    any other job already waiting inside the child hides the round trip between jobs. `core`
+    names the core class (`module:Class`) the child loads; the real `EngineCore` unless you wrap it.
     """
 
     def __init__(
-        self, config: EngineConfig | None = None, *, slots: int = 1, core: str = DEFAULT_CORE
+        self, config: EngineConfig | None = None, *, slots: int | None = None, core: str = DEFAULT_CORE
     ) -> None:
-        if slots < 1:
+        if slots is not None and slots < 1:
             raise ValueError(f"slots must be at least 1, got {slots}")
         if config is not None and (config.heartbeat_s <= 0 or config.hang_timeout_s <= config.heartbeat_s):
             raise ValueError(
@@ -119,7 +120,10 @@ class LocalEngine:
 
     @property
     def slots(self) -> int:
-        return self._slots
+        if self._slots is not None:
+            return self._slots
+        # Known once the model has loaded; the dispatcher asks only after `start`.
+        return self._config.jobs_per_batch(self._info.device) if self._info is not None else 1
 
     @property
     def info(self) -> ModelInfo | None:

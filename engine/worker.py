@@ -160,15 +160,36 @@ class _Worker:
         self._loaded.set()
         self.send(Ready(info=info, pid=os.getpid(), load_s=load_s))
 
+        limit = self._config.jobs_per_batch(info.device)
+        held: list[tuple[RunJob, float] | None] = []  # taken from the queue but not batchable
         while True:
-            item = self._jobs.get()
+            item = held.pop() if held else self._jobs.get()
             if item is None:
                 break
-            self._run(core, *item)
+            batch = [item]
+            key = core.batch_key(item[0].request) if hasattr(core, "run_batch") else None
+            # Jobs of one size waiting right behind this one join it, in their order; the first
+            # that cannot (another size, another operation) runs next, so nothing is overtaken.
+            while key is not None and len(batch) < limit:
+                try:
+                    following = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if following is None or core.batch_key(following[0].request) != key:
+                    held.append(following)
+                    break
+                batch.append(following)
+            if len(batch) == 1:
+                self._run(core, *item)
+            else:
+                self._run_batch(core, batch)
         self._stopping.set()
         return 0
 
-    def _run(self, core: Any, job: RunJob, arrived_at: float) -> None:
+    def _job_hooks(
+        self, job: RunJob, arrived_at: float
+    ) -> tuple[Callable[[EngineEvent], None], Callable[[], bool]]:
+        """Where a job's events go (timed, over the pipe) and whether it should stop."""
         job_id = job.request.job_id
         timer = JobTimer(sent_at=job.sent_at, arrived_at=arrived_at)
 
@@ -178,14 +199,61 @@ class _Worker:
         def should_stop() -> bool:
             return self._stopping.is_set() or job_id in self._cancelled
 
+        return send, should_stop
+
+    def _forget(self, *job_ids: str) -> None:
+        with self._state_lock:
+            self._known.difference_update(job_ids)
+            self._cancelled.difference_update(job_ids)
+
+    def _run(self, core: Any, job: RunJob, arrived_at: float) -> None:
+        job_id = job.request.job_id
+        send, should_stop = self._job_hooks(job, arrived_at)
         token = current_job.set(job_id)
         try:
             run_job(core, job.request, send, should_stop)
         finally:
             current_job.reset(token)
-            with self._state_lock:
-                self._known.discard(job_id)
-                self._cancelled.discard(job_id)
+            self._forget(job_id)
+
+    def _run_batch(self, core: Any, batch: list[tuple[RunJob, float]]) -> None:
+        ids = [job.request.job_id for job, _ in batch]
+        log.info("running %d jobs in one batch: %s", len(batch), ", ".join(ids))
+        try:
+            run_batch(core, [(job.request, *self._job_hooks(job, arrived_at)) for job, arrived_at in batch])
+        finally:
+            self._forget(*ids)
+
+
+class _Guard:
+    """One job's stream, kept well-formed whatever the core does: exactly one final event."""
+
+    def __init__(self, request: EngineRequest, emit: Callable[[EngineEvent], None]) -> None:
+        self.job_id = request.job_id
+        self._emit = emit
+        self.ended = False
+
+    def emit(self, event: EngineEvent) -> None:
+        if self.ended or event.job_id != self.job_id:
+            log.warning("job %s: dropped a stray %s event", self.job_id, type(event).__name__)
+            return
+        if isinstance(event, Finished | Failed):
+            self.ended = True
+        self._emit(event)
+
+    def end_after(self, error: Exception | None, stopped: bool) -> None:
+        """Close a stream the core left open: cancelled, refused, or the error that stopped it."""
+        if self.ended:
+            return
+        if error is None:
+            self.emit(Failed(job_id=self.job_id, reason=NO_RESULT))
+        elif stopped:  # the core's own way of stopping (e.g. CancelledByUser)
+            self.emit(Failed(job_id=self.job_id, reason=CANCELLED))
+        elif isinstance(error, ValueError):  # the core's "cannot do this request"
+            self.emit(Failed(job_id=self.job_id, reason=str(error)))
+        else:
+            log.error("job %s failed", self.job_id, exc_info=error)
+            self.emit(Failed(job_id=self.job_id, reason=f"The engine failed on this job: {_describe(error)}"))
 
 
 def run_job(
@@ -200,33 +268,33 @@ def run_job(
     caller's stream ends cleanly and the worker stays ready for the next job. Shared by the spawned
     worker and the Ray Serve replica.
     """
-    job_id = request.job_id
-    ended = False
+    run_batch(core, [(request, emit, should_stop)])
 
-    def guarded_emit(event: EngineEvent) -> None:
-        nonlocal ended
-        if ended or event.job_id != job_id:
-            log.warning("job %s: dropped a stray %s event", job_id, type(event).__name__)
-            return
-        if isinstance(event, Finished | Failed):
-            ended = True
-        emit(event)
 
-    if should_stop():  # cancelled while it waited in the queue
-        guarded_emit(Failed(job_id=job_id, reason=CANCELLED))
-        return
-    try:
-        core.run(request, guarded_emit, should_stop)
-    except Exception as error:
-        if should_stop():  # the core's own way of stopping (e.g. CancelledByUser)
-            guarded_emit(Failed(job_id=job_id, reason=CANCELLED))
-        elif isinstance(error, ValueError):  # the core's "cannot do this request"
-            guarded_emit(Failed(job_id=job_id, reason=str(error)))
+def run_batch(
+    core: Any, jobs: list[tuple[EngineRequest, Callable[[EngineEvent], None], Callable[[], bool]]]
+) -> None:
+    """`run_job` for several jobs the core runs together (`core.run_batch`); one alone runs alone."""
+    guards = [_Guard(request, emit) for request, emit, _ in jobs]
+    live = []
+    for guard, (request, _, should_stop) in zip(guards, jobs, strict=True):
+        if should_stop():  # cancelled while it waited in the queue
+            guard.emit(Failed(job_id=guard.job_id, reason=CANCELLED))
         else:
-            log.exception("job %s failed", job_id)
-            guarded_emit(Failed(job_id=job_id, reason=f"The engine failed on this job: {_describe(error)}"))
-    if not ended:
-        guarded_emit(Failed(job_id=job_id, reason=NO_RESULT))
+            live.append((guard, request, should_stop))
+    if not live:
+        return
+    error: Exception | None = None
+    try:
+        if len(live) == 1:
+            guard, request, should_stop = live[0]
+            core.run(request, guard.emit, should_stop)
+        else:
+            core.run_batch([(request, guard.emit, should_stop) for guard, request, should_stop in live])
+    except Exception as exc:
+        error = exc
+    for guard, _, should_stop in live:
+        guard.end_after(error, should_stop())
 
 
 class JobTimer:

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,8 +18,10 @@ from engine.ops.guidance import build_conditioning
 from engine.ops.images import pil_to_tensor
 from engine.ops.sampler import (
     Blend,
+    Cancelled,
+    Lane,
     decode_latents,
-    denoise,
+    denoise_lanes,
     encode_images,
     fresh_scheduler,
     make_noise,
@@ -53,7 +56,34 @@ def _add(timings: dict[str, float], key: str, since: float) -> float:
     return now
 
 
-def generate(
+@dataclass
+class Generation:
+    """One job's images in the making: its lane of the denoising loop and what the decode needs."""
+
+    lane: Lane
+    width: int
+    height: int
+    tile: bool
+    timings: dict[str, float]
+
+    @property
+    def batch_key(self) -> tuple[int, int, bool]:
+        """Generations with equal keys can share a loop: same latent size, same padding mode."""
+        return (self.width, self.height, self.tile)
+
+
+def generate(ctx: OpContext, **params: Any) -> list[ImageData]:
+    """Make one image per seed: `prepare(ctx, **params)` run alone (see `prepare` for the keywords).
+
+    Raises `Cancelled` when the job's `should_stop` turns true between two steps.
+    """
+    [images] = generate_together(ctx.model, [prepare(ctx, **params)])
+    if images is None:
+        raise Cancelled
+    return images
+
+
+def prepare(
     ctx: OpContext,
     *,
     prompt: PromptSpec,
@@ -73,8 +103,8 @@ def generate(
     generate_mask: np.ndarray | None = None,
     timings: dict[str, float] | None = None,
     progress: ProgressFn | None = None,
-) -> list[ImageData]:
-    """Make one image per seed at width x height.
+) -> Generation:
+    """Everything before the loop: conditioning, scheduler, starting latents; one image per seed.
 
     `init` starts from a picture (img2img, `strength` of the schedule re-run); `generate_mask`
     (H x W, 1 where new content goes) keeps the rest of `init` (inpainting).
@@ -93,36 +123,57 @@ def generate(
         model.device, model.dtype
     )
     blend = None
-    with circular_padding(model.unet, model.vae, enabled=tile):
-        if init is None:
-            latents = noise * scheduler.init_noise_sigma
-        else:
+    if init is None:
+        latents = noise * scheduler.init_noise_sigma
+    else:
+        with circular_padding(model.unet, model.vae, enabled=tile):
             pixels = pil_to_tensor(init)
             init_latents = encode_images(model, pixels).repeat(len(seeds), 1, 1, 1)
             latents = scheduler.add_noise(init_latents, noise, timesteps[:1].repeat(len(seeds)))
             if generate_mask is not None:
                 blend = _blend(model, init_latents, pixels, generate_mask, len(seeds))
-        t = _add(timings, "encode", t)
-        run_steps = max(1, math.ceil(len(timesteps) * stop / 100))
-        latents = denoise(
-            model,
-            cond,
-            latents,
-            scheduler,
-            timesteps,
-            width=width,
-            height=height,
-            seed=seeds[0],
-            on_step=progress or ctx.progress,
-            should_stop=ctx.should_stop,
-            run_steps=run_steps,
-            blend=blend,
-            noise=noise,
-        )
-        t = _add(timings, "denoise", t)
-        images = decode_latents(model, latents)
-        _add(timings, "decode", t)
-    return images
+    _add(timings, "encode", t)
+    lane = Lane(
+        cond=cond,
+        latents=latents,
+        scheduler=scheduler,
+        timesteps=timesteps,
+        seed=seeds[0],
+        on_step=progress or ctx.progress,
+        should_stop=ctx.should_stop,
+        run_steps=max(1, math.ceil(len(timesteps) * stop / 100)),
+        blend=blend,
+        noise=noise,
+    )
+    return Generation(lane=lane, width=width, height=height, tile=tile, timings=timings)
+
+
+def generate_together(model: LoadedModel, gens: list[Generation]) -> list[list[ImageData] | None]:
+    """Run prepared generations of one `batch_key` in one loop; None for each that was cancelled.
+
+    The loop's time goes to every generation's `denoise` timing (they shared it) and
+    `batch_jobs` says how many shared it.
+    """
+    keys = {gen.batch_key for gen in gens}
+    if len(keys) != 1:
+        raise ValueError(f"generations of different sizes or tiling cannot share a loop: {sorted(keys)}")
+    width, height, tile = keys.pop()
+    t = time.perf_counter()
+    results: list[list[ImageData] | None] = []
+    with circular_padding(model.unet, model.vae, enabled=tile):
+        denoise_lanes(model, [gen.lane for gen in gens], width=width, height=height)
+        looped = time.perf_counter() - t
+        for gen in gens:
+            gen.timings["denoise"] = gen.timings.get("denoise", 0.0) + looped
+            if len(gens) > 1:
+                gen.timings["batch_jobs"] = float(len(gens))
+            if gen.lane.cancelled:
+                results.append(None)
+                continue
+            t = time.perf_counter()
+            results.append(decode_latents(model, gen.lane.result))
+            _add(gen.timings, "decode", t)
+    return results
 
 
 def _blend(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from engine.api import ImagineRequest
 from engine.ops.checks import check_range, check_seeds, check_size, effective_steps
-from engine.ops.generate import OpContext, OpResult, generate
+from engine.ops.generate import Generation, OpContext, OpResult, generate_together, prepare
 from engine.ops.images import cover
+from engine.ops.sampler import Cancelled
 
 
 def image_prompt_strength(image_weight: float | None) -> float:
@@ -14,7 +15,8 @@ def image_prompt_strength(image_weight: float | None) -> float:
     return min(1.0, max(0.25, 1.0 - 0.25 * iw))
 
 
-def run_imagine(ctx: OpContext, req: ImagineRequest) -> OpResult:
+def prepare_imagine(ctx: OpContext, req: ImagineRequest) -> Generation:
+    """Check the request and set up its generation; `generate_together` runs it, alone or batched."""
     preset = ctx.model.preset
     check_size(req.width, req.height, preset.size_step, ctx.max_pixels)
     check_seeds(req.seeds)
@@ -32,8 +34,7 @@ def run_imagine(ctx: OpContext, req: ImagineRequest) -> OpResult:
         init = cover(req.init_image.to_pil(), req.width, req.height)
         strength = image_prompt_strength(req.image_weight)
     steps = effective_steps(preset.default_steps if req.steps is None else req.steps, req.quality, strength)
-    timings: dict[str, float] = {}
-    images = generate(
+    return prepare(
         ctx,
         prompt=req.prompt,
         seeds=list(req.seeds),
@@ -49,6 +50,12 @@ def run_imagine(ctx: OpContext, req: ImagineRequest) -> OpResult:
         tile=req.tile,
         init=init,
         strength=strength,
-        timings=timings,
     )
-    return OpResult(images=images, seeds=list(req.seeds), timings=timings)
+
+
+def run_imagine(ctx: OpContext, req: ImagineRequest) -> OpResult:
+    gen = prepare_imagine(ctx, req)
+    [images] = generate_together(ctx.model, [gen])
+    if images is None:
+        raise Cancelled
+    return OpResult(images=images, seeds=list(req.seeds), timings=gen.timings)

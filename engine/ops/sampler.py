@@ -1,8 +1,9 @@
 """The one denoising loop every operation runs, over the resident model's own components.
 
 It is diffusers' text-to-image / img2img / inpaint loop (same scheduler calls, same UNet call, same
-VAE scaling), widened in three places the stock pipelines cannot reach: several conditioning
-terms per cell (composable guidance), a stop check and a preview every step, and `--stop`.
+VAE scaling), widened in four places the stock pipelines cannot reach: several conditioning
+terms per cell (composable guidance), a stop check and a preview every step, `--stop`, and
+several jobs of one size sharing each UNet call (`denoise_lanes`).
 """
 
 from __future__ import annotations
@@ -79,69 +80,139 @@ def _step_kwargs(scheduler: SchedulerMixin, seed: int) -> dict:
     return {}
 
 
-def denoise(
-    model: LoadedModel,
-    cond: Conditioning,
-    latents: torch.Tensor,
-    scheduler: SchedulerMixin,
-    timesteps: torch.Tensor,
-    *,
-    width: int,
-    height: int,
-    seed: int,
-    on_step: StepCallback,
-    should_stop: Callable[[], bool],
-    run_steps: int | None = None,
-    blend: Blend | None = None,
-    noise: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Run the loop; return the final latents (the x0 estimate when `run_steps` stops it early)."""
+@dataclass
+class Lane:
+    """One job's share of a denoising loop that may carry several jobs of the same size.
+
+    Every lane keeps its own conditioning, scheduler (schedulers hold per-run state), timesteps
+    and step budget; the loop stacks the lanes' UNet inputs into one call per step and hands each
+    lane back its slice. A lane whose `should_stop` turns true leaves the loop (`cancelled`) and
+    the others go on.
+    """
+
+    cond: Conditioning
+    latents: torch.Tensor
+    scheduler: SchedulerMixin
+    timesteps: torch.Tensor
+    seed: int
+    on_step: StepCallback
+    should_stop: Callable[[], bool]
+    run_steps: int | None = None
+    blend: Blend | None = None
+    noise: torch.Tensor | None = None
+    cancelled: bool = False
+    result: torch.Tensor | None = None
+
+    @property
+    def total(self) -> int:
+        steps = len(self.timesteps)
+        return steps if self.run_steps is None else max(1, min(self.run_steps, steps))
+
+
+class _Running:
+    """A lane's per-loop tensors: the UNet inputs that do not change from step to step."""
+
+    def __init__(self, model: LoadedModel, lane: Lane, width: int, height: int) -> None:
+        cond, n = lane.cond, lane.latents.shape[0]
+        self.lane = lane
+        self.terms = cond.terms
+        self.hidden = (
+            cond.embeds.transpose(0, 1).reshape(self.terms * n, *cond.embeds.shape[2:]).to(model.dtype)
+        )
+        self.pooled = None
+        self.time_ids = None
+        if model.family is Family.SDXL:
+            self.pooled = cond.pooled.transpose(0, 1).reshape(self.terms * n, -1).to(model.dtype)
+            time_ids = torch.tensor(
+                [[height, width, 0, 0, height, width]], dtype=model.dtype, device=model.device
+            )
+            self.time_ids = time_ids.repeat(self.terms * n, 1)
+        self.nine_channel = model.unet.config.in_channels == 9
+        self.extra = None
+        blend = lane.blend
+        if self.nine_channel:
+            if blend is None or blend.masked_image_latents is None:
+                raise ValueError("this model is an inpainting model; it cannot make pictures from scratch")
+            self.extra = (
+                torch.cat([blend.mask, blend.masked_image_latents], dim=1)
+                .to(model.dtype)
+                .repeat(self.terms, 1, 1, 1)
+            )
+        self.step_kwargs = _step_kwargs(lane.scheduler, lane.seed)
+        self.x0 = lane.latents
+
+    def model_input(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        lane = self.lane
+        t = lane.timesteps[i]
+        latents = lane.latents
+        model_in = latents.repeat(self.terms, 1, 1, 1) if self.terms > 1 else latents
+        model_in = lane.scheduler.scale_model_input(model_in, t)
+        if self.extra is not None:
+            model_in = torch.cat([model_in, self.extra], dim=1)
+        return model_in, t
+
+    def step(self, i: int, out: torch.Tensor, model: LoadedModel) -> None:
+        lane = self.lane
+        t = lane.timesteps[i]
+        eps = combine(out, lane.cond)
+        stepped = lane.scheduler.step(eps, t, lane.latents, return_dict=True, **self.step_kwargs)
+        latents = stepped.prev_sample.to(model.dtype)
+        x0 = getattr(stepped, "pred_original_sample", None)
+        x0 = latents if x0 is None else x0.to(model.dtype)
+        blend = lane.blend
+        if blend is not None and not self.nine_channel:
+            # Keep the known region on the noise level of the next step (diffusers' 4-channel inpainting).
+            keep = blend.init_latents
+            if i + 1 < len(lane.timesteps):
+                keep = lane.scheduler.add_noise(keep, lane.noise, lane.timesteps[i + 1 : i + 2])
+            latents = (1 - blend.mask) * keep + blend.mask * latents
+            x0 = (1 - blend.mask) * blend.init_latents + blend.mask * x0
+        lane.latents = latents
+        self.x0 = x0
+        lane.on_step(i + 1, lane.total, x0)
+        if i + 1 == lane.total:
+            lane.result = x0 if lane.total < len(lane.timesteps) else latents
+
+
+def denoise_lanes(model: LoadedModel, lanes: list[Lane], *, width: int, height: int) -> None:
+    """Run every lane to its end (`lane.result`) or its cancel (`lane.cancelled`), sharing UNet calls.
+
+    All lanes are `width` x `height`. Step i of every lane that still runs goes into one UNet
+    call: the cells of several jobs fill the GPU better than one job's four (see the README's
+    "Batching"). One lane alone runs exactly the single-job loop.
+    """
     unet = model.unet
-    n, terms = latents.shape[0], cond.terms
-    total = len(timesteps) if run_steps is None else max(1, min(run_steps, len(timesteps)))
-    hidden = cond.embeds.transpose(0, 1).reshape(terms * n, *cond.embeds.shape[2:]).to(model.dtype)
-    added = None
-    if model.family is Family.SDXL:
-        pooled = cond.pooled.transpose(0, 1).reshape(terms * n, -1).to(model.dtype)
-        time_ids = torch.tensor(
-            [[height, width, 0, 0, height, width]], dtype=model.dtype, device=model.device
-        )
-        added = {"text_embeds": pooled, "time_ids": time_ids.repeat(terms * n, 1)}
-    nine_channel = unet.config.in_channels == 9
-    extra = None
-    if nine_channel:
-        if blend is None or blend.masked_image_latents is None:
-            raise ValueError("this model is an inpainting model; it cannot make pictures from scratch")
-        extra = (
-            torch.cat([blend.mask, blend.masked_image_latents], dim=1).to(model.dtype).repeat(terms, 1, 1, 1)
-        )
-    step_kwargs = _step_kwargs(scheduler, seed)
-    x0 = latents
-    for i, t in enumerate(timesteps[:total]):
-        if should_stop():
-            raise Cancelled
-        model_in = latents.repeat(terms, 1, 1, 1) if terms > 1 else latents
-        model_in = scheduler.scale_model_input(model_in, t)
-        if extra is not None:
-            model_in = torch.cat([model_in, extra], dim=1)
+    running = [_Running(model, lane, width, height) for lane in lanes]
+    i = 0
+    while running:
+        for r in list(running):
+            if r.lane.should_stop():
+                r.lane.cancelled = True
+                running.remove(r)
+        if not running:
+            return
+        inputs = [r.model_input(i) for r in running]
+        model_in = torch.cat([x for x, _ in inputs]) if len(inputs) > 1 else inputs[0][0]
+        hidden = torch.cat([r.hidden for r in running]) if len(running) > 1 else running[0].hidden
+        if len(running) == 1:
+            t = inputs[0][1]
+        else:
+            # Lanes may be at different timesteps (another step count): one timestep per row.
+            t = torch.cat([t.reshape(1).expand(x.shape[0]) for x, t in inputs])
+        added = None
+        if model.family is Family.SDXL:
+            added = {
+                "text_embeds": torch.cat([r.pooled for r in running]),
+                "time_ids": torch.cat([r.time_ids for r in running]),
+            }
         with torch.no_grad():
             out = unet(model_in, t, encoder_hidden_states=hidden, added_cond_kwargs=added, return_dict=False)[
                 0
             ]
-        eps = combine(out, cond)
-        stepped = scheduler.step(eps, t, latents, return_dict=True, **step_kwargs)
-        latents = stepped.prev_sample.to(model.dtype)
-        x0 = getattr(stepped, "pred_original_sample", None)
-        x0 = latents if x0 is None else x0.to(model.dtype)
-        if blend is not None and not nine_channel:
-            # Keep the known region on the noise level of the next step (diffusers' 4-channel inpainting).
-            keep = blend.init_latents
-            if i + 1 < len(timesteps):
-                keep = scheduler.add_noise(keep, noise, timesteps[i + 1 : i + 2])
-            latents = (1 - blend.mask) * keep + blend.mask * latents
-            x0 = (1 - blend.mask) * blend.init_latents + blend.mask * x0
-        on_step(i + 1, total, x0)
-    return x0 if total < len(timesteps) else latents
+        for r, part in zip(running, out.split([x.shape[0] for x, _ in inputs]), strict=True):
+            r.step(i, part, model)
+        running = [r for r in running if r.lane.result is None]
+        i += 1
 
 
 @torch.no_grad()

@@ -27,6 +27,7 @@ def test_nothing_set_gives_the_documented_defaults():
     assert (settings.ray_address, settings.ray_replicas, settings.model_config) == (None, 1, None)
     config = settings.engine_config()
     assert (config.heartbeat_s, config.hang_timeout_s, config.model_config) == (2.0, 120.0, None)
+    assert (config.jobs_per_batch("cuda"), config.jobs_per_batch("cpu")) == (4, 1)  # auto
 
 
 def test_every_variable_is_read():
@@ -48,6 +49,7 @@ def test_every_variable_is_read():
             "IMAGINE_DISCORD_API_BASE": "http://127.0.0.1:9999/api/v10",
             "IMAGINE_DISCORD_GATEWAY_URL": "ws://127.0.0.1:9999/gateway",
             "IMAGINE_DEV_GUILD_ID": "1234567890123",
+            "IMAGINE_BATCH_JOBS": "8",
         }
     )
     assert settings.data_dir == Path("/srv/imagine")
@@ -61,6 +63,7 @@ def test_every_variable_is_read():
     config = settings.engine_config()
     assert (config.model, config.device, config.inpaint_model) == ("sdxl-base", "cuda:1", "/models/inpaint")
     assert config.upscaler_model == "stabilityai/sd-x2-latent-upscaler"
+    assert (config.jobs_per_batch("cuda"), config.jobs_per_batch("cpu")) == (8, 8)
 
 
 @pytest.mark.parametrize(
@@ -76,6 +79,13 @@ def test_every_variable_is_read():
         ("IMAGINE_LOG_LEVEL", "loud", "IMAGINE_LOG_LEVEL='LOUD' is not valid; use one of DEBUG, INFO"),
         ("IMAGINE_LOG_JSON", "maybe", "IMAGINE_LOG_JSON='maybe' is not a boolean"),
         ("IMAGINE_ENGINE", "gpu", "IMAGINE_ENGINE='gpu' is not valid; use one of local, inprocess, ray"),
+        ("IMAGINE_BATCH_JOBS", "0", "IMAGINE_BATCH_JOBS='0' is not valid; use auto or a whole number from 1"),
+        (
+            "IMAGINE_BATCH_JOBS",
+            "17",
+            "IMAGINE_BATCH_JOBS='17' is not valid; use auto or a whole number from 1",
+        ),
+        ("IMAGINE_BATCH_JOBS", "many", "IMAGINE_BATCH_JOBS='many' is not valid"),
         (
             "IMAGINE_ENGINE_HEARTBEAT_S",
             "0",

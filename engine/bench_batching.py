@@ -1,0 +1,148 @@
+"""`python -m engine.bench_batching`: throughput against queue depth, batched and one at a time.
+
+With D imagine jobs of one size waiting, the engine runs them as one batch (one UNet call per
+step for all D x 4 cells). This prints, for each depth, jobs per second when the D jobs run one
+after another and when they run as one batch, measured side by side (the two alternate within
+each repeat, so a noisy machine slows both alike), and the ratio.
+
+    python -m engine.bench_batching                                  # tiny preset, this machine
+    python -m engine.bench_batching --random-weights sdxl --steps 30 --depths 1,2,4,8  # a GPU
+
+Figures are printed, never asserted: record them in docs/benchmarks.md with date and hardware.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+
+from engine.api import EngineConfig, EngineEvent, Finished, ImagineRequest, PromptSpec
+from engine.bench import _sync, hardware_name
+from engine.core import EngineCore
+from engine.quiet import quiet_libraries
+
+PROMPTS = (
+    "a lighthouse on a cliff at dusk",
+    "a fox in the snow, watercolour",
+    "a city street in the rain at night",
+    "a bowl of lemons on a blue table",
+)
+
+
+@dataclass
+class DepthRow:
+    depth: int
+    serial_s: float  # median seconds for the D jobs one at a time
+    batched_s: float  # median seconds for the same D jobs as one batch
+
+    @property
+    def ratio(self) -> float:
+        return self.serial_s / self.batched_s
+
+
+def requests(depth: int, width: int, height: int, steps: int, round_: int) -> list[ImagineRequest]:
+    """D different users' jobs: their own prompts and seeds, one size."""
+    return [
+        ImagineRequest(
+            job_id=f"bench-{round_}-{i}",
+            prompt=PromptSpec.single(PROMPTS[i % len(PROMPTS)]),
+            seeds=tuple(range(4 * i, 4 * i + 4)),
+            width=width,
+            height=height,
+            steps=steps,
+        )
+        for i in range(depth)
+    ]
+
+
+def _check(events: list[EngineEvent]) -> None:
+    if not isinstance(events[-1], Finished):
+        raise SystemExit(f"a benchmark job failed: {events[-1]}")
+
+
+def run_serial(core: EngineCore, batch: list[ImagineRequest]) -> None:
+    for request in batch:
+        events: list[EngineEvent] = []
+        core.run(request, events.append, lambda: False)
+        _check(events)
+
+
+def run_batched(core: EngineCore, batch: list[ImagineRequest]) -> None:
+    events: dict[str, list[EngineEvent]] = {r.job_id: [] for r in batch}
+    core.run_batch([(r, events[r.job_id].append, lambda: False) for r in batch])
+    for job_events in events.values():
+        _check(job_events)
+
+
+def bench_depths(
+    core: EngineCore, depths: list[int], width: int, height: int, steps: int, repeats: int
+) -> list[DepthRow]:
+    device = core.model.device
+    rows = []
+    for depth in depths:
+        serial, batched = [], []
+        for round_ in range(repeats):
+            batch = requests(depth, width, height, steps, round_)
+            for runner, times in ((run_serial, serial), (run_batched, batched)):
+                _sync(device)
+                start = time.perf_counter()
+                runner(core, batch)
+                _sync(device)
+                times.append(time.perf_counter() - start)
+        rows.append(DepthRow(depth, statistics.median(serial), statistics.median(batched)))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m engine.bench_batching", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--model", default="tiny", help="preset, folder, .safetensors or Hub id")
+    parser.add_argument(
+        "--random-weights", choices=("sd15", "sdxl"), help="full-size architecture, random weights"
+    )
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--steps", type=int, default=None, help="steps per job (default: the preset's)")
+    parser.add_argument("--size", default=None, help="WxH (default: the model's native size)")
+    parser.add_argument("--depths", default="1,2,4", help="queue depths to measure, e.g. 1,2,4,8")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    depths = sorted({int(d) for d in args.depths.split(",") if d.strip()})
+    if not depths or depths[0] < 1:
+        parser.error("--depths takes whole numbers of 1 or more, e.g. 1,2,4")
+    model = f"random:{args.random_weights}" if args.random_weights else args.model
+    core = EngineCore(EngineConfig(model=model, device=args.device, warmup=True, max_pixels=4096 * 4096))
+    info = core.load()
+    width, height = info.native_width, info.native_height
+    if args.size:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    steps = args.steps or info.default_steps
+    device = core.model.device
+    print(f"# engine.bench_batching  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"model {model} ({info.family.value}), {device} {hardware_name(device)}, {core.model.dtype}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print(f"{width}x{height}, {steps} steps, 4 images per job, median of {args.repeats}")
+    with quiet_libraries():
+        rows = bench_depths(core, depths, width, height, steps, args.repeats)
+    print(f"{'depth':>5}{'one at a time jobs/s':>22}{'batched jobs/s':>16}{'ratio':>8}")
+    for r in rows:
+        print(f"{r.depth:>5}{r.depth / r.serial_s:>22.3f}{r.depth / r.batched_s:>16.3f}{r.ratio:>8.2f}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

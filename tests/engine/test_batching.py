@@ -1,0 +1,183 @@
+"""Cross-job batching: imagine jobs of one size share one denoising loop and stay separate jobs.
+
+The promise to users: a job that ran in a batch is the job they asked for. Same seed, same
+picture as when it runs alone (to the last rounding: a larger UNet batch may take other kernel
+paths, so a few pixels can differ by one level of 255), its own progress, its own cancel, its own
+refusal, and no job overtakes another that was waiting before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from engine.api import (
+    CANCELLED,
+    EngineConfig,
+    EngineEvent,
+    Failed,
+    Finished,
+    ImagineRequest,
+    Progress,
+    PromptSpec,
+    Started,
+)
+from engine.core import EngineCore
+from engine.local import LocalEngine
+from tests.engine.conftest import finish, imagine, pixels
+
+
+def assert_same_picture(done: Finished, alone: Finished) -> None:
+    """Equal to the last rounding: no pixel off by more than one level, almost all exactly equal."""
+    assert len(done.images) == len(alone.images)
+    for a, b in [*zip(done.images, alone.images, strict=True), (done.grid, alone.grid)]:
+        assert (a.width, a.height) == (b.width, b.height)
+        difference = abs(pixels(a) - pixels(b))
+        assert difference.max() <= 1 and (difference > 0).mean() < 0.01
+
+
+# Different prompts, term counts (`::`, `--no`), step counts (`--quality`) and chaos: a batch
+# mixes whatever users typed, as long as the size and tiling agree.
+MIXED = [
+    imagine(job_id="plain", seeds=(1, 2, 3, 4), steps=4),
+    imagine(
+        job_id="multi",
+        prompt=PromptSpec(segments=(("a lighthouse", 2.0), ("storm", 1.0)), negative=("people",)),
+        seeds=(5, 6, 7, 8),
+        steps=4,
+    ),
+    imagine(job_id="fewer-steps", seeds=(9, 10, 11, 12), steps=4, quality=0.5),
+    imagine(job_id="chaos", seeds=(13, 14, 15, 16), steps=4, chaos=60, stylize=0),
+]
+
+
+def run_batch(
+    core: EngineCore, requests: list[ImagineRequest], stop_when=None
+) -> dict[str, list[EngineEvent]]:
+    events: dict[str, list[EngineEvent]] = {r.job_id: [] for r in requests}
+    stop_when = stop_when or {}
+    core.run_batch([(r, events[r.job_id].append, stop_when.get(r.job_id, lambda: False)) for r in requests])
+    return events
+
+
+def test_a_batched_job_gives_the_same_pixels_as_the_job_alone(core: EngineCore) -> None:
+    alone = {r.job_id: finish(core, r) for r in MIXED}
+
+    batched = run_batch(core, MIXED)
+
+    for request in MIXED:
+        events = batched[request.job_id]
+        assert isinstance(events[0], Started)
+        done = events[-1]
+        assert isinstance(done, Finished), done
+        assert_same_picture(done, alone[request.job_id])
+        assert done.seeds == request.seeds
+        assert done.timings["batch_jobs"] == len(MIXED)
+    # Each job reports its own progress, to its own step count.
+    steps = {r.job_id: [e.step for e in batched[r.job_id] if isinstance(e, Progress)] for r in MIXED}
+    assert steps["plain"] == [1, 2, 3, 4]
+    assert steps["fewer-steps"] == [1, 2]
+
+
+def test_a_job_cancelled_in_a_batch_ends_alone_and_the_others_finish_unchanged(core: EngineCore) -> None:
+    requests = MIXED[:3]
+    alone = {r.job_id: finish(core, r) for r in requests}
+    seen_steps: list[int] = []
+
+    def multi_cancelled_after_two_steps() -> bool:
+        return len(seen_steps) >= 2
+
+    events: dict[str, list[EngineEvent]] = {r.job_id: [] for r in requests}
+
+    def record_multi(event: EngineEvent) -> None:
+        if isinstance(event, Progress):
+            seen_steps.append(event.step)
+        events["multi"].append(event)
+
+    core.run_batch(
+        [
+            (requests[0], events["plain"].append, lambda: False),
+            (requests[1], record_multi, multi_cancelled_after_two_steps),
+            (requests[2], events["fewer-steps"].append, lambda: False),
+        ]
+    )
+
+    assert events["multi"][-1] == Failed(job_id="multi", reason=CANCELLED)
+    assert seen_steps == [1, 2]
+    for job_id in ("plain", "fewer-steps"):
+        done = events[job_id][-1]
+        assert isinstance(done, Finished)
+        assert_same_picture(done, alone[job_id])
+
+
+def test_a_request_the_engine_refuses_fails_alone_with_its_reason(core: EngineCore) -> None:
+    bad = imagine(job_id="bad", guidance=50.0, steps=4)
+
+    events = run_batch(core, [MIXED[0], bad])
+
+    failed = events["bad"][-1]
+    assert isinstance(failed, Failed) and "guidance" in failed.reason and not failed.retryable
+    assert isinstance(events["plain"][-1], Finished)
+
+
+def test_requests_of_different_sizes_are_not_batched(core: EngineCore) -> None:
+    assert core.batch_key(imagine(width=128, height=64)) != core.batch_key(imagine(width=64, height=128))
+    assert core.batch_key(imagine(tile=True)) != core.batch_key(imagine())
+    with pytest.raises(ValueError, match="one size"):
+        run_batch(core, [imagine(job_id="a"), imagine(job_id="b", width=64)])
+
+
+# -- through the spawned worker --------------------------------------------------------------------
+
+
+def request(job_id: str, size: int = 64, steps: int = 2) -> ImagineRequest:
+    return ImagineRequest(
+        job_id=job_id,
+        prompt=PromptSpec.single(f"a lighthouse, {job_id}"),
+        seeds=(1, 2, 3, 4),
+        width=size,
+        height=size,
+        steps=steps,
+    )
+
+
+async def outcome(engine: LocalEngine, req: ImagineRequest, order: list[str]) -> Finished | Failed:
+    async for event in engine.submit(req):
+        if isinstance(event, Progress) and req.job_id == "first":
+            engine.first_running.set()  # type: ignore[attr-defined]
+        if isinstance(event, Finished | Failed):
+            order.append(req.job_id)
+            return event
+    raise AssertionError("the stream ended without an outcome")
+
+
+@pytest.mark.asyncio
+async def test_the_worker_batches_waiting_jobs_of_one_size_and_nobody_overtakes() -> None:
+    config = EngineConfig(model="tiny", device="cpu", batch_jobs=4, heartbeat_s=0.25, hang_timeout_s=30.0)
+    async with LocalEngine(config, slots=6) as engine:
+        engine.first_running = asyncio.Event()  # type: ignore[attr-defined]
+        order: list[str] = []
+        # A long job keeps the worker busy while the others line up behind it.
+        first = asyncio.create_task(outcome(engine, request("first", steps=40), order))
+        await asyncio.wait_for(engine.first_running.wait(), 120)  # type: ignore[attr-defined]
+        queued = [request("a"), request("b"), request("other-size", size=96), request("c"), request("d")]
+        tasks = [asyncio.create_task(outcome(engine, r, order)) for r in queued]
+        await asyncio.sleep(0.5)  # every request is inside the worker's queue before `first` ends
+        results = dict(zip([r.job_id for r in queued], await asyncio.gather(*tasks), strict=True))
+        assert isinstance(await first, Finished)
+
+    assert all(isinstance(r, Finished) for r in results.values()), results
+    batch = {job_id: r.timings.get("batch_jobs") for job_id, r in results.items()}
+    # a and b ran together; the 96-pixel job stopped the batch there and ran next, alone; c and d
+    # (queued after it) made the next batch.
+    assert batch == {"a": 2.0, "b": 2.0, "other-size": None, "c": 2.0, "d": 2.0}
+    assert order.index("other-size") > max(order.index("a"), order.index("b"))
+    assert order.index("other-size") < min(order.index("c"), order.index("d"))
+    assert engine.slots == 6
+
+
+def test_the_batch_size_follows_the_device_unless_set() -> None:
+    assert EngineConfig().jobs_per_batch("cuda:0") == 4
+    assert EngineConfig().jobs_per_batch("cpu") == 1
+    assert EngineConfig(batch_jobs=2).jobs_per_batch("cuda") == 2
