@@ -13,9 +13,11 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import pytest_asyncio
 from PIL import Image
@@ -265,3 +267,32 @@ async def test_run_leaves_earlier_unfinished_jobs_to_resume(imagine, data_dir):
         await store.fail_job(leftover.id, "test clean-up", status="cancelled")
     finally:
         await store.close()
+
+
+async def test_jobs_batched_together_give_the_pictures_they_give_alone(engine, tmp_path):
+    """Three prompts from `{}` wait together; a batching engine runs them in shared UNet calls."""
+    prompt = "a {red, green, blue} lighthouse --seed 5 --quality .5"
+    alone = Console(engine, tmp_path / "alone")  # the module's engine: one job at a time on a CPU
+    code, out, err = await alone("run", prompt, "--json")
+    assert code == 0, err
+    expected = [json.loads(line) for line in out.splitlines()]
+
+    batching = LocalEngine(EngineConfig(model="tiny", device="cpu", max_pixels=MAX_PIXELS, batch_jobs=4))
+    await batching.start()
+    try:
+        assert batching.slots == 4
+        code, out, err = await Console(batching, tmp_path / "batched")("run", prompt, "--json")
+    finally:
+        await batching.close()
+    assert code == 0, err
+    got = [json.loads(line) for line in out.splitlines()]
+
+    assert [job["status"] for job in got] == ["done"] * 3
+    for mine, theirs in zip(got, expected, strict=True):
+        assert mine["seeds"] == theirs["seeds"] == [5, 6, 7, 8]
+        with Image.open(mine["grid"]) as a, Image.open(theirs["grid"]) as b:
+            difference = np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16))
+        assert difference.max() <= 1  # the same picture, to the last rounding
+    with sqlite3.connect(tmp_path / "batched" / "imagine.db") as db:
+        shared = [json.loads(t).get("batch_jobs") for (t,) in db.execute("SELECT timings FROM jobs")]
+    assert max(n or 1 for n in shared) >= 2, shared  # the ones waiting together did share a batch
