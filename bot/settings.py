@@ -194,7 +194,7 @@ MAX_BATCH_JOBS = 16
 
 
 def _batch_jobs(raw: str | None) -> int:
-    """IMAGINE_BATCH_JOBS: `auto` (0) or how many imagine jobs may share one denoising loop."""
+    """IMAGINE_BATCH_JOBS: `auto` (0) or how many imagine or vary jobs may share one denoising loop."""
     if raw is None or raw.strip().lower() == "auto":
         return 0
     try:

@@ -232,7 +232,7 @@ class EngineConfig:
     heartbeat_s: float = 2.0  # the worker's heartbeat interval
     hang_timeout_s: float = 120.0  # no heartbeat for this long: the worker is hung, restart it
     warmup: bool = True
-    # The most imagine jobs of one size that share one denoising loop (one UNet call per step for
+    # The most imagine or vary jobs of one size that share one denoising loop (one UNet call per step for
     # all their cells); 0 picks for the device: 4 on a GPU, 1 (no batching) on a CPU.
     batch_jobs: int = 0
 

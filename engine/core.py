@@ -20,6 +20,7 @@ from engine.api import (
     EngineRequest,
     Failed,
     Finished,
+    ImageData,
     ImagineRequest,
     ModelInfo,
     OutpaintRequest,
@@ -37,7 +38,7 @@ from engine.ops.outpaint import run_outpaint
 from engine.ops.preview import latents_to_preview
 from engine.ops.sampler import Cancelled
 from engine.ops.upscale import run_upscale
-from engine.ops.vary import run_vary
+from engine.ops.vary import prepare_vary, run_vary, vary_size
 
 log = logging.getLogger(__name__)
 
@@ -141,15 +142,20 @@ class EngineCore:
         result.timings["total"] = time.perf_counter() - started
         emit(self._finished(job_id, result))
 
-    @staticmethod
-    def batch_key(request: EngineRequest) -> tuple[int, int, bool] | None:
-        """Requests with equal keys may run together in `run_batch`; None: this one runs alone."""
+    def batch_key(self, request: EngineRequest) -> tuple[int, int, bool] | None:
+        """Requests with equal keys may run together in `run_batch`; None: this one runs alone.
+
+        Imagine (new grids, re-rolls, image prompts) and Vary jobs batch, with each other too:
+        all are one denoising loop at one size. Upscale and outpaint run alone (tiles, masks).
+        """
         if isinstance(request, ImagineRequest):
             return (request.width, request.height, request.tile)
+        if isinstance(request, VaryRequest) and isinstance(request.source, ImageData) and self.info:
+            return (*vary_size(request, self.info.size_step), request.tile)
         return None
 
     def run_batch(self, jobs: Sequence[BatchJob]) -> None:
-        """Run imagine requests of one `batch_key` together: one UNet call per step for all cells.
+        """Run requests of one `batch_key` together: one UNet call per step for all their cells.
 
         Each job gets its own events, as if it ran alone: a request that fails its checks, or a
         job cancelled midway, ends by itself and the others go on. An error in the shared loop
@@ -159,14 +165,15 @@ class EngineCore:
             self.load()
         keys = {self.batch_key(request) for request, _, _ in jobs}
         if len(keys) != 1 or None in keys:
-            raise ValueError(f"run_batch takes imagine requests of one size and tiling, got {keys}")
+            raise ValueError(f"run_batch takes imagine and vary requests of one size and tiling, got {keys}")
         started = time.perf_counter()
-        ready: list[tuple[ImagineRequest, Callable[[EngineEvent], None], Generation]] = []
+        ready: list[tuple[ImagineRequest | VaryRequest, Callable[[EngineEvent], None], Generation]] = []
         for request, emit, should_stop in jobs:
             emit(Started(job_id=request.job_id))
             ctx = self._context(request.job_id, emit, should_stop)
             try:
-                ready.append((request, emit, prepare_imagine(ctx, request)))
+                prepare = prepare_imagine if isinstance(request, ImagineRequest) else prepare_vary
+                ready.append((request, emit, prepare(ctx, request)))
             except Exception as exc:
                 emit(self._failure(request.job_id, exc))
         if not ready:

@@ -88,7 +88,7 @@ class LocalEngine:
 
     `slots` is how many jobs the dispatcher keeps in flight here; by default as many as share one
     batch on the model's device (`EngineConfig.jobs_per_batch`: 4 on a GPU, 1 on a CPU). The
-    child runs jobs in order; imagine jobs of one size that wait together run as one batch, and
+    child runs jobs in order; imagine and vary jobs of one size that wait together run as one batch, and
     any other job already waiting inside the child hides the round trip between jobs. `core`
     names the core class (`module:Class`) the child loads; the real `EngineCore` unless you wrap it.
     """

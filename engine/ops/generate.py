@@ -65,6 +65,8 @@ class Generation:
     height: int
     tile: bool
     timings: dict[str, float]
+    # What the operation does to the decoded images (vary sizes them back to the source's size).
+    finish: Callable[[list[ImageData]], list[ImageData]] | None = None
 
     @property
     def batch_key(self) -> tuple[int, int, bool]:
@@ -77,7 +79,12 @@ def generate(ctx: OpContext, **params: Any) -> list[ImageData]:
 
     Raises `Cancelled` when the job's `should_stop` turns true between two steps.
     """
-    [images] = generate_together(ctx.model, [prepare(ctx, **params)])
+    return run_alone(ctx.model, prepare(ctx, **params))
+
+
+def run_alone(model: LoadedModel, gen: Generation) -> list[ImageData]:
+    """One prepared generation in a loop of its own; raises `Cancelled` if it was stopped."""
+    [images] = generate_together(model, [gen])
     if images is None:
         raise Cancelled
     return images
@@ -171,7 +178,8 @@ def generate_together(model: LoadedModel, gens: list[Generation]) -> list[list[I
                 results.append(None)
                 continue
             t = time.perf_counter()
-            results.append(decode_latents(model, gen.lane.result))
+            images = decode_latents(model, gen.lane.result)
+            results.append(gen.finish(images) if gen.finish is not None else images)
             _add(gen.timings, "decode", t)
     return results
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from engine.api import ImagineRequest
 from engine.ops.checks import check_range, check_seeds, check_size, effective_steps
-from engine.ops.generate import Generation, OpContext, OpResult, generate_together, prepare
+from engine.ops.generate import Generation, OpContext, OpResult, prepare, run_alone
 from engine.ops.images import cover
-from engine.ops.sampler import Cancelled
 
 
 def image_prompt_strength(image_weight: float | None) -> float:
@@ -55,7 +54,4 @@ def prepare_imagine(ctx: OpContext, req: ImagineRequest) -> Generation:
 
 def run_imagine(ctx: OpContext, req: ImagineRequest) -> OpResult:
     gen = prepare_imagine(ctx, req)
-    [images] = generate_together(ctx.model, [gen])
-    if images is None:
-        raise Cancelled
-    return OpResult(images=images, seeds=list(req.seeds), timings=gen.timings)
+    return OpResult(images=run_alone(ctx.model, gen), seeds=list(req.seeds), timings=gen.timings)

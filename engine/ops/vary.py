@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.api import VaryRequest
 from engine.ops.checks import check_range, check_seeds, check_size, check_source, effective_steps
-from engine.ops.generate import OpContext, OpResult, generate
+from engine.ops.generate import Generation, OpContext, OpResult, prepare, run_alone
 from engine.ops.images import cover, resize_exact, round_to_step
 
 
@@ -19,7 +19,13 @@ def vary_strength(req: VaryRequest, subtle: float, strong: float) -> float:
     raise ValueError(f"vary strength must be 'subtle', 'strong' or a number 0-1, got {req.strength!r}")
 
 
-def run_vary(ctx: OpContext, req: VaryRequest) -> OpResult:
+def vary_size(req: VaryRequest, step: int) -> tuple[int, int]:
+    """The size the variations are made at: the source's, on whole size steps."""
+    return round_to_step(req.source.width, step), round_to_step(req.source.height, step)
+
+
+def prepare_vary(ctx: OpContext, req: VaryRequest) -> Generation:
+    """Check the request and set up its generation; `generate_together` runs it, alone or batched."""
     preset = ctx.model.preset
     step = preset.size_step
     check_source(req.source, step, ctx.max_pixels)
@@ -29,13 +35,12 @@ def run_vary(ctx: OpContext, req: VaryRequest) -> OpResult:
     # A source whose sides are not whole size steps (an upload, an odd upscale) is varied at the
     # nearest size the model can make, and the results are resized back: the variations always
     # have the source's exact size.
-    width, height = round_to_step(req.source.width, step), round_to_step(req.source.height, step)
+    width, height = vary_size(req, step)
     check_size(width, height, step, ctx.max_pixels)
     guidance = preset.default_guidance if req.guidance is None else req.guidance
     check_range("guidance", guidance, 0, 30)
     steps = effective_steps(preset.default_steps if req.steps is None else req.steps, req.quality, strength)
-    timings: dict[str, float] = {}
-    images = generate(
+    gen = prepare(
         ctx,
         prompt=req.prompt,
         seeds=list(req.seeds),
@@ -48,7 +53,12 @@ def run_vary(ctx: OpContext, req: VaryRequest) -> OpResult:
         tile=req.tile,
         init=cover(req.source.to_pil(), width, height),
         strength=strength,
-        timings=timings,
     )
-    images = [resize_exact(i, req.source.width, req.source.height) for i in images]
-    return OpResult(images=images, seeds=list(req.seeds), timings=timings)
+    source_w, source_h = req.source.width, req.source.height
+    gen.finish = lambda images: [resize_exact(i, source_w, source_h) for i in images]
+    return gen
+
+
+def run_vary(ctx: OpContext, req: VaryRequest) -> OpResult:
+    gen = prepare_vary(ctx, req)
+    return OpResult(images=run_alone(ctx.model, gen), seeds=list(req.seeds), timings=gen.timings)

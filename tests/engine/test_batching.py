@@ -22,10 +22,11 @@ from engine.api import (
     Progress,
     PromptSpec,
     Started,
+    VaryRequest,
 )
 from engine.core import EngineCore
 from engine.local import LocalEngine
-from tests.engine.conftest import finish, imagine, pixels
+from tests.engine.conftest import PROMPT, distance, finish, imagine, pixels
 
 
 def assert_same_picture(done: Finished, alone: Finished) -> None:
@@ -78,6 +79,33 @@ def test_a_batched_job_gives_the_same_pixels_as_the_job_alone(core: EngineCore) 
     steps = {r.job_id: [e.step for e in batched[r.job_id] if isinstance(e, Progress)] for r in MIXED}
     assert steps["plain"] == [1, 2, 3, 4]
     assert steps["fewer-steps"] == [1, 2]
+
+
+def test_vary_jobs_batch_with_imagine_jobs_of_their_size(core: EngineCore) -> None:
+    """V1-V4 and Vary Subtle/Strong are img2img loops: they share a batch with new grids."""
+    source = finish(core, imagine(job_id="source", seeds=(77,), steps=4)).images[0]
+    varies = [
+        VaryRequest(
+            job_id="v-strong", source=source, prompt=PROMPT, seeds=(1, 2, 3, 4), strength="strong", steps=8
+        ),
+        VaryRequest(
+            job_id="v-subtle", source=source, prompt=PROMPT, seeds=(5, 6, 7, 8), strength="subtle", steps=8
+        ),
+    ]
+    together = [MIXED[0], *varies]
+    assert len({core.batch_key(r) for r in together}) == 1
+    alone = {r.job_id: finish(core, r) for r in together}
+
+    batched = run_batch(core, together)
+
+    for request in together:
+        done = batched[request.job_id][-1]
+        assert isinstance(done, Finished), done
+        assert done.timings["batch_jobs"] == 3
+        assert_same_picture(done, alone[request.job_id])
+    # The strong variation moved further from its source than the subtle one, as alone.
+    strong, subtle = (batched[v.job_id][-1].images[0] for v in varies)
+    assert distance(strong, source) > distance(subtle, source)
 
 
 def test_a_job_cancelled_in_a_batch_ends_alone_and_the_others_finish_unchanged(core: EngineCore) -> None:
