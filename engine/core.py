@@ -43,6 +43,10 @@ from engine.ops.vary import prepare_vary, run_vary, vary_size
 log = logging.getLogger(__name__)
 
 
+# The most output pixels (cells x width x height) one batch holds: four 1024x1024 grids. More
+# waits for the next loop, so a batch never needs more memory than a few large jobs.
+BATCH_PIXELS = 4 * 4 * 1024 * 1024
+
 # One job of a batch: its request, where its events go, and whether it should stop.
 BatchJob = tuple[EngineRequest, Callable[[EngineEvent], None], Callable[[], bool]]
 
@@ -158,34 +162,65 @@ class EngineCore:
         """Run requests of one `batch_key` together: one UNet call per step for all their cells.
 
         Each job gets its own events, as if it ran alone: a request that fails its checks, or a
-        job cancelled midway, ends by itself and the others go on. An error in the shared loop
-        (out of memory, a driver error) ends every job still in it.
+        job cancelled midway, ends by itself and the others go on. Jobs past `BATCH_PIXELS` wait
+        for the next loop; a batch that runs out of GPU memory runs its jobs again one at a time.
         """
         if self.model is None:
             self.load()
         keys = {self.batch_key(request) for request, _, _ in jobs}
         if len(keys) != 1 or None in keys:
             raise ValueError(f"run_batch takes imagine and vary requests of one size and tiling, got {keys}")
+        width, height, _ = keys.pop()
+        chunk: list[BatchJob] = []
+        pixels = 0
+        for job in jobs:
+            cost = width * height * len(job[0].seeds)
+            if chunk and pixels + cost > BATCH_PIXELS:
+                self._run_together(chunk)
+                chunk, pixels = [], 0
+            chunk.append(job)
+            pixels += cost
+        self._run_together(chunk)
+
+    def _run_together(self, jobs: list[BatchJob]) -> None:
+        if len(jobs) == 1:
+            self.run(*jobs[0])
+            return
         started = time.perf_counter()
-        ready: list[tuple[ImagineRequest | VaryRequest, Callable[[EngineEvent], None], Generation]] = []
-        for request, emit, should_stop in jobs:
+        ready: list[tuple[BatchJob, Generation]] = []
+        for job in jobs:
+            request, emit, should_stop = job
             emit(Started(job_id=request.job_id))
             ctx = self._context(request.job_id, emit, should_stop)
             try:
                 prepare = prepare_imagine if isinstance(request, ImagineRequest) else prepare_vary
-                ready.append((request, emit, prepare(ctx, request)))
+                ready.append((job, prepare(ctx, request)))
             except Exception as exc:
                 emit(self._failure(request.job_id, exc))
         if not ready:
             return
+        outcomes = None
         try:
-            outcomes = generate_together(self.model, [gen for _, _, gen in ready])
+            outcomes = generate_together(self.model, [gen for _, gen in ready])
+        except torch.OutOfMemoryError:
+            # Smaller GPUs: what fits one job at a time may not fit several. Nobody should lose a
+            # job to batching, so each runs again alone (its progress starts over), once the
+            # except block has let go of the traceback that holds the batch's tensors.
+            log.warning("a batch of %d jobs ran out of memory; running them one at a time", len(ready))
         except Exception as exc:
-            for request, emit, _ in ready:
+            for (request, emit, _), _ in ready:
                 emit(self._failure(request.job_id, exc))
             return
+        if outcomes is None:
+            again = [job for job, _ in ready]
+            del ready[:]  # the generations hold their latents on the GPU
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            for job in again:
+                self.run(*job)
+            return
         total = time.perf_counter() - started
-        for (request, emit, gen), images in zip(ready, outcomes, strict=True):
+        for ((request, emit, _), gen), images in zip(ready, outcomes, strict=True):
             if images is None:
                 emit(self._failure(request.job_id, Cancelled()))
                 continue

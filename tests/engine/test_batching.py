@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import torch
 
+from engine import core as engine_core
 from engine.api import (
     CANCELLED,
     EngineConfig,
@@ -147,6 +149,40 @@ def test_a_request_the_engine_refuses_fails_alone_with_its_reason(core: EngineCo
     failed = events["bad"][-1]
     assert isinstance(failed, Failed) and "guidance" in failed.reason and not failed.retryable
     assert isinstance(events["plain"][-1], Finished)
+
+
+def test_a_batch_holds_at_most_batch_pixels_and_the_rest_run_next(core, monkeypatch) -> None:
+    monkeypatch.setattr(engine_core, "BATCH_PIXELS", 2 * 4 * 128 * 128)  # two 128x128 grids
+    requests = MIXED[:3]
+
+    events = run_batch(core, requests)
+
+    shared = [events[r.job_id][-1].timings.get("batch_jobs") for r in requests]
+    assert shared == [2.0, 2.0, None]  # the third job ran alone, after the first two
+
+
+def test_a_batch_that_runs_out_of_gpu_memory_runs_its_jobs_one_at_a_time(core, monkeypatch) -> None:
+    """A GPU's out-of-memory error, which this machine cannot produce, stood in for at the loop."""
+    real = engine_core.generate_together
+
+    def small_gpu(model, gens):
+        if len(gens) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real(model, gens)
+
+    monkeypatch.setattr(engine_core, "generate_together", small_gpu)
+    requests = [MIXED[0], imagine(job_id="refused", guidance=50.0), MIXED[1]]
+    alone = {r.job_id: finish(core, r) for r in (MIXED[0], MIXED[1])}
+
+    events = run_batch(core, requests)
+
+    for job_id in ("plain", "multi"):
+        done = events[job_id][-1]
+        assert isinstance(done, Finished), done
+        assert "batch_jobs" not in done.timings
+        assert_same_picture(done, alone[job_id])
+    refused = [e for e in events["refused"] if isinstance(e, Failed)]
+    assert len(refused) == 1 and "guidance" in refused[0].reason  # refused once, not run again
 
 
 def test_requests_of_different_sizes_are_not_batched(core: EngineCore) -> None:
