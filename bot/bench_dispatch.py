@@ -51,6 +51,9 @@ class StandInEngine:
     steps: int = 2
     hold: set[str] = field(default_factory=set)  # job ids that wait for `release`
     failures: dict[str, list[Failed]] = field(default_factory=dict)  # job id -> failures, one per attempt
+    # job id -> how many more times it is lost before it starts (an engine process that died
+    # while the job waited inside it): a retryable Failed with no Started before it
+    lost_before_start: dict[str, int] = field(default_factory=dict)
     seen: list[str] = field(default_factory=list)  # job ids in the order the engine got them
     requests: list[EngineRequest] = field(default_factory=list)
     active: set[str] = field(default_factory=set)
@@ -82,6 +85,10 @@ class StandInEngine:
         self.requests.append(request)
         self.active.add(job_id)
         try:
+            if self.lost_before_start.get(job_id, 0) > 0:
+                self.lost_before_start[job_id] -= 1
+                yield Failed(job_id, "The engine restarted before this job began", retryable=True)
+                return
             yield Started(job_id)
             if job_id in self.hold:
                 gate = self._gates.setdefault(job_id, asyncio.Event())

@@ -42,6 +42,9 @@ from storage.models import Job, JobStatus
 log = logging.getLogger(__name__)
 
 FINAL_STATUSES = frozenset(s.value for s in JobStatus if s.finished)
+# How often a job may go back to the queue, uncounted, because the engine lost it before it
+# began; bounded, so an engine that loses everything still ends each job.
+MAX_UNSTARTED_REQUEUES = 3
 
 
 class LimitError(Exception):
@@ -83,6 +86,7 @@ class _Entry:
     user_id: int
     limits: Limits
     retried: bool = False
+    requeued_unstarted: int = 0  # times it came back before the engine began it (free retries)
     cancel_requested: bool = False
     shutdown: bool = False  # cancelled by `stop()`: goes back to queued, not cancelled
     storing: bool = False  # the engine is done with it; its files are being written (slot is free)
@@ -423,6 +427,7 @@ class Dispatcher:
             return
         t_engine = time.perf_counter()
         result: Finished | Failed | None = None
+        began = False
         try:
             async for event in self._engine.submit(request):
                 if isinstance(event, Progress):
@@ -436,6 +441,7 @@ class Dispatcher:
                         )
                     )
                 elif isinstance(event, Started):
+                    began = True
                     log.debug("engine started the job")
                 elif isinstance(event, Finished | Failed):
                     result = event
@@ -460,20 +466,35 @@ class Dispatcher:
             await self._store.fail_job(job_id, "cancelled by the user", status=JobStatus.CANCELLED.value)
             self._publish(JobUpdate(job_id, JobStatus.CANCELLED.value, error="cancelled by the user"))
             return
-        if (
-            result.retryable
-            and job.attempts < self._max_attempts
-            and not entry.retried
-            and not self._stopping
-        ):
-            log.warning("retryable failure, trying once more: %s", result.reason)
-            await self._store.update_job(job_id, status=JobStatus.QUEUED.value, error=result.reason)
-            retry = _Entry(job_id, entry.user_id, entry.limits, retried=True)
-            self._running.pop(job_id, None)
-            self._enqueue(retry, front=True)
-            entry.job_id = ""  # this entry is spent; `_forget` must not drop the retry
-            return
+        if result.retryable and not self._stopping:
+            if not began and entry.requeued_unstarted < MAX_UNSTARTED_REQUEUES:
+                # Lost before the engine began it (another job took the engine process down while
+                # this one waited inside it): not a try of this job, so its one retry is kept.
+                log.warning("the engine lost the job before it began, queued again: %s", result.reason)
+                await self._requeue(entry, job, result.reason, counted=False)
+                return
+            if job.attempts < self._max_attempts and not entry.retried:
+                log.warning("retryable failure, trying once more: %s", result.reason)
+                await self._requeue(entry, job, result.reason, counted=True)
+                return
         await self._finish_failed(entry, result.reason)
+
+    async def _requeue(self, entry: _Entry, job: Job, reason: str, *, counted: bool) -> None:
+        """Back to the front of its user's queue; `counted`: this attempt used up the retry."""
+        changes: dict[str, object] = {"status": JobStatus.QUEUED.value, "error": reason}
+        if not counted:
+            changes["attempts"] = max(0, job.attempts - 1)
+        await self._store.update_job(entry.job_id, **changes)
+        retry = _Entry(
+            entry.job_id,
+            entry.user_id,
+            entry.limits,
+            retried=entry.retried or counted,
+            requeued_unstarted=entry.requeued_unstarted + (0 if counted else 1),
+        )
+        self._running.pop(entry.job_id, None)
+        self._enqueue(retry, front=True)
+        entry.job_id = ""  # this entry is spent; `_forget` must not drop the retry
 
     async def _finish_done(self, job: Job, result: Finished, engine_s: float, total_s: float) -> None:
         t0 = time.perf_counter()

@@ -7,6 +7,11 @@ each repeat, so a noisy machine slows both alike), and the ratio.
 
     python -m engine.bench_batching                                  # tiny preset, this machine
     python -m engine.bench_batching --random-weights sdxl --steps 30 --depths 1,2,4,8  # a GPU
+    python -m engine.bench_batching --through local    # steady state through the engine process
+
+`--through local` keeps D jobs waiting at all times and hands them to two spawned engines, one
+without batching and one with, as the dispatcher does (at most `slots` in flight): what a busy
+server sees, including batches that are not full.
 
 Figures are printed, never asserted: record them in docs/benchmarks.md with date and hardware.
 """
@@ -14,6 +19,8 @@ Figures are printed, never asserted: record them in docs/benchmarks.md with date
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import logging
 import os
 import statistics
@@ -26,6 +33,7 @@ import torch
 from engine.api import EngineConfig, EngineEvent, Finished, ImagineRequest, PromptSpec
 from engine.bench import _sync, hardware_name
 from engine.core import EngineCore
+from engine.local import LocalEngine
 from engine.quiet import quiet_libraries
 
 PROMPTS = (
@@ -100,6 +108,39 @@ def bench_depths(
     return rows
 
 
+async def _steady(engine: LocalEngine, depth: int, jobs: int, width: int, height: int, steps: int) -> float:
+    """Seconds for `jobs` jobs while `depth` wait at all times, handed over as the dispatcher does
+    (at most `engine.slots` in flight)."""
+    gate = asyncio.Semaphore(min(depth, engine.slots))
+    batch = requests(jobs, width, height, steps, depth)
+
+    async def one(request: ImagineRequest) -> None:
+        async with gate:
+            events = [event async for event in engine.submit(request)]
+            _check(events)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(r) for r in batch))
+    return time.perf_counter() - start
+
+
+async def bench_through_local(
+    config: EngineConfig, depths: list[int], width: int, height: int, steps: int, batch_jobs: int
+) -> list[DepthRow]:
+    """Steady state through the spawned worker: one engine without batching, one with, side by side."""
+    rows = []
+    async with (
+        LocalEngine(dataclasses.replace(config, batch_jobs=1)) as serial,
+        LocalEngine(dataclasses.replace(config, batch_jobs=batch_jobs)) as batched,
+    ):
+        for depth in depths:
+            jobs = max(8, 3 * depth)
+            serial_s = await _steady(serial, depth, jobs, width, height, steps)
+            batched_s = await _steady(batched, depth, jobs, width, height, steps)
+            rows.append(DepthRow(depth, serial_s * depth / jobs, batched_s * depth / jobs))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m engine.bench_batching", description=__doc__.splitlines()[0]
@@ -114,6 +155,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--depths", default="1,2,4", help="queue depths to measure, e.g. 1,2,4,8")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--through",
+        choices=("core", "local"),
+        default="core",
+        help="core: the same D jobs one at a time vs as one batch (the ideal); local: jobs kept "
+        "D deep through LocalEngine's worker, as the dispatcher hands them over (steady state)",
+    )
+    parser.add_argument("--batch-jobs", type=int, default=4, help="with --through local: jobs per batch")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
@@ -137,7 +186,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"{width}x{height}, {steps} steps, 4 images per job, median of {args.repeats}")
     with quiet_libraries():
-        rows = bench_depths(core, depths, width, height, steps, args.repeats)
+        if args.through == "local":
+            print(f"through LocalEngine: batch_jobs 1 vs {args.batch_jobs}, jobs kept D deep")
+            config = dataclasses.replace(core.config, warmup=True)
+            rows = asyncio.run(bench_through_local(config, depths, width, height, steps, args.batch_jobs))
+        else:
+            rows = bench_depths(core, depths, width, height, steps, args.repeats)
     print(f"{'depth':>5}{'one at a time jobs/s':>22}{'batched jobs/s':>16}{'ratio':>8}")
     for r in rows:
         print(f"{r.depth:>5}{r.depth / r.serial_s:>22.3f}{r.depth / r.batched_s:>16.3f}{r.ratio:>8.2f}")

@@ -43,9 +43,10 @@ from engine.ops.vary import prepare_vary, run_vary, vary_size
 log = logging.getLogger(__name__)
 
 
-# The most output pixels (cells x width x height) one batch holds: four 1024x1024 grids. More
-# waits for the next loop, so a batch never needs more memory than a few large jobs.
-BATCH_PIXELS = 4 * 4 * 1024 * 1024
+# The most UNet rows x pixels one batch holds: four 1024x1024 grids with classifier-free guidance
+# (4 jobs x 4 cells x 2 terms). More waits for the next loop, so a batch never needs more memory
+# than a few large jobs.
+BATCH_ROW_PIXELS = 4 * 4 * 2 * 1024 * 1024
 
 # One job of a batch: its request, where its events go, and whether it should stop.
 BatchJob = tuple[EngineRequest, Callable[[EngineEvent], None], Callable[[], bool]]
@@ -161,28 +162,17 @@ class EngineCore:
     def run_batch(self, jobs: Sequence[BatchJob]) -> None:
         """Run requests of one `batch_key` together: one UNet call per step for all their cells.
 
-        Each job gets its own events, as if it ran alone: a request that fails its checks, or a
-        job cancelled midway, ends by itself and the others go on. Jobs past `BATCH_PIXELS` wait
-        for the next loop; a batch that runs out of GPU memory runs its jobs again one at a time.
+        Each job gets its own events, as if it ran alone, and gets them as soon as its own part
+        ends: a request that fails its checks, a job cancelled midway, a vary that needs fewer
+        steps than the rest. Jobs past `BATCH_ROW_PIXELS` wait for the next loop. If the shared
+        loop fails (out of GPU memory, a kernel error), the jobs it had not delivered run again
+        one at a time: nobody loses a job to batching.
         """
         if self.model is None:
             self.load()
         keys = {self.batch_key(request) for request, _, _ in jobs}
         if len(keys) != 1 or None in keys:
             raise ValueError(f"run_batch takes imagine and vary requests of one size and tiling, got {keys}")
-        width, height, _ = keys.pop()
-        chunk: list[BatchJob] = []
-        pixels = 0
-        for job in jobs:
-            cost = width * height * len(job[0].seeds)
-            if chunk and pixels + cost > BATCH_PIXELS:
-                self._run_together(chunk)
-                chunk, pixels = [], 0
-            chunk.append(job)
-            pixels += cost
-        self._run_together(chunk)
-
-    def _run_together(self, jobs: list[BatchJob]) -> None:
         if len(jobs) == 1:
             self.run(*jobs[0])
             return
@@ -197,37 +187,51 @@ class EngineCore:
                 ready.append((job, prepare(ctx, request)))
             except Exception as exc:
                 emit(self._failure(request.job_id, exc))
-        if not ready:
-            return
-        outcomes = None
-        try:
-            outcomes = generate_together(self.model, [gen for _, gen in ready])
-        except torch.OutOfMemoryError:
-            # Smaller GPUs: what fits one job at a time may not fit several. Nobody should lose a
-            # job to batching, so each runs again alone (its progress starts over), once the
-            # except block has let go of the traceback that holds the batch's tensors.
-            log.warning("a batch of %d jobs ran out of memory; running them one at a time", len(ready))
-        except Exception as exc:
-            for (request, emit, _), _ in ready:
+        chunk: list[tuple[BatchJob, Generation]] = []
+        pixels = 0
+        for job, gen in ready:
+            # UNet rows: every cell once per conditioning term (`::` segments, `--no`, uncond).
+            cost = gen.width * gen.height * gen.lane.latents.shape[0] * gen.lane.cond.terms
+            if chunk and pixels + cost > BATCH_ROW_PIXELS:
+                self._loop(chunk, started)
+                chunk, pixels = [], 0
+            chunk.append((job, gen))
+            pixels += cost
+        if chunk:
+            self._loop(chunk, started)
+
+    def _loop(self, chunk: list[tuple[BatchJob, Generation]], started: float) -> None:
+        """One shared loop over prepared jobs; each job's outcome goes out when its lane ends."""
+        delivered: set[int] = set()
+
+        def deliver(i: int, images: list[ImageData] | None) -> None:
+            (request, emit, _), gen = chunk[i]
+            delivered.add(i)
+            try:
+                if images is None:
+                    raise Cancelled
+                timings = {**gen.timings, "total": time.perf_counter() - started}
+                emit(self._finished(request.job_id, OpResult(images, list(request.seeds), timings)))
+            except Exception as exc:  # this job's own ending (its grid, say) fails it alone
                 emit(self._failure(request.job_id, exc))
+
+        try:
+            generate_together(self.model, [gen for _, gen in chunk], deliver)
             return
-        if outcomes is None:
-            again = [job for job, _ in ready]
-            del ready[:]  # the generations hold their latents on the GPU
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            for job in again:
-                self.run(*job)
+        except ValueError as exc:  # a request the loop refuses: every job in it is refused
+            for i, ((request, emit, _), _) in enumerate(chunk):
+                if i not in delivered:
+                    emit(self._failure(request.job_id, exc))
             return
-        total = time.perf_counter() - started
-        for ((request, emit, _), gen), images in zip(ready, outcomes, strict=True):
-            if images is None:
-                emit(self._failure(request.job_id, Cancelled()))
-                continue
-            result = OpResult(
-                images=images, seeds=list(request.seeds), timings={**gen.timings, "total": total}
-            )
-            emit(self._finished(request.job_id, result))
+        except Exception as exc:
+            # Several jobs at once may not fit where one does (GPU memory, a kernel's limits).
+            log.warning("a batch of %d jobs failed (%s); running them one at a time", len(chunk), exc)
+        again = [job for i, (job, _) in enumerate(chunk) if i not in delivered]
+        del chunk[:]  # the generations hold their latents on the GPU
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        for job in again:
+            self.run(*job)  # its progress starts over
 
     def _context(
         self, job_id: str, emit: Callable[[EngineEvent], None], should_stop: Callable[[], bool]

@@ -86,11 +86,12 @@ REQUEST_TYPES = (ImagineRequest, VaryRequest, UpscaleRequest, OutpaintRequest)
 class LocalEngine:
     """An `EngineClient` running the engine core in a supervised child process.
 
-    `slots` is how many jobs the dispatcher keeps in flight here; by default as many as share one
-    batch on the model's device (`EngineConfig.jobs_per_batch`: 4 on a GPU, 1 on a CPU). The
-    child runs jobs in order; imagine and vary jobs of one size that wait together run as one batch, and
-    any other job already waiting inside the child hides the round trip between jobs. `core`
-    names the core class (`module:Class`) the child loads; the real `EngineCore` unless you wrap it.
+    `slots` is how many jobs the dispatcher keeps in flight here; by default twice as many as
+    share one batch on the model's device (`EngineConfig.jobs_per_batch`: 4 on a GPU, so 8; 1 on
+    a CPU, where nothing batches). The child runs jobs in order; imagine and vary jobs of one size
+    that wait together run as one batch, and any other job already waiting inside the child hides
+    the round trip between jobs. `core` names the core class (`module:Class`) the child loads;
+    the real `EngineCore` unless you wrap it.
     """
 
     def __init__(
@@ -122,8 +123,10 @@ class LocalEngine:
     def slots(self) -> int:
         if self._slots is not None:
             return self._slots
-        # Known once the model has loaded; the dispatcher asks only after `start`.
-        return self._config.jobs_per_batch(self._info.device) if self._info is not None else 1
+        # Known once the model has loaded; the dispatcher asks only after `start`. With batching,
+        # twice a batch: while one batch runs, the next one gathers inside the worker.
+        batch = self._config.jobs_per_batch(self._info.device) if self._info is not None else 1
+        return 2 * batch if batch > 1 else 1
 
     @property
     def info(self) -> ModelInfo | None:

@@ -167,7 +167,7 @@ class _Worker:
             if item is None:
                 break
             batch = [item]
-            key = core.batch_key(item[0].request) if hasattr(core, "run_batch") else None
+            key = self._batch_key(core, item[0])
             # Jobs of one size waiting right behind this one join it, in their order; the first
             # that cannot (another size, another operation) runs next, so nothing is overtaken.
             while key is not None and len(batch) < limit:
@@ -175,7 +175,7 @@ class _Worker:
                     following = self._jobs.get_nowait()
                 except queue.Empty:
                     break
-                if following is None or core.batch_key(following[0].request) != key:
+                if following is None or self._batch_key(core, following[0]) != key:
                     held.append(following)
                     break
                 batch.append(following)
@@ -186,6 +186,17 @@ class _Worker:
         self._stopping.set()
         return 0
 
+    @staticmethod
+    def _batch_key(core: Any, job: RunJob) -> Any:
+        """The core's batch key for a job; None (run alone) for a core that does not batch."""
+        if not hasattr(core, "run_batch"):
+            return None
+        try:
+            return core.batch_key(job.request)
+        except Exception:  # a request too odd to classify still gets its run, alone
+            log.exception("could not tell whether job %s can share a batch", job.request.job_id)
+            return None
+
     def _job_hooks(
         self, job: RunJob, arrived_at: float
     ) -> tuple[Callable[[EngineEvent], None], Callable[[], bool]]:
@@ -194,6 +205,10 @@ class _Worker:
         timer = JobTimer(sent_at=job.sent_at, arrived_at=arrived_at)
 
         def send(event: EngineEvent) -> None:
+            if isinstance(event, Finished | Failed):
+                # Forgotten before the outcome goes out: once the parent has it, it may send the
+                # same job id again (a retry), and that new run's cancel must be kept.
+                self._forget(job_id)
             self.send(JobEvent(event=timer.stamp(event), sent_at=time.time()))
 
         def should_stop() -> bool:
@@ -201,10 +216,10 @@ class _Worker:
 
         return send, should_stop
 
-    def _forget(self, *job_ids: str) -> None:
+    def _forget(self, job_id: str) -> None:
         with self._state_lock:
-            self._known.difference_update(job_ids)
-            self._cancelled.difference_update(job_ids)
+            self._known.discard(job_id)
+            self._cancelled.discard(job_id)
 
     def _run(self, core: Any, job: RunJob, arrived_at: float) -> None:
         job_id = job.request.job_id
@@ -214,15 +229,11 @@ class _Worker:
             run_job(core, job.request, send, should_stop)
         finally:
             current_job.reset(token)
-            self._forget(job_id)
 
     def _run_batch(self, core: Any, batch: list[tuple[RunJob, float]]) -> None:
         ids = [job.request.job_id for job, _ in batch]
         log.info("running %d jobs in one batch: %s", len(batch), ", ".join(ids))
-        try:
-            run_batch(core, [(job.request, *self._job_hooks(job, arrived_at)) for job, arrived_at in batch])
-        finally:
-            self._forget(*ids)
+        run_batch(core, [(job.request, *self._job_hooks(job, arrived_at)) for job, arrived_at in batch])
 
 
 class _Guard:

@@ -155,32 +155,41 @@ def prepare(
     return Generation(lane=lane, width=width, height=height, tile=tile, timings=timings)
 
 
-def generate_together(model: LoadedModel, gens: list[Generation]) -> list[list[ImageData] | None]:
+def generate_together(
+    model: LoadedModel,
+    gens: list[Generation],
+    deliver: Callable[[int, list[ImageData] | None], None] | None = None,
+) -> list[list[ImageData] | None]:
     """Run prepared generations of one `batch_key` in one loop; None for each that was cancelled.
 
-    The loop's time goes to every generation's `denoise` timing (they shared it) and
-    `batch_jobs` says how many shared it.
+    As each generation ends, its images are decoded and `deliver(index, images or None)` is
+    called at once. Its `denoise` timing is the loop's time until it ended, and `batch_jobs`
+    says how many generations shared the loop.
     """
     keys = {gen.batch_key for gen in gens}
     if len(keys) != 1:
         raise ValueError(f"generations of different sizes or tiling cannot share a loop: {sorted(keys)}")
     width, height, tile = keys.pop()
-    t = time.perf_counter()
-    results: list[list[ImageData] | None] = []
-    with circular_padding(model.unet, model.vae, enabled=tile):
-        denoise_lanes(model, [gen.lane for gen in gens], width=width, height=height)
-        looped = time.perf_counter() - t
-        for gen in gens:
-            gen.timings["denoise"] = gen.timings.get("denoise", 0.0) + looped
-            if len(gens) > 1:
-                gen.timings["batch_jobs"] = float(len(gens))
-            if gen.lane.cancelled:
-                results.append(None)
-                continue
+    results: list[list[ImageData] | None] = [None] * len(gens)
+    index = {id(gen.lane): i for i, gen in enumerate(gens)}
+    began = time.perf_counter()
+
+    def ended(lane: Lane) -> None:
+        i = index[id(lane)]
+        gen = gens[i]
+        _add(gen.timings, "denoise", began)
+        if len(gens) > 1:
+            gen.timings["batch_jobs"] = float(len(gens))
+        if not lane.cancelled:
             t = time.perf_counter()
-            images = decode_latents(model, gen.lane.result)
-            results.append(gen.finish(images) if gen.finish is not None else images)
+            images = decode_latents(model, lane.result)
+            results[i] = gen.finish(images) if gen.finish is not None else images
             _add(gen.timings, "decode", t)
+        if deliver is not None:
+            deliver(i, results[i])
+
+    with circular_padding(model.unet, model.vae, enabled=tile):
+        denoise_lanes(model, [gen.lane for gen in gens], width=width, height=height, on_end=ended)
     return results
 
 

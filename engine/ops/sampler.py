@@ -174,12 +174,20 @@ class _Running:
             lane.result = x0 if lane.total < len(lane.timesteps) else latents
 
 
-def denoise_lanes(model: LoadedModel, lanes: list[Lane], *, width: int, height: int) -> None:
+def denoise_lanes(
+    model: LoadedModel,
+    lanes: list[Lane],
+    *,
+    width: int,
+    height: int,
+    on_end: Callable[[Lane], None] | None = None,
+) -> None:
     """Run every lane to its end (`lane.result`) or its cancel (`lane.cancelled`), sharing UNet calls.
 
     All lanes are `width` x `height`. Step i of every lane that still runs goes into one UNet
     call: the cells of several jobs fill the GPU better than one job's four (see the README's
-    "Batching"). One lane alone runs exactly the single-job loop.
+    "Batching"). One lane alone runs exactly the single-job loop. `on_end(lane)` is called as
+    soon as a lane ends, so its job need not wait for the slowest one.
     """
     unet = model.unet
     running = [_Running(model, lane, width, height) for lane in lanes]
@@ -189,6 +197,8 @@ def denoise_lanes(model: LoadedModel, lanes: list[Lane], *, width: int, height: 
             if r.lane.should_stop():
                 r.lane.cancelled = True
                 running.remove(r)
+                if on_end is not None:
+                    on_end(r.lane)
         if not running:
             return
         inputs = [r.model_input(i) for r in running]
@@ -211,7 +221,10 @@ def denoise_lanes(model: LoadedModel, lanes: list[Lane], *, width: int, height: 
             ]
         for r, part in zip(running, out.split([x.shape[0] for x, _ in inputs]), strict=True):
             r.step(i, part, model)
-        running = [r for r in running if r.lane.result is None]
+        for r in [r for r in running if r.lane.result is not None]:
+            running.remove(r)
+            if on_end is not None:
+                on_end(r.lane)
         i += 1
 
 

@@ -139,6 +139,27 @@ async def test_a_retryable_failure_is_tried_once_more(store):
     assert engine.seen.count(flaky.id) == 2 and engine.seen.count(broken.id) == 2
 
 
+async def test_a_job_lost_before_the_engine_began_it_keeps_its_retry(store):
+    """Jobs waiting inside an engine process that another job took down are not charged a try."""
+    engine = StandInEngine()
+    dispatcher = await started(store, engine)
+    bystander = await new_job(store, "A", "waited behind a crash")
+    unlucky = await new_job(store, "B", "lost every time")
+    engine.lost_before_start[bystander.id] = 2
+    engine.lost_before_start[unlucky.id] = 10
+    await dispatcher.submit(bystander)
+    await dispatcher.submit(unlucky)
+    await finish(dispatcher)
+
+    row = await store.get_job(bystander.id)
+    assert row.status == JobStatus.DONE and row.attempts == 1  # two losses, one real try
+    assert engine.seen.count(bystander.id) == 3
+    # Losses are bounded: three free requeues, then the one counted retry, then it fails.
+    row = await store.get_job(unlucky.id)
+    assert row.status == JobStatus.FAILED and "before this job began" in row.error
+    assert engine.seen.count(unlucky.id) == 5 and row.attempts == 2
+
+
 async def test_a_plain_failure_is_not_retried_and_keeps_its_reason(store):
     engine = StandInEngine()
     dispatcher = await started(store, engine)

@@ -64,23 +64,42 @@ def run_batch(
     return events
 
 
-def test_a_batched_job_gives_the_same_pixels_as_the_job_alone(core: EngineCore) -> None:
-    alone = {r.job_id: finish(core, r) for r in MIXED}
-
-    batched = run_batch(core, MIXED)
-
-    for request in MIXED:
-        events = batched[request.job_id]
-        assert isinstance(events[0], Started)
-        done = events[-1]
+def batched_like_alone(core: EngineCore, requests: list) -> dict[str, list[EngineEvent]]:
+    """Run each request alone, then all as one batch; every job's batched result is its own."""
+    alone = {r.job_id: finish(core, r) for r in requests}
+    batched = run_batch(core, requests)
+    for request in requests:
+        done = batched[request.job_id][-1]
         assert isinstance(done, Finished), done
-        assert_same_picture(done, alone[request.job_id])
+        assert done.timings["batch_jobs"] == len(requests)
         assert done.seeds == request.seeds
-        assert done.timings["batch_jobs"] == len(MIXED)
+        assert_same_picture(done, alone[request.job_id])
+    return batched
+
+
+def test_a_batched_job_gives_the_same_pixels_as_the_job_alone(core: EngineCore) -> None:
+    batched = batched_like_alone(core, MIXED)
+
+    assert all(isinstance(batched[r.job_id][0], Started) for r in MIXED)
     # Each job reports its own progress, to its own step count.
     steps = {r.job_id: [e.step for e in batched[r.job_id] if isinstance(e, Progress)] for r in MIXED}
     assert steps["plain"] == [1, 2, 3, 4]
     assert steps["fewer-steps"] == [1, 2]
+
+
+def test_sdxl_jobs_batch_with_their_pooled_embeddings_and_size_ids_in_line(xl_core: EngineCore) -> None:
+    requests = [
+        imagine(job_id="xl-plain", seeds=(1, 2, 3, 4), steps=3),
+        imagine(job_id="xl-no-cfg", seeds=(5, 6, 7, 8), steps=3, guidance=1.0),  # one term, no uncond
+        imagine(
+            job_id="xl-multi",
+            prompt=PromptSpec(segments=(("a tower", 1.0), ("fog", 0.5)), negative=("birds",)),
+            seeds=(9, 10, 11, 12),
+            steps=3,
+        ),
+    ]
+
+    batched_like_alone(xl_core, requests)
 
 
 def test_vary_jobs_batch_with_imagine_jobs_of_their_size(core: EngineCore) -> None:
@@ -96,15 +115,9 @@ def test_vary_jobs_batch_with_imagine_jobs_of_their_size(core: EngineCore) -> No
     ]
     together = [MIXED[0], *varies]
     assert len({core.batch_key(r) for r in together}) == 1
-    alone = {r.job_id: finish(core, r) for r in together}
 
-    batched = run_batch(core, together)
+    batched = batched_like_alone(core, together)
 
-    for request in together:
-        done = batched[request.job_id][-1]
-        assert isinstance(done, Finished), done
-        assert done.timings["batch_jobs"] == 3
-        assert_same_picture(done, alone[request.job_id])
     # The strong variation moved further from its source than the subtle one, as alone.
     strong, subtle = (batched[v.job_id][-1].images[0] for v in varies)
     assert distance(strong, source) > distance(subtle, source)
@@ -151,24 +164,55 @@ def test_a_request_the_engine_refuses_fails_alone_with_its_reason(core: EngineCo
     assert isinstance(events["plain"][-1], Finished)
 
 
-def test_a_batch_holds_at_most_batch_pixels_and_the_rest_run_next(core, monkeypatch) -> None:
-    monkeypatch.setattr(engine_core, "BATCH_PIXELS", 2 * 4 * 128 * 128)  # two 128x128 grids
+def test_a_batch_holds_at_most_its_row_budget_and_the_rest_run_next(core, monkeypatch) -> None:
+    # In 128x128 cell-rows: plain costs 4 cells x 2 terms = 8, multi 4 x 4 (uncond, two
+    # segments, one --no) = 16, fewer-steps 8. A budget of 24 holds plain and multi.
+    monkeypatch.setattr(engine_core, "BATCH_ROW_PIXELS", 24 * 128 * 128)
     requests = MIXED[:3]
 
     events = run_batch(core, requests)
 
     shared = [events[r.job_id][-1].timings.get("batch_jobs") for r in requests]
-    assert shared == [2.0, 2.0, None]  # the third job ran alone, after the first two
+    assert shared == [2.0, 2.0, None]  # the third job ran next, alone
 
 
-def test_a_batch_that_runs_out_of_gpu_memory_runs_its_jobs_one_at_a_time(core, monkeypatch) -> None:
+def test_a_job_gets_its_outcome_when_its_own_part_ends(core: EngineCore) -> None:
+    """A short job is not held back by a long one in its batch; neither is a cancel."""
+    outcomes: list[str] = []
+    long = imagine(job_id="long", seeds=(1, 2, 3, 4), steps=12)
+    short = imagine(job_id="short", seeds=(5, 6, 7, 8), steps=3)
+    cancelled = imagine(job_id="cancelled", seeds=(9, 10, 11, 12), steps=12)
+    steps_of_long: list[int] = []
+
+    def emit_for(job_id: str):
+        def emit(event: EngineEvent) -> None:
+            if isinstance(event, Progress) and job_id == "long":
+                steps_of_long.append(event.step)
+            if isinstance(event, Finished | Failed):
+                outcomes.append(f"{job_id}@{len(steps_of_long)}")
+
+        return emit
+
+    core.run_batch(
+        [
+            (long, emit_for("long"), lambda: False),
+            (short, emit_for("short"), lambda: False),
+            (cancelled, emit_for("cancelled"), lambda: len(steps_of_long) >= 2),
+        ]
+    )
+
+    # The cancel went out before step 3 of the long job, the short job's result after its 3rd.
+    assert outcomes == ["cancelled@2", "short@3", "long@12"]
+
+
+def test_a_batch_whose_shared_loop_fails_runs_its_jobs_one_at_a_time(core, monkeypatch) -> None:
     """A GPU's out-of-memory error, which this machine cannot produce, stood in for at the loop."""
     real = engine_core.generate_together
 
-    def small_gpu(model, gens):
+    def small_gpu(model, gens, deliver=None):
         if len(gens) > 1:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-        return real(model, gens)
+        return real(model, gens, deliver)
 
     monkeypatch.setattr(engine_core, "generate_together", small_gpu)
     requests = [MIXED[0], imagine(job_id="refused", guidance=50.0), MIXED[1]]
@@ -210,6 +254,8 @@ async def outcome(engine: LocalEngine, req: ImagineRequest, order: list[str]) ->
     async for event in engine.submit(req):
         if isinstance(event, Progress) and req.job_id == "first":
             engine.first_running.set()  # type: ignore[attr-defined]
+        if isinstance(event, Progress) and req.job_id == "c":
+            await engine.cancel("c")  # a user's Cancel reaching a job inside a batch
         if isinstance(event, Finished | Failed):
             order.append(req.job_id)
             return event
@@ -219,26 +265,29 @@ async def outcome(engine: LocalEngine, req: ImagineRequest, order: list[str]) ->
 @pytest.mark.asyncio
 async def test_the_worker_batches_waiting_jobs_of_one_size_and_nobody_overtakes() -> None:
     config = EngineConfig(model="tiny", device="cpu", batch_jobs=4, heartbeat_s=0.25, hang_timeout_s=30.0)
-    async with LocalEngine(config, slots=6) as engine:
+    async with LocalEngine(config) as engine:
+        assert engine.slots == 8  # one batch running, the next one gathering
         engine.first_running = asyncio.Event()  # type: ignore[attr-defined]
         order: list[str] = []
         # A long job keeps the worker busy while the others line up behind it.
-        first = asyncio.create_task(outcome(engine, request("first", steps=40), order))
+        first = asyncio.create_task(outcome(engine, request("first", steps=150), order))
         await asyncio.wait_for(engine.first_running.wait(), 120)  # type: ignore[attr-defined]
         queued = [request("a"), request("b"), request("other-size", size=96), request("c"), request("d")]
         tasks = [asyncio.create_task(outcome(engine, r, order)) for r in queued]
-        await asyncio.sleep(0.5)  # every request is inside the worker's queue before `first` ends
+        await asyncio.sleep(0.5)  # the requests go down the pipe...
+        await engine.cancel("first")  # ...ahead of this cancel (a pipe keeps order)
         results = dict(zip([r.job_id for r in queued], await asyncio.gather(*tasks), strict=True))
-        assert isinstance(await first, Finished)
+        assert await first == Failed(job_id="first", reason=CANCELLED)
 
-    assert all(isinstance(r, Finished) for r in results.values()), results
-    batch = {job_id: r.timings.get("batch_jobs") for job_id, r in results.items()}
+    assert results["c"] == Failed(job_id="c", reason=CANCELLED)
+    done = {job_id: r for job_id, r in results.items() if job_id != "c"}
+    assert all(isinstance(r, Finished) for r in done.values()), done
+    batch = {job_id: r.timings.get("batch_jobs") for job_id, r in done.items()}
     # a and b ran together; the 96-pixel job stopped the batch there and ran next, alone; c and d
-    # (queued after it) made the next batch.
-    assert batch == {"a": 2.0, "b": 2.0, "other-size": None, "c": 2.0, "d": 2.0}
+    # (queued after it) made the next batch, where c was cancelled and d went on.
+    assert batch == {"a": 2.0, "b": 2.0, "other-size": None, "d": 2.0}
     assert order.index("other-size") > max(order.index("a"), order.index("b"))
     assert order.index("other-size") < min(order.index("c"), order.index("d"))
-    assert engine.slots == 6
 
 
 def test_the_batch_size_follows_the_device_unless_set() -> None:

@@ -23,10 +23,15 @@ def test_bench_through_the_worker_prints_overhead_and_ratio(capsys: pytest.Captu
     assert re.search(r"LocalEngine.close\(\) with an idle worker: [\d.]+s", out)
 
 
-def test_the_batching_bench_prints_one_row_per_depth(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("through", ["core", "local"])
+def test_the_batching_bench_prints_one_row_per_depth(
+    capsys: pytest.CaptureFixture[str], through: str
+) -> None:
     from engine.bench_batching import main as batching_main
 
-    batching_main(["--depths", "1,3", "--repeats", "1", "--steps", "1", "--size", "32x32"])
+    batching_main(
+        ["--through", through, "--depths", "1,3", "--repeats", "1", "--steps", "1", "--size", "32x32"]
+    )
     out = capsys.readouterr().out
     rows = re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
     assert [int(depth) for depth, *_ in rows] == [1, 3], out
