@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.api import EngineConfig, EngineEvent, Finished, ImagineRequest, PromptSpec
+from engine.api import EngineConfig, EngineEvent, Finished, ImagineRequest, ModelInfo, PromptSpec
 from engine.bench import _sync, hardware_name
 from engine.core import EngineCore
 from engine.local import LocalEngine
@@ -125,20 +125,41 @@ async def _steady(engine: LocalEngine, depth: int, jobs: int, width: int, height
 
 
 async def bench_through_local(
-    config: EngineConfig, depths: list[int], width: int, height: int, steps: int, batch_jobs: int
+    config: EngineConfig, depths: list[int], size: str | None, steps: int | None, batch_jobs: int
 ) -> list[DepthRow]:
-    """Steady state through the spawned worker: one engine without batching, one with, side by side."""
+    """Steady state through the spawned worker: one engine without batching, one with, side by side.
+
+    The model loads only in the two workers; the sizes come from what they report.
+    """
     rows = []
     async with (
         LocalEngine(dataclasses.replace(config, batch_jobs=1)) as serial,
         LocalEngine(dataclasses.replace(config, batch_jobs=batch_jobs)) as batched,
     ):
+        info = await batched.start()
+        width, height, steps = _work(info, size, steps)
+        _header(config.model, info, f"{info.device}, spawned workers", width, height, steps)
+        print(f"through LocalEngine: batch_jobs 1 vs {batch_jobs}, jobs kept D deep")
         for depth in depths:
             jobs = max(8, 3 * depth)
             serial_s = await _steady(serial, depth, jobs, width, height, steps)
             batched_s = await _steady(batched, depth, jobs, width, height, steps)
             rows.append(DepthRow(depth, serial_s * depth / jobs, batched_s * depth / jobs))
     return rows
+
+
+def _work(info: ModelInfo, size: str | None, steps: int | None) -> tuple[int, int, int]:
+    """Width, height and steps of every job: `--size`/`--steps`, else the model's own."""
+    width, height = info.native_width, info.native_height
+    if size:
+        width, height = (int(v) for v in size.lower().split("x"))
+    return width, height, steps or info.default_steps
+
+
+def _header(model: str, info: ModelInfo, where: str, width: int, height: int, steps: int) -> None:
+    print(f"# engine.bench_batching  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"model {model} ({info.family.value}), {where}, torch threads {torch.get_num_threads()}")
+    print(f"{width}x{height}, {steps} steps, 4 images per job")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -153,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="steps per job (default: the preset's)")
     parser.add_argument("--size", default=None, help="WxH (default: the model's native size)")
     parser.add_argument("--depths", default="1,2,4", help="queue depths to measure, e.g. 1,2,4,8")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="with --through core: median of this many")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument(
         "--through",
@@ -167,30 +188,22 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the spawned workers' torch reads it
     depths = sorted({int(d) for d in args.depths.split(",") if d.strip()})
     if not depths or depths[0] < 1:
         parser.error("--depths takes whole numbers of 1 or more, e.g. 1,2,4")
     model = f"random:{args.random_weights}" if args.random_weights else args.model
-    core = EngineCore(EngineConfig(model=model, device=args.device, warmup=True, max_pixels=4096 * 4096))
-    info = core.load()
-    width, height = info.native_width, info.native_height
-    if args.size:
-        width, height = (int(v) for v in args.size.lower().split("x"))
-    steps = args.steps or info.default_steps
-    device = core.model.device
-    print(f"# engine.bench_batching  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print(
-        f"model {model} ({info.family.value}), {device} {hardware_name(device)}, {core.model.dtype}, "
-        f"torch threads {torch.get_num_threads()}"
-    )
-    print(f"{width}x{height}, {steps} steps, 4 images per job, median of {args.repeats}")
+    config = EngineConfig(model=model, device=args.device, warmup=True, max_pixels=4096 * 4096)
     with quiet_libraries():
         if args.through == "local":
-            print(f"through LocalEngine: batch_jobs 1 vs {args.batch_jobs}, jobs kept D deep")
-            config = dataclasses.replace(core.config, warmup=True)
-            rows = asyncio.run(bench_through_local(config, depths, width, height, steps, args.batch_jobs))
+            rows = asyncio.run(bench_through_local(config, depths, args.size, args.steps, args.batch_jobs))
         else:
+            core = EngineCore(config)
+            info = core.load()
+            width, height, steps = _work(info, args.size, args.steps)
+            device = core.model.device
+            where = f"{device} {hardware_name(device)}, {core.model.dtype}, median of {args.repeats}"
+            _header(model, info, where, width, height, steps)
             rows = bench_depths(core, depths, width, height, steps, args.repeats)
     print(f"{'depth':>5}{'one at a time jobs/s':>22}{'batched jobs/s':>16}{'ratio':>8}")
     for r in rows:
