@@ -27,7 +27,6 @@ from typing import Any
 
 from sqlalchemy import insert, text
 
-from storage.files import ImageFiles
 from storage.models import Image, Job, new_job_id
 from storage.queries import HistoryQuery
 from storage.store import Store
@@ -141,7 +140,7 @@ def bench_encode(size: int, repeat: int) -> None:
 async def bulk_load(store: Store, total: int, seed: int = 7) -> tuple[list[str], str]:
     """Fill the history with `total` realistic jobs over 90 days; returns (job ids, deep leaf id)."""
     rng = random.Random(seed)
-    files = ImageFiles(store.files.data_dir)
+    files = store.files
     start_at = datetime(2026, 1, 1, tzinfo=UTC)
     step = timedelta(days=90) / max(total, 1)
     ids: list[str] = []

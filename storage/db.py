@@ -207,13 +207,6 @@ class Database:
         log.info("database schema at revision %s", rev)
         return rev
 
-    async def current_revision(self) -> str | None:
-        async def work(session: AsyncSession) -> str | None:
-            conn = await session.connection()
-            return await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
-
-        return await self.transaction(work, write=False)
-
     async def close(self) -> None:
         await self.engine.dispose()
 
@@ -242,10 +235,11 @@ def _upgrade_on(connection: Connection, url: str, revision: str) -> str:
 
 
 def upgrade(url: str, revision: str = "head") -> str:
-    """Run the migrations by hand (`imagine db upgrade`); returns the revision now in place.
+    """Run the migrations from synchronous code; returns the revision now in place.
 
-    Synchronous for a command line. Called with an event loop already running, it does the work
-    on a private thread with its own loop rather than failing.
+    (`imagine db upgrade` goes through `Store.open`, which runs them the same way.) Called with an
+    event loop already running, it does the work on a private thread with its own loop rather
+    than failing.
     """
 
     async def run() -> str:

@@ -109,14 +109,6 @@ def to_pixels(image: ImageLike) -> np.ndarray:
     )
 
 
-def to_pil(image: ImageLike) -> PILImage.Image:
-    """An RGB PIL image from raw RGB pixels or a PIL image, with a clear error for anything else."""
-    if isinstance(image, PILImage.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
-    pixels = to_pixels(image)
-    return PILImage.frombytes("RGB", (pixels.shape[1], pixels.shape[0]), pixels.tobytes())
-
-
 def _make_dirs(folder: Path) -> list[Path]:
     """Create `folder` and missing parents; returns those it created (their parents need a sync)."""
     missing = []
@@ -191,11 +183,6 @@ class ImageFiles:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def encode(self, image: ImageLike) -> tuple[bytes, int, int]:
-        """One picture as PNG bytes with its width and height."""
-        [encoded] = self.encode_many([image])
-        return b"".join(encoded.pieces), encoded.width, encoded.height
-
     def encode_many(self, images: Sequence[ImageLike]) -> list[EncodedImage]:
         """Encode pictures as PNG, all their bands at once on the worker threads (no file is touched).
 
@@ -234,8 +221,8 @@ class ImageFiles:
         synced once. Until the renames nothing is visible; if anything fails before them, the
         temp files are removed and the images already in place stay as they were.
         """
-        check_job_id(job_id)
-        targets = [self.absolute(self.relative_path(job_id, index, tag)) for index, _ in encoded]
+        relatives = [self.relative_path(job_id, index, tag) for index, _ in encoded]  # checks the id
+        targets = [self.absolute(relative) for relative in relatives]
         created: set[Path] = set()
         for folder in {target.parent for target in targets}:
             created.update(_make_dirs(folder))
@@ -262,8 +249,8 @@ class ImageFiles:
         folders = {target.parent for target in targets} | {folder.parent for folder in created}
         list(_pool().map(_fsync_dir, folders))
         return [
-            StoredFile(self.relative_path(job_id, index, tag), item.width, item.height, digest, size)
-            for (index, item), (_, digest, size) in zip(encoded, written, strict=True)
+            StoredFile(relative, item.width, item.height, digest, size)
+            for relative, (_, item), (_, digest, size) in zip(relatives, encoded, written, strict=True)
         ]
 
     def _write_temp(self, job_id: str, item: EncodedImage) -> tuple[str, str, int]:
@@ -352,6 +339,5 @@ __all__ = [
     "RasterImage",
     "StoredFile",
     "check_job_id",
-    "to_pil",
     "to_pixels",
 ]

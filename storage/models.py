@@ -93,12 +93,8 @@ class UtcDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+    # What comes back from the database is normalised the same way (SQLite returns naive values).
+    process_result_value = process_bind_param
 
 
 def _tz() -> UtcDateTime:

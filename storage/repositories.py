@@ -234,6 +234,9 @@ class ImageRepository:
     ) -> list[Image]:
         """Make the job's image rows exactly these files (cells in order, then the grid)."""
         await self.session.execute(delete(Image).where(Image.job_id == job.id))
+        entries = [(index, stored, seed) for index, (stored, seed) in enumerate(cells)]
+        if grid is not None:
+            entries.append((GRID_INDEX, grid, None))
         values = [
             {
                 "job_id": job.id,
@@ -245,35 +248,27 @@ class ImageRepository:
                 "sha256": stored.sha256,
                 "bytes": stored.bytes,
             }
-            for index, (stored, seed) in enumerate(cells)
+            for index, stored, seed in entries
         ]
-        if grid is not None:
-            values.append(
-                {
-                    "job_id": job.id,
-                    "index": GRID_INDEX,
-                    "path": grid.path,
-                    "width": grid.width,
-                    "height": grid.height,
-                    "seed": None,
-                    "sha256": grid.sha256,
-                    "bytes": grid.bytes,
-                }
-            )
         # One multi-row INSERT that hands back the rows with their ids (a plain flush would send
         # one INSERT per row, each a round trip to the database thread).
         stmt = insert(Image).returning(Image)
-        rows = sorted(
-            (await self.session.scalars(stmt, values)).all(), key=lambda row: (row.index < 0, row.index)
-        )
+        rows = sorted((await self.session.scalars(stmt, values)).all(), key=lambda row: row.index)
         # The new rows are the whole collection: set it as loaded rather than reading it back.
-        set_committed_value(job, "images", sorted(rows, key=lambda row: row.index))  # as `order_by`
+        set_committed_value(job, "images", rows)  # in `order_by` order
         for row in rows:
             set_committed_value(row, "job", job)
         return rows
 
     async def referenced_paths(self) -> set[str]:
         return set((await self.session.scalars(select(Image.path))).all())
+
+
+def _scope(column: Any, guild_id: int | None, *, with_global: bool) -> Any:
+    """Rows of this guild (and the global ones, guild None, when `with_global`); None: global only."""
+    if guild_id is None:
+        return column.is_(None)
+    return or_(column == guild_id, column.is_(None)) if with_global else column == guild_id
 
 
 class ModerationRepository:
@@ -290,15 +285,10 @@ class ModerationRepository:
 
     async def active_ban(self, user_id: int, guild_id: int | None, now: datetime | None = None) -> Ban | None:
         """The ban in force for the user here: one for this guild, or one for everywhere."""
-        now = now or utcnow()
-        where_guild = (
-            Ban.guild_id.is_(None)
-            if guild_id is None
-            else or_(Ban.guild_id == guild_id, Ban.guild_id.is_(None))
-        )
         stmt = (
             select(Ban)
-            .where(Ban.user_id == user_id, where_guild, self._in_force(now))
+            .where(Ban.user_id == user_id, _scope(Ban.guild_id, guild_id, with_global=True))
+            .where(self._in_force(now or utcnow()))
             .order_by(Ban.created_at.desc(), Ban.id.desc())
             .limit(1)
         )
@@ -306,37 +296,30 @@ class ModerationRepository:
 
     async def exact_bans(self, user_id: int, guild_id: int | None, now: datetime | None = None) -> list[Ban]:
         """Bans in force with exactly this scope (a guild's own, or the global ones when guild_id is None)."""
-        scope = Ban.guild_id.is_(None) if guild_id is None else Ban.guild_id == guild_id
+        scope = _scope(Ban.guild_id, guild_id, with_global=False)
         stmt = select(Ban).where(Ban.user_id == user_id, scope, self._in_force(now or utcnow()))
         return list((await self.session.scalars(stmt)).all())
 
-    async def bans(self, guild_id: int | None, *, include_inactive: bool = False) -> list[Ban]:
-        scope = (
-            Ban.guild_id.is_(None)
-            if guild_id is None
-            else or_(Ban.guild_id == guild_id, Ban.guild_id.is_(None))
-        )
-        stmt = select(Ban).where(scope)
+    async def bans(
+        self, guild_id: int | None, *, include_inactive: bool = False, now: datetime | None = None
+    ) -> list[Ban]:
+        stmt = select(Ban).where(_scope(Ban.guild_id, guild_id, with_global=True))
         if not include_inactive:
-            stmt = stmt.where(self._in_force(utcnow()))
+            stmt = stmt.where(self._in_force(now or utcnow()))
         return list((await self.session.scalars(stmt.order_by(Ban.created_at.desc(), Ban.id.desc()))).all())
 
     # -- banned words ------------------------------------------------------------------------
 
     async def banned_words(self, guild_id: int | None) -> list[BannedWord]:
         """The guild's rules and the global ones (guild_id None), oldest first."""
-        scope = (
-            BannedWord.guild_id.is_(None)
-            if guild_id is None
-            else or_(BannedWord.guild_id == guild_id, BannedWord.guild_id.is_(None))
-        )
+        scope = _scope(BannedWord.guild_id, guild_id, with_global=True)
         stmt = select(BannedWord).where(scope).order_by(BannedWord.created_at, BannedWord.id)
         return list((await self.session.scalars(stmt)).all())
 
     async def find_words(
         self, guild_id: int | None, pattern: str, is_regex: bool | None = None
     ) -> list[BannedWord]:
-        scope = BannedWord.guild_id.is_(None) if guild_id is None else BannedWord.guild_id == guild_id
+        scope = _scope(BannedWord.guild_id, guild_id, with_global=False)
         stmt = select(BannedWord).where(scope, BannedWord.pattern == pattern)
         if is_regex is not None:
             stmt = stmt.where(BannedWord.is_regex.is_(is_regex))

@@ -26,6 +26,7 @@ from storage.db import Database, default_url
 from storage.errors import InvalidInputError, JobStateError, NotFoundError
 from storage.files import ImageFiles, ImageLike, check_job_id
 from storage.models import (
+    GRID_INDEX,
     AuditEntry,
     Ban,
     BannedWord,
@@ -195,7 +196,7 @@ class Store:
         # Encoding is pure CPU work on the file workers and touches nothing, so it runs while the
         # job's status is checked; no file is written unless the job may still complete.
         pictures = [*images, grid] if grid is not None else list(images)
-        indexes = [*range(len(images)), -1] if grid is not None else list(range(len(images)))
+        indexes = [*range(len(images)), GRID_INDEX] if grid is not None else list(range(len(images)))
         status, encoded = await asyncio.gather(
             self._read(lambda session: JobRepository(session).status(job_id)),
             asyncio.to_thread(self.files.encode_many, pictures),
@@ -240,7 +241,7 @@ class Store:
 
     async def fail_job(self, job_id: str, error: str, status: str = JobStatus.FAILED.value) -> Job:
         """End a job without images: `failed`, `cancelled` or `blocked`, with the reason."""
-        finals = {JobStatus.FAILED.value, JobStatus.CANCELLED.value, JobStatus.BLOCKED.value}
+        finals = {s.value for s in JobStatus if s.finished and s is not JobStatus.DONE}
         if status not in finals:
             raise InvalidInputError(f"fail_job status must be one of {sorted(finals)}, got {status!r}")
         error = str(error)[:MAX_ERROR_CHARS]
@@ -275,9 +276,9 @@ class Store:
         return await self._read(lambda session: JobRepository(session).count_for_user(user_id, statuses))
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
-        """Search the history, newest first, one page at a time (keyset: `query.before`)."""
-        query.checked_limit()
-        query.statuses()
+        """Search the history, newest first, one page at a time (keyset: `query.before`).
+
+        The repository checks the query before any SQL runs."""
         return await self._read(lambda session: JobRepository(session).history(query))
 
     async def lineage(self, job_id: str) -> Lineage:
@@ -420,10 +421,15 @@ class Store:
 
         return await self._write(work)
 
-    async def bans(self, guild_id: int | None, *, include_inactive: bool = False) -> list[Ban]:
-        """Bans that apply in the guild (its own and global ones), newest first."""
+    async def bans(
+        self, guild_id: int | None, *, include_inactive: bool = False, now: datetime | None = None
+    ) -> list[Ban]:
+        """Bans that apply in the guild (its own and global ones), newest first; in force at `now`
+        (default: the present) unless `include_inactive`."""
         return await self._read(
-            lambda session: ModerationRepository(session).bans(guild_id, include_inactive=include_inactive)
+            lambda session: ModerationRepository(session).bans(
+                guild_id, include_inactive=include_inactive, now=now
+            )
         )
 
     async def banned_words(self, guild_id: int | None) -> list[BannedWord]:

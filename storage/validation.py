@@ -7,25 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Integer
+
 from storage.errors import InvalidInputError
 from storage.files import check_job_id
 from storage.models import GuildSettings, Job, JobKind, JobStatus
 
 # Columns a caller may set on a job; `id` only at creation, `status` `done` only by `complete_job`.
 _JOB_FIELDS = {column.key for column in Job.__table__.columns} - {"id"}
-_INT_FIELDS = {
-    "user_id",
-    "guild_id",
-    "channel_id",
-    "message_id",
-    "width",
-    "height",
-    "seed",
-    "parent_index",
-    "queue_position",
-    "attempts",
-    "hidden_by",
-}
+# Integer columns are checked as whole numbers (BigInteger is an Integer too).
+_INT_FIELDS = {column.key for column in Job.__table__.columns if isinstance(column.type, Integer)}
 _SETTINGS_FIELDS = {column.key for column in GuildSettings.__table__.columns} - {"guild_id"}
 
 
