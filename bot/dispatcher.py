@@ -58,6 +58,10 @@ class Limits:
     max_running_per_user: int = 3
     max_queued_per_user: int = 10
 
+    def with_overrides(self, running: int | None, queued: int | None) -> Limits:
+        """These limits with a guild's own in place of each one it set (None or 0: not set)."""
+        return Limits(running or self.max_running_per_user, queued or self.max_queued_per_user)
+
 
 @dataclass(frozen=True)
 class JobUpdate:

@@ -639,10 +639,7 @@ class JobService:
         if requester.guild_id is None:
             return base
         settings = await self.store.guild_settings(requester.guild_id)
-        return Limits(
-            settings.max_running_per_user or base.max_running_per_user,
-            settings.max_queued_per_user or base.max_queued_per_user,
-        )
+        return base.with_overrides(settings.max_running_per_user, settings.max_queued_per_user)
 
     async def _save_init_image(self, job: Job, image: ImageData) -> None:
         """Keep the image prompt under the data directory so the job can still run after a restart.

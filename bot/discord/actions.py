@@ -24,6 +24,7 @@ from storage.models import Job, JobStatus
 
 if TYPE_CHECKING:
     from bot.discord.app import ImagineBot
+    from storage.models import GuildSettings
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,11 @@ async def refuse(interaction: discord.Interaction, text: str) -> None:
     await interaction.followup.send(text, ephemeral=True)
 
 
-async def channel_refusal(services: Any, interaction: discord.Interaction) -> str | None:
-    """Why the bot does not make images in this channel (moderators chose others), or None."""
-    if interaction.guild_id is None:
+def channel_refusal(settings: GuildSettings | None, interaction: discord.Interaction) -> str | None:
+    """Why the bot does not make images in this channel (moderators chose others), or None.
+    `settings`: the guild's, already read (None outside a guild)."""
+    if settings is None:
         return None
-    settings = await services.store.guild_settings(interaction.guild_id)
     allowed = [int(c) for c in settings.allowed_channel_ids or []]
     channel = interaction.channel
     ids = {interaction.channel_id, getattr(channel, "parent_id", None)}  # a thread counts as its channel
@@ -133,15 +134,12 @@ class JobActions:
         first_is_original = interaction.type == discord.InteractionType.application_command
         for number, job in enumerate(jobs):
             message = render.waiting_message(job, self.services.dispatcher.position(job.id))
-            kwargs: dict[str, Any] = {
-                "content": message.content,
-                "view": message.view,
-                "allowed_mentions": discord.AllowedMentions.none(),
-            }
             if number == 0 and first_is_original:
-                sent: discord.abc.Snowflake = await interaction.edit_original_response(**kwargs)
+                sent: discord.abc.Snowflake = await interaction.edit_original_response(
+                    **message.edit_kwargs()
+                )
             else:
-                sent = await interaction.followup.send(**kwargs, wait=True)
+                sent = await interaction.followup.send(**message.send_kwargs(), wait=True)
             self.bot.messenger.track(
                 job.id,
                 interaction.channel_id or 0,
@@ -205,7 +203,7 @@ class JobActions:
         settings = await store.guild_settings(interaction.guild_id) if interaction.guild_id else None
         refusal = click_refusal(interaction, job, settings, action)
         if refusal is None and action != "cancel":
-            refusal = await channel_refusal(self.services, interaction)
+            refusal = channel_refusal(settings, interaction)
         if refusal is not None:
             await refuse(interaction, refusal)
             return None
@@ -249,7 +247,7 @@ class JobActions:
         finished = JobStatus(job.status).finished  # U1-U4 need no engine
         if finished:
             message = await render.job_message(
-                job, self.services, filesize_limit=self._filesize_limit(interaction)
+                job, self.services, filesize_limit=render.filesize_limit(interaction.guild)
             )
         else:
             message = render.waiting_message(job, self.services.dispatcher.position(job.id))
@@ -262,23 +260,12 @@ class JobActions:
             if not finished:
                 self.bot.messenger.track(job.id, channel_id, sent.id, job=job)
         else:  # no permission to post in the channel: answer through the interaction instead
-            followup = await interaction.followup.send(
-                content=message.content,
-                files=message.files(),
-                view=message.view,
-                wait=True,
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
+            followup = await interaction.followup.send(**message.send_kwargs(), wait=True)
             if not finished:
                 self.bot.messenger.track(job.id, channel_id, followup.id, interaction=interaction, job=job)
             sent = followup
         await self.services.store.add_message(job.id, sent.id, channel_id)
         return job
-
-    @staticmethod
-    def _filesize_limit(interaction: discord.Interaction) -> int:
-        guild = interaction.guild
-        return guild.filesize_limit if guild is not None else render.DEFAULT_FILESIZE_LIMIT
 
     # -- the author's delete ----------------------------------------------------------------------
 

@@ -77,15 +77,20 @@ class ImagineBot(commands.Bot):
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
-        log.error("command %s failed", interaction.command and interaction.command.name, exc_info=error)
-        await _answer_internal_error(interaction)
+        await answer_internal_error(
+            interaction, f"command {interaction.command and interaction.command.name}", error
+        )
 
     async def close(self) -> None:
         await self.messenger.close()
         await super().close()
 
 
-async def _answer_internal_error(interaction: discord.Interaction) -> None:
+async def answer_internal_error(interaction: discord.Interaction, what: str, error: BaseException) -> None:
+    """A bug behind a command, button or form: log it (`what` failed) with its traceback, and tell
+    the member privately rather than leave "This interaction failed" or a deferral that never
+    resolves."""
+    log.error("%s failed", what, exc_info=error)
     with contextlib.suppress(discord.HTTPException):
         await refuse(interaction, INTERNAL_ERROR)
 

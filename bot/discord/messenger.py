@@ -31,7 +31,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 
@@ -227,7 +227,10 @@ class JobMessenger:
                 return  # already shown in its final state (a U1-U4 image is posted finished)
             if not tracked and render.notice_message(job) is not None:
                 return  # hidden or deleted while it ran: its messages already say so
-            message = await render.job_message(job, self.bot.services, filesize_limit=self._limit(job))
+            guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
+            message = await render.job_message(
+                job, self.bot.services, filesize_limit=render.filesize_limit(guild)
+            )
             await self._show_final(job, tracked, message)
             shown = {id(one) for one in tracked}
             later = [one for one in self._messages.get(update.job_id, []) if id(one) not in shown]
@@ -269,10 +272,6 @@ class JobMessenger:
             self._pending[update.job_id] = update
         self._dirty = True
 
-    def _limit(self, job: Job) -> int:
-        guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
-        return guild.filesize_limit if guild is not None else render.DEFAULT_FILESIZE_LIMIT
-
     async def _show_status(self, job: Job, tracked: JobMessage, message: render.RenderedMessage) -> bool:
         """Edit one message; False when the edit did not happen (token expired, message deleted,
         Discord refused or failed). A progress edit is then simply tried again with the next
@@ -306,12 +305,7 @@ class JobMessenger:
             await self.bot.services.store.add_message(job.id, sent.id, channel_id)
 
     async def _edit(self, tracked: JobMessage, message: render.RenderedMessage) -> None:
-        kwargs: dict[str, Any] = {
-            "content": message.content,
-            "attachments": message.files(),
-            "view": message.view,
-            "allowed_mentions": discord.AllowedMentions.none(),
-        }
+        kwargs = message.edit_kwargs()
         interaction = tracked.interaction
         if tracked.expired:
             raise _TokenExpired
@@ -339,13 +333,7 @@ class JobMessenger:
                 message_id=reply_to, channel_id=channel_id, fail_if_not_exists=False
             )
         try:
-            return await channel.send(  # type: ignore[union-attr]
-                content=message.content,
-                files=message.files(),
-                view=message.view,
-                reference=reference,
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
+            return await channel.send(**message.send_kwargs(), reference=reference)  # type: ignore[union-attr]
         except discord.Forbidden:
             log.warning("no permission to post in channel %s (Send Messages, Attach Files?)", channel_id)
             return None
@@ -405,12 +393,7 @@ class JobMessenger:
                 continue
             channel = self.bot.get_partial_messageable(channel_id)
             try:
-                await channel.get_partial_message(message_id).edit(
-                    content=message.content,
-                    attachments=message.files(),
-                    view=message.view,
-                    allowed_mentions=discord.AllowedMentions.none(),
-                )
+                await channel.get_partial_message(message_id).edit(**message.edit_kwargs())
                 changed += 1
             except discord.HTTPException as exc:
                 log.info("job %s: could not edit message %s in %s: %s", job.id, message_id, channel_id, exc)

@@ -58,12 +58,39 @@ class RenderedMessage:
             for name, data in self.attachments
         ]
 
+    def send_kwargs(self) -> dict[str, Any]:
+        """The arguments of a `send` of this message (fresh files; mentions never ping)."""
+        return {
+            "content": self.content,
+            "files": self.files(),
+            "view": self.view,
+            "allowed_mentions": discord.AllowedMentions.none(),
+        }
+
+    def edit_kwargs(self) -> dict[str, Any]:
+        """The arguments of an `edit` to this message: its files replace the old attachments."""
+        return {
+            "content": self.content,
+            "attachments": self.files(),
+            "view": self.view,
+            "allowed_mentions": discord.AllowedMentions.none(),
+        }
+
+
+def clip(text: str | None, limit: int) -> str:
+    """`text` stripped, and cut to `limit` characters with an ellipsis when longer."""
+    text = (text or "").strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def filesize_limit(guild: discord.Guild | None) -> int:
+    """The most one upload may weigh in `guild` (Discord's default outside one)."""
+    return guild.filesize_limit if guild is not None else DEFAULT_FILESIZE_LIMIT
+
 
 def header(job: Job) -> str:
     """`**prompt** - <@user>` and a second line with the kind, the job id and the model."""
-    prompt = job.prompt or job.raw_prompt or "(no prompt)"
-    if len(prompt) > PROMPT_CHARS:
-        prompt = prompt[: PROMPT_CHARS - 1] + "…"
+    prompt = clip(job.prompt or job.raw_prompt, PROMPT_CHARS) or "(no prompt)"
     kind = KIND_LABELS.get(job.kind, job.kind)
     if job.kind == "upscale" and job.parent_index is not None:
         kind = f"Image #{job.parent_index + 1}"

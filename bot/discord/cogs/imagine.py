@@ -81,7 +81,9 @@ class Imagine(commands.Cog):
         except PromptError as exc:
             await refuse(interaction, str(exc))
             return
-        refusal = await channel_refusal(self.bot.services, interaction)
+        guild_id = interaction.guild_id
+        settings = await self.bot.services.store.guild_settings(guild_id) if guild_id else None
+        refusal = channel_refusal(settings, interaction)
         if refusal is not None:
             await refuse(interaction, refusal)
             return

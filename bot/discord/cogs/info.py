@@ -49,7 +49,8 @@ class Info(commands.Cog):
                     if job.status == "running"
                     else (f"waiting, position {position}" if position else "waiting")
                 )
-                lines.append(f"- `{job.id}` {state}: {_short(job.prompt)}")
+                prompt = render.clip(discord.utils.escape_markdown(job.prompt or ""), 80)
+                lines.append(f"- `{job.id}` {state}: {prompt}")
             if len(jobs) > INFO_JOBS:
                 lines.append(f"- … and {len(jobs) - INFO_JOBS} more")
         else:
@@ -77,14 +78,9 @@ class Info(commands.Cog):
             await refuse(interaction, notice.content)
             return
         await interaction.response.defer(thinking=True)
-        limit = interaction.guild.filesize_limit if interaction.guild else render.DEFAULT_FILESIZE_LIMIT
+        limit = render.filesize_limit(interaction.guild)
         message = await render.job_message(job, self.bot.services, filesize_limit=limit)
-        sent = await interaction.edit_original_response(
-            content=message.content,
-            attachments=message.files(),
-            view=message.view,
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
+        sent = await interaction.edit_original_response(**message.edit_kwargs())
         if job.status in ("queued", "running"):  # keep this copy up to date too
             self.bot.messenger.track(
                 job.id, interaction.channel_id or 0, sent.id, interaction=interaction, original=True, job=job
@@ -104,11 +100,6 @@ class Info(commands.Cog):
         await self.bot.services.store.set_user_suffix(interaction.user.id, value)
         text = f"Your prompts now end with `{value}`." if value else "Your suffix is cleared."
         await interaction.response.send_message(text, ephemeral=True)
-
-
-def _short(text: str, limit: int = 80) -> str:
-    text = discord.utils.escape_markdown(text or "")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 async def setup(bot: ImagineBot) -> None:

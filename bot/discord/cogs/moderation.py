@@ -25,6 +25,7 @@ from discord.ext import commands
 from bot import moderation
 from bot.discord import render
 from bot.discord.permissions import is_moderator
+from bot.discord.render import clip
 from bot.discord.views.moderation import (
     PAGE_SIZE,
     HistoryView,
@@ -33,7 +34,6 @@ from bot.discord.views.moderation import (
     ReportsView,
     audit_embed,
     bans_embed,
-    clip,
     job_embed,
     thumbnail_file,
     words_embed,
@@ -41,7 +41,6 @@ from bot.discord.views.moderation import (
 from bot.dispatcher import Limits
 from bot.moderation import (
     RuleError,
-    format_duration,
     format_until,
     parse_duration,
     parse_when,
@@ -117,32 +116,11 @@ class ModerationCog(commands.Cog):
         await reply(interaction, NOT_MODERATOR)
         return None
 
-    async def record(
-        self,
-        interaction: discord.Interaction,
-        action: str,
-        summary: str,
-        *,
-        job_id: str | None = None,
-        user_id: int | None = None,
-        reason: str = "",
-        details: dict[str, Any] | None = None,
-        audited: bool = False,
-    ) -> None:
-        """Audit a moderator action and post it to the guild's log channel when one is set.
+    async def record(self, interaction: discord.Interaction, action: str, summary: str) -> None:
+        """Log a moderator action and post it to the guild's log channel when one is set.
 
-        `audited`: the store already wrote the audit entry in the same transaction as the change
-        (bans, hides, words, reports), so only the log channel is left to do."""
-        if not audited:
-            await self.store.audit(
-                interaction.guild_id,
-                interaction.user.id,
-                action,
-                target_job_id=job_id,
-                target_user_id=user_id,
-                reason=reason,
-                details=details or {},
-            )
+        The audit entry is written elsewhere: by the store, in the same transaction as the change
+        (bans, hides, words, reports), or by `_save` for settings."""
         log.info(
             "moderation %s by %s in guild %s: %s", action, interaction.user.id, interaction.guild_id, summary
         )
@@ -176,10 +154,14 @@ class ModerationCog(commands.Cog):
                 log.warning("job %s: image %s unreadable: %s", job.id, picture.path, exc)
         return files
 
-    async def _job_in_guild(self, interaction: discord.Interaction, job_id: str) -> Job | None:
+    async def _job_in_guild(
+        self, interaction: discord.Interaction, job_id: str, *, answer: bool = True
+    ) -> Job | None:
+        """The job when it belongs to this server; else None, after saying so when `answer`."""
         job = await self.store.get_job(job_id.strip())
         if job is None or job.guild_id != interaction.guild_id:
-            await reply(interaction, f"There is no job `{clip(job_id, 40)}` in this server.")
+            if answer:
+                await reply(interaction, f"There is no job `{clip(job_id, 40)}` in this server.")
             return None
         return job
 
@@ -250,7 +232,7 @@ class ModerationCog(commands.Cog):
         lineage = await self.store.lineage(job.id)
         images = ([job.grid] if job.grid is not None else []) + job.cells
         # One message carries them all: share the upload limit (large PNGs become JPEGs).
-        limit = getattr(interaction.guild, "filesize_limit", render.DEFAULT_FILESIZE_LIMIT)
+        limit = render.filesize_limit(interaction.guild)
         budget = limit // max(len(images), 1) - 64 * 1024
         files = []
         for image in images:
@@ -275,14 +257,12 @@ class ModerationCog(commands.Cog):
     ) -> bool:
         """Hide a job: its messages become a notice without buttons; the images stay stored.
         `answer=False` leaves the interaction unanswered for a caller that redraws a view."""
-        job = await self.store.get_job(job_id)
-        if job is None or job.guild_id != interaction.guild_id:
-            if answer:
-                await _reply(interaction, f"There is no job `{clip(job_id, 40)}` in this server.")
+        job = await self._job_in_guild(interaction, job_id, answer=answer)
+        if job is None:
             return False
         if job.hidden:
             if answer:
-                await _reply(interaction, f"Job `{job.id}` is already hidden.")
+                await reply(interaction, f"Job `{job.id}` is already hidden.")
             return False
         job = await self.store.set_hidden(job.id, True, interaction.user.id, reason)
         changed = await self.bot.messenger.replace_everywhere(job, render.HIDDEN_NOTICE)  # type: ignore[attr-defined]
@@ -290,38 +270,28 @@ class ModerationCog(commands.Cog):
             interaction,
             "hide",
             f"hid job `{job.id}` by <@{job.user_id}>" + (f": {reason}" if reason else ""),
-            job_id=job.id,
-            user_id=job.user_id,
-            reason=reason,
-            details={"messages_replaced": changed},
-            audited=True,
         )
         if answer:
-            await _reply(interaction, f"Hid job `{job.id}`; {changed} message(s) replaced by a notice.")
+            await reply(interaction, f"Hid job `{job.id}`; {changed} message(s) replaced by a notice.")
         return True
 
     async def unhide_job(self, interaction: discord.Interaction, job_id: str) -> bool:
         """Undo a hide: the messages show the result and its buttons again."""
-        job = await self.store.get_job(job_id)
-        if job is None or job.guild_id != interaction.guild_id:
-            await _reply(interaction, f"There is no job `{clip(job_id, 40)}` in this server.")
+        job = await self._job_in_guild(interaction, job_id)
+        if job is None:
             return False
         if not job.hidden:
-            await _reply(interaction, f"Job `{job.id}` is not hidden.")
+            await reply(interaction, f"Job `{job.id}` is not hidden.")
             return False
         job = await self.store.set_hidden(job.id, False, interaction.user.id, "")
-        rendered = await render.job_message(job, self.bot.services)  # type: ignore[attr-defined]
-        changed = await self.bot.messenger.edit_everywhere(job, rendered)  # type: ignore[attr-defined]
-        await self.record(
-            interaction,
-            "unhide",
-            f"unhid job `{job.id}` by <@{job.user_id}>",
-            job_id=job.id,
-            user_id=job.user_id,
-            details={"messages_restored": changed},
-            audited=True,
+        rendered = await render.job_message(
+            job,
+            self.bot.services,  # type: ignore[attr-defined]
+            filesize_limit=render.filesize_limit(interaction.guild),
         )
-        await _reply(interaction, f"Unhid job `{job.id}`; {changed} message(s) restored.")
+        changed = await self.bot.messenger.edit_everywhere(job, rendered)  # type: ignore[attr-defined]
+        await self.record(interaction, "unhide", f"unhid job `{job.id}` by <@{job.user_id}>")
+        await reply(interaction, f"Unhid job `{job.id}`; {changed} message(s) restored.")
         return True
 
     # -- bans ----------------------------------------------------------------------------------
@@ -337,13 +307,7 @@ class ModerationCog(commands.Cog):
     ) -> None:
         if await self.guard(interaction) is None:
             return
-        if user.bot or user.id == interaction.user.id:
-            await reply(interaction, "You can't ban yourself or a bot.")
-            return
-        if isinstance(user, discord.Member) and user.guild_permissions.manage_messages:
-            await reply(interaction, f"{user.mention} is a moderator; take away their role first.")
-            return
-        await self.ban_user(interaction, user.id, reason, duration)
+        await self.ban_user(interaction, user.id, reason, duration, user=user)
 
     async def ban_user(
         self,
@@ -353,15 +317,20 @@ class ModerationCog(commands.Cog):
         duration: str,
         *,
         answer: bool = True,
+        user: discord.abc.User | None = None,
     ) -> bool:
-        """Ban (or re-ban with new terms); a duration that can't be read changes nothing."""
-        if user_id == interaction.user.id:
-            await _reply(interaction, "You can't ban yourself.")
+        """Ban (or re-ban with new terms); a duration that can't be read changes nothing, and
+        neither does banning oneself, a bot or a moderator (the command and every "Ban author"
+        button come through here, so all refuse alike). Refusals are always answered.
+        `user`: the target when the caller has it (the command does), else it is looked up."""
+        refusal = await self.ban_refusal(interaction, user_id, user)
+        if refusal is not None:
+            await reply(interaction, refusal)
             return False
         try:
             length = parse_duration(duration)
         except ValueError as exc:
-            await _reply(interaction, str(exc))
+            await reply(interaction, str(exc))
             return False
         now = moderation.clock()
         expires = now + length if length is not None else None
@@ -373,19 +342,32 @@ class ModerationCog(commands.Cog):
             interaction,
             "ban",
             f"banned <@{user_id}> {until}" + (f": {reason}" if reason else ""),
-            user_id=user_id,
-            reason=reason,
-            details={
-                "expires_at": ban.expires_at.isoformat() if ban.expires_at else None,
-                "duration": format_duration(length) if length else "permanent",
-            },
-            audited=True,
         )
         if answer:
-            await _reply(
+            await reply(
                 interaction, f"Banned <@{user_id}> {until}." + (f" Reason: {reason}" if reason else "")
             )
         return True
+
+    async def ban_refusal(
+        self, interaction: discord.Interaction, user_id: int, user: discord.abc.User | None = None
+    ) -> str | None:
+        """Why `user_id` may not be banned here (it is the moderator, a bot or a moderator), or None."""
+        if user_id == interaction.user.id:
+            return "You can't ban yourself."
+        member = user if isinstance(user, discord.Member) else None
+        guild = interaction.guild
+        if member is None and guild is not None:
+            member = guild.get_member(user_id)
+            if member is None:  # not cached (the bot has no members intent): ask Discord
+                with contextlib.suppress(discord.HTTPException):  # NotFound: not in the server
+                    member = await guild.fetch_member(user_id)
+        target = member or user
+        if target is not None and target.bot:
+            return "You can't ban a bot."
+        if member is not None and member.guild_permissions.manage_messages:
+            return f"<@{user_id}> is a moderator; take away their role first."
+        return None
 
     @mod.command(name="unban", description="Lift a member's ban")
     @app_commands.describe(user="Whose ban to lift")
@@ -403,21 +385,14 @@ class ModerationCog(commands.Cog):
                 return
             await reply(interaction, f"{user.mention} is not banned.")
             return
-        await self.record(
-            interaction, "unban", f"lifted the ban on {user.mention}", user_id=user.id, audited=True
-        )
+        await self.record(interaction, "unban", f"lifted the ban on {user.mention}")
         await reply(interaction, f"Lifted the ban on {user.mention}.")
 
     @mod.command(name="bans", description="Who is banned, why, and until when")
     async def bans(self, interaction: discord.Interaction) -> None:
         if await self.guard(interaction) is None:
             return
-        now = moderation.clock()
-        active = [
-            ban
-            for ban in await self.store.bans(interaction.guild_id)
-            if ban.lifted_at is None and (ban.expires_at is None or ban.expires_at > now)
-        ]
+        active = await self.store.bans(interaction.guild_id, now=moderation.clock())
         await reply(interaction, embed=bans_embed(active[: MAX_LIST * 2]))
 
     # -- banned words --------------------------------------------------------------------------
@@ -445,8 +420,6 @@ class ModerationCog(commands.Cog):
             interaction,
             "word_add",
             f"added the banned {'expression' if regex else 'word'} `{shown}`",
-            details={"pattern": stored, "is_regex": regex},
-            audited=True,
         )
         await reply(interaction, f"Added `{shown}`. Prompts containing it are refused from now on.")
 
@@ -462,13 +435,7 @@ class ModerationCog(commands.Cog):
             candidates.append(validate_rule(pattern, False))
         for candidate in dict.fromkeys(candidates):
             if await self.store.remove_banned_word(interaction.guild_id, candidate, interaction.user.id):
-                await self.record(
-                    interaction,
-                    "word_remove",
-                    f"removed the banned word `{candidate}`",
-                    details={"pattern": candidate},
-                    audited=True,
-                )
+                await self.record(interaction, "word_remove", f"removed the banned word `{candidate}`")
                 await reply(interaction, f"Removed `{candidate}`.")
                 return
         rules = await self.store.banned_words(interaction.guild_id)
@@ -543,9 +510,6 @@ class ModerationCog(commands.Cog):
             interaction,
             "report_" + state,
             f"marked report {report.id} on job `{report.job_id}` {state}",
-            job_id=report.job_id,
-            details={"report_id": report.id, "state": state},
-            audited=True,
         )
 
     # -- audit ---------------------------------------------------------------------------------
@@ -661,7 +625,8 @@ class ModerationCog(commands.Cog):
             if settings.author_only_buttons
             else "anyone in the channel"
         )
-        running, queued = self.user_limits(settings)
+        limits = self.user_limits(settings)
+        running, queued = limits.max_running_per_user, limits.max_queued_per_user
         own = settings.max_running_per_user is not None or settings.max_queued_per_user is not None
         lines = [
             f"**/imagine answers in:** {allowed}",
@@ -680,13 +645,11 @@ class ModerationCog(commands.Cog):
         dispatcher = getattr(self.bot.services, "dispatcher", None)  # type: ignore[attr-defined]
         return getattr(dispatcher, "limits", None) or Limits()
 
-    def user_limits(self, settings: GuildSettings) -> tuple[int, int]:
-        """The limits in force here (running, waiting): the server's own, else the bot's defaults;
-        the same rule the job service applies (`JobService._limits_for`)."""
-        base = self.default_limits()
-        return (
-            settings.max_running_per_user or base.max_running_per_user,
-            settings.max_queued_per_user or base.max_queued_per_user,
+    def user_limits(self, settings: GuildSettings) -> Limits:
+        """The limits in force here: the server's own, else the bot's defaults; the same rule the
+        job service applies (`JobService._limits_for`)."""
+        return self.default_limits().with_overrides(
+            settings.max_running_per_user, settings.max_queued_per_user
         )
 
     @settings.command(name="show", description="All of this server's bot settings")
@@ -757,18 +720,22 @@ class ModerationCog(commands.Cog):
                 "max_queued_per_user": queued if queued is not None else settings.max_queued_per_user,
             }
         if (settings.max_running_per_user, settings.max_queued_per_user) == tuple(fields.values()):
-            now_running, now_queued = self.user_limits(settings)
+            now = self.user_limits(settings)
             await reply(
                 interaction,
-                f"The limits are already {now_running} running and {now_queued} waiting jobs per member.",
+                f"The limits are already {now.max_running_per_user} running and "
+                f"{now.max_queued_per_user} waiting jobs per member.",
             )
             return
-        base = self.default_limits()
-        new_running = fields["max_running_per_user"] or base.max_running_per_user
-        new_queued = fields["max_queued_per_user"] or base.max_queued_per_user
+        new = self.default_limits().with_overrides(
+            fields["max_running_per_user"], fields["max_queued_per_user"]
+        )
         summary = (
             "reset the per-member limits to the bot's defaults" if reset else "set the per-member limits"
-        ) + f" ({new_running} running, {new_queued} waiting jobs; jobs already queued keep theirs)"
+        ) + (
+            f" ({new.max_running_per_user} running, {new.max_queued_per_user} waiting jobs;"
+            " jobs already queued keep theirs)"
+        )
         await self._save(interaction, "user_limits", summary, **fields)
 
     @mod.command(
@@ -790,12 +757,9 @@ class ModerationCog(commands.Cog):
 
     async def _save(self, interaction: discord.Interaction, action: str, summary: str, **fields: Any) -> None:
         await self.store.update_guild_settings(interaction.guild_id, **fields)
-        await self.record(interaction, action, summary, details={k: v for k, v in fields.items()})
+        await self.store.audit(interaction.guild_id, interaction.user.id, action, details=dict(fields))
+        await self.record(interaction, action, summary)
         await reply(interaction, summary[0].upper() + summary[1:] + ("" if summary.endswith(".") else "."))
-
-
-async def _reply(interaction: discord.Interaction, content: str) -> None:
-    await reply(interaction, content)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -104,13 +104,13 @@ class JobButton(
         bot: ImagineBot = interaction.client  # type: ignore[assignment]
         try:
             await bot.actions.on_button(interaction, self.spec)
-        except Exception:
+        except Exception as exc:
             # Left to discord.py, a bug here is one log line and "This interaction failed" (or a
             # deferral that never resolves) for the member; say something, and log the job.
-            log.exception("button %s on job %s failed", self.spec.action, self.spec.job_id)
-            from bot.discord.app import _answer_internal_error
+            from bot.discord.app import answer_internal_error
 
-            await _answer_internal_error(interaction)
+            what = f"button {self.spec.action} on job {self.spec.job_id}"
+            await answer_internal_error(interaction, what, exc)
 
 
 def job_view(rows: list[list[ButtonSpec]]) -> discord.ui.View:

@@ -38,10 +38,9 @@ class ConfirmJobsView(discord.ui.View):
         self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[ConfirmJobsView], /
     ) -> None:
         """A bug while starting the jobs: log it and tell the member, privately."""
-        log.error("starting confirmed /imagine jobs failed", exc_info=error)
-        from bot.discord.app import _answer_internal_error
+        from bot.discord.app import answer_internal_error
 
-        await _answer_internal_error(interaction)
+        await answer_internal_error(interaction, "starting confirmed /imagine jobs", error)
 
     async def on_timeout(self) -> None:
         with contextlib.suppress(discord.HTTPException):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.discord.render import clip
 from bot.moderation import format_until, rule_text
 
 if TYPE_CHECKING:
@@ -37,11 +38,6 @@ STATUS_ICONS = {
     "cancelled": "⏹️",
     "blocked": "⛔",
 }
-
-
-def clip(text: str | None, limit: int) -> str:
-    text = (text or "").strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def stamp(when: datetime | None, style: str = "f") -> str:
@@ -256,15 +252,6 @@ def report_embed(
 ReasonCallback = Callable[[discord.Interaction, str], Awaitable[None]]
 
 
-async def answer_failure(interaction: discord.Interaction, what: str, error: Exception) -> None:
-    """A bug behind a moderator's control: log it, and tell the moderator privately rather than
-    leave "This interaction failed" (or a deferral that never resolves)."""
-    log.error("%s failed", what, exc_info=error)
-    from bot.discord.app import _answer_internal_error
-
-    await _answer_internal_error(interaction)
-
-
 class ReasonModal(discord.ui.Modal):
     """Asks for one piece of text (a hide reason, a report reason) and hands it on."""
 
@@ -295,7 +282,9 @@ class ReasonModal(discord.ui.Modal):
         await self._on_submit(interaction, self.reason.value.strip())
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:
-        await answer_failure(interaction, f"form {self.title!r}", error)
+        from bot.discord.app import answer_internal_error
+
+        await answer_internal_error(interaction, f"form {self.title!r}", error)
 
 
 BanCallback = Callable[[discord.Interaction, str, str], Awaitable[None]]
@@ -328,7 +317,9 @@ class BanModal(discord.ui.Modal):
         await self._on_submit(interaction, self.reason.value.strip(), self.duration.value.strip())
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:
-        await answer_failure(interaction, f"form {self.title!r}", error)
+        from bot.discord.app import answer_internal_error
+
+        await answer_internal_error(interaction, f"form {self.title!r}", error)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,7 +350,9 @@ class ModeratorView(discord.ui.View):
         job_id = getattr(self, "job_id", None)
         on_job = f" on job {job_id}" if job_id else ""
         label = getattr(item, "label", None) or type(item).__name__
-        await answer_failure(interaction, f"moderator control {label!r}{on_job}", error)
+        from bot.discord.app import answer_internal_error
+
+        await answer_internal_error(interaction, f"moderator control {label!r}{on_job}", error)
 
 
 class JobActionsView(ModeratorView):
@@ -490,6 +483,7 @@ class ReportsView(ModeratorView):
         self.guild_id = guild_id
         self.reports: list[Any] = []
         self.position = 0
+        self.job: Any | None = None  # the current report's job, as `load` last read it
 
     @property
     def current(self) -> Any | None:
@@ -504,9 +498,10 @@ class ReportsView(ModeratorView):
                 item.disabled = report is None
         self.previous.disabled = self.position == 0
         self.next.disabled = self.position >= len(self.reports) - 1
+        self.job = None
         if report is None:
             return "No open reports.", [], []
-        job = await self.cog.store.get_job(report.job_id)
+        job = self.job = await self.cog.store.get_job(report.job_id)
         self.hide.disabled = job is None or job.hidden
         self.ban.disabled = job is None
         files = await self.cog.thumbnails([job]) if job is not None else []
@@ -550,12 +545,8 @@ class ReportsView(ModeratorView):
         label="Ban author", style=discord.ButtonStyle.danger, custom_id="modreports:ban", row=0
     )
     async def ban(self, interaction: discord.Interaction, button: discord.ui.Button[ReportsView]) -> None:
-        report = self.current
-        if report is None:
-            await self.refresh(interaction)
-            return
-        job = await self.cog.store.get_job(report.job_id)
-        if job is None:
+        report, job = self.current, self.job
+        if report is None or job is None:
             await self.refresh(interaction)
             return
 

@@ -58,13 +58,12 @@ class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         try:
             await self._submit(interaction)
-        except Exception:
+        except Exception as exc:
             # Left to discord.py, a bug here is one log line and a deferral that never resolves
             # for the member; tell them, and log which job it was.
-            log.exception("Custom Zoom on job %s failed", self.job.id)
-            from bot.discord.app import _answer_internal_error
+            from bot.discord.app import answer_internal_error
 
-            await _answer_internal_error(interaction)
+            await answer_internal_error(interaction, f"Custom Zoom on job {self.job.id}", exc)
 
     async def _submit(self, interaction: discord.Interaction) -> None:
         text = (self.zoom.value or "").strip().rstrip("xX")
