@@ -56,18 +56,15 @@ def grid_of(images: list[ImageData]) -> ImageData:
 class StandInEngine:
     """An `EngineClient` that answers at once (or when its gate opens), with real pictures."""
 
-    def __init__(self, steps: int = 4) -> None:
+    def __init__(self, steps: int = 4, slots: int = 1) -> None:
         self.steps = steps
+        self.slots = slots
         self.gate: asyncio.Event | None = None  # set: jobs wait for it before step `hold_step + 1`
         self.hold_step = 0
         self.env: simcord.Env | None = None
         self.requests: list[EngineRequest] = []
         self.fail_with: str | None = None  # set: jobs fail with this reason instead
         self._cancelled: set[str] = set()
-
-    @property
-    def slots(self) -> int:
-        return 1
 
     async def start(self) -> ModelInfo:
         return ModelInfo("stand-in", Family.SD, 64, 64, 8, self.steps, 7.0, "cpu")
@@ -134,6 +131,13 @@ def settings(data_dir: Path) -> Settings:
 @pytest.fixture
 def engine() -> StandInEngine:
     return StandInEngine()
+
+
+@pytest.fixture
+def held(engine: StandInEngine) -> StandInEngine:
+    """The engine, with jobs waiting at its gate until the test sets it."""
+    engine.gate = asyncio.Event()
+    return engine
 
 
 @pytest_asyncio.fixture
@@ -224,16 +228,23 @@ class World:
         return await self.services.store.find_job_by_message(message_id)
 
 
-def private_reply(result) -> str:
-    """The text only the member saw: the ephemeral response, or the ephemeral follow-up sent
-    after a public deferral (whose placeholder the bot removes)."""
+def private_answer(result) -> str:
+    """What only the member saw: the ephemeral response, or the last ephemeral follow-up (sent
+    after a deferral)."""
     if result.response is not None and result.ephemeral:
         return result.response.content
     private = [message for message in result.followups if message.ephemeral]
     assert private, f"no private answer in {result!r}"
-    if result.response is not None:
-        raise AssertionError(f"a public message remained: {result.response.content!r}")
     return private[-1].content
+
+
+def private_reply(result) -> str:
+    """`private_answer` to a command: the ephemeral response, or the ephemeral follow-up sent
+    after a public deferral (whose placeholder the bot removes)."""
+    answer = private_answer(result)
+    if result.response is not None and not result.ephemeral:
+        raise AssertionError(f"a public message remained: {result.response.content!r}")
+    return answer
 
 
 def callbacks(env) -> list[int]:

@@ -7,6 +7,7 @@ import logging
 
 from bot.discord.app import INTERNAL_ERROR
 from storage.errors import DatabaseBusyError
+from tests.bot.discord.conftest import private_answer
 
 
 async def finished_grid(world, prompt="a red fox in snow --seed 5"):
@@ -14,16 +15,6 @@ async def finished_grid(world, prompt="a red fox in snow --seed 5"):
     job = await world.job_of(result.response.id)
     await world.settled(job.id)
     return world.message(result.response.id), job
-
-
-def private_answer(result) -> str:
-    """What only the clicking member saw: the ephemeral reply, or the ephemeral follow-up sent
-    after the click was deferred."""
-    if result.ephemeral and result.response is not None:
-        return result.response.content
-    private = [message.content for message in result.followups if message.ephemeral]
-    assert private, f"no private answer in {result!r}"
-    return private[-1]
 
 
 def break_derive(world, monkeypatch) -> None:

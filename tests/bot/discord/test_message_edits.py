@@ -5,17 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 import simcord
 
 from bot.discord.render import HIDDEN_NOTICE
 from tests.bot.discord.conftest import labels
-
-
-@pytest.fixture
-def held(engine):
-    engine.gate = asyncio.Event()
-    return engine
 
 
 async def test_a_progress_edit_under_way_when_the_job_is_hidden_does_not_bring_it_back(

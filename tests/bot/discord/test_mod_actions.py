@@ -8,20 +8,12 @@ from datetime import timedelta
 from bot.discord import render
 from storage.queries import HistoryQuery
 from tests.bot.discord import test_mod_helpers
-from tests.bot.discord.conftest import labels
+from tests.bot.discord.conftest import labels, private_answer
 from tests.bot.discord.test_mod_helpers import make_job
 
 mod_clock = test_mod_helpers.mod_clock  # the fixture, used by name below
 
 HIDDEN = "🚫 This job was hidden by a moderator."
-
-
-def refusal(result) -> str:
-    """The private answer to an interaction: its ephemeral reply or ephemeral follow-up."""
-    messages = [*([result.response] if result.response else []), *result.followups]
-    private = [message for message in messages if message.ephemeral]
-    assert private, f"no ephemeral answer in {messages}"
-    return private[-1].content
 
 
 async def actions(world) -> list[str]:
@@ -65,7 +57,7 @@ async def test_buttons_of_a_hidden_job_stop_working(world):
 
     clicked = await world.bob.click(world.message(copy.id), label="U1")
 
-    assert "hidden" in refusal(clicked)
+    assert "hidden" in private_answer(clicked)
     assert await world.services.store.user_jobs(world.bob.id) == []
 
 
@@ -119,7 +111,7 @@ async def test_ban_refuses_imagine_with_reason_and_end_and_queues_nothing(world,
 
     refused = await world.alice.slash(world.channel, "imagine", prompt="a lighthouse")
 
-    text = refusal(refused)
+    text = private_answer(refused)
     end = mod_clock() + timedelta(hours=2)
     assert "spam" in text and f"{end:%Y-%m-%d %H:%M} UTC" in text
     assert await world.services.store.user_jobs(world.alice.id) == []
@@ -132,7 +124,7 @@ async def test_banned_member_cannot_click_buttons(world, mod_clock):
 
     clicked = await world.alice.click(world.message(job.message_id), label="U1")
 
-    text = refusal(clicked)
+    text = private_answer(clicked)
     assert "trolling" in text and "lifts it" in text
     assert await world.services.store.user_jobs(world.alice.id) == []
 
@@ -200,7 +192,7 @@ async def test_banned_word_blocks_evasions_and_records_a_blocked_job(world):
         "a lake --no g-o-r-e",
     ]:
         refused = await world.alice.slash(world.channel, "imagine", prompt=prompt)
-        text = refusal(refused)
+        text = private_answer(refused)
         assert "content rules" in text and "gore" not in text.lower(), prompt
 
     allowed = await world.alice.slash(world.channel, "imagine", prompt="a gorgeous lake")

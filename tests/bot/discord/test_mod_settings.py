@@ -12,17 +12,10 @@ from tests.bot.discord.conftest import StandInEngine, private_reply
 from tests.bot.discord.test_buttons import click, imagine
 
 
-class TwoSlotEngine(StandInEngine):
-    """Two jobs at once, so a running limit of 1 is visible (with one slot it never binds)."""
-
-    @property
-    def slots(self) -> int:
-        return 2
-
-
 @pytest.fixture
 def engine() -> StandInEngine:
-    return TwoSlotEngine()
+    """Two jobs at once, so a running limit of 1 is visible (with one slot it never binds)."""
+    return StandInEngine(slots=2)
 
 
 async def audit(world) -> list[tuple[str, int, dict]]:

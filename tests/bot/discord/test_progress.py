@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from bot.services import Services
 from tests.bot.discord.conftest import labels, make_bot, private_reply
 
@@ -19,12 +17,6 @@ def original_edits(env, interaction_result) -> list[str]:
         for entry in env.http_requests
         if entry.method == "PATCH" and token in entry.path and entry.path.endswith("@original")
     ]
-
-
-@pytest.fixture
-def held(engine):
-    engine.gate = asyncio.Event()
-    return engine
 
 
 async def test_waiting_message_shows_the_queue_position_and_info_lists_it(world, held):

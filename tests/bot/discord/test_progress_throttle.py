@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tests.bot.discord.conftest import labels, make_bot
 from tests.bot.discord.test_progress import original_edits
-
-
-@pytest.fixture
-def held(engine):
-    engine.gate = asyncio.Event()
-    return engine
 
 
 @pytest.fixture
