@@ -32,6 +32,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.support.web import serve
+
 log = logging.getLogger(__name__)
 
 DISCORD_EPOCH_MS = 1420070400000
@@ -116,7 +118,7 @@ class FakeDiscord:
         self._original: dict[str, int] = {}  # token -> id of the interaction's original message
         self._changed = asyncio.Condition()
         self._acks: set[asyncio.Task[None]] = set()  # pending heartbeat ACKs (kept referenced)
-        self._runner: web.AppRunner | None = None
+        self._serving: contextlib.AsyncExitStack | None = None
         self.port = 0
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -143,13 +145,13 @@ class FakeDiscord:
             ("PUT", "/applications/{app_id}/guilds/{guild_id}/commands", self._put_commands),
             ("POST", "/interactions/{interaction_id}/{token}/callback", self._callback),
             ("POST", "/webhooks/{app_id}/{token}", self._webhook_send),
-            ("GET", "/webhooks/{app_id}/{token}/messages/{message_id}", self._webhook_get),
+            ("GET", "/webhooks/{app_id}/{token}/messages/{message_id}", self._message_get),
             ("PATCH", "/webhooks/{app_id}/{token}/messages/{message_id}", self._webhook_edit),
-            ("DELETE", "/webhooks/{app_id}/{token}/messages/{message_id}", self._webhook_delete),
+            ("DELETE", "/webhooks/{app_id}/{token}/messages/{message_id}", self._message_delete),
             ("POST", "/channels/{channel_id}/messages", self._channel_send),
-            ("GET", "/channels/{channel_id}/messages/{message_id}", self._channel_get),
+            ("GET", "/channels/{channel_id}/messages/{message_id}", self._message_get),
             ("PATCH", "/channels/{channel_id}/messages/{message_id}", self._channel_edit),
-            ("DELETE", "/channels/{channel_id}/messages/{message_id}", self._channel_delete),
+            ("DELETE", "/channels/{channel_id}/messages/{message_id}", self._message_delete),
             ("GET", "/channels/{channel_id}", self._get_channel),
             ("POST", "/channels/{channel_id}/typing", self._no_content),
             ("GET", "/guilds/{guild_id}", self._get_guild),
@@ -158,20 +160,17 @@ class FakeDiscord:
             app.router.add_route(method, api + path, handler)
         app.router.add_get("/attachments/{attachment_id}/{filename}", self._attachment)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._serving = contextlib.AsyncExitStack()
+        self.port = await self._serving.enter_async_context(serve(app))
 
     async def stop(self) -> None:
         for ack in list(self._acks):
             ack.cancel()
         for session in list(self.sessions):
             await session.ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._serving is not None:
+            await self._serving.aclose()
+            self._serving = None
 
     @property
     def base_url(self) -> str:
@@ -205,10 +204,6 @@ class FakeDiscord:
             "flags": 0,
             "public_flags": 0,
         }
-
-    def new_member(self, name: str) -> dict[str, Any]:
-        """Another member to send interactions as (fair-queue and per-user tests)."""
-        return self._user(self.snowflake(), name)
 
     def _member(self, user: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -305,12 +300,6 @@ class FakeDiscord:
                     )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.5))
-
-    async def wait_until_ready(self, *, timeout: float) -> Session:
-        """Wait for a gateway session that has identified (READY and GUILD_CREATE were sent)."""
-        return await self.wait_for(
-            lambda: self.sessions[-1] if self.sessions else None, timeout=timeout, what="a gateway IDENTIFY"
-        )
 
     # --- driving the client --------------------------------------------------------------------
 
@@ -788,7 +777,8 @@ class FakeDiscord:
             return _json(self._public(message))
         return web.Response(status=204)
 
-    async def _webhook_get(self, request: web.Request) -> web.Response:
+    async def _message_get(self, request: web.Request) -> web.Response:
+        """GET of a message, by channel or by interaction webhook."""
         message = self._message_from(request)
         if message is None:
             return _json({"message": "Unknown Message", "code": 10008}, status=404)
@@ -803,7 +793,8 @@ class FakeDiscord:
         message["flags"] = (message.get("flags") or 0) & ~128  # an edit ends the "thinking" state
         return _json(self._public(message))
 
-    async def _webhook_delete(self, request: web.Request) -> web.Response:
+    async def _message_delete(self, request: web.Request) -> web.Response:
+        """DELETE of a message, by channel or by interaction webhook."""
         message = self._message_from(request)
         if message is None:
             return _json({"message": "Unknown Message", "code": 10008}, status=404)
@@ -817,12 +808,6 @@ class FakeDiscord:
         message = self._new_message(recorded.json or {}, recorded.files)
         return _json(self._public(message))
 
-    async def _channel_get(self, request: web.Request) -> web.Response:
-        message = self._message_from(request)
-        if message is None:
-            return _json({"message": "Unknown Message", "code": 10008}, status=404)
-        return _json(self._public(message))
-
     async def _channel_edit(self, request: web.Request) -> web.Response:
         message = self._message_from(request)
         if message is None:
@@ -830,13 +815,6 @@ class FakeDiscord:
         recorded: Recorded = request[RECORDED]
         self._edit_message(message, recorded.json or {}, recorded.files)
         return _json(self._public(message))
-
-    async def _channel_delete(self, request: web.Request) -> web.Response:
-        message = self._message_from(request)
-        if message is None:
-            return _json({"message": "Unknown Message", "code": 10008}, status=404)
-        self.messages.pop(int(message["id"]), None)
-        return web.Response(status=204)
 
     async def _attachment(self, request: web.Request) -> web.Response:
         attachment_id = int(request.match_info["attachment_id"])

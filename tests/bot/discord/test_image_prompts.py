@@ -14,6 +14,7 @@ from aiohttp import web
 from PIL import Image
 
 from tests.bot.discord.conftest import private_reply
+from tests.support.web import serve
 
 
 def png(width: int = 96, height: int = 64) -> bytes:
@@ -47,14 +48,9 @@ async def image_server(allowed_hosts):
     app.router.add_get("/page.png", page)
     app.router.add_get("/huge.png", huge)
     app.router.add_get("/hop.png", to_internal)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    allowed_hosts.add(("127.0.0.1", port))
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serve(app) as port:
+        allowed_hosts.add(("127.0.0.1", port))
+        yield f"http://127.0.0.1:{port}"
 
 
 async def test_an_attached_image_starts_the_job(world, engine):

@@ -148,7 +148,7 @@ def _png_size(data: bytes) -> tuple[int, int]:
         return image.size
 
 
-def _result(fake: FakeDiscord, message: dict[str, Any] | None) -> dict[str, Any] | None:
+def _result(message: dict[str, Any] | None) -> dict[str, Any] | None:
     """The message once it shows a finished job: an image that is not a preview, and its buttons."""
     if message is None or not message.get("attachments") or not message.get("components"):
         return None
@@ -191,7 +191,7 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
 
             async with explained(bot):
                 grid = await fake.wait_for(
-                    lambda: _result(fake, fake.original_message(interaction)),
+                    lambda: _result(fake.original_message(interaction)),
                     timeout=JOB_S,
                     what="the /imagine response edited into the finished grid",
                 )
@@ -222,7 +222,7 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
                     what="the refusal of an image link to an internal address",
                 )
             assert "internal network address (169.254.169.254)" in refusal["content"]
-            assert not _result(fake, fake.original_message(internal))
+            assert not _result(fake.original_message(internal))
             bot.kill()
 
         # --- second life: the old grid's U1 -----------------------------------------------------
@@ -239,7 +239,7 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
                     lambda: [
                         m
                         for key, m in fake.messages.items()
-                        if key not in before and _result(fake, m) and m.get("message_reference")
+                        if key not in before and _result(m) and m.get("message_reference")
                     ],
                     timeout=CLICK_S,
                     what="a new job's message replying to the grid",
