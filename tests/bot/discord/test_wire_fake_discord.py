@@ -136,25 +136,31 @@ async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
 
 @asynccontextmanager
 async def running(token: str = "probe-token") -> AsyncIterator[Probe]:
+    """A `Probe` logged in with `token`, ready (READY and the guild received) when yielded."""
     client = Probe()
     task = asyncio.create_task(client.start(token))
     try:
+        try:
+            await asyncio.wait_for(client.ready.wait(), timeout=WAIT)
+        except TimeoutError:
+            raise AssertionError("the client never became ready against the fake Discord") from None
         yield client
     finally:
         await client.close()
         await asyncio.wait_for(task, timeout=WAIT)
 
 
-async def _until_ready(client: Probe) -> None:
-    try:
-        await asyncio.wait_for(client.ready.wait(), timeout=WAIT)
-    except TimeoutError:
-        raise AssertionError("the client never became ready against the fake Discord") from None
+async def _grid(fake: FakeDiscord, interaction: dict) -> list[dict]:
+    """The interaction's messages with an image, once there is one (the probe's grid)."""
+    return await fake.wait_for(
+        lambda: [m for m in fake.messages_for(interaction) if m["attachments"]],
+        timeout=WAIT,
+        what="the grid",
+    )
 
 
 async def test_a_client_logs_in_syncs_and_becomes_ready(fake: FakeDiscord) -> None:
     async with running() as client:
-        await _until_ready(client)
         assert client.user is not None and client.user.id == fake.application_id
         guild = client.get_guild(fake.guild_id)
         assert guild is not None and guild.get_channel(fake.channel_id) is not None
@@ -176,19 +182,14 @@ async def test_a_wrong_token_is_refused(fake: FakeDiscord) -> None:
 
 
 async def test_a_slash_command_is_deferred_then_answered_with_a_png_and_buttons(fake: FakeDiscord) -> None:
-    async with running() as client:
-        await _until_ready(client)
+    async with running():
         interaction = await fake.slash_command("imagine", {"prompt": "a lighthouse"})
 
         await fake.wait_for(lambda: fake.callbacks_for(interaction), timeout=WAIT, what="the deferral")
         [callback] = fake.callbacks_for(interaction)
         assert callback.type == CALLBACK_DEFERRED_MESSAGE
 
-        follow_up = await fake.wait_for(
-            lambda: [m for m in fake.messages_for(interaction) if m["attachments"]],
-            timeout=WAIT,
-            what="a follow-up with an image",
-        )
+        follow_up = await _grid(fake, interaction)
         message = follow_up[0]
         assert message["content"].startswith("**a lighthouse**")
         [png] = fake.attachment_bytes(message)
@@ -199,7 +200,6 @@ async def test_a_slash_command_is_deferred_then_answered_with_a_png_and_buttons(
 
 async def test_an_attachment_option_is_served_like_discord_s_cdn(fake: FakeDiscord) -> None:
     async with running() as client:
-        await _until_ready(client)
         upload = _png(20, 10)
         interaction = await fake.slash_command(
             "imagine", {"prompt": "like this"}, attachments={"image": ("ref.png", upload, "image/png")}
@@ -210,17 +210,11 @@ async def test_an_attachment_option_is_served_like_discord_s_cdn(fake: FakeDisco
 
 
 async def test_a_click_on_a_button_is_answered_with_a_reply_even_after_a_restart(fake: FakeDiscord) -> None:
-    async with running() as client:
-        await _until_ready(client)
+    async with running():
         interaction = await fake.slash_command("imagine", {"prompt": "a fox"})
-        [grid] = await fake.wait_for(
-            lambda: [m for m in fake.messages_for(interaction) if m["attachments"]],
-            timeout=WAIT,
-            what="the grid",
-        )
+        [grid] = await _grid(fake, interaction)
 
-    async with running() as client:  # a new client: nothing in memory from the first one
-        await _until_ready(client)
+    async with running():  # a new client: nothing in memory from the first one
         assert fake.identifies == 2
         click = await fake.click(int(grid["id"]), button_id(grid, "U3"))
         [reply] = await fake.wait_for(
@@ -240,27 +234,17 @@ async def test_a_wait_that_never_ends_fails_with_what_it_waited_for(fake: FakeDi
 
 
 async def test_clicking_a_button_that_does_not_exist_is_a_test_error(fake: FakeDiscord) -> None:
-    async with running() as client:
-        await _until_ready(client)
+    async with running():
         interaction = await fake.slash_command("imagine", {"prompt": "x"})
-        [grid] = await fake.wait_for(
-            lambda: [m for m in fake.messages_for(interaction) if m["attachments"]],
-            timeout=WAIT,
-            what="the grid",
-        )
+        [grid] = await _grid(fake, interaction)
         with pytest.raises(AssertionError, match="has no button 'nope'"):
             await fake.click(int(grid["id"]), "nope")
 
 
 async def test_a_button_can_open_a_modal_and_its_submission_is_answered(fake: FakeDiscord) -> None:
-    async with running() as client:
-        await _until_ready(client)
+    async with running():
         interaction = await fake.slash_command("imagine", {"prompt": "a tower"})
-        [grid] = await fake.wait_for(
-            lambda: [m for m in fake.messages_for(interaction) if m["attachments"]],
-            timeout=WAIT,
-            what="the grid",
-        )
+        [grid] = await _grid(fake, interaction)
         click = await fake.click(int(grid["id"]), button_id(grid, "Custom Zoom"))
         [opened] = await fake.wait_for(lambda: fake.callbacks_for(click), timeout=WAIT, what="the modal")
         assert opened.type == CALLBACK_MODAL
