@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -219,11 +217,3 @@ def test_log_lines_carry_the_job_id_and_json_is_one_object_per_line(capsys):
     remove_logging()  # leave no handler on this test's (soon closed) stream
     log.info("after")
     assert "after" not in stream.getvalue()
-
-
-def test_the_bot_side_modules_do_not_import_torch():
-    code = (
-        "import sys, bot.settings, bot.logs, bot.dispatcher, bot.jobs, bot.services, bot.console; "
-        "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, 'torch imported'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

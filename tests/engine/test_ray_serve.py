@@ -5,9 +5,6 @@ Skipped where Ray is not installed (it is the optional extra `ray`).
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import pytest_asyncio
 
@@ -21,16 +18,6 @@ from engine.api import (
     PromptSpec,
     Started,
 )
-
-
-def test_importing_the_ray_engine_imports_neither_ray_nor_torch() -> None:
-    code = (
-        "import sys, engine.ray_serve\n"
-        "heavy = sorted(m for m in ('ray', 'torch', 'diffusers') if m in sys.modules)\n"
-        "assert not heavy, heavy\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
-
 
 # Tests on the module's Ray cluster share one event loop; they are slow (a cluster and a replica
 # start) and run only where the `ray` extra is installed.
