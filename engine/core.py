@@ -30,7 +30,7 @@ from engine.api import (
     UpscaleRequest,
     VaryRequest,
 )
-from engine.models import LoadedModel, ModelLoadError, load_model
+from engine.models import LoadedModel, load_model
 from engine.ops.generate import Generation, OpContext, OpResult, generate_together
 from engine.ops.grid import make_grid
 from engine.ops.imagine import prepare_imagine, run_imagine
@@ -50,10 +50,6 @@ BATCH_ROW_PIXELS = 4 * 4 * 2 * 1024 * 1024
 
 # One job of a batch: its request, where its events go, and whether it should stop.
 BatchJob = tuple[EngineRequest, Callable[[EngineEvent], None], Callable[[], bool]]
-
-
-class CancelledByUser(Exception):
-    """Raised inside a job when `should_stop()` turned true; `run` reports it as `Failed(CANCELLED)`."""
 
 
 class EngineCore:
@@ -132,13 +128,7 @@ class EngineCore:
         job_id = getattr(request, "job_id", "?")
         emit(Started(job_id=job_id))
         started = time.perf_counter()
-
-        def stop() -> bool:
-            if should_stop():
-                raise CancelledByUser
-            return False
-
-        ctx = self._context(job_id, emit, stop)
+        ctx = self._context(job_id, emit, should_stop)
         try:
             result = self._dispatch(ctx, request)
         except Exception as exc:
@@ -267,10 +257,10 @@ class EngineCore:
     @staticmethod
     def _failure(job_id: str, exc: Exception) -> Failed:
         """How a job that raised ends: cancelled, refused (a reason for the user), or an error."""
-        if isinstance(exc, CancelledByUser | Cancelled):
+        if isinstance(exc, Cancelled):
             log.info("job %s cancelled", job_id)
             return Failed(job_id=job_id, reason=CANCELLED, retryable=False)
-        if isinstance(exc, ValueError | ModelLoadError):
+        if isinstance(exc, ValueError):  # ModelLoadError is one too
             log.info("job %s refused: %s", job_id, exc)
             return Failed(job_id=job_id, reason=str(exc), retryable=False)
         if isinstance(exc, torch.OutOfMemoryError):

@@ -42,11 +42,7 @@ from engine.api import (
     EngineRequest,
     Failed,
     Finished,
-    ImagineRequest,
     ModelInfo,
-    OutpaintRequest,
-    UpscaleRequest,
-    VaryRequest,
 )
 from engine.protocol import (
     DEFAULT_CORE,
@@ -79,8 +75,6 @@ SHUT_DOWN = "The engine was shut down before this job finished."
 # while it loads its native libraries, which can take a while on a busy machine.
 LOADING_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
-
-REQUEST_TYPES = (ImagineRequest, VaryRequest, UpscaleRequest, OutpaintRequest)
 
 
 class LocalEngine:
@@ -159,7 +153,7 @@ class LocalEngine:
 
         Leaving the iteration early cancels the job in the worker.
         """
-        if not isinstance(request, REQUEST_TYPES):
+        if not isinstance(request, EngineRequest):
             raise TypeError(f"not an engine request: {type(request).__name__}")
         if self._closed:
             raise EngineError("The engine is closed.")

@@ -39,7 +39,7 @@ with quiet_libraries():  # importing the pipelines is where transformers' torchv
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from engine.api import Family
-from engine.presets import Preset, get_preset, preset_for_family
+from engine.presets import PRESETS, Preset, get_preset, preset_for_family
 
 log = logging.getLogger(__name__)
 
@@ -401,6 +401,9 @@ class LoadedModel:
     inpaint_override: DiffusionPipeline | None = None  # an operator-configured inpainting model
     upscaler: DiffusionPipeline | None = None  # an operator-configured upscaler (SD x4 upscaler)
     _derived: dict[str, DiffusionPipeline] = field(default_factory=dict)
+    # Encodings of texts that never change for this model (the unconditional input, the house
+    # style), made once instead of on every job (see engine/ops/guidance.py).
+    fixed_encodings: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = field(default_factory=dict)
 
     @property
     def unet(self) -> UNet2DConditionModel:
@@ -412,7 +415,7 @@ class LoadedModel:
 
     @property
     def vae_scale(self) -> int:
-        return 2 ** (len(self.pipe.vae.config.block_out_channels) - 1)
+        return vae_scale(self.pipe)
 
     def img2img(self) -> DiffusionPipeline:
         """The img2img pipeline over the same components (built once, shares every weight)."""
@@ -542,7 +545,7 @@ def load_pipeline(
         arch = name.removeprefix("random:")
         pipe = build_random_weights(arch, device)
         base = get_preset(arch)
-        return pipe, Preset(**{**base.__dict__, "name": name, "source": name})
+        return pipe, dataclasses.replace(base, name=name, source=name)
     if preset is not None and preset.builtin:
         pipe = build_tiny(xl=preset.family is Family.SDXL)
     elif preset is not None:
@@ -558,14 +561,12 @@ def load_pipeline(
         elif _looks_like_repo_id(name):
             pipe = _load_hub(name, dtype)
         else:
-            from engine.presets import PRESETS
-
             raise ModelLoadError(
                 f"unknown model {name!r}: not a preset ({', '.join(PRESETS)}), not an existing folder "
                 "or .safetensors file, and not a Hugging Face repo id (owner/name)"
             )
         family = _family_of(pipe)
-        native = pipe.unet.config.sample_size * (2 ** (len(pipe.vae.config.block_out_channels) - 1))
+        native = pipe.unet.config.sample_size * vae_scale(pipe)
         preset = preset_for_family(family, name, native=native)
     allowed: tuple[type, ...] = (StableDiffusionPipeline, StableDiffusionXLPipeline)
     if inpainting:
@@ -583,10 +584,14 @@ def load_pipeline(
     return pipe, preset
 
 
+def vae_scale(pipe: DiffusionPipeline) -> int:
+    """Pixels per latent cell on a side (diffusers' `vae_scale_factor`, read from any pipeline's VAE)."""
+    return 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+
+
 def size_multiple(pipe: DiffusionPipeline) -> int:
     """The pixel multiple the model can make exactly: VAE downsampling times the UNet's."""
-    vae_scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
-    return vae_scale * 2 ** (len(pipe.unet.config.down_block_types) - 1)
+    return vae_scale(pipe) * 2 ** (len(pipe.unet.config.down_block_types) - 1)
 
 
 def load_upscaler(name: str, device: torch.device, dtype: torch.dtype) -> DiffusionPipeline:
@@ -607,11 +612,25 @@ def load_upscaler(name: str, device: torch.device, dtype: torch.dtype) -> Diffus
             f"upscaler model {name!r} is a {type(pipe).__name__}; a StableDiffusionUpscalePipeline is needed "
             "(e.g. stabilityai/stable-diffusion-x4-upscaler)"
         )
-    pipe.to(device)
-    if pipe.unet.dtype != dtype:
-        pipe.to(dtype=dtype)
+    _place(pipe, device, dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def _place(pipe: DiffusionPipeline, dev: torch.device, dtype: torch.dtype) -> None:
+    """Move a pipeline onto its device in the engine's precision, with the fast GPU layouts."""
+    pipe.to(dev)
+    if pipe.unet.dtype != dtype:
+        pipe.to(dtype=dtype)
+    if dev.type == "cuda":
+        # PyTorch's scaled-dot-product attention (flash / memory-efficient kernels).
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        pipe.unet.set_attn_processor(AttnProcessor2_0())
+        pipe.vae.set_attn_processor(AttnProcessor2_0())
+        # channels-last convolutions: the layout cuDNN's fastest kernels want (no effect on results)
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
 
 
 def load_model(
@@ -636,18 +655,7 @@ def _load_model(
     dev = resolve_device(device)
     dtype = dtype_for(dev)
     pipe, preset = load_pipeline(model, dev, dtype, config)
-    pipe.to(dev)
-    if pipe.unet.dtype != dtype:
-        pipe.to(dtype=dtype)
-    if dev.type == "cuda":
-        # PyTorch's scaled-dot-product attention (flash / memory-efficient kernels).
-        from diffusers.models.attention_processor import AttnProcessor2_0
-
-        pipe.unet.set_attn_processor(AttnProcessor2_0())
-        pipe.vae.set_attn_processor(AttnProcessor2_0())
-        # channels-last convolutions: the layout cuDNN's fastest kernels want (no effect on results)
-        pipe.unet.to(memory_format=torch.channels_last)
-        pipe.vae.to(memory_format=torch.channels_last)
+    _place(pipe, dev, dtype)
     step = math.lcm(preset.size_step, size_multiple(pipe))
     if step != preset.size_step:
         # The preset's step must also be one the UNet can take: otherwise a size that passes the
@@ -661,7 +669,7 @@ def _load_model(
         loaded.upscaler = load_upscaler(upscaler_model, dev, dtype)
     if inpaint_model:
         inpaint_pipe, _ = load_pipeline(inpaint_model, dev, dtype, config, inpainting=True)
-        inpaint_pipe.to(device=dev, dtype=dtype)
+        _place(inpaint_pipe, dev, dtype)
         loaded.inpaint_override = inpaint_pipe
     log.info("loaded model %s (%s) on %s in %s", model, loaded.family.value, dev, dtype)
     return loaded

@@ -8,7 +8,7 @@ house-style text that `--stylize` scales. No torch here: the bot reads presets t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.api import Family
 
@@ -179,13 +179,11 @@ def preset_for_family(family: Family, name: str, native: int | None = None) -> P
     """
     base = PRESETS["sdxl" if family is Family.SDXL else "sd15"]
     size = native or base.native_width
-    return Preset(
-        **{
-            **base.__dict__,
-            "name": name,
-            "source": name,
-            "native_width": size,
-            "native_height": size,
-            "description": f"{family.value} model loaded from {name}",
-        }
+    return replace(
+        base,
+        name=name,
+        source=name,
+        native_width=size,
+        native_height=size,
+        description=f"{family.value} model loaded from {name}",
     )

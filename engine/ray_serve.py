@@ -32,7 +32,7 @@ from engine.api import (
     Finished,
     ModelInfo,
 )
-from engine.local import REQUEST_TYPES, SHUT_DOWN, client_timings
+from engine.local import SHUT_DOWN, client_timings
 from engine.protocol import JobEvent
 from engine.worker import NO_RESULT, JobTimer, run_job
 
@@ -205,7 +205,7 @@ class RayEngine:
 
     async def submit(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
         """Run one request on some replica; yields the same events as `LocalEngine.submit`."""
-        if not isinstance(request, REQUEST_TYPES):
+        if not isinstance(request, EngineRequest):
             raise TypeError(f"not an engine request: {type(request).__name__}")
         if self._closed:
             raise EngineError("The engine is closed.")

@@ -258,7 +258,7 @@ class _Guard:
             return
         if error is None:
             self.emit(Failed(job_id=self.job_id, reason=NO_RESULT))
-        elif stopped:  # the core's own way of stopping (e.g. CancelledByUser)
+        elif stopped:  # the core's own way of stopping (an exception of its own)
             self.emit(Failed(job_id=self.job_id, reason=CANCELLED))
         elif isinstance(error, ValueError):  # the core's "cannot do this request"
             self.emit(Failed(job_id=self.job_id, reason=str(error)))

@@ -14,12 +14,3 @@ def make_grid(images: list[ImageData] | tuple[ImageData, ...]) -> ImageData | No
         return None
     a = [to_array(i) for i in images]
     return from_array(np.concatenate([np.concatenate(a[:2], axis=1), np.concatenate(a[2:], axis=1)], axis=0))
-
-
-def grid_cell(grid: ImageData, index: int) -> ImageData:
-    """Cell `index` (0-3) of a 2x2 grid."""
-    if not 0 <= index < 4:
-        raise ValueError(f"grid cell index must be 0-3, got {index}")
-    w, h = grid.width // 2, grid.height // 2
-    x, y = (index % 2) * w, (index // 2) * h
-    return from_array(to_array(grid)[y : y + h, x : x + w])

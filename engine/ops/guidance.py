@@ -90,12 +90,22 @@ def _encode(model: LoadedModel, texts: list[str]) -> tuple[torch.Tensor, torch.T
         return embeds, None
 
 
+def _fixed(model: LoadedModel, key: str, make) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """An encoding that is the same for every job on this model: made on first use, then kept."""
+    if key not in model.fixed_encodings:
+        model.fixed_encodings[key] = make()
+    return model.fixed_encodings[key]
+
+
 def _uncond(model: LoadedModel) -> tuple[torch.Tensor, torch.Tensor | None]:
-    embeds, pooled = _encode(model, [""])
-    if model.family is Family.SDXL and model.pipe.config.get("force_zeros_for_empty_prompt", False):
-        # SDXL was trained with zeroed embeddings as its unconditional input.
-        return torch.zeros_like(embeds), torch.zeros_like(pooled)
-    return embeds, pooled
+    def make() -> tuple[torch.Tensor, torch.Tensor | None]:
+        embeds, pooled = _encode(model, [""])
+        if model.family is Family.SDXL and model.pipe.config.get("force_zeros_for_empty_prompt", False):
+            # SDXL was trained with zeroed embeddings as its unconditional input.
+            return torch.zeros_like(embeds), torch.zeros_like(pooled)
+        return embeds, pooled
+
+    return _fixed(model, "uncond", make)
 
 
 def _cell_generator(seed: int, salt: int) -> torch.Generator:
@@ -121,7 +131,7 @@ def build_conditioning(
         0.0 if (style or "").lower() == "raw" or not style_text else 0.5 * min(max(stylize, 0), 1000) / 1000
     )
     if amount > 0:
-        s_embeds, s_pooled = _encode(model, [style_text])
+        s_embeds, s_pooled = _fixed(model, "style", lambda: _encode(model, [style_text]))
         positive = torch.tensor([w > 0 for w in terms.weights], device=embeds.device).view(-1, 1, 1)
         embeds = torch.where(positive, torch.lerp(embeds, s_embeds.expand_as(embeds), amount), embeds)
         if pooled is not None:

@@ -9,14 +9,6 @@ from PIL import Image
 from engine.api import ImageData
 
 
-def to_pil(image: ImageData) -> Image.Image:
-    return image.to_pil()
-
-
-def from_pil(image: Image.Image) -> ImageData:
-    return ImageData.from_pil(image)
-
-
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB pixels as a (1, 3, H, W) float tensor in [-1, 1], the VAE's input range."""
     array = np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0
@@ -57,4 +49,4 @@ def resize_exact(image: ImageData, width: int, height: int) -> ImageData:
     """`image` at exactly width x height (Lanczos); the same object when it already is."""
     if (image.width, image.height) == (width, height):
         return image
-    return from_pil(image.to_pil().resize((width, height), Image.Resampling.LANCZOS))
+    return ImageData.from_pil(image.to_pil().resize((width, height), Image.Resampling.LANCZOS))

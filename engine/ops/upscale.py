@@ -18,6 +18,7 @@ from engine.api import ImageData, UpscaleRequest
 from engine.ops.checks import check_range, check_seeds, check_source, effective_steps
 from engine.ops.generate import OpContext, OpResult, generate
 from engine.ops.images import from_array, round_to_step, to_array
+from engine.ops.sampler import Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,8 @@ def _run_dedicated(ctx: OpContext, req: UpscaleRequest, upscaler, steps: int, ti
     start = time.perf_counter()
 
     def callback(step: int, _t, latents: torch.Tensor) -> None:
-        ctx.should_stop()  # raises when the job is cancelled
+        if ctx.should_stop():
+            raise Cancelled
         ctx.progress(step + 1, steps, latents)
 
     text = " ".join(t for t, w in req.prompt.segments if w > 0)
