@@ -239,15 +239,11 @@ def test_requests_of_different_sizes_are_not_batched(core: EngineCore) -> None:
 # -- through the spawned worker --------------------------------------------------------------------
 
 
-def request(job_id: str, size: int = 64, steps: int = 2) -> ImagineRequest:
-    return ImagineRequest(
-        job_id=job_id,
-        prompt=PromptSpec.single(f"a lighthouse, {job_id}"),
-        seeds=(1, 2, 3, 4),
-        width=size,
-        height=size,
-        steps=steps,
-    )
+def request(job_id: str, **fields) -> ImagineRequest:
+    """`imagine` with this section's defaults: 64x64, two steps, each job its own prompt."""
+    prompt = PromptSpec.single(f"a lighthouse, {job_id}")
+    fields = {"prompt": prompt, "seeds": (1, 2, 3, 4), "width": 64, "height": 64, "steps": 2, **fields}
+    return imagine(job_id=job_id, **fields)
 
 
 async def outcome(engine: LocalEngine, req: ImagineRequest, order: list[str]) -> Finished | Failed:
@@ -272,7 +268,13 @@ async def test_the_worker_batches_waiting_jobs_of_one_size_and_nobody_overtakes(
         # A long job keeps the worker busy while the others line up behind it.
         first = asyncio.create_task(outcome(engine, request("first", steps=150), order))
         await asyncio.wait_for(engine.first_running.wait(), 120)  # type: ignore[attr-defined]
-        queued = [request("a"), request("b"), request("other-size", size=96), request("c"), request("d")]
+        queued = [
+            request("a"),
+            request("b"),
+            request("other-size", width=96, height=96),
+            request("c"),
+            request("d"),
+        ]
         tasks = [asyncio.create_task(outcome(engine, r, order)) for r in queued]
         await asyncio.sleep(0.5)  # the requests go down the pipe...
         await engine.cancel("first")  # ...ahead of this cancel (a pipe keeps order)

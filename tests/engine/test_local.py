@@ -7,6 +7,7 @@ worker check that the engine comes back by itself, so the tests after them run o
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import threading
@@ -31,6 +32,7 @@ from engine.api import (
     VaryRequest,
 )
 from engine.local import CRASHED, HUNG, SHUT_DOWN, LocalEngine
+from tests.engine import conftest
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -40,17 +42,14 @@ CONFIG = EngineConfig(model="tiny", device="cpu", heartbeat_s=0.25, hang_timeout
 LONG_STEPS = 150  # the core's maximum: a job that is surely still running when we act on it
 
 
-def imagine(
-    job_id: str, steps: int = 2, size: int = 64, seeds: tuple[int, ...] = (1, 2, 3, 4)
-) -> ImagineRequest:
-    return ImagineRequest(
-        job_id=job_id,
-        prompt=PromptSpec.single("a lighthouse at dusk"),
-        seeds=seeds,
-        width=size,
-        height=size,
-        steps=steps,
-    )
+imagine = functools.partial(
+    conftest.imagine,
+    prompt=PromptSpec.single("a lighthouse at dusk"),
+    seeds=(1, 2, 3, 4),
+    width=64,
+    height=64,
+    steps=2,
+)
 
 
 async def run(
@@ -86,7 +85,7 @@ async def engine():
 
 async def assert_healthy(engine: LocalEngine, job_id: str) -> Finished:
     """The engine still does real work: a small job runs to the end."""
-    events = await run(engine, imagine(job_id))
+    events = await run(engine, imagine(job_id=job_id))
     assert isinstance(events[-1], Finished), events[-1]
     return events[-1]
 
@@ -102,7 +101,7 @@ async def test_start_loads_the_model_once_and_reports_it(engine: LocalEngine) ->
 
 
 async def test_imagine_streams_progress_then_four_images_with_timings(engine: LocalEngine) -> None:
-    request = imagine("grid", steps=2, seeds=(11, 12, 13, 14))
+    request = imagine(job_id="grid", steps=2, seeds=(11, 12, 13, 14))
 
     events = await run(engine, request)
 
@@ -144,7 +143,7 @@ async def test_cancel_stops_the_job_at_the_next_step_and_the_worker_carries_on(e
             cancelled_at.append(event.step)
             await engine.cancel("long")
 
-    events = await run(engine, imagine("long", steps=LONG_STEPS), cancel_on_first_step)
+    events = await run(engine, imagine(job_id="long", steps=LONG_STEPS), cancel_on_first_step)
 
     assert events[-1] == Failed(job_id="long", reason="cancelled", retryable=False)
     assert not any(isinstance(event, Finished) for event in events)
@@ -163,9 +162,9 @@ async def test_cancelled_job_waiting_behind_another_never_starts(engine: LocalEn
         if isinstance(event, Progress):
             first_running.set()
 
-    first = asyncio.create_task(run(engine, imagine("first", steps=LONG_STEPS), note_progress))
+    first = asyncio.create_task(run(engine, imagine(job_id="first", steps=LONG_STEPS), note_progress))
     await first_running.wait()
-    second = asyncio.create_task(run(engine, imagine("second")))
+    second = asyncio.create_task(run(engine, imagine(job_id="second")))
     await asyncio.sleep(0.2)  # let the second request reach the worker's queue
     await engine.cancel("second")
     await engine.cancel("first")
@@ -177,7 +176,7 @@ async def test_cancelled_job_waiting_behind_another_never_starts(engine: LocalEn
 @pytest.mark.parametrize(
     ("request_", "words"),
     [
-        (imagine("huge", size=4096), "maximum"),
+        (imagine(job_id="huge", width=4096, height=4096), "maximum"),
         (
             VaryRequest(
                 job_id="tiny-source",
@@ -211,10 +210,10 @@ async def test_a_job_id_already_running_is_refused(engine: LocalEngine) -> None:
     async def note_progress(event: EngineEvent) -> None:
         running.set()
 
-    first = asyncio.create_task(run(engine, imagine("twice", steps=LONG_STEPS), note_progress))
+    first = asyncio.create_task(run(engine, imagine(job_id="twice", steps=LONG_STEPS), note_progress))
     await running.wait()
     with pytest.raises(EngineError, match="already running"):
-        await run(engine, imagine("twice"))
+        await run(engine, imagine(job_id="twice"))
     await engine.cancel("twice")
     assert (await first)[-1].reason == "cancelled"
 
@@ -227,7 +226,7 @@ async def test_a_consumer_that_goes_away_mid_job_frees_the_worker(engine: LocalE
 
     # The longest job the core takes (150 steps at quality 2): the consumer's task is cancelled
     # after its first step, as a dispatcher's would be when it stops.
-    longest = replace(imagine("abandoned", steps=LONG_STEPS), quality=2.0)
+    longest = replace(imagine(job_id="abandoned", steps=LONG_STEPS), quality=2.0)
     consumer = asyncio.create_task(run(engine, longest, note_progress))
     await running.wait()
     consumer.cancel()
@@ -251,7 +250,7 @@ async def test_kill_9_mid_job_fails_it_retryably_and_a_fresh_worker_runs_the_nex
         if isinstance(event, Progress) and event.step == 1:
             os.kill(victim, signal.SIGKILL)
 
-    events = await run(engine, imagine("killed", steps=LONG_STEPS), kill_on_first_step)
+    events = await run(engine, imagine(job_id="killed", steps=LONG_STEPS), kill_on_first_step)
 
     assert events[-1] == Failed(job_id="killed", reason=CRASHED, retryable=True)
     await assert_healthy(engine, "killed")  # the retry, under the same job id, right away
@@ -272,7 +271,7 @@ async def test_a_frozen_worker_is_killed_and_replaced(engine: LocalEngine) -> No
         if isinstance(event, Progress) and event.step == 1:
             os.kill(victim, signal.SIGSTOP)  # alive, but silent: no heartbeats, no progress
 
-    events = await run(engine, imagine("frozen", steps=LONG_STEPS), freeze_on_first_step)
+    events = await run(engine, imagine(job_id="frozen", steps=LONG_STEPS), freeze_on_first_step)
 
     assert events[-1] == Failed(job_id="frozen", reason=HUNG, retryable=True)
     assert not process_exists(victim)  # killed and reaped, not left stopped
@@ -288,7 +287,7 @@ async def test_close_fails_the_running_job_and_stops_the_worker(engine: LocalEng
     async def note_progress(event: EngineEvent) -> None:
         running.set()
 
-    job = asyncio.create_task(run(engine, imagine("at-close", steps=LONG_STEPS), note_progress))
+    job = asyncio.create_task(run(engine, imagine(job_id="at-close", steps=LONG_STEPS), note_progress))
     await running.wait()
     await engine.close()
 
@@ -296,4 +295,4 @@ async def test_close_fails_the_running_job_and_stops_the_worker(engine: LocalEng
     assert not process_exists(pid)
     assert engine.worker_pid is None
     with pytest.raises(EngineError, match="closed"):
-        await run(engine, imagine("after-close"))
+        await run(engine, imagine(job_id="after-close"))

@@ -12,7 +12,7 @@ from engine.core import EngineCore
 from engine.models import ModelLoadError, build_random_weights, build_tiny, load_model
 from engine.presets import PRESETS, get_preset
 from engine.quiet import quiet_libraries
-from tests.engine.conftest import finish, imagine, pixels
+from tests.engine.conftest import finish, imagine, pixels, run_events
 
 
 def test_tiny_builds_the_same_weights_every_time():
@@ -129,16 +129,10 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error():
 
 
 def test_a_failed_job_leaves_the_loaded_model_serving(core):
-    failed = [e for e in _events(core, imagine(width=100))][-1]
+    failed = [e for e in run_events(core, imagine(width=100))][-1]
     assert isinstance(failed, Failed)
     done = finish(core, imagine(steps=2, prompt=PromptSpec.single("still here"), seeds=(1,)))
     assert pixels(done.images[0]).std() > 0
-
-
-def _events(core, request):
-    events = []
-    core.run(request, events.append, lambda: False)
-    return events
 
 
 @pytest.mark.gpu

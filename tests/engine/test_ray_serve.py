@@ -5,6 +5,8 @@ Skipped where Ray is not installed (it is the optional extra `ray`).
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import pytest_asyncio
 
@@ -18,6 +20,7 @@ from engine.api import (
     PromptSpec,
     Started,
 )
+from tests.engine import conftest
 
 # Tests on the module's Ray cluster share one event loop; they are slow (a cluster and a replica
 # start) and run only where the `ray` extra is installed.
@@ -35,15 +38,9 @@ RAY_INIT = {
 }
 
 
-def imagine(job_id: str, steps: int = 1, size: int = 64, seeds: tuple[int, ...] = (1,)) -> ImagineRequest:
-    return ImagineRequest(
-        job_id=job_id,
-        prompt=PromptSpec.single("a lighthouse"),
-        seeds=seeds,
-        width=size,
-        height=size,
-        steps=steps,
-    )
+imagine = functools.partial(
+    conftest.imagine, prompt=PromptSpec.single("a lighthouse"), seeds=(1,), width=64, height=64, steps=1
+)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -73,7 +70,7 @@ async def test_a_replica_runs_the_same_jobs_with_the_same_events(engine) -> None
     assert (info.name, info.device) == ("tiny", "cpu")
     assert engine.slots == 1
 
-    events = await run(engine, imagine("ray-grid", steps=2, seeds=(5, 6, 7, 8)))
+    events = await run(engine, imagine(job_id="ray-grid", steps=2, seeds=(5, 6, 7, 8)))
 
     assert isinstance(events[0], Started)
     finished = events[-1]
@@ -86,14 +83,14 @@ async def test_a_replica_runs_the_same_jobs_with_the_same_events(engine) -> None
 @pytest.mark.slow
 @ray_test
 async def test_cancel_reaches_the_replica_and_a_bad_request_fails_alone(engine) -> None:
-    events = await run(engine, imagine("ray-long", steps=150), cancel_on_step=1)
+    events = await run(engine, imagine(job_id="ray-long", steps=150), cancel_on_step=1)
     assert events[-1] == Failed(job_id="ray-long", reason="cancelled")
     assert max(e.step for e in events if isinstance(e, Progress)) < 150
 
-    events = await run(engine, imagine("ray-huge", size=4096))
+    events = await run(engine, imagine(job_id="ray-huge", width=4096, height=4096))
     assert isinstance(events[-1], Failed) and "maximum" in events[-1].reason and not events[-1].retryable
 
-    assert isinstance((await run(engine, imagine("ray-after")))[-1], Finished)
+    assert isinstance((await run(engine, imagine(job_id="ray-after")))[-1], Finished)
 
 
 @pytest.mark.slow
@@ -110,11 +107,11 @@ async def test_a_replica_killed_mid_job_fails_it_retryably_and_serve_replaces_it
     ]
 
     events: list[EngineEvent] = []
-    async for event in engine.submit(imagine("ray-killed", steps=150)):
+    async for event in engine.submit(imagine(job_id="ray-killed", steps=150)):
         events.append(event)
         if isinstance(event, Progress) and event.step == 1:
             ray.kill(replica, no_restart=True)  # as a crashed process or a lost node would
 
     assert events[-1] == Failed(job_id="ray-killed", reason=REPLICA_LOST, retryable=True)
     # Serve starts a new replica by itself; the retry waits for it and succeeds.
-    assert isinstance((await run(engine, imagine("ray-killed")))[-1], Finished)
+    assert isinstance((await run(engine, imagine(job_id="ray-killed")))[-1], Finished)
