@@ -98,15 +98,9 @@ def main() -> None:
 
     try:
         settings = Settings.from_env()
+        settings.require_discord_token()
     except SettingsError as exc:
         print(f"imagine-bot: {exc}", file=sys.stderr)
-        sys.exit(2)
-    if not settings.discord_token:
-        print(
-            "DISCORD_TOKEN is not set: create a bot at https://discord.com/developers/applications "
-            "and put its token in the environment or in .env",
-            file=sys.stderr,
-        )
         sys.exit(2)
     setup_logging(settings.log_level, settings.log_json)
     try:

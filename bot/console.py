@@ -235,9 +235,9 @@ def _describe(store: Any, job: Job, out: Output) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-async def _wait(services: Any, jobs: list[Job], out: Output) -> list[Job]:
+async def _wait(services: Any, job_ids: list[str], out: Output) -> list[Job]:
     """Follow the jobs to their final status (progress on stderr), return the finished rows."""
-    streams = [(job.id, services.dispatcher.subscribe(job.id)) for job in jobs]  # register all first
+    streams = [(job_id, services.dispatcher.subscribe(job_id)) for job_id in job_ids]  # register all first
     finished: list[Job] = []
     for job_id, stream in streams:
         async for update in stream:
@@ -291,7 +291,7 @@ async def _make(args: argparse.Namespace, services: Any, out: Output) -> int:
         else:  # pragma: no cover - argparse knows the commands
             raise ConsoleError(f"unknown command {command}")
         jobs = [await jobs_service.derive(requester, args.job, action, **kwargs)]
-    finished = await _wait(services, jobs, out)
+    finished = await _wait(services, [job.id for job in jobs], out)
     return _report(services, finished, out)
 
 
@@ -302,8 +302,7 @@ async def _resume(services: Any, recovered: list[str], out: Output) -> int:
         else:
             out.line("nothing to resume: no console job was left queued or running")
         return EXIT_OK
-    jobs = [await services.store.get_job(job_id) for job_id in recovered]
-    finished = await _wait(services, [job for job in jobs if job is not None], out)
+    finished = await _wait(services, recovered, out)
     if out.as_json:
         out.json({"jobs": [job_json(services.store, job) for job in finished]})
         return EXIT_FAILED if any(job.status != JobStatus.DONE for job in finished) else EXIT_OK
@@ -449,14 +448,13 @@ async def run_console(
 async def _with_store(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     from storage.store import Store
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await Store.open(settings.database_url, settings.data_dir)
     try:
         if args.command == "db":
             if out.as_json:
-                out.json({"database": _safe_url(store, settings), "status": "up to date"})
+                out.json({"database": _safe_url(store), "status": "up to date"})
             else:
-                out.line(f"database is at the newest schema: {_safe_url(store, settings)}")
+                out.line(f"database is at the newest schema: {_safe_url(store)}")
             return EXIT_OK
         if args.command == "history":
             return await _history(args, store, out)
@@ -465,14 +463,11 @@ async def _with_store(args: argparse.Namespace, settings: Settings, out: Output)
         await store.close()
 
 
-def _safe_url(store: Any, settings: Settings) -> str:
+def _safe_url(store: Any) -> str:
     """The database URL without a password (it may end up in logs or CI output)."""
     from sqlalchemy.engine import make_url
 
-    from storage.db import default_url
-
-    url = settings.database_url or default_url(settings.data_dir)
-    return make_url(url).render_as_string(hide_password=True)
+    return make_url(store.db.url).render_as_string(hide_password=True)
 
 
 async def _with_services(
@@ -487,7 +482,6 @@ async def _with_services(
     def nothing(job: Job) -> bool:
         return False
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await Store.open(settings.database_url, settings.data_dir)
     try:
         leftovers = sum(1 for job in await store.pending_jobs() if ours(job))

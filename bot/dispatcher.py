@@ -383,12 +383,11 @@ class Dispatcher:
             if cursors[user] < len(queue):
                 ring.append(user)
 
-    def _refresh_positions(self, publish: bool = True) -> None:
+    def _refresh_positions(self) -> None:
         positions = {entry.job_id: i for i, entry in enumerate(self._order(), start=1)}
-        if publish:
-            for job_id, position in positions.items():
-                if self._positions.get(job_id) != position:
-                    self._publish(JobUpdate(job_id, JobStatus.QUEUED.value, position=position))
+        for job_id, position in positions.items():
+            if self._positions.get(job_id) != position:
+                self._publish(JobUpdate(job_id, JobStatus.QUEUED.value, position=position))
         self._positions = positions
 
     def _forget(self, entry: _Entry) -> None:

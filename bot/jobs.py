@@ -30,6 +30,7 @@ from bot.logs import job_context
 from bot.prompt import (
     DEFAULTS,
     MAX_PERMUTATIONS,
+    PARAMETER_FIELDS,
     Prompt,
     PromptError,
     dimensions_for,
@@ -56,8 +57,6 @@ CONSOLE_QUEUE_LIMIT = 200
 PAN_DIRECTIONS = ("left", "right", "up", "down")
 _OUTPAINT_KINDS = (JobKind.ZOOM, JobKind.PAN, JobKind.SQUARE)
 _EXPLICIT_ASPECT = re.compile(r"(?:--|—)(?:ar|aspect)\b", re.IGNORECASE)
-_DEFAULTS = {**DEFAULTS, "negative": []}
-_PARAMETER_FIELDS = tuple(_DEFAULTS)  # the Prompt fields a `--parameter` sets
 
 __all__ = [
     "Action",
@@ -101,11 +100,11 @@ def _add_suffix(prompt_text: str, suffix_text: str) -> Prompt:
     # description and its parameters are checked by the same parser as any prompt's.
     combined = parse_prompt(" ".join([*own.image_urls, own.text, suffix_text]))
     kept: dict[str, Any] = {}
-    for name in _PARAMETER_FIELDS:
+    for name in PARAMETER_FIELDS:
         value = getattr(combined, name)
         if name == "negative":
             kept[name] = list(dict.fromkeys([*own.negative, *value]))
-        elif value == _DEFAULTS[name] or _sets(prompt_text, name, value):
+        elif value == DEFAULTS[name] or _sets(prompt_text, name, value):
             kept[name] = getattr(own, name)  # the suffix leaves it alone, or the prompt wins
     return dataclasses.replace(combined, **kept)
 
@@ -244,6 +243,7 @@ class JobService:
         self.dispatcher.check_capacity(requester.user_id, count, limits)
 
         jobs: list[Job] = []
+        saved_image: str | None = None  # the image prompt, written once for all these jobs
         try:
             for prompt in prompts:
                 width, height = dimensions_for(
@@ -260,15 +260,18 @@ class JobService:
                         **self._author(requester),
                         raw_prompt=raw_prompt,
                         prompt=str(prompt),
-                        params={"seeds": [cell_seed(seed, i) for i in range(GRID_CELLS)]},
+                        params={
+                            "seeds": [cell_seed(seed, i) for i in range(GRID_CELLS)],
+                            **({"init_image": saved_image} if saved_image else {}),
+                        },
                         model=self.model_name,
                         width=width,
                         height=height,
                         seed=seed,
                     )
                     jobs.append(job)
-                    if init_image is not None:
-                        await self._save_init_image(job, init_image)
+                    if init_image is not None and saved_image is None:
+                        saved_image = await self._save_init_image(job, init_image)
         except Exception as exc:
             # A full disk or a busy database halfway through: the rows made so far were never
             # submitted, and left `queued` they would start by surprise at the next restart.
@@ -514,8 +517,8 @@ class JobService:
         if kind in (JobKind.IMAGINE, JobKind.REROLL):
             init_image = None
             if params.get("init_image"):
-                path = Path(self.store.files.data_dir) / params["init_image"]
-                init_image = await asyncio.to_thread(ImageData.from_file, str(path))
+                picture = await asyncio.to_thread(self.store.files.open_image, params["init_image"])
+                init_image = ImageData.from_pil(picture)
             return ImagineRequest(
                 job_id=job.id,
                 prompt=spec,
@@ -641,8 +644,9 @@ class JobService:
         settings = await self.store.guild_settings(requester.guild_id)
         return base.with_overrides(settings.max_running_per_user, settings.max_queued_per_user)
 
-    async def _save_init_image(self, job: Job, image: ImageData) -> None:
-        """Keep the image prompt under the data directory so the job can still run after a restart.
+    async def _save_init_image(self, job: Job, image: ImageData) -> str:
+        """Keep the image prompt under the data directory so the job can still run after a restart;
+        returns its path there, for the other jobs of the same submission to share.
 
         It lives in `inputs/`, apart from `images/`, because it is not one of the job's results
         (the store's orphan sweep only knows result images).
@@ -661,6 +665,7 @@ class JobService:
         params["init_image"] = relative
         await self.store.update_job(job.id, params=params)
         job.params = params
+        return relative
 
     @staticmethod
     def _author(requester: Requester) -> dict[str, Any]:

@@ -369,6 +369,8 @@ async def check_submission(
     ban = await store.active_ban(user_id, guild_id, now or clock())
     if ban is not None:
         raise BannedError(ban.reason, ban.expires_at)
+    if not texts:  # a button on an earlier job: nothing new to read (the ban still counts)
+        return
     rule = match_banned(texts, await store.banned_words(guild_id))
     if rule is not None:
         log.info("prompt from user %s blocked by rule %s", user_id, rule_text(rule))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULTS",
     "MAX_PERMUTATIONS",
     "MAX_PROMPT_LENGTH",
+    "PARAMETER_FIELDS",
     "Prompt",
     "PromptError",
     "dimensions_for",
@@ -41,20 +42,6 @@ MAX_BRACE_DEPTH = 16
 MAX_WEIGHT = 10_000
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
-DEFAULTS: dict[str, Any] = {
-    "aspect": (1, 1),
-    "seed": None,
-    "chaos": 0,
-    "stylize": 100,
-    "quality": 1.0,
-    "weird": 0,
-    "stop": 100,
-    "repeat": 1,
-    "tile": False,
-    "style": None,
-    "version": None,
-    "image_weight": None,
-}
 
 QUALITY_STEPS = (0.25, 0.5, 1.0, 2.0)
 
@@ -193,6 +180,13 @@ _PARAMS: tuple[_Param, ...] = (
     _Param("style", ("style",), "token", example="--style raw"),
     _Param("version", ("version", "v"), "token", example="--v sdxl"),
 )
+PARAMETER_FIELDS: tuple[str, ...] = tuple(p.field for p in _PARAMS)  # the fields a `--parameter` sets
+# Each parameter's value when a prompt does not give it: the Prompt field's own default.
+DEFAULTS: dict[str, Any] = {
+    f.name: f.default_factory() if f.default is MISSING else f.default
+    for f in fields(Prompt)
+    if f.name in PARAMETER_FIELDS
+}
 STYLES = ("raw",)  # --style values the engine knows; `raw` drops the preset's house style
 _BY_NAME: dict[str, _Param] = {name: p for p in _PARAMS for name in p.names}
 _KNOWN = ", ".join(f"--{p.names[0]}" for p in _PARAMS)

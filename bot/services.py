@@ -78,7 +78,6 @@ class Services:
         if store is None:
             from storage.store import Store
 
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
             store = await Store.open(settings.database_url, settings.data_dir)
         owns_engine = engine is None
         try:

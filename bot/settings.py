@@ -17,11 +17,13 @@ from types import MappingProxyType
 
 from dotenv import dotenv_values
 
+from bot.dispatcher import Limits
 from engine.api import EngineConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ENGINES = ("local", "inprocess", "ray")
 _ENGINE_DEFAULTS = EngineConfig()
+_LIMITS = Limits()  # Midjourney's per-user defaults, kept with the dispatcher that applies them
 _RAY_ADDRESS = re.compile(r"^(auto|local|(ray://)?[A-Za-z0-9.\-\[\]:]+:\d+)$")
 _CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
 _TRUE = ("1", "true", "yes", "on")
@@ -43,8 +45,8 @@ class Settings:
     model: str = "tiny"
     device: str = "auto"
     discord_token: str | None = None
-    max_running_per_user: int = 3
-    max_queued_per_user: int = 10
+    max_running_per_user: int = _LIMITS.max_running_per_user
+    max_queued_per_user: int = _LIMITS.max_queued_per_user
     log_level: str = "INFO"
     log_json: bool = False
     inpaint_model: str | None = None
@@ -135,8 +137,12 @@ class Settings:
             model=model,
             device=device,
             discord_token=get("DISCORD_TOKEN"),
-            max_running_per_user=_int(get, "IMAGINE_MAX_RUNNING_PER_USER", 3, minimum=1),
-            max_queued_per_user=_int(get, "IMAGINE_MAX_QUEUED_PER_USER", 10, minimum=1),
+            max_running_per_user=_int(
+                get, "IMAGINE_MAX_RUNNING_PER_USER", _LIMITS.max_running_per_user, minimum=1
+            ),
+            max_queued_per_user=_int(
+                get, "IMAGINE_MAX_QUEUED_PER_USER", _LIMITS.max_queued_per_user, minimum=1
+            ),
             log_level=log_level,
             log_json=_bool(get, "IMAGINE_LOG_JSON", False),
             inpaint_model=get("IMAGINE_INPAINT_MODEL"),
