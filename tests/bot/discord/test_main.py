@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from bot.__main__ import point_at_discord, run
 from bot.bench_dispatch import StandInEngine
 from bot.settings import Settings
 from storage.store import Store
+from tests.support.bot_process import bot_process, until_connected
 from tests.support.fake_discord import FakeDiscord, assert_unpatched_discord
 
 TOKEN = "main-test-token"
@@ -119,47 +119,22 @@ async def test_sigterm_lets_the_running_job_finish_and_post_then_exits_cleanly(t
     data_dir.mkdir()
     log_path = tmp_path / "bot.log"
     async with FakeDiscord(token=TOKEN) as fake:
-        env = {
-            **os.environ,
-            "DISCORD_TOKEN": TOKEN,
-            "IMAGINE_MODEL": "tiny",
-            "IMAGINE_DATA_DIR": str(data_dir),
-            "IMAGINE_DISCORD_API_BASE": fake.api_base,
-            "IMAGINE_DISCORD_GATEWAY_URL": fake.gateway_url,
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.pop("IMAGINE_DATABASE_URL", None)
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "bot"],
-                cwd=tmp_path,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            try:
-                await fake.wait_for(
-                    lambda: process.poll() is not None or (fake.sessions and fake.global_commands),
-                    timeout=240,
-                    what="the bot to connect",
-                )
-                assert process.poll() is None, log_path.read_text()
-                # A full-budget job (--q 2): long enough to be seen running before SIGTERM.
-                interaction = await fake.slash_command("imagine", {"prompt": "a kite --q 2"})
-                await fake.wait_for(lambda: fake.callbacks_for(interaction), timeout=30, what="the deferral")
+        with bot_process(fake, TOKEN, data_dir, log_path) as bot:
+            process = bot.process
+            await until_connected(fake, bot, identifies=1, timeout=240)
+            assert process.poll() is None, log_path.read_text()
+            # A full-budget job (--q 2): long enough to be seen running before SIGTERM.
+            interaction = await fake.slash_command("imagine", {"prompt": "a kite --q 2"})
+            await fake.wait_for(lambda: fake.callbacks_for(interaction), timeout=30, what="the deferral")
 
-                await _until_running(data_dir)
-                process.send_signal(signal.SIGTERM)
-                code = await asyncio.to_thread(process.wait, 120)
-            finally:
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-    text = log_path.read_text(errors="replace")
-    assert code == 0, text
-    assert "signal received: shutting down" in text
-    assert await _group_gone(process.pid), _group(process.pid)  # the engine process went with it
+            await _until_running(data_dir)
+            process.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(process.wait, 120)
+            text = log_path.read_text(errors="replace")
+            assert code == 0, text
+            assert "signal received: shutting down" in text
+            # Inside the block: leaving it SIGKILLs the group, and this check would pass trivially.
+            assert await _group_gone(process.pid), _group(process.pid)  # the engine went with it
 
     store = await Store.open(None, data_dir)
     try:

@@ -17,12 +17,9 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +29,12 @@ from PIL import Image
 from bot.prompt import dimensions_for
 from engine.presets import PRESETS
 from storage.store import Store
+from tests.support.bot_process import bot_process, commands, explained, until_connected
 from tests.support.fake_discord import (
     CALLBACK_DEFERRED_MESSAGE,
     CALLBACK_DEFERRED_UPDATE,
     CALLBACK_MESSAGE,
     FakeDiscord,
-    FakeDiscordTimeout,
     assert_unpatched_discord,
     button_id,
     button_labels,
@@ -46,100 +43,11 @@ from tests.support.fake_discord import (
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(540)]
 
 TOKEN = "wire-test-token"
-STARTUP_S = 180.0  # the bot's start: imports, migrations, the engine process loading `tiny`
 JOB_S = 180.0  # one tiny 2x2 grid on two shared CPU cores, with room to spare
 CLICK_S = 60.0
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, message content
 EPHEMERAL = 64  # message flag: only the member who asked sees it
 GRID_LABELS = ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
-
-
-class BotProcess:
-    """One `python -m bot` run, in its own process group so its engine child dies with it."""
-
-    def __init__(self, fake: FakeDiscord, data_dir: Path, log_path: Path) -> None:
-        env = {
-            **os.environ,
-            "DISCORD_TOKEN": TOKEN,
-            "IMAGINE_MODEL": "tiny",
-            "IMAGINE_DEVICE": "cpu",
-            "IMAGINE_DATA_DIR": str(data_dir),
-            "IMAGINE_DISCORD_API_BASE": fake.api_base,
-            "IMAGINE_DISCORD_GATEWAY_URL": fake.gateway_url,
-            "IMAGINE_LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.pop("IMAGINE_DATABASE_URL", None)
-        env.pop("IMAGINE_ENGINE", None)  # the default: the spawned local engine process
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        # cwd is the data dir's parent: no stray .env from the checkout is read.
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot"],
-            cwd=data_dir.parent,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        """SIGKILL the bot and everything it started; no shutdown code runs."""
-        if self.process.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not wait on anything
-            pass
-        else:
-            # The group may outlive its leader for a moment (the engine child).
-            with suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-        self._log.close()
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-
-@contextmanager
-def bot_process(fake: FakeDiscord, data_dir: Path, log_path: Path) -> Iterator[BotProcess]:
-    bot = BotProcess(fake, data_dir, log_path)
-    try:
-        yield bot
-    finally:
-        bot.kill()
-
-
-@asynccontextmanager
-async def explained(bot: BotProcess) -> AsyncIterator[None]:
-    """Add the bot's log (and whether it died) to a failed wait."""
-    try:
-        yield
-    except FakeDiscordTimeout as exc:
-        code = bot.process.poll()
-        state = "still running" if code is None else f"exited with {code}"
-        raise FakeDiscordTimeout(f"{exc}\nthe bot is {state}; its log ends:\n{bot.log_tail()}") from None
-
-
-async def until_connected(fake: FakeDiscord, bot: BotProcess, identifies: int) -> None:
-    def connected() -> bool:
-        if bot.process.poll() is not None:
-            raise AssertionError(f"imagine-bot exited with {bot.process.returncode}:\n{bot.log_tail()}")
-        return fake.identifies >= identifies and bool(fake.sessions) and bool(_commands(fake))
-
-    async with explained(bot):
-        await fake.wait_for(
-            connected, timeout=STARTUP_S, what="the bot to log in, sync commands and identify"
-        )
-
-
-def _commands(fake: FakeDiscord) -> list[dict[str, Any]]:
-    return fake.global_commands + [c for commands in fake.guild_commands.values() for c in commands]
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -166,9 +74,9 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
 
     async with FakeDiscord(token=TOKEN) as fake:
         # --- first life: /imagine -------------------------------------------------------------
-        with bot_process(fake, data_dir, tmp_path / "bot-1.log") as bot:
+        with bot_process(fake, TOKEN, data_dir, tmp_path / "bot-1.log") as bot:
             await until_connected(fake, bot, identifies=1)
-            assert "imagine" in [c["name"] for c in _commands(fake)]
+            assert "imagine" in [c["name"] for c in commands(fake)]
             # Operators need not enable privileged intents in the developer portal.
             assert fake.sessions[-1].intents & PRIVILEGED_INTENTS == 0
             # --q .25: two denoising steps instead of eight; the wire is under test, not the art.
@@ -229,7 +137,7 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
         await fake.wait_for(
             lambda: not fake.sessions, timeout=30, what="the killed bot's gateway connection to drop"
         )
-        with bot_process(fake, data_dir, tmp_path / "bot-2.log") as bot:
+        with bot_process(fake, TOKEN, data_dir, tmp_path / "bot-2.log") as bot:
             await until_connected(fake, bot, identifies=2)
             before = set(fake.messages)
             click = await fake.click(int(grid["id"]), button_id(grid, "U1"))
