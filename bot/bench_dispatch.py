@@ -58,6 +58,7 @@ class StandInEngine:
     requests: list[EngineRequest] = field(default_factory=list)
     active: set[str] = field(default_factory=set)
     closed: bool = False
+    info: ModelInfo = INFO  # what `start` reports
 
     def __post_init__(self) -> None:
         self._gates: dict[str, asyncio.Event] = {}
@@ -68,7 +69,7 @@ class StandInEngine:
         return self.slots_
 
     async def start(self) -> ModelInfo:
-        return INFO
+        return self.info
 
     def release(self, job_id: str) -> None:
         self.hold.discard(job_id)
@@ -116,15 +117,21 @@ class StandInEngine:
         self.closed = True
 
 
+def output_size(request: EngineRequest) -> tuple[int, int]:
+    """The size of each picture a stand-in answers `request` with: the size asked for, twice the
+    source's for an upscale, the source's for the other edits."""
+    if request.kind == "imagine":
+        return request.width, request.height
+    source = request.source
+    if request.kind == "upscale":
+        return source.width * 2, source.height * 2
+    return source.width, source.height
+
+
 def _finished(request: EngineRequest) -> Finished:
-    kind = request.kind
-    if kind == "upscale":
-        source = request.source
-        return Finished(request.job_id, (solid(source.width * 2, source.height * 2),), (request.seed,))
-    if kind == "imagine":
-        width, height = request.width, request.height
-    else:
-        width, height = request.source.width, request.source.height
+    width, height = output_size(request)
+    if request.kind == "upscale":
+        return Finished(request.job_id, (solid(width, height),), (request.seed,))
     images = tuple(solid(width, height, 40 * i) for i in range(len(request.seeds)))
     return Finished(
         request.job_id,
@@ -222,9 +229,8 @@ async def _main(args) -> None:
 
     with tempfile.TemporaryDirectory(prefix="imagine-bench-") as tmp:
         for size in args.sizes:
-            engine = StandInEngine(steps=0)
             info = dataclasses.replace(INFO, native_width=size, native_height=size)
-            engine.start = _returning(info)  # type: ignore[method-assign]
+            engine = StandInEngine(steps=0, info=info)
             await measure(
                 engine, Path(tmp) / f"standin-{size}", args.jobs, f"stand-in engine, {size}x{size} cells"
             )
@@ -237,13 +243,6 @@ async def _main(args) -> None:
                 await measure(engine, Path(tmp) / "tiny", args.tiny_jobs, "tiny engine (spawned process)")
             finally:
                 await engine.close()
-
-
-def _returning(info: ModelInfo):
-    async def start() -> ModelInfo:
-        return info
-
-    return start
 
 
 def main(argv: list[str] | None = None) -> None:

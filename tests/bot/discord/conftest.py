@@ -19,6 +19,7 @@ import pytest_asyncio
 import simcord
 from PIL import Image
 
+from bot.bench_dispatch import output_size
 from bot.discord.app import ImagineBot, create_bot
 from bot.discord.fetch import fetch_image
 from bot.services import Services
@@ -73,7 +74,7 @@ class StandInEngine:
         self.requests.append(request)
         self._cancelled.discard(request.job_id)  # a new attempt (recovery) starts afresh
         yield Started(request.job_id)
-        size = _size(request)
+        size = output_size(request)
         for step in range(1, self.steps + 1):
             if step == self.hold_step + 1:
                 await self._hold()
@@ -107,15 +108,6 @@ class StandInEngine:
 
     async def close(self) -> None:
         pass
-
-
-def _size(request: EngineRequest) -> tuple[int, int]:
-    if hasattr(request, "width"):
-        return request.width, request.height
-    source = request.source
-    if getattr(request, "kind", "") == "upscale":
-        return source.width * 2, source.height * 2
-    return source.width, source.height
 
 
 @pytest.fixture
