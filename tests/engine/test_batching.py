@@ -272,8 +272,10 @@ async def test_the_worker_batches_waiting_jobs_of_one_size_and_nobody_overtakes(
             request("a"),
             request("b"),
             request("other-size", width=96, height=96),
-            request("c"),
-            request("d"),
+            # Long enough that the cancel sent at c's first step crosses the pipe before c ends,
+            # however loaded the machine (at 2 steps it could finish first).
+            request("c", steps=30),
+            request("d", steps=30),
         ]
         tasks = [asyncio.create_task(outcome(engine, r, order)) for r in queued]
         await asyncio.sleep(0.5)  # the requests go down the pipe...
