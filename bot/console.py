@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from bot.dispatcher import JobUpdate, LimitError
 from bot.jobs import Action, JobError, Requester
 from bot.logs import remove_logging, setup_logging
+from bot.prompt import PromptError, parse_prompt, unknown_words
 from bot.settings import Settings, SettingsError
 from engine.api import EngineClient
 from storage.models import Job, JobStatus
@@ -266,6 +267,7 @@ async def _make(args: argparse.Namespace, services: Any, out: Output) -> int:
     command = args.command
     if command == "run":
         jobs = await jobs_service.imagine(requester, args.prompt)
+        _note_unknown_words(jobs, jobs_service.info.vocabulary, out)
     else:
         kwargs: dict[str, Any] = {}
         if command == "upscale":
@@ -293,6 +295,22 @@ async def _make(args: argparse.Namespace, services: Any, out: Output) -> int:
         jobs = [await jobs_service.derive(requester, args.job, action, **kwargs)]
     finished = await _wait(services, [job.id for job in jobs], out)
     return _report(services, finished, out)
+
+
+def _note_unknown_words(jobs: list[Job], vocabulary: Sequence[str], out: Output) -> None:
+    """Say once which words the model never learned (the toy model's small world): the prompt
+    still runs, drawn without them."""
+    unknown: dict[str, None] = {}
+    for job in jobs:
+        try:
+            unknown.update(dict.fromkeys(unknown_words(parse_prompt(job.prompt), vocabulary)))
+        except PromptError:  # the stored prompt was accepted once; never fail a run over a note
+            continue
+    if unknown:
+        out.stderr.write(
+            f"note: the model does not know {', '.join(unknown)} and draws without "
+            f"{'it' if len(unknown) == 1 else 'them'} (docs/toy-model.md lists the words it knows)\n"
+        )
 
 
 async def _resume(services: Any, recovered: list[str], out: Output) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
 from fractions import Fraction
@@ -627,3 +628,18 @@ def dimensions_for(
                     best = candidate
     assert best is not None
     return best[2], best[3]
+
+
+def unknown_words(prompt: Prompt, vocabulary: Sequence[str]) -> list[str]:
+    """The words of the prompt's text and `--no` terms that a closed-vocabulary model never learned.
+
+    Empty when the model's vocabulary is open (`vocabulary` empty). One-letter words are never
+    reported: every tokenizer reads them. The prompt still runs; the front end says which words
+    the model draws without.
+    """
+    if not vocabulary:
+        return []
+    known = set(vocabulary)
+    texts = [text for text, _ in prompt.segments] + list(prompt.negative)
+    words = re.findall(r"[^\W\d_]+", " ".join(texts).lower())
+    return [w for w in dict.fromkeys(words) if len(w) > 1 and w not in known]

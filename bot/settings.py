@@ -18,7 +18,7 @@ from types import MappingProxyType
 from dotenv import dotenv_values
 
 from bot.dispatcher import Limits
-from engine.api import EngineConfig
+from engine.api import DEFAULT_MODEL, EngineConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ENGINES = ("local", "inprocess", "ray")
@@ -42,7 +42,7 @@ class Settings:
 
     data_dir: Path = Path("data")
     database_url: str | None = None  # None: SQLite in the data directory
-    model: str = "tiny"
+    model: str = DEFAULT_MODEL
     device: str = "auto"
     discord_token: str | None = None
     max_running_per_user: int = _LIMITS.max_running_per_user
@@ -123,7 +123,7 @@ class Settings:
                     f"{' and '.join(stray)} only apply to IMAGINE_ENGINE=ray, but IMAGINE_ENGINE is "
                     f"{engine}; set IMAGINE_ENGINE=ray or remove them"
                 )
-        model = get("IMAGINE_MODEL") or "tiny"
+        model = get("IMAGINE_MODEL") or DEFAULT_MODEL
         model_config = _model_config(get("IMAGINE_MODEL_CONFIG"), model)
         database_url = get("IMAGINE_DATABASE_URL")
         if database_url is not None and "://" not in database_url:

@@ -217,11 +217,17 @@ class Family(enum.StrEnum):
     SDXL = "sdxl"  # two text encoders, added conditioning
 
 
+# The model that runs when nothing is configured: the project's own small model, shipped in the
+# package, which draws what it is asked without a download (engine/presets.py, docs/toy-model.md).
+DEFAULT_MODEL = "toy"
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """What the engine loads and where. Built by the bot from its settings."""
 
-    model: str = "tiny"  # a preset name, a Hub repo id, a local diffusers folder, or a .safetensors file
+    # a preset name, a Hub repo id, a local diffusers folder, or a .safetensors file
+    model: str = DEFAULT_MODEL
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     inpaint_model: str | None = None  # a dedicated inpainting checkpoint; None: the base model
     upscaler_model: str | None = None  # a dedicated upscaler; None: the base model refines
@@ -255,6 +261,9 @@ class ModelInfo:
     default_steps: int
     default_guidance: float
     device: str
+    # The words a closed-vocabulary model reads (the toy model's world); empty for the open
+    # vocabularies of real checkpoints, where every word means something to the text encoder.
+    vocabulary: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------

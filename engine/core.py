@@ -30,7 +30,7 @@ from engine.api import (
     UpscaleRequest,
     VaryRequest,
 )
-from engine.models import LoadedModel, load_model
+from engine.models import LoadedModel, closed_vocabulary, load_model
 from engine.ops.generate import Generation, OpContext, OpResult, generate_together
 from engine.ops.grid import make_grid
 from engine.ops.imagine import prepare_imagine, run_imagine
@@ -94,6 +94,7 @@ class EngineCore:
             default_steps=preset.default_steps,
             default_guidance=preset.default_guidance,
             device=str(self.model.device),
+            vocabulary=closed_vocabulary(self.model.pipe),
         )
         if self.config.warmup:
             self._warm_up()

@@ -131,7 +131,7 @@ def _tiny_text_config(vocab_size: int, projection: int | None = None) -> CLIPTex
     )
 
 
-def _tiny_vae() -> AutoencoderKL:
+def _tiny_vae(blocks: int = 4) -> AutoencoderKL:
     """A small VAE with the real SD layout (four blocks, 8x downsampling, 4 latent channels) whose
     weights are set by hand instead of drawn at random.
 
@@ -146,9 +146,9 @@ def _tiny_vae() -> AutoencoderKL:
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * blocks,
+        up_block_types=("UpDecoderBlock2D",) * blocks,
+        block_out_channels=(8,) * blocks,
         layers_per_block=1,
         latent_channels=4,
         norm_num_groups=4,
@@ -474,11 +474,37 @@ def _family_of(pipe: DiffusionPipeline) -> Family:
     return Family.SDXL if getattr(pipe, "text_encoder_2", None) is not None else Family.SD
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def packaged_model_dir(preset: Preset) -> Path:
+    """Where a `package:` preset's weights live inside the installed engine package."""
+    return PACKAGE_DIR / preset.source.removeprefix("package:")
+
+
 def _load_folder(path: Path, dtype: torch.dtype) -> DiffusionPipeline:
     index = path / "model_index.json"
     if not index.is_file():
         raise ModelLoadError(f"{path} is not a diffusers model folder: it has no model_index.json")
-    return DiffusionPipeline.from_pretrained(str(path), dtype=dtype, safety_checker=None)
+    try:
+        return DiffusionPipeline.from_pretrained(str(path), dtype=dtype, safety_checker=None)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        # Truncated safetensors, a missing component folder, a config that is not JSON: one
+        # sentence that names the folder, with the library's own words after it for the operator.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"the model folder {path} is damaged or incomplete and could not be loaded ({first})"
+        ) from exc
+
+
+def _load_packaged(preset: Preset, dtype: torch.dtype) -> DiffusionPipeline:
+    path = packaged_model_dir(preset)
+    if not (path / "model_index.json").is_file():
+        raise ModelLoadError(
+            f"the {preset.name} model's weights are missing from {path}: reinstall the package, or "
+            "rebuild them with `python -m engine.training`"
+        )
+    return _load_folder(path, dtype)
 
 
 def _is_sdxl_checkpoint(path: Path) -> bool:
@@ -548,6 +574,8 @@ def load_pipeline(
         return pipe, dataclasses.replace(base, name=name, source=name)
     if preset is not None and preset.builtin:
         pipe = build_tiny(xl=preset.family is Family.SDXL)
+    elif preset is not None and preset.packaged:
+        pipe = _load_packaged(preset, dtype)
     elif preset is not None:
         pipe = _load_hub(preset.source, dtype)
     else:
@@ -568,6 +596,10 @@ def load_pipeline(
         family = _family_of(pipe)
         native = pipe.unet.config.sample_size * vae_scale(pipe)
         preset = preset_for_family(family, name, native=native)
+        if native != PRESETS["sdxl" if family is Family.SDXL else "sd15"].native_width:
+            # Not a standard-size checkpoint (a small model of our own, say): its size step is
+            # what its architecture can make, not the family's 64.
+            preset = dataclasses.replace(preset, size_step=size_multiple(pipe))
     allowed: tuple[type, ...] = (StableDiffusionPipeline, StableDiffusionXLPipeline)
     if inpainting:
         allowed += (StableDiffusionInpaintPipeline, StableDiffusionXLInpaintPipeline)
@@ -582,6 +614,20 @@ def load_pipeline(
         pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe, preset
+
+
+def closed_vocabulary(pipe: DiffusionPipeline) -> tuple[str, ...]:
+    """The whole words a small word-level tokenizer holds (the toy model's); () for any other.
+
+    Real CLIP tokenizers (49k tokens) read every word as sub-word pieces, so no word is unknown to
+    them; the toy tokenizer has one token per word it learned and splits anything else into
+    letters, which is how a front end can tell a user which words the model does not know.
+    """
+    tokenizer = getattr(pipe, "tokenizer", None)
+    if tokenizer is None or len(tokenizer) > 5000:
+        return ()
+    words = {t[:-4] for t in tokenizer.get_vocab() if t.endswith("</w>") and len(t) > 5 and t[:-4].isalpha()}
+    return tuple(sorted(words))
 
 
 def vae_scale(pipe: DiffusionPipeline) -> int:

@@ -17,7 +17,9 @@ from engine.api import Family
 class Preset:
     name: str
     family: Family
-    source: str  # a Hub repo id, or "builtin:<name>" for the locally built random-weight models
+    # a Hub repo id, "builtin:<name>" for the locally built random-weight models, or
+    # "package:<folder>" for weights shipped inside the engine package (the toy model)
+    source: str
     native_width: int
     native_height: int
     size_step: int
@@ -36,12 +38,35 @@ class Preset:
     def builtin(self) -> bool:
         return self.source.startswith("builtin:")
 
+    @property
+    def packaged(self) -> bool:
+        return self.source.startswith("package:")
+
 
 _SD_STYLE = "highly detailed, beautiful lighting, rich colour, sharp focus, masterpiece"
 
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
+        Preset(
+            name="toy",
+            family=Family.SD,
+            source="package:toy_model",
+            native_width=128,
+            native_height=128,
+            size_step=16,
+            default_steps=20,
+            default_guidance=5.0,
+            vary_subtle=0.45,
+            vary_strong=0.75,
+            upscale_subtle=0.25,
+            upscale_creative=0.45,
+            outpaint_strength=1.0,
+            house_style="",  # the toy world has no style words; --stylize changes nothing here
+            upscale_tile=256,
+            description="the project's own small model (128 px), trained on a world of coloured shapes; "
+            "shipped in the package (docs/toy-model.md)",
+        ),
         Preset(
             name="tiny",
             family=Family.SD,
