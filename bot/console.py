@@ -296,9 +296,18 @@ async def _make(args: argparse.Namespace, services: Any, out: Output) -> int:
 
 
 async def _resume(services: Any, recovered: list[str], out: Output) -> int:
+    left_alone = list(services.dispatcher.left_alone) if services is not None else []
+    if left_alone:
+        # Another `imagine` still runs them: taking them would run them twice.
+        out.stderr.write(
+            f"note: left {len(left_alone)} job(s) alone: another running process holds them "
+            f"({', '.join(left_alone)})\n"
+        )
     if not recovered:
         if out.as_json:
-            out.json({"jobs": []})
+            out.json({"jobs": [], "left_alone": left_alone})
+        elif left_alone:
+            out.line("nothing to resume: every unfinished console job belongs to a process still running")
         else:
             out.line("nothing to resume: no console job was left queued or running")
         return EXIT_OK
@@ -497,7 +506,7 @@ async def _with_services(
             out.stderr.write("starting the engine...\r")
             out.stderr.flush()
         recover = ours if args.command == "resume" else nothing
-        services = await Services.start(settings, engine=engine, store=store, recover=recover)
+        services = await Services.start(settings, engine=engine, store=store, recover=recover, role="console")
         try:
             if args.command == "resume":
                 return await _resume(services, list(services.dispatcher.recovered), out)

@@ -265,6 +265,7 @@ class JobService:
                         kind=JobKind.IMAGINE.value,
                         status=JobStatus.QUEUED.value,
                         **self._author(requester),
+                        **self.dispatcher.owner.fields(),
                         raw_prompt=raw_prompt,
                         prompt=str(prompt),
                         params={
@@ -401,7 +402,9 @@ class JobService:
             return await self._separate(fields, source)
         limits = await self._limits_for(requester)
         self.dispatcher.check_capacity(requester.user_id, 1, limits)
-        job = await self.store.create_job(status=JobStatus.QUEUED.value, **fields)
+        job = await self.store.create_job(
+            status=JobStatus.QUEUED.value, **fields, **self.dispatcher.owner.fields()
+        )
         await self._submit([job], limits)
         return job
 
@@ -471,6 +474,7 @@ class JobService:
             kind=kind,
             status=JobStatus.QUEUED.value,
             **self._author(requester),
+            **self.dispatcher.owner.fields(),
             raw_prompt=parent.raw_prompt,
             prompt=parent.prompt,
             params=params,
@@ -498,7 +502,9 @@ class JobService:
             raise JobError(f"the image file of this cell cannot be read ({exc})") from exc
         seed = source.seed if source.seed is not None else fields["seed"]
         fields["params"]["seeds"] = [seed]
-        job = await self.store.create_job(status=JobStatus.RUNNING.value, **fields)
+        job = await self.store.create_job(
+            status=JobStatus.RUNNING.value, **fields, **self.dispatcher.owner.fields()
+        )
         with job_context(job.id):
             try:
                 job = await self.store.complete_job(

@@ -33,11 +33,13 @@ from storage.models import (
     GuildSettings,
     Job,
     JobStatus,
+    Process,
     Report,
     ReportState,
     UserPrefs,
     utcnow,
 )
+from storage.ownership import Claim, Owner, OwnershipRepository, check_owner
 from storage.queries import HistoryPage, HistoryQuery, Lineage
 from storage.repositories import (
     PENDING,
@@ -148,11 +150,14 @@ class Store:
 
         return await self._write(work)
 
-    async def mark_running(self, job_id: str) -> Job:
-        """The engine took the job: `running`, started now, one more attempt."""
+    async def mark_running(self, job_id: str, owner_id: str | None = None) -> Job:
+        """The engine took the job: `running`, started now, one more attempt.
+
+        With `owner_id`, refused (`OwnershipConflictError`) when another live process holds it."""
 
         async def work(session: AsyncSession) -> Job:
             job = await self._job(session, job_id)
+            check_owner(job, owner_id, "start")
             if job.status not in PENDING:
                 raise JobStateError(f"job {job_id} is {job.status}; only a queued or running job can start")
             job.status = JobStatus.RUNNING.value
@@ -170,8 +175,10 @@ class Store:
         seeds: Sequence[int],
         grid: ImageLike | None = None,
         timings: dict[str, Any] | None = None,
+        owner_id: str | None = None,
     ) -> Job:
-        """Store the results and mark the job `done`.
+        """Store the results and mark the job `done` (refused when another live process holds
+        it and `owner_id` is given: that process writes its outcome).
 
         The files are written (atomically) before the transaction that adds their rows and sets
         `done`, so a crash in between leaves a job that is not done and files nobody points to;
@@ -221,6 +228,7 @@ class Store:
             job = await jobs.get_without_images(job_id, lock=True)
             check_status(job_id, job.status if job else None)  # it may have ended while files were written
             assert job is not None
+            check_owner(job, owner_id, "complete")
             await ImageRepository(session).replace_for_job(job, cells, grid_file)
             job.status = JobStatus.DONE.value
             job.finished_at = utcnow()
@@ -239,8 +247,11 @@ class Store:
         log.info("job %s done: %d image(s)%s", job_id, len(images), " + grid" if grid is not None else "")
         return job
 
-    async def fail_job(self, job_id: str, error: str, status: str = JobStatus.FAILED.value) -> Job:
-        """End a job without images: `failed`, `cancelled` or `blocked`, with the reason."""
+    async def fail_job(
+        self, job_id: str, error: str, status: str = JobStatus.FAILED.value, owner_id: str | None = None
+    ) -> Job:
+        """End a job without images: `failed`, `cancelled` or `blocked`, with the reason (refused
+        when another live process holds it and `owner_id` is given)."""
         finals = {s.value for s in JobStatus if s.finished and s is not JobStatus.DONE}
         if status not in finals:
             raise InvalidInputError(f"fail_job status must be one of {sorted(finals)}, got {status!r}")
@@ -250,6 +261,7 @@ class Store:
             job = await self._job(session, job_id)
             if job.status == status:
                 return job  # already ended this way: a repeated cancel is not an error
+            check_owner(job, owner_id, f"end ({status})")
             if job.status not in PENDING:
                 raise JobStateError(f"job {job_id} is already {job.status}; it cannot become {status}")
             job.status = status
@@ -262,6 +274,36 @@ class Store:
     async def pending_jobs(self) -> list[Job]:
         """Queued and running jobs, oldest first: what to resume after a restart."""
         return await self._read(lambda session: JobRepository(session).pending())
+
+    # ---------------------------------------------------------------------------------------
+    # ownership (see storage/ownership.py)
+    # ---------------------------------------------------------------------------------------
+
+    async def claim_pending(self, owner: Owner, pick: Callable[[Job], bool] | None = None) -> Claim:
+        """Recovery: take the pending jobs nobody live holds (those `pick` accepts), oldest first;
+        `running` ones go back to `queued`. The rest are listed as left alone."""
+        return await self._write(lambda session: OwnershipRepository(session).claim_pending(owner, pick))
+
+    async def claim_job(self, job_id: str, owner: Owner) -> bool:
+        """Hold one pending job; False when it ended or another live process holds it."""
+        return await self._write(lambda session: OwnershipRepository(session).claim(job_id, owner))
+
+    async def renew_leases(self, owner: Owner, job_ids: Sequence[str]) -> set[str]:
+        """The heartbeat: extend this process's lease and those of `job_ids`; returns the ids it
+        still holds (a job missing from the answer ended or was taken after its lease ran out)."""
+        return await self._write(lambda session: OwnershipRepository(session).renew(owner, job_ids))
+
+    async def release(self, owner: Owner) -> None:
+        """On a clean stop: let go of the pending jobs and the process row, so the next start
+        takes them at once instead of waiting for the leases to run out."""
+        await self._write(lambda session: OwnershipRepository(session).release(owner))
+
+    async def register_process(self, owner: Owner, role: str, *, exclusive: bool = False) -> list[Process]:
+        """Record this process; returns the other live ones of its role. `exclusive` refuses
+        (`AnotherProcessRunningError`) when there is one."""
+        return await self._write(
+            lambda session: OwnershipRepository(session).register(owner, role, exclusive=exclusive)
+        )
 
     async def user_jobs(
         self, user_id: int, statuses: Sequence[str] | None = None, limit: int = 50
