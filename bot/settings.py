@@ -66,6 +66,7 @@ class Settings:
     job_lease_s: float = DEFAULT_LEASE_S  # how long a job stays held without a heartbeat
     allow_second_bot: bool = False  # a second `imagine-bot` on one database starts anyway
     database_wait_s: float = 30.0  # how long a command waits for a database locked by another process
+    max_image_decodes: int = 2  # image prompts decoded at once (each may be tens of megapixels)
 
     @classmethod
     def from_env(
@@ -165,6 +166,7 @@ class Settings:
             job_lease_s=_seconds(get, "IMAGINE_JOB_LEASE_S", DEFAULT_LEASE_S),
             allow_second_bot=_bool(get, "IMAGINE_ALLOW_SECOND_BOT", False),
             database_wait_s=_seconds(get, "IMAGINE_DATABASE_WAIT_S", 30.0),
+            max_image_decodes=_int(get, "IMAGINE_MAX_IMAGE_DECODES", 2, minimum=1),
         )
 
     def engine_config(self) -> EngineConfig:
