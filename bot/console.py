@@ -29,6 +29,7 @@ from bot.jobs import Action, JobError, Requester
 from bot.logs import remove_logging, setup_logging
 from bot.settings import Settings, SettingsError
 from engine.api import EngineClient
+from storage.errors import StorageError
 from storage.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -447,6 +448,8 @@ async def run_console(
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         raise  # the reader of our output went away (`imagine ... | head`): nothing left to tell
+    except StorageError as exc:  # a locked or damaged database: its sentence, no type name
+        return _fail(out, str(exc), EXIT_FAILED)
     except Exception as exc:
         log.debug("console command failed", exc_info=True)
         return _fail(out, f"{type(exc).__name__}: {exc}", EXIT_FAILED)
@@ -457,7 +460,7 @@ async def run_console(
 async def _with_store(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     from storage.store import Store
 
-    store = await Store.open(settings.database_url, settings.data_dir)
+    store = await Store.open(settings.database_url, settings.data_dir, wait_s=settings.database_wait_s)
     try:
         if args.command == "db":
             if out.as_json:
@@ -491,7 +494,7 @@ async def _with_services(
     def nothing(job: Job) -> bool:
         return False
 
-    store = await Store.open(settings.database_url, settings.data_dir)
+    store = await Store.open(settings.database_url, settings.data_dir, wait_s=settings.database_wait_s)
     try:
         leftovers = sum(1 for job in await store.pending_jobs() if ours(job))
         if args.command == "resume" and not leftovers:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 from collections import deque
@@ -47,6 +48,15 @@ FINAL_STATUSES = frozenset(s.value for s in JobStatus if s.finished)
 # How often a job may go back to the queue, uncounted, because the engine lost it before it
 # began; bounded, so an engine that loses everything still ends each job.
 MAX_UNSTARTED_REQUEUES = 3
+
+
+def _disk_sentence(exc: OSError) -> str:
+    """Why the images could not be saved, in the operator's and the member's words."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "the images could not be saved: the bot's disk is full"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "the images could not be saved: the bot's data directory is read-only"
+    return "the images could not be saved (a disk error on the bot's machine)"
 
 
 class LimitError(Exception):
@@ -583,14 +593,15 @@ class Dispatcher:
         t0 = time.perf_counter()
         timings = dict(result.timings)
         timings["engine_s"] = round(engine_s, 4)
-        await self._store.complete_job(
-            job.id,
-            images=list(result.images),
-            seeds=list(result.seeds),
-            grid=result.grid,
-            timings=timings,
-            owner_id=self.owner.id,
-        )
+        try:
+            await self._store_result(job, result, timings)
+        except OSError as exc:
+            # A full disk or a read-only data directory: the job fails with a sentence that says
+            # so; `complete_job` wrote files atomically and removed them, so nothing half-written
+            # is ever served.
+            log.warning("could not save the images: %r", exc)
+            await self._finish_failed(_Entry(job.id, job.user_id, self.limits), _disk_sentence(exc))
+            return
         log.info(
             "done: %d image(s) in %.2fs (engine %.2fs, store %.3fs)",
             len(result.images),
@@ -599,6 +610,16 @@ class Dispatcher:
             time.perf_counter() - t0,
         )
         self._publish(JobUpdate(job.id, JobStatus.DONE.value))
+
+    async def _store_result(self, job: Job, result: Finished, timings: dict[str, Any]) -> None:
+        await self._store.complete_job(
+            job.id,
+            images=list(result.images),
+            seeds=list(result.seeds),
+            grid=result.grid,
+            timings=timings,
+            owner_id=self.owner.id,
+        )
 
     async def _finish_failed(self, entry: _Entry, reason: str) -> None:
         if not entry.job_id:

@@ -86,7 +86,9 @@ class Services:
         if store is None:
             from storage.store import Store
 
-            store = await Store.open(settings.database_url, settings.data_dir)
+            store = await Store.open(
+                settings.database_url, settings.data_dir, wait_s=settings.database_wait_s
+            )
         owner = Owner(lease_s=settings.job_lease_s)
         owns_engine = engine is None
         try:

@@ -20,10 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database, default_url
-from storage.errors import InvalidInputError, JobStateError, NotFoundError
+from storage.errors import CorruptDatabaseError, InvalidInputError, JobStateError, NotFoundError
 from storage.files import ImageFiles, ImageLike, check_job_id
 from storage.models import (
     GRID_INDEX,
@@ -59,6 +61,11 @@ MAX_SUFFIX_CHARS = 1000
 MAX_PATTERN_CHARS = 500
 
 
+def _is_corrupt(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return "not a database" in text or "malformed" in text or "file is encrypted" in text
+
+
 class Store:
     """The job history: rows in the database, pictures under the data directory."""
 
@@ -67,17 +74,30 @@ class Store:
         self.files = files
 
     @classmethod
-    async def open(cls, url: str | None, data_dir: str | Path, *, migrate: bool = True) -> Store:
+    async def open(
+        cls, url: str | None, data_dir: str | Path, *, migrate: bool = True, wait_s: float = 30.0
+    ) -> Store:
         """Connect, bring the schema to the newest migration, sweep stale temp files; ready to use.
 
-        `url` None means the SQLite file in `data_dir`.
+        `url` None means the SQLite file in `data_dir`. `wait_s` bounds how long any command
+        waits for a database another process keeps locked (then `DatabaseBusyError`). A file that
+        is not a database raises `CorruptDatabaseError` naming it; it is never written to.
         """
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        database = Database(url or default_url(data_dir))
+        database = Database(url or default_url(data_dir), busy_timeout_s=min(5.0, wait_s), retry_for_s=wait_s)
         try:
             if migrate:
                 await database.upgrade()
+        except DBAPIError as exc:
+            await database.close()
+            if database.sqlite and _is_corrupt(exc):
+                raise CorruptDatabaseError(
+                    f"the database file {make_url(database.url).database} is damaged or is not an SQLite "
+                    "database; it was left untouched: restore it from a backup, or move it away to start "
+                    "with an empty history"
+                ) from exc
+            raise
         except BaseException:
             await database.close()
             raise
