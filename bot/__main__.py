@@ -59,7 +59,7 @@ async def run(
     from bot.services import Services
 
     point_at_discord(settings.discord_api_base, settings.discord_gateway_url)
-    services = await Services.open(settings, engine=engine)
+    services = await Services.open(settings, engine=engine, role="bot")
     bot = None
     try:
         # The bot adds its dispatcher listener here, before any job runs, so a recovered job's
@@ -103,10 +103,16 @@ def main() -> None:
         print(f"imagine-bot: {exc}", file=sys.stderr)
         sys.exit(2)
     setup_logging(settings.log_level, settings.log_json)
+    from storage.errors import StorageError
+
     try:
         asyncio.run(run(settings))
     except KeyboardInterrupt:
         pass
+    except StorageError as exc:  # another bot, a corrupt or locked database: a sentence, no traceback
+        log.error("imagine-bot cannot start: %s", exc)
+        print(f"imagine-bot: {exc}", file=sys.stderr)
+        sys.exit(1)
     except Exception as exc:  # a bad token, no route to Discord: one clear line, non-zero exit
         log.exception("imagine-bot stopped: %s", exc)
         sys.exit(1)

@@ -30,6 +30,7 @@ from bot.logs import remove_logging, setup_logging
 from bot.prompt import PromptError, parse_prompt, unknown_words
 from bot.settings import Settings, SettingsError
 from engine.api import EngineClient
+from storage.errors import StorageError
 from storage.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -314,9 +315,18 @@ def _note_unknown_words(jobs: list[Job], vocabulary: Sequence[str], out: Output)
 
 
 async def _resume(services: Any, recovered: list[str], out: Output) -> int:
+    left_alone = list(services.dispatcher.left_alone) if services is not None else []
+    if left_alone:
+        # Another `imagine` still runs them: taking them would run them twice.
+        out.stderr.write(
+            f"note: left {len(left_alone)} job(s) alone: another running process holds them "
+            f"({', '.join(left_alone)})\n"
+        )
     if not recovered:
         if out.as_json:
-            out.json({"jobs": []})
+            out.json({"jobs": [], "left_alone": left_alone})
+        elif left_alone:
+            out.line("nothing to resume: every unfinished console job belongs to a process still running")
         else:
             out.line("nothing to resume: no console job was left queued or running")
         return EXIT_OK
@@ -456,6 +466,8 @@ async def run_console(
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         raise  # the reader of our output went away (`imagine ... | head`): nothing left to tell
+    except StorageError as exc:  # a locked or damaged database: its sentence, no type name
+        return _fail(out, str(exc), EXIT_FAILED)
     except Exception as exc:
         log.debug("console command failed", exc_info=True)
         return _fail(out, f"{type(exc).__name__}: {exc}", EXIT_FAILED)
@@ -466,7 +478,7 @@ async def run_console(
 async def _with_store(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     from storage.store import Store
 
-    store = await Store.open(settings.database_url, settings.data_dir)
+    store = await Store.open(settings.database_url, settings.data_dir, wait_s=settings.database_wait_s)
     try:
         if args.command == "db":
             if out.as_json:
@@ -500,7 +512,7 @@ async def _with_services(
     def nothing(job: Job) -> bool:
         return False
 
-    store = await Store.open(settings.database_url, settings.data_dir)
+    store = await Store.open(settings.database_url, settings.data_dir, wait_s=settings.database_wait_s)
     try:
         leftovers = sum(1 for job in await store.pending_jobs() if ours(job))
         if args.command == "resume" and not leftovers:
@@ -515,7 +527,7 @@ async def _with_services(
             out.stderr.write("starting the engine...\r")
             out.stderr.flush()
         recover = ours if args.command == "resume" else nothing
-        services = await Services.start(settings, engine=engine, store=store, recover=recover)
+        services = await Services.start(settings, engine=engine, store=store, recover=recover, role="console")
         try:
             if args.command == "resume":
                 return await _resume(services, list(services.dispatcher.recovered), out)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 from collections import deque
@@ -37,7 +38,9 @@ from engine.api import (
     Progress,
     Started,
 )
+from storage.errors import JobStateError
 from storage.models import Job, JobStatus
+from storage.ownership import Owner, OwnershipConflictError
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,15 @@ FINAL_STATUSES = frozenset(s.value for s in JobStatus if s.finished)
 # How often a job may go back to the queue, uncounted, because the engine lost it before it
 # began; bounded, so an engine that loses everything still ends each job.
 MAX_UNSTARTED_REQUEUES = 3
+
+
+def _disk_sentence(exc: OSError) -> str:
+    """Why the images could not be saved, in the operator's and the member's words."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "the images could not be saved: the bot's disk is full"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "the images could not be saved: the bot's data directory is read-only"
+    return "the images could not be saved (a disk error on the bot's machine)"
 
 
 class LimitError(Exception):
@@ -94,6 +106,7 @@ class _Entry:
     cancel_requested: bool = False
     shutdown: bool = False  # cancelled by `stop()`: goes back to queued, not cancelled
     storing: bool = False  # the engine is done with it; its files are being written (slot is free)
+    lost: bool = False  # another process took it over (this one's lease ran out): drop its outcome
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -108,6 +121,7 @@ class Dispatcher:
         limits: Limits | None = None,
         *,
         max_attempts: int = 2,
+        owner: Owner | None = None,
     ) -> None:
         self._store = store
         self._engine = engine
@@ -122,6 +136,10 @@ class Dispatcher:
         self._listeners: list[tuple[asyncio.Queue[JobUpdate | None], asyncio.Task[None]]] = []
         self._subscribers: dict[str, list[asyncio.Queue[JobUpdate]]] = {}
         self.recovered: list[str] = []  # the job ids the last `start()` took over
+        # Pending jobs the last `start()` did not take because another live process holds them.
+        self.left_alone: list[str] = []
+        self.owner = owner or Owner()  # this process as the holder of the jobs it runs
+        self._heartbeat: asyncio.Task[None] | None = None
         self._started = False
         self._stopping = False
         self._idle = asyncio.Event()
@@ -134,30 +152,78 @@ class Dispatcher:
     async def start(self, recover: Callable[[Job], bool] | None = None) -> list[str]:
         """Queue again what a previous run left `queued` or `running` (oldest first), then run.
 
-        `recover` picks which pending jobs this process owns (the console recovers console jobs,
-        the Discord bot Discord jobs); the default takes them all. Returns the recovered job ids.
+        `recover` picks which pending jobs this process may take (the console recovers console
+        jobs, the Discord bot Discord jobs); the default takes them all. Only jobs no live
+        process holds are taken (their owner's lease ran out, or nobody owns them); the others
+        are listed in `left_alone`. Returns the recovered job ids.
         """
+        claim = await self._store.claim_pending(self.owner, recover)
         recovered: list[str] = []
-        for job in await self._store.pending_jobs():
-            if recover is not None and not recover(job):
-                continue
+        for job in claim.taken:
             if job.id in self._entries:
                 continue
-            if job.status == JobStatus.RUNNING:
-                # Interrupted, not failed: the attempt it was on does not count against its retry.
-                with job_context(job.id):
-                    log.info("recovering job left running by a previous run")
-                job = await self._store.update_job(
-                    job.id, status=JobStatus.QUEUED.value, attempts=max(0, job.attempts - 1)
-                )
             self._enqueue(_Entry(job.id, job.user_id, self.limits))
             recovered.append(job.id)
         if recovered:
             log.info("recovered %d pending job(s)", len(recovered))
+        self.left_alone = [job.id for job in claim.left_alone]
+        if self.left_alone:
+            log.warning(
+                "left %d pending job(s) alone: another running process holds them (%s)",
+                len(self.left_alone),
+                ", ".join(self.left_alone),
+            )
         self.recovered = recovered
         self._started = True
+        self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="job-leases")
         self._pump()
         return recovered
+
+    async def _beat(self) -> None:
+        """Renew the leases of every job held here, a third of a lease apart, so they stay ours
+        while this process lives; a job found taken meanwhile is dropped, not run twice."""
+        while True:
+            await asyncio.sleep(self.owner.lease_s / 3)
+            held = list(self._entries)
+            try:
+                still = await self._store.renew_leases(self.owner, held)
+            except Exception as exc:  # a busy or unreachable database: try again next beat
+                log.warning("could not renew the job leases: %s", exc)
+                continue
+            for job_id in set(held) - still:
+                entry = self._entries.get(job_id)
+                if entry is not None:  # it may have ended here while the renewal was written
+                    await self._lose(entry)
+
+    async def _lose(self, entry: _Entry) -> None:
+        """Another process took the job (this one's lease had run out): stop holding it."""
+        with job_context(entry.job_id):
+            log.warning("another process took this job; it is no longer run here")
+            if entry.job_id in self._running:
+                entry.lost = True
+                with contextlib.suppress(Exception):
+                    await self._engine.cancel(entry.job_id)
+                return
+            queue = self._queues.get(entry.user_id)
+            if queue is not None and entry in queue:
+                queue.remove(entry)
+                if not queue:
+                    del self._queues[entry.user_id]
+                    self._ring.remove(entry.user_id)
+            self._forget(entry)
+            self._refresh_positions()
+            await self._publish_store_status(entry.job_id, "another process took this job over")
+
+    async def _publish_store_status(self, job_id: str, reason: str) -> None:
+        """A final word for the followers of a job whose outcome another process writes, so no
+        front end waits for an update that will never come from here."""
+        try:
+            job = await self._store.get_job(job_id)
+        except Exception:
+            job = None
+        status = job.status if job is not None and job.status in FINAL_STATUSES else JobStatus.FAILED.value
+        error = (job.error if job is not None and job.status in FINAL_STATUSES else None) or reason
+        self._publish(JobUpdate(job_id, status, error=error))
 
     async def stop(self, grace_s: float = 30.0) -> None:
         """Start nothing new; give running jobs `grace_s` to finish, then send them back to queued.
@@ -165,6 +231,10 @@ class Dispatcher:
         Waiting jobs simply stay `queued` in the store, so the next start picks them all up.
         """
         self._stopping = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+            self._heartbeat = None
         running = list(self._running.values())
         if running:
             log.info("stopping: waiting up to %.0fs for %d running job(s)", grace_s, len(running))
@@ -179,6 +249,10 @@ class Dispatcher:
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            await self._store.release(self.owner)
+        except Exception as exc:  # the leases run out on their own; recovery waits for that
+            log.warning("could not release the job leases: %s", exc)
         for queue, _task in self._listeners:
             queue.put_nowait(None)
         await asyncio.gather(*(task for _, task in self._listeners), return_exceptions=True)
@@ -211,6 +285,10 @@ class Dispatcher:
             raise ValueError(f"job {job.id} is {job.status}, only queued jobs can be submitted")
         limits = limits or self.limits
         self.check_capacity(job.user_id, 1, limits)
+        if job.owner_id != self.owner.id and not await self._store.claim_job(job.id, self.owner):
+            raise OwnershipConflictError(f"job {job.id} is held by another process; it is not run here")
+        if job.id in self._entries:  # submitted again while the claim was written
+            return self._positions.get(job.id, 1)
         self._enqueue(_Entry(job.id, job.user_id, limits))
         position = self._positions[job.id]
         with job_context(job.id):
@@ -257,7 +335,9 @@ class Dispatcher:
                 del self._queues[entry.user_id]
                 self._ring.remove(entry.user_id)
             self._forget(entry)
-            await self._store.fail_job(job_id, "cancelled by the user", status=JobStatus.CANCELLED.value)
+            await self._store.fail_job(
+                job_id, "cancelled by the user", status=JobStatus.CANCELLED.value, owner_id=self.owner.id
+            )
             self._publish(JobUpdate(job_id, JobStatus.CANCELLED.value, error="cancelled by the user"))
             self._refresh_positions()
             return True
@@ -409,6 +489,11 @@ class Dispatcher:
                 # Shutdown ran out of patience: the job goes back to queued for the next start.
                 await asyncio.shield(self._requeue_for_shutdown(entry))
                 raise
+            except JobStateError as exc:
+                # Not a bug: the job ended or changed hands elsewhere (another process, a moderator).
+                log.warning("the job changed under this process: %s", exc)
+                if entry.job_id:
+                    await self._publish_store_status(entry.job_id, "this job was finished by another process")
             except Exception as exc:
                 log.exception("job crashed in the dispatcher")
                 await self._finish_failed(entry, f"internal error: {exc}")
@@ -419,7 +504,7 @@ class Dispatcher:
     async def _run_job(self, entry: _Entry) -> None:
         job_id = entry.job_id
         t0 = time.perf_counter()
-        job = await self._store.mark_running(job_id)
+        job = await self._store.mark_running(job_id, owner_id=self.owner.id)
         self._publish(JobUpdate(job_id, JobStatus.RUNNING.value))
         log.info("running (attempt %d)", job.attempts)
         try:
@@ -455,6 +540,9 @@ class Dispatcher:
         if result is None:
             result = Failed(job_id, "the engine ended the job without a result", retryable=True)
 
+        if entry.lost:
+            await self._publish_store_status(job_id, "another process took this job over")
+            return
         if isinstance(result, Finished):
             # The engine's slot is free now: the next job starts while this one's files are written.
             entry.storing = True
@@ -466,7 +554,9 @@ class Dispatcher:
             return
         if entry.cancel_requested or result.reason == CANCELLED:
             log.info("cancelled")
-            await self._store.fail_job(job_id, "cancelled by the user", status=JobStatus.CANCELLED.value)
+            await self._store.fail_job(
+                job_id, "cancelled by the user", status=JobStatus.CANCELLED.value, owner_id=self.owner.id
+            )
             self._publish(JobUpdate(job_id, JobStatus.CANCELLED.value, error="cancelled by the user"))
             return
         if result.retryable and not self._stopping:
@@ -503,9 +593,15 @@ class Dispatcher:
         t0 = time.perf_counter()
         timings = dict(result.timings)
         timings["engine_s"] = round(engine_s, 4)
-        await self._store.complete_job(
-            job.id, images=list(result.images), seeds=list(result.seeds), grid=result.grid, timings=timings
-        )
+        try:
+            await self._store_result(job, result, timings)
+        except OSError as exc:
+            # A full disk or a read-only data directory: the job fails with a sentence that says
+            # so; `complete_job` wrote files atomically and removed them, so nothing half-written
+            # is ever served.
+            log.warning("could not save the images: %r", exc)
+            await self._finish_failed(_Entry(job.id, job.user_id, self.limits), _disk_sentence(exc))
+            return
         log.info(
             "done: %d image(s) in %.2fs (engine %.2fs, store %.3fs)",
             len(result.images),
@@ -515,14 +611,25 @@ class Dispatcher:
         )
         self._publish(JobUpdate(job.id, JobStatus.DONE.value))
 
+    async def _store_result(self, job: Job, result: Finished, timings: dict[str, Any]) -> None:
+        await self._store.complete_job(
+            job.id,
+            images=list(result.images),
+            seeds=list(result.seeds),
+            grid=result.grid,
+            timings=timings,
+            owner_id=self.owner.id,
+        )
+
     async def _finish_failed(self, entry: _Entry, reason: str) -> None:
         if not entry.job_id:
             return
         log.warning("failed: %s", reason)
         try:
-            await self._store.fail_job(entry.job_id, reason)
+            await self._store.fail_job(entry.job_id, reason, owner_id=self.owner.id)
         except ValueError as exc:  # it ended some other way meanwhile (a cancel won the race)
             log.warning("could not record the failure: %s", exc)
+            await self._publish_store_status(entry.job_id, reason)
             return
         self._publish(JobUpdate(entry.job_id, JobStatus.FAILED.value, error=reason))
 

@@ -33,6 +33,7 @@ from bot.prompt import (
     PARAMETER_FIELDS,
     Prompt,
     PromptError,
+    check_prompt_length,
     dimensions_for,
     expand_permutations,
     parse_prompt,
@@ -56,6 +57,7 @@ GRID_CELLS = 4
 CONSOLE_QUEUE_LIMIT = 200
 PAN_DIRECTIONS = ("left", "right", "up", "down")
 _OUTPAINT_KINDS = (JobKind.ZOOM, JobKind.PAN, JobKind.SQUARE)
+PARSED_KEY = "parsed_prompt"  # params key of the prompt as parsed when the job was accepted
 _EXPLICIT_ASPECT = re.compile(r"(?:--|—)(?:ar|aspect)\b", re.IGNORECASE)
 
 __all__ = [
@@ -73,17 +75,18 @@ __all__ = [
 ]
 
 
-def prompts_with_suffix(text: str, suffix: str = "") -> list[Prompt]:
+def prompts_with_suffix(text: str, suffix: str = "", *, has_image: bool = False) -> list[Prompt]:
     """The prompts `text` expands to, each with the user's `/prefer suffix` added.
 
     The suffix is added the way Midjourney adds it, at the end, but a parameter the prompt sets
     itself wins over the suffix's copy of it (a member who types `--ar 1:1` with a `--ar 16:9`
     suffix means 1:1, not "given twice"); `--no` terms from both add up. Words in the suffix
     extend the description. `{a, b}` permutations in the prompt and in the suffix multiply.
+    `has_image`: an attachment comes with the prompt (so `--iw` has something to weigh).
     """
     prompt_texts = expand_permutations(text)
     if not suffix:
-        return [parse_prompt(t) for t in prompt_texts]
+        return [parse_prompt(t, has_image=has_image) for t in prompt_texts]
     suffix_texts = expand_permutations(suffix)
     count = len(prompt_texts) * len(suffix_texts)
     if count > MAX_PERMUTATIONS:
@@ -91,25 +94,27 @@ def prompts_with_suffix(text: str, suffix: str = "") -> list[Prompt]:
             f"The `{{…}}` permutations of the prompt and your /prefer suffix make {count} prompts; "
             f"the limit is {MAX_PERMUTATIONS}. Use fewer options or fewer groups."
         )
-    return [_add_suffix(p, s) for p in prompt_texts for s in suffix_texts]
+    return [_add_suffix(p, s, has_image) for p in prompt_texts for s in suffix_texts]
 
 
-def _add_suffix(prompt_text: str, suffix_text: str) -> Prompt:
-    own = parse_prompt(prompt_text)
+def _add_suffix(prompt_text: str, suffix_text: str, has_image: bool) -> Prompt:
+    own = parse_prompt(prompt_text, has_image=has_image)
     # The suffix read as if typed after the prompt's description: its words join the
     # description and its parameters are checked by the same parser as any prompt's.
-    combined = parse_prompt(" ".join([*own.image_urls, own.text, suffix_text]))
+    combined = parse_prompt(" ".join([*own.image_urls, own.text, suffix_text]), has_image=has_image)
     kept: dict[str, Any] = {}
     for name in PARAMETER_FIELDS:
         value = getattr(combined, name)
         if name == "negative":
             kept[name] = list(dict.fromkeys([*own.negative, *value]))
-        elif value == DEFAULTS[name] or _sets(prompt_text, name, value):
+        elif value == DEFAULTS[name] or _sets(prompt_text, name, value, has_image):
             kept[name] = getattr(own, name)  # the suffix leaves it alone, or the prompt wins
-    return dataclasses.replace(combined, **kept)
+    merged = dataclasses.replace(combined, **kept)
+    check_prompt_length(merged)
+    return merged
 
 
-def _sets(prompt_text: str, name: str, value: Any) -> bool:
+def _sets(prompt_text: str, name: str, value: Any, has_image: bool) -> bool:
     """Whether the prompt sets parameter `name` itself (even to its default value).
 
     Asked of the parser: the prompt with the suffix's value of `name` added is refused as
@@ -117,10 +122,18 @@ def _sets(prompt_text: str, name: str, value: Any) -> bool:
     """
     spelled = Prompt(text="x", **{name: value}).parameters
     try:
-        parse_prompt(f"{prompt_text} {spelled}")
+        parse_prompt(f"{prompt_text} {spelled}", has_image=has_image)
     except PromptError as exc:
         return exc.parameter == name
     return False
+
+
+def accepted_prompt(job: Job) -> Prompt:
+    """The prompt a job was accepted with, as it was parsed then (kept in `params`).
+
+    Rows from before that was kept are read from their canonical text, which round-trips."""
+    parsed = (job.params or {}).get(PARSED_KEY)
+    return Prompt.from_dict(parsed) if parsed else parse_prompt(job.prompt, has_image=True)
 
 
 def cell_seed(seed: int, index: int) -> int:
@@ -223,19 +236,13 @@ class JobService:
             raise PromptError("the prompt is empty; describe the image you want")
         prefs = await self.store.user_prefs(requester.user_id)
         suffix = (getattr(prefs, "suffix", "") or "").strip()
-        prompts = prompts_with_suffix(text, suffix)
+        prompts = prompts_with_suffix(text, suffix, has_image=init_image is not None)
         for prompt in prompts:
             self._check_version(prompt)
             if prompt.image_urls and init_image is None:
                 raise PromptError(
                     "image prompts need the image itself: attach it to /imagine in Discord "
                     "(the console does not download image URLs)"
-                )
-            if prompt.image_weight is not None and not prompt.image_urls and init_image is None:
-                raise PromptError(
-                    "--iw sets how much an image prompt counts, but this prompt has no image: put an "
-                    "image URL at the front of the prompt or attach an image, or leave --iw out",
-                    parameter="image_weight",
                 )
         await self._check_moderation(requester, [p.text for p in prompts] + [raw_prompt], raw_prompt)
         limits = await self._limits_for(requester)
@@ -258,10 +265,12 @@ class JobService:
                         kind=JobKind.IMAGINE.value,
                         status=JobStatus.QUEUED.value,
                         **self._author(requester),
+                        **self.dispatcher.owner.fields(),
                         raw_prompt=raw_prompt,
                         prompt=str(prompt),
                         params={
                             "seeds": [cell_seed(seed, i) for i in range(GRID_CELLS)],
+                            PARSED_KEY: prompt.to_dict(),
                             **({"init_image": saved_image} if saved_image else {}),
                         },
                         model=self.model_name,
@@ -331,6 +340,8 @@ class JobService:
 
         prompt_text = parent.prompt
         params: dict[str, Any] = {}
+        if PARSED_KEY in (parent.params or {}):
+            params[PARSED_KEY] = parent.params[PARSED_KEY]
         # Vary keeps the source's size and upscale doubles it, exactly. Zoom, pan and square get
         # their size from the engine's canvas planning (whole size steps, the engine's maximum):
         # the row has no size until `complete_job` records that of the images actually made.
@@ -346,6 +357,7 @@ class JobService:
                 prompt = parse_prompt(prompt_override)
                 self._check_version(prompt)
                 prompt_text = str(prompt)
+                params[PARSED_KEY] = prompt.to_dict()
                 if _EXPLICIT_ASPECT.search(prompt_override):
                     params["aspect"] = list(prompt.aspect)
         elif prompt_override is not None:
@@ -390,7 +402,9 @@ class JobService:
             return await self._separate(fields, source)
         limits = await self._limits_for(requester)
         self.dispatcher.check_capacity(requester.user_id, 1, limits)
-        job = await self.store.create_job(status=JobStatus.QUEUED.value, **fields)
+        job = await self.store.create_job(
+            status=JobStatus.QUEUED.value, **fields, **self.dispatcher.owner.fields()
+        )
         await self._submit([job], limits)
         return job
 
@@ -460,6 +474,7 @@ class JobService:
             kind=kind,
             status=JobStatus.QUEUED.value,
             **self._author(requester),
+            **self.dispatcher.owner.fields(),
             raw_prompt=parent.raw_prompt,
             prompt=parent.prompt,
             params=params,
@@ -487,7 +502,9 @@ class JobService:
             raise JobError(f"the image file of this cell cannot be read ({exc})") from exc
         seed = source.seed if source.seed is not None else fields["seed"]
         fields["params"]["seeds"] = [seed]
-        job = await self.store.create_job(status=JobStatus.RUNNING.value, **fields)
+        job = await self.store.create_job(
+            status=JobStatus.RUNNING.value, **fields, **self.dispatcher.owner.fields()
+        )
         with job_context(job.id):
             try:
                 job = await self.store.complete_job(
@@ -505,7 +522,7 @@ class JobService:
 
     async def build_request(self, job: Job) -> EngineRequest:
         """The engine request for a job row; a ValueError (with the reason) when it cannot be built."""
-        prompt = parse_prompt(job.prompt)
+        prompt = accepted_prompt(job)
         spec = PromptSpec(
             segments=tuple((text, float(weight)) for text, weight in prompt.segments),
             negative=tuple(prompt.negative),

@@ -24,17 +24,23 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "DEFAULTS",
+    "MAX_INPUT_LENGTH",
     "MAX_PERMUTATIONS",
     "MAX_PROMPT_LENGTH",
     "PARAMETER_FIELDS",
     "Prompt",
     "PromptError",
+    "check_prompt_length",
     "dimensions_for",
     "expand_permutations",
     "parse_prompt",
 ]
 
 MAX_PROMPT_LENGTH = 6000
+# What is typed may be longer than the canonical form it reads as (`{a, b}` templates, extra
+# spaces), so the limit above is checked on the canonical form; this bound only keeps a pasted
+# novel from costing parser time before that check.
+MAX_INPUT_LENGTH = 4 * MAX_PROMPT_LENGTH
 MAX_PERMUTATIONS = 40
 # `{…}` groups nest at most this deep; a deeper nesting is never a real prompt, and the limit keeps
 # the expansion's recursion shallow whatever a user pastes.
@@ -150,6 +156,24 @@ class Prompt:
     def __str__(self) -> str:
         return " ".join(part for part in (*self.image_urls, self.text, self.parameters) if part)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON-ready values: how a job row keeps the prompt it was accepted with,
+        so the job runs on exactly that prompt and never on a second reading of its text."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["segments"] = [[text, weight] for text, weight in self.segments]
+        data["aspect"] = list(self.aspect)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Prompt:
+        """The prompt `to_dict` kept; unknown keys (from a newer version) are ignored."""
+        known = {f.name for f in fields(cls)}
+        values = {name: value for name, value in data.items() if name in known}
+        values["segments"] = [(str(text), float(weight)) for text, weight in values.get("segments", [])]
+        if "aspect" in values:
+            values["aspect"] = (int(values["aspect"][0]), int(values["aspect"][1]))
+        return cls(**values)
+
 
 # ---------------------------------------------------------------------------------------------
 # Parameters: the table every spelling, range and default comes from
@@ -201,15 +225,22 @@ _HINTS = {
     "ratio": "Use `--ar W:H`, e.g. `--ar 16:9`.",
     "size": "Use `--ar W:H`, e.g. `--ar 16:9`; the size in pixels follows the model.",
 }
+# Midjourney's parameters up to V7 that this bot does not have (omni/style/character references,
+# personalization, draft and experimental modes, video, speed modes, legacy upscalers).
 # fmt: off
 _MIDJOURNEY_ONLY = frozenset({
     "niji", "hd", "test", "testp", "creative", "uplight", "upbeta", "upanime", "video", "sref", "cref",
     "sw", "cw", "sv", "fast", "relax", "turbo", "p", "personalize", "profile", "exp", "draft", "raw",
-    "motion", "loop",
+    "motion", "loop", "oref", "ow", "end", "bs", "stealth", "public",
 })
 # fmt: on
 
 _MARKER = re.compile(r"(?:--|—)([A-Za-z]\S*)")
+# A marker glued to what comes before it still starts a parameter, as in Midjourney: an em dash
+# after anything (`a cat—ar 16:9`), and `--` after punctuation (`--no b,--ar 2:1`). Without this
+# such a marker would hide inside a value and come out as a parameter once the prompt is printed
+# with its canonical spaces. `--` right after a letter or digit (`well--known`) stays a word.
+_GLUED_MARKER = re.compile(r"(?<=\S)—(?=[A-Za-z])|(?<=[^\s\w-])--(?=[A-Za-z])")
 _INT = re.compile(r"[+-]?[0-9]+")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _ASPECT = re.compile(r"([0-9]+):([0-9]+)")
@@ -241,7 +272,7 @@ def _suggest(name: str) -> str:
     if name in _HINTS:
         return f" {_HINTS[name]}"
     if name in _MIDJOURNEY_ONLY:
-        return f" It is a Midjourney feature this bot does not have. Known parameters: {_KNOWN}."
+        return f" It is Midjourney-only: this bot does not have it. Known parameters: {_KNOWN}."
     # `--ar16:9`: a known name glued to its value.
     for known in sorted(_BY_NAME, key=len, reverse=True):
         rest = name[len(known) :]
@@ -439,20 +470,40 @@ def _parse_segments(body: str) -> list[tuple[str, float]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_length(text: str) -> None:
-    if len(text) > MAX_PROMPT_LENGTH:
-        raise PromptError(f"The prompt is {len(text):,} characters long; the limit is {MAX_PROMPT_LENGTH:,}.")
+def _check_input_length(text: str) -> None:
+    if len(text) > MAX_INPUT_LENGTH:
+        raise PromptError(
+            f"The prompt is {len(text):,} characters long; the limit is {MAX_PROMPT_LENGTH:,} "
+            "(counted on the prompt as it is stored, parameters included)."
+        )
 
 
-def parse_prompt(text: str) -> Prompt:
+def check_prompt_length(prompt: Prompt) -> None:
+    """The length limit, on the canonical form: what is stored and what the job reads.
+
+    Checking what was typed instead would let `--no a,b,c` (stored as `--no a, b, c`) pass at
+    submission and grow past the limit in the row.
+    """
+    length = len(str(prompt))
+    if length > MAX_PROMPT_LENGTH:
+        raise PromptError(
+            f"The prompt is {length:,} characters long as stored (parameters in their full spelling); "
+            f"the limit is {MAX_PROMPT_LENGTH:,}."
+        )
+
+
+def parse_prompt(text: str, *, has_image: bool = False) -> Prompt:
     """Read one prompt (after permutations were expanded) into a `Prompt`.
 
     Image URLs lead, the description follows, and the first `--name` (or `—name`) starts the
     parameters, which run to the end. `{` and `}` are plain characters here: call
-    `expand_permutations` first to get one string per `{a, b}` choice.
+    `expand_permutations` first to get one string per `{a, b}` choice. `has_image` says an image
+    comes with the prompt another way (a Discord attachment), which is what `--iw` weighs.
+
+    What is accepted reads back equal from its canonical form: `parse_prompt(str(p)) == p`.
     """
-    _check_length(text)
-    tokens = text.split()
+    _check_input_length(text)
+    tokens = _GLUED_MARKER.sub(" --", text).split()
     if not tokens:
         raise PromptError("The prompt is empty: describe what you want to see, e.g. `a lighthouse at dusk`.")
     count = len(tokens)
@@ -475,8 +526,16 @@ def parse_prompt(text: str) -> Prompt:
             if where
             else "The prompt is empty: describe what you want to see."
         )
+    if fields.get("image_weight") is not None and not urls and not has_image:
+        raise PromptError(
+            "`--iw` sets how much an image prompt counts, but this prompt has no image: put an image "
+            "URL at the front of the prompt or attach an image, or leave `--iw` out.",
+            "image_weight",
+        )
     body = " ".join(tokens[start:end])
-    return Prompt(text=body, segments=_parse_segments(body), image_urls=urls, **fields)
+    prompt = Prompt(text=body, segments=_parse_segments(body), image_urls=urls, **fields)
+    check_prompt_length(prompt)
+    return prompt
 
 
 # --- permutations ---------------------------------------------------------------------------
@@ -576,7 +635,7 @@ def expand_permutations(text: str) -> list[str]:
     inside parameters too (`--ar {1:1, 16:9}`). `\\,`, `\\{` and `\\}` are literal characters.
     More than `MAX_PERMUTATIONS` results is an error that says how many there would be.
     """
-    _check_length(text)
+    _check_input_length(text)
     if not text.strip():
         raise PromptError("The prompt is empty: describe what you want to see, e.g. `a lighthouse at dusk`.")
     if "{" not in text and "}" not in text and "\\" not in text:

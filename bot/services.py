@@ -7,6 +7,7 @@ running jobs finish or go back to `queued`, the engine and the store close clean
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from bot.jobs import JobService
 from bot.settings import Settings
 from engine.api import EngineClient, ModelInfo
 from storage.models import Job
+from storage.ownership import Owner
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ class Services:
         settings: Settings,
         engine: EngineClient | None = None,
         store: Any | None = None,
+        *,
+        role: str | None = None,
     ) -> Services:
         """Open the store (migrations run) and start the engine, but start no job yet.
 
@@ -73,14 +77,26 @@ class Services:
 
         A given `engine` or `store` is used as is and is not closed by `stop()` (the caller owns
         it); what is built here is closed here.
+
+        `role` ("bot", "console") records this process in the store before the engine starts; a
+        second "bot" on one database is refused (`AnotherProcessRunningError`) unless
+        `settings.allow_second_bot`.
         """
         owns_store = store is None
         if store is None:
             from storage.store import Store
 
-            store = await Store.open(settings.database_url, settings.data_dir)
+            store = await Store.open(
+                settings.database_url, settings.data_dir, wait_s=settings.database_wait_s
+            )
+        owner = Owner(lease_s=settings.job_lease_s)
         owns_engine = engine is None
         try:
+            if role is not None:
+                exclusive = role == "bot" and not settings.allow_second_bot
+                others = await store.register_process(owner, role, exclusive=exclusive)
+                if others:
+                    log.warning("%d other %s process(es) use this database", len(others), role)
             if engine is None:
                 engine = build_engine(settings)
             info = await engine.start()
@@ -88,6 +104,9 @@ class Services:
         except BaseException:
             if owns_engine and engine is not None:
                 await engine.close()
+            if role is not None:
+                with contextlib.suppress(Exception):
+                    await store.release(owner)
             if owns_store:
                 await store.close()
             raise
@@ -98,7 +117,7 @@ class Services:
             assert jobs is not None
             return await jobs.build_request(job)
 
-        dispatcher = Dispatcher(store, engine, build_request, limits)
+        dispatcher = Dispatcher(store, engine, build_request, limits, owner=owner)
         jobs = JobService(store, dispatcher, info, model_name=settings.model, versions=settings.versions)
         return cls(settings, store, engine, info, dispatcher, jobs, owns_engine, owns_store)
 
@@ -123,13 +142,14 @@ class Services:
         *,
         recover: Callable[[Job], bool] | None = None,
         listeners: Iterable[Listener] = (),
+        role: str | None = None,
     ) -> Services:
         """`open`, add `listeners` to the dispatcher, then `start_dispatching`, in one call.
 
         For front ends whose listeners do not need the `Services` object to exist first; the
         Discord bot needs it (the bot is built on the services), so it uses the two phases.
         """
-        services = await cls.open(settings, engine=engine, store=store)
+        services = await cls.open(settings, engine=engine, store=store, role=role)
         try:
             for listener in listeners:
                 services.dispatcher.add_listener(listener)

@@ -19,6 +19,7 @@ from dotenv import dotenv_values
 
 from bot.dispatcher import Limits
 from engine.api import DEFAULT_MODEL, EngineConfig
+from storage.ownership import DEFAULT_LEASE_S
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ENGINES = ("local", "inprocess", "ray")
@@ -62,6 +63,10 @@ class Settings:
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
     dev_guild_id: int | None = None
+    job_lease_s: float = DEFAULT_LEASE_S  # how long a job stays held without a heartbeat
+    allow_second_bot: bool = False  # a second `imagine-bot` on one database starts anyway
+    database_wait_s: float = 30.0  # how long a command waits for a database locked by another process
+    max_image_decodes: int = 2  # image prompts decoded at once (each may be tens of megapixels)
 
     @classmethod
     def from_env(
@@ -158,6 +163,10 @@ class Settings:
             discord_api_base=get("IMAGINE_DISCORD_API_BASE"),
             discord_gateway_url=get("IMAGINE_DISCORD_GATEWAY_URL"),
             dev_guild_id=_optional_int(get, "IMAGINE_DEV_GUILD_ID"),
+            job_lease_s=_seconds(get, "IMAGINE_JOB_LEASE_S", DEFAULT_LEASE_S),
+            allow_second_bot=_bool(get, "IMAGINE_ALLOW_SECOND_BOT", False),
+            database_wait_s=_seconds(get, "IMAGINE_DATABASE_WAIT_S", 30.0),
+            max_image_decodes=_int(get, "IMAGINE_MAX_IMAGE_DECODES", 2, minimum=1),
         )
 
     def engine_config(self) -> EngineConfig:

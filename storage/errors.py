@@ -26,7 +26,12 @@ class DatabaseBusyError(StorageError):
     """The database stayed locked by other writers for longer than the store will wait."""
 
 
+class CorruptDatabaseError(StorageError):
+    """The database file is not a readable SQLite database; it is left exactly as it is."""
+
+
 __all__ = [
+    "CorruptDatabaseError",
     "DatabaseBusyError",
     "InvalidInputError",
     "JobStateError",

@@ -139,6 +139,9 @@ class Job(Base):
     hidden_reason: Mapped[str | None] = mapped_column(Text)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)  # the author deleted the result
     blocked_rule: Mapped[str | None] = mapped_column(Text)  # the banned-word rule that matched
+    # The process holding the job while it is pending (see storage/ownership.py), and until when.
+    owner_id: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(_tz())
 
     images: Mapped[list[Image]] = relationship(
         back_populates="job", order_by="Image.index", cascade="all, delete-orphan", lazy="selectin"
@@ -151,6 +154,7 @@ class Job(Base):
         Index("ix_jobs_created_id", "created_at", "id"),
         Index("ix_jobs_parent", "parent_id"),
         Index("ix_jobs_message", "message_id"),
+        Index("ix_jobs_owner", "owner_id"),
     )
 
     @property
@@ -164,6 +168,19 @@ class Job(Base):
 
 
 GRID_INDEX = -1  # Image.index of a job's 2x2 grid picture
+
+
+class Process(Base):
+    """A running bot or console, with a lease it renews: how a second bot sees the first."""
+
+    __tablename__ = "processes"
+
+    owner_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # bot | console
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(_tz(), default=utcnow)
+    lease_until: Mapped[datetime] = mapped_column(_tz())
 
 
 class Image(Base):

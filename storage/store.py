@@ -20,10 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database, default_url
-from storage.errors import InvalidInputError, JobStateError, NotFoundError
+from storage.errors import CorruptDatabaseError, InvalidInputError, JobStateError, NotFoundError
 from storage.files import ImageFiles, ImageLike, check_job_id
 from storage.models import (
     GRID_INDEX,
@@ -33,11 +35,13 @@ from storage.models import (
     GuildSettings,
     Job,
     JobStatus,
+    Process,
     Report,
     ReportState,
     UserPrefs,
     utcnow,
 )
+from storage.ownership import Claim, Owner, OwnershipRepository, check_owner
 from storage.queries import HistoryPage, HistoryQuery, Lineage
 from storage.repositories import (
     PENDING,
@@ -57,6 +61,11 @@ MAX_SUFFIX_CHARS = 1000
 MAX_PATTERN_CHARS = 500
 
 
+def _is_corrupt(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return "not a database" in text or "malformed" in text or "file is encrypted" in text
+
+
 class Store:
     """The job history: rows in the database, pictures under the data directory."""
 
@@ -65,17 +74,30 @@ class Store:
         self.files = files
 
     @classmethod
-    async def open(cls, url: str | None, data_dir: str | Path, *, migrate: bool = True) -> Store:
+    async def open(
+        cls, url: str | None, data_dir: str | Path, *, migrate: bool = True, wait_s: float = 30.0
+    ) -> Store:
         """Connect, bring the schema to the newest migration, sweep stale temp files; ready to use.
 
-        `url` None means the SQLite file in `data_dir`.
+        `url` None means the SQLite file in `data_dir`. `wait_s` bounds how long any command
+        waits for a database another process keeps locked (then `DatabaseBusyError`). A file that
+        is not a database raises `CorruptDatabaseError` naming it; it is never written to.
         """
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        database = Database(url or default_url(data_dir))
+        database = Database(url or default_url(data_dir), busy_timeout_s=min(5.0, wait_s), retry_for_s=wait_s)
         try:
             if migrate:
                 await database.upgrade()
+        except DBAPIError as exc:
+            await database.close()
+            if database.sqlite and _is_corrupt(exc):
+                raise CorruptDatabaseError(
+                    f"the database file {make_url(database.url).database} is damaged or is not an SQLite "
+                    "database; it was left untouched: restore it from a backup, or move it away to start "
+                    "with an empty history"
+                ) from exc
+            raise
         except BaseException:
             await database.close()
             raise
@@ -148,11 +170,14 @@ class Store:
 
         return await self._write(work)
 
-    async def mark_running(self, job_id: str) -> Job:
-        """The engine took the job: `running`, started now, one more attempt."""
+    async def mark_running(self, job_id: str, owner_id: str | None = None) -> Job:
+        """The engine took the job: `running`, started now, one more attempt.
+
+        With `owner_id`, refused (`OwnershipConflictError`) when another live process holds it."""
 
         async def work(session: AsyncSession) -> Job:
             job = await self._job(session, job_id)
+            check_owner(job, owner_id, "start")
             if job.status not in PENDING:
                 raise JobStateError(f"job {job_id} is {job.status}; only a queued or running job can start")
             job.status = JobStatus.RUNNING.value
@@ -170,8 +195,10 @@ class Store:
         seeds: Sequence[int],
         grid: ImageLike | None = None,
         timings: dict[str, Any] | None = None,
+        owner_id: str | None = None,
     ) -> Job:
-        """Store the results and mark the job `done`.
+        """Store the results and mark the job `done` (refused when another live process holds
+        it and `owner_id` is given: that process writes its outcome).
 
         The files are written (atomically) before the transaction that adds their rows and sets
         `done`, so a crash in between leaves a job that is not done and files nobody points to;
@@ -221,6 +248,7 @@ class Store:
             job = await jobs.get_without_images(job_id, lock=True)
             check_status(job_id, job.status if job else None)  # it may have ended while files were written
             assert job is not None
+            check_owner(job, owner_id, "complete")
             await ImageRepository(session).replace_for_job(job, cells, grid_file)
             job.status = JobStatus.DONE.value
             job.finished_at = utcnow()
@@ -239,8 +267,11 @@ class Store:
         log.info("job %s done: %d image(s)%s", job_id, len(images), " + grid" if grid is not None else "")
         return job
 
-    async def fail_job(self, job_id: str, error: str, status: str = JobStatus.FAILED.value) -> Job:
-        """End a job without images: `failed`, `cancelled` or `blocked`, with the reason."""
+    async def fail_job(
+        self, job_id: str, error: str, status: str = JobStatus.FAILED.value, owner_id: str | None = None
+    ) -> Job:
+        """End a job without images: `failed`, `cancelled` or `blocked`, with the reason (refused
+        when another live process holds it and `owner_id` is given)."""
         finals = {s.value for s in JobStatus if s.finished and s is not JobStatus.DONE}
         if status not in finals:
             raise InvalidInputError(f"fail_job status must be one of {sorted(finals)}, got {status!r}")
@@ -250,6 +281,7 @@ class Store:
             job = await self._job(session, job_id)
             if job.status == status:
                 return job  # already ended this way: a repeated cancel is not an error
+            check_owner(job, owner_id, f"end ({status})")
             if job.status not in PENDING:
                 raise JobStateError(f"job {job_id} is already {job.status}; it cannot become {status}")
             job.status = status
@@ -262,6 +294,36 @@ class Store:
     async def pending_jobs(self) -> list[Job]:
         """Queued and running jobs, oldest first: what to resume after a restart."""
         return await self._read(lambda session: JobRepository(session).pending())
+
+    # ---------------------------------------------------------------------------------------
+    # ownership (see storage/ownership.py)
+    # ---------------------------------------------------------------------------------------
+
+    async def claim_pending(self, owner: Owner, pick: Callable[[Job], bool] | None = None) -> Claim:
+        """Recovery: take the pending jobs nobody live holds (those `pick` accepts), oldest first;
+        `running` ones go back to `queued`. The rest are listed as left alone."""
+        return await self._write(lambda session: OwnershipRepository(session).claim_pending(owner, pick))
+
+    async def claim_job(self, job_id: str, owner: Owner) -> bool:
+        """Hold one pending job; False when it ended or another live process holds it."""
+        return await self._write(lambda session: OwnershipRepository(session).claim(job_id, owner))
+
+    async def renew_leases(self, owner: Owner, job_ids: Sequence[str]) -> set[str]:
+        """The heartbeat: extend this process's lease and those of `job_ids`; returns the ids it
+        still holds (a job missing from the answer ended or was taken after its lease ran out)."""
+        return await self._write(lambda session: OwnershipRepository(session).renew(owner, job_ids))
+
+    async def release(self, owner: Owner) -> None:
+        """On a clean stop: let go of the pending jobs and the process row, so the next start
+        takes them at once instead of waiting for the leases to run out."""
+        await self._write(lambda session: OwnershipRepository(session).release(owner))
+
+    async def register_process(self, owner: Owner, role: str, *, exclusive: bool = False) -> list[Process]:
+        """Record this process; returns the other live ones of its role. `exclusive` refuses
+        (`AnotherProcessRunningError`) when there is one."""
+        return await self._write(
+            lambda session: OwnershipRepository(session).register(owner, role, exclusive=exclusive)
+        )
 
     async def user_jobs(
         self, user_id: int, statuses: Sequence[str] | None = None, limit: int = 50

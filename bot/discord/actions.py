@@ -8,7 +8,6 @@ nothing.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -70,7 +69,8 @@ def requester_for(interaction: discord.Interaction) -> Any:
 
 
 async def refuse(interaction: discord.Interaction, text: str) -> None:
-    """Tell only this member why nothing happened."""
+    """Tell only this member why nothing happened (capped to one Discord message)."""
+    text = render.message_text(text)
     if not interaction.response.is_done():
         await interaction.response.send_message(text, ephemeral=True)
         return
@@ -153,14 +153,13 @@ class JobActions:
 
     async def _image_prompt(self, attachment: discord.Attachment | None, url: str | None) -> ImageData | None:
         if attachment is not None:
-            from bot.discord.fetch import MAX_BYTES, ImageFetchError, load_attachment_bytes
+            from bot.discord.fetch import MAX_BYTES, ImageFetchError, decode_attachment
 
             if attachment.size > MAX_BYTES:
                 size, limit = attachment.size / 1e6, MAX_BYTES / 1e6
                 raise ImageFetchError(f"The attached file is {size:.1f} MB; the limit is {limit:.0f} MB.")
             data = await attachment.read()
-            # Decoding is CPU work on untrusted bytes: keep it off the event loop.
-            return await asyncio.to_thread(load_attachment_bytes, data, attachment.content_type)
+            return await decode_attachment(data, attachment.content_type)
         if url is not None:
             return await self.fetch_image(url)
         return None

@@ -108,8 +108,13 @@ def create_bot(
     dispatcher's lifetime, not to one Discord connection, and it must exist before recovered
     jobs can finish.
     """
+    settings = getattr(services, "settings", None)
     if dev_guild_id is None:
-        dev_guild_id = getattr(getattr(services, "settings", None), "dev_guild_id", None)
+        dev_guild_id = getattr(settings, "dev_guild_id", None)
+    if settings is not None:
+        from bot.discord.fetch import configure_decodes
+
+        configure_decodes(settings.max_image_decodes)
     bot = ImagineBot(
         services, fetch_image=fetch_image, progress_interval=progress_interval, dev_guild_id=dev_guild_id
     )

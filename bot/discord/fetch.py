@@ -19,11 +19,13 @@ Nothing here imports torch: this runs in the bot process.
 from __future__ import annotations
 
 import asyncio
+import http
 import io
 import ipaddress
 import logging
 import socket
 import ssl
+import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable
 
 import aiohttp
@@ -42,6 +44,13 @@ MAX_PIXELS = 50_000_000
 
 MAX_SIDE = 2048
 """Decoded images are scaled down to fit this side: the models work near 1 MP anyway."""
+
+MAX_ASPECT = 4
+"""Image prompts are at most 4:1 either way, like Midjourney's; a 49,000,000 x 1 strip is no photo."""
+
+MAX_DECODES = 2
+"""How many image prompts are decoded at once by default (`IMAGINE_MAX_IMAGE_DECODES`): each
+large one costs its full pixel buffer while it decodes, so many at once could exhaust memory."""
 
 MAX_REDIRECTS = 3
 
@@ -224,8 +233,7 @@ async def fetch_image(
             f"The image at {parsed.host} took longer than {timeout:g} s to download; "
             "try another host or attach the file instead."
         ) from exc
-    # Decoding is CPU work on untrusted bytes: keep it off the event loop.
-    return await asyncio.to_thread(decode_image, data, content_type)
+    return await decode_bounded(data, content_type)
 
 
 async def _download(
@@ -268,8 +276,8 @@ async def _download(
                         raise ImageFetchError("The image host redirected to a malformed link.") from exc
                     continue
                 if response.status != 200:
-                    reason = f" {response.reason}" if response.reason else ""
-                    raise ImageFetchError(f"The image host answered {response.status}{reason}.")
+                    # Our own words for the status, never the remote server's reason phrase.
+                    raise ImageFetchError(f"The image host answered {_status_text(response.status)}.")
                 content_type = response.headers.get("Content-Type")
                 _check_content_type(content_type)
                 length = response.headers.get("Content-Length")
@@ -281,19 +289,36 @@ async def _download(
                     if len(body) > max_bytes:
                         raise ImageFetchError(_too_large(max_bytes))
                 return bytes(body), content_type
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
+            log.info("image download from %s failed: %r", url.host, exc)  # the details, for the operator
             raise ImageFetchError(f"Could not download the image from {url.host}: {_describe(exc)}.") from exc
     raise ImageFetchError(f"The image link redirected more than {MAX_REDIRECTS} times.")
 
 
-def _describe(exc: aiohttp.ClientError) -> str:
+def _status_text(status: int) -> str:
+    """`404 (not found)`: the standard phrase for a known status, the number alone otherwise."""
+    try:
+        return f"{status} ({http.HTTPStatus(status).phrase.lower()})"
+    except ValueError:
+        return str(status)
+
+
+def _describe(exc: BaseException) -> str:
+    """One short sentence for the member; aiohttp's own text (addresses, bytes, remote words)
+    goes to the log only."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return "its https certificate could not be verified for that name"
     if isinstance(exc, aiohttp.ClientSSLError):
         return "the secure (https) connection failed"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return "the host refused or dropped the connection"
-    return str(exc) or type(exc).__name__
+    if isinstance(
+        exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | asyncio.IncompleteReadError
+    ):
+        return "the server closed the connection before the image was complete"
+    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientConnectionError):
+        return "the server's answer was not a valid web response"
+    return "the download failed"
 
 
 def _too_large(max_bytes: int) -> str:
@@ -343,6 +368,11 @@ def decode_image(
                 raise ImageFetchError("The image has no pixels.")
             if width * height > max_pixels:
                 raise ImageFetchError(_bomb((width, height), max_pixels))
+            if max(width, height) > MAX_ASPECT * min(width, height):
+                raise ImageFetchError(
+                    f"The image is {width}x{height} pixels; image prompts must be between 1:{MAX_ASPECT} "
+                    f"and {MAX_ASPECT}:1 (crop it closer to square)."
+                )
             image.seek(0)  # GIF / animated WebP: the first frame
             if max_side is not None and image.format == "JPEG":
                 image.draft("RGB", (max_side, max_side))  # decode JPEGs at a reduced scale
@@ -374,6 +404,41 @@ def load_attachment_bytes(
     if len(data) > max_bytes:
         raise ImageFetchError(_too_large(max_bytes))
     return decode_image(data, content_type)
+
+
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+_decode_limit = MAX_DECODES
+
+
+def configure_decodes(limit: int) -> None:
+    """At most `limit` image decodes at once in this process (from `IMAGINE_MAX_IMAGE_DECODES`)."""
+    global _decode_limit
+    if limit < 1:
+        raise ValueError(f"the decode limit must be at least 1, got {limit}")
+    _decode_limit = limit
+    _gates.clear()
+
+
+async def decode_bounded(
+    data: bytes, content_type: str | None = None, *, decode: Callable[..., ImageData] | None = None
+) -> ImageData:
+    """`decode_image` on a worker thread, at most the configured number at once.
+
+    Uploads wait their turn here rather than all expanding into pixels together. One gate per
+    event loop (a semaphore belongs to the loop it is used on). `decode` is the test seam.
+    """
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(_decode_limit)
+    async with gate:
+        # CPU work on untrusted bytes: off the event loop.
+        return await asyncio.to_thread(decode or decode_image, data, content_type)
+
+
+async def decode_attachment(data: bytes, content_type: str | None = None) -> ImageData:
+    """`load_attachment_bytes` through the decode gate."""
+    return await decode_bounded(data, content_type, decode=load_attachment_bytes)
 
 
 def _bomb(size: tuple[int, int] | None, max_pixels: int) -> str:

@@ -61,7 +61,7 @@ class RenderedMessage:
     def send_kwargs(self) -> dict[str, Any]:
         """The arguments of a `send` of this message (fresh files; mentions never ping)."""
         return {
-            "content": self.content,
+            "content": message_text(self.content),
             "files": self.files(),
             "view": self.view,
             "allowed_mentions": discord.AllowedMentions.none(),
@@ -70,11 +70,20 @@ class RenderedMessage:
     def edit_kwargs(self) -> dict[str, Any]:
         """The arguments of an `edit` to this message: its files replace the old attachments."""
         return {
-            "content": self.content,
+            "content": message_text(self.content),
             "attachments": self.files(),
             "view": self.view,
             "allowed_mentions": discord.AllowedMentions.none(),
         }
+
+
+MESSAGE_LIMIT = 2000  # Discord's limit on a message's content, in characters
+
+
+def message_text(text: str | None) -> str:
+    """`text` cut to what Discord accepts in one message: a refusal built from outside text (an
+    error, a remote server's words) must still arrive rather than fail with a 400."""
+    return clip(text, MESSAGE_LIMIT)
 
 
 def clip(text: str | None, limit: int) -> str:

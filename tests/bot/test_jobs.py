@@ -184,7 +184,7 @@ async def test_too_many_permutations_with_the_suffix_are_refused_and_nothing_is_
         ("a cat --v 9", "--v 9 is not a version this bot knows; available: 6, 7"),
         ("a cat --v 7", "--v 7 is the model sdxl-base, but this bot runs tiny"),
         ("https://example.com/cat.png a cat", "image prompts need the image itself"),
-        ("a cat --iw 2", "--iw sets how much an image prompt counts, but this prompt has no image"),
+        ("a cat --iw 2", "sets how much an image prompt counts, but this prompt has no image"),
     ],
 )
 async def test_a_bad_prompt_is_refused_and_nothing_is_queued(env, prompt, message):
@@ -452,3 +452,27 @@ async def test_two_submissions_at_once_never_leave_an_untracked_queued_row(env):
     assert len(queued) == 1 and dispatcher.is_tracked(queued[0].id)
     assert all(job.status in ("queued", "cancelled") for job in rows)
     engine.release(blocker.id)
+
+
+async def test_the_job_runs_on_the_prompt_as_parsed_when_it_was_accepted(env):
+    store, engine, dispatcher, service = env
+    blocker = await store.create_job(kind="imagine", user_id=99, prompt="x")
+    engine.hold.add(blocker.id)
+    await dispatcher.submit(blocker)
+    [job] = await service.imagine(ALICE, "a red barn --no cows,fences --chaos 20")
+    # The stored text changes under the job (an edit, a parser that reads it differently later):
+    # the job still runs on the prompt that was validated.
+    await store.update_job(job.id, prompt="something else --chaos 90")
+    engine.release(blocker.id)
+    await done(dispatcher, store, [job])
+    request = next(r for r in engine.requests if r.job_id == job.id)
+    assert request.prompt.segments == (("a red barn", 1.0),)
+    assert request.prompt.negative == ("cows", "fences") and request.chaos == 20
+
+
+async def test_an_attached_image_lets_iw_through_and_the_job_keeps_it(env):
+    store, engine, dispatcher, service = env
+    [job] = await service.imagine(ALICE, "a cat --iw 0.5", init_image=solid(16, 16, 10))
+    await done(dispatcher, store, [job])
+    [request] = engine.requests
+    assert request.image_weight == 0.5 and request.init_image is not None

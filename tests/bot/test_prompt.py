@@ -184,16 +184,18 @@ def test_every_image_extension(ext: str) -> None:
     ],
 )
 def test_parameter_values(params: str, field: str, value: object) -> None:
-    p = parse_prompt(f"a red barn {params}")
+    has_image = field == "image_weight"  # `--iw` weighs an image, here an attached one
+    p = parse_prompt(f"a red barn {params}", has_image=has_image)
     assert p.text == "a red barn"
     assert getattr(p, field) == value
-    assert parse_prompt(str(p)) == p
+    assert parse_prompt(str(p), has_image=has_image) == p
 
 
 def test_many_parameters_at_once_and_case_insensitive_names() -> None:
     p = parse_prompt(
         "a red barn --AR 3:2 --Seed 7 --no cows, fences --c 5 --s 250 --q .5 --w 10 --stop 90 "
-        "--r 2 --tile --style raw --v sdxl --iw 2"
+        "--r 2 --tile --style raw --v sdxl --iw 2",
+        has_image=True,
     )
     expected = Prompt(
         text="a red barn",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.prompt import PromptError, expand_permutations, parse_prompt
+from bot.prompt import MAX_INPUT_LENGTH, PromptError, expand_permutations, parse_prompt
 
 
 def _error(text: str) -> str:
@@ -46,8 +46,10 @@ def test_prompt_over_six_thousand_characters() -> None:
     text = "a" * 6001
     message = _error(text)
     assert "6,001" in message and "6,000" in message
+    # A template is not yet a prompt: its expansions are what the limit applies to.
+    assert expand_permutations(text) == [text]
     with pytest.raises(PromptError, match="6,000"):
-        expand_permutations(text)
+        expand_permutations("a" * (MAX_INPUT_LENGTH + 1))
     assert parse_prompt("a" * 6000).text == "a" * 6000
 
 
@@ -82,7 +84,7 @@ def test_unknown_parameter_without_a_close_match_lists_the_known_ones(text: str)
 
 
 def test_midjourney_only_parameter_says_so() -> None:
-    assert "Midjourney feature" in _error("a cat --niji 6")
+    assert "Midjourney-only" in _error("a cat --niji 6")
 
 
 @pytest.mark.parametrize(

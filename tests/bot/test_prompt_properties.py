@@ -29,8 +29,8 @@ _PROMPTISH = st.lists(_PIECES | st.text(max_size=8), max_size=24).map(" ".join) 
 _ANY_TEXT = st.text(max_size=200) | _PROMPTISH
 
 
-def _check_round_trip(p: Prompt) -> None:
-    again = parse_prompt(str(p))
+def _check_round_trip(p: Prompt, has_image: bool = False) -> None:
+    again = parse_prompt(str(p), has_image=has_image)
     assert again == p
     assert str(again) == str(p)
 
@@ -115,7 +115,8 @@ def _valid_prompts(draw: st.DrawFn) -> tuple[str, dict[str, object]]:
 @given(_valid_prompts())
 def test_in_range_values_read_back_exactly(case: tuple[str, dict[str, object]]) -> None:
     text, expected = case
-    p = parse_prompt(text)
+    has_image = "image_weight" in expected  # `--iw` needs an image; an attached one here
+    p = parse_prompt(text, has_image=has_image)
     for field, value in expected.items():
         assert getattr(p, field) == value, field
-    _check_round_trip(p)
+    _check_round_trip(p, has_image)

@@ -22,12 +22,14 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
+LEASE_S = 2.0
 IMAGINE = shutil.which("imagine") or str(Path(sys.executable).parent / "imagine")
 
 
 def env_for(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
-    env.update(IMAGINE_DATA_DIR=str(data_dir), IMAGINE_DEVICE="cpu")
+    # A short job lease, so the killed run's jobs are free soon after the kill.
+    env.update(IMAGINE_DATA_DIR=str(data_dir), IMAGINE_DEVICE="cpu", IMAGINE_JOB_LEASE_S=str(LEASE_S))
     return env
 
 
@@ -91,6 +93,7 @@ def test_killed_then_stopped_then_resumed_every_job_ends_done(tmp_path):
     # may be `running` at the kill; what matters is that one was mid-run and one still waiting.
     seen = [status for status, _ in before.values()]
     assert "running" in seen and "queued" in seen and "failed" not in seen, seen
+    time.sleep(LEASE_S + 0.5)  # the killed run held its jobs until its lease ran out
 
     # 2. Resumed, then stopped with SIGTERM mid-job: graceful, nothing is marked failed.
     process = start(data_dir, "resume")

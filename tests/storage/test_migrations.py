@@ -27,6 +27,7 @@ TABLES = {
     "audit_log",
     "guild_settings",
     "user_prefs",
+    "processes",
     "alembic_version",
 }
 

@@ -65,6 +65,8 @@ MAX_QUEUED_LIMIT = 50
 async def reply(interaction: discord.Interaction, content: str | None = None, **kwargs: Any) -> None:
     """Answer ephemerally whether or not the interaction was answered already."""
     kwargs.setdefault("allowed_mentions", discord.AllowedMentions.none())
+    if content is not None:
+        content = render.message_text(content)
     if interaction.response.is_done():
         await interaction.followup.send(content, ephemeral=True, **kwargs)
     else:

@@ -236,3 +236,22 @@ async def test_custom_zoom_of_a_prompt_too_long_for_a_form_says_so(world):
 
 def _inputs(row: dict) -> list[dict]:
     return row.get("components", [row.get("component", {})])
+
+
+@pytest.mark.parametrize(
+    ("spec", "answer"),
+    [
+        (lambda job: ButtonSpec("upscale", "00000000-0000-4000-8000-000000000000", 1), "can't find job"),
+        (lambda job: ButtonSpec("upscale", job.id, 9), "not one I know"),
+    ],
+    ids=["unknown-job", "wrong-cell"],
+)
+async def test_a_stale_or_forged_button_gets_a_private_sentence(world, spec, answer):
+    _, job = await imagine(world, world.alice)
+    forged = job_view([[spec(job)]])
+    forged.children[0].item.label = "Old"
+    message = await world.bot.messenger.send_to_channel(world.channel.id, RenderedMessage("x", view=forged))
+
+    result = await world.bob.click(message, label="Old")
+
+    assert result.ephemeral and answer in result.response.content

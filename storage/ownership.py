@@ -1,0 +1,195 @@
+"""Who holds which job: owner ids, leases and the heartbeat that renews them.
+
+The store is shared: a bot and `imagine resume`, two bots started by mistake, a bot restarted
+while its old process lingers. Without a record of who holds a job, the second process's
+recovery takes the first one's live jobs and both run them. So every pending job a process holds
+(waiting in its dispatcher or running) carries that process's `owner_id` and a `lease_until`
+deadline, renewed by a heartbeat. Recovery takes a pending job only when nobody holds it: no
+owner, its own owner, or a lease that ran out (the holder died without releasing it).
+
+Each claim is one conditional write, so two recoveries at once take each job once. A process
+also keeps a row in `processes` with a lease of its own, which is how a second bot sees that one
+is already running.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.errors import JobStateError
+from storage.models import Job, JobStatus, Process, utcnow
+from storage.repositories import PENDING
+
+DEFAULT_LEASE_S = 30.0
+
+
+@dataclass(frozen=True)
+class Owner:
+    """This process as a job holder: its id and how long a lease lasts without a heartbeat."""
+
+    id: str = field(
+        default_factory=lambda: f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+    )
+    lease_s: float = DEFAULT_LEASE_S
+
+    def deadline(self, now: datetime | None = None) -> datetime:
+        return (now or utcnow()) + timedelta(seconds=self.lease_s)
+
+    def fields(self) -> dict[str, object]:
+        """The job columns that make a new row this process's from the start."""
+        return {"owner_id": self.id, "lease_until": self.deadline()}
+
+
+class OwnershipConflictError(JobStateError):
+    """Another live process holds the job (or is the running bot); the message says which."""
+
+
+class AnotherProcessRunningError(OwnershipConflictError):
+    """A second process of a role that runs once per database (the Discord bot) was started."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a recovery took, and what it left alone because another live process holds it."""
+
+    taken: list[Job]
+    left_alone: list[Job]
+
+
+def _free(owner_id: str, now: datetime):
+    """SQL: the job is not held by a live process other than `owner_id`."""
+    return or_(
+        Job.owner_id.is_(None), Job.owner_id == owner_id, Job.lease_until.is_(None), Job.lease_until < now
+    )
+
+
+def held_by_other(job: Job, owner_id: str | None, now: datetime | None = None) -> bool:
+    """The job belongs to another process whose lease has not run out."""
+    if owner_id is None or job.owner_id is None or job.owner_id == owner_id:
+        return False
+    return job.lease_until is not None and job.lease_until >= (now or utcnow())
+
+
+def check_owner(job: Job, owner_id: str | None, doing: str) -> None:
+    """Refuse `doing` on a job another live process holds: both would write its outcome."""
+    if held_by_other(job, owner_id):
+        raise OwnershipConflictError(
+            f"job {job.id} is held by another process ({job.owner_id}); this one cannot {doing} it"
+        )
+
+
+class OwnershipRepository:
+    """The ownership queries over one session (see `Store` for the units of work)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim_pending(self, owner: Owner, pick: Callable[[Job], bool] | None) -> Claim:
+        now = utcnow()
+        stmt = select(Job).where(Job.status.in_(PENDING)).order_by(Job.created_at, Job.id)
+        taken: list[Job] = []
+        left: list[Job] = []
+        for job in (await self.session.scalars(stmt)).all():
+            if pick is not None and not pick(job):
+                continue
+            if held_by_other(job, owner.id, now):
+                left.append(job)
+                continue
+            # Conditional on the job still being free: a recovery in another process that got
+            # here first wins it, and this one sees no row change.
+            changes: dict[str, object] = {"owner_id": owner.id, "lease_until": owner.deadline(now)}
+            if job.status == JobStatus.RUNNING:
+                # Interrupted, not failed: the attempt it was on does not count against its retry.
+                changes.update(status=JobStatus.QUEUED.value, attempts=max(0, (job.attempts or 0) - 1))
+            result = await self.session.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.status.in_(PENDING), _free(owner.id, now))
+                .values(**changes)
+            )
+            if result.rowcount == 1:
+                for name, value in changes.items():
+                    setattr(job, name, value)
+                taken.append(job)
+            else:
+                left.append(job)
+        return Claim(taken, left)
+
+    async def claim(self, job_id: str, owner: Owner) -> bool:
+        now = utcnow()
+        result = await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status.in_(PENDING), _free(owner.id, now))
+            .values(owner_id=owner.id, lease_until=owner.deadline(now))
+        )
+        return result.rowcount == 1
+
+    async def renew(self, owner: Owner, job_ids: Sequence[str]) -> set[str]:
+        now = utcnow()
+        await self.session.execute(
+            update(Process).where(Process.owner_id == owner.id).values(lease_until=owner.deadline(now))
+        )
+        if not job_ids:
+            return set()
+        ids = list(job_ids)
+        await self.session.execute(
+            update(Job)
+            .where(Job.id.in_(ids), Job.owner_id == owner.id, Job.status.in_(PENDING))
+            .values(lease_until=owner.deadline(now))
+        )
+        held = select(Job.id).where(Job.id.in_(ids), Job.owner_id == owner.id, Job.status.in_(PENDING))
+        return set((await self.session.scalars(held)).all())
+
+    async def release(self, owner: Owner) -> None:
+        await self.session.execute(
+            update(Job)
+            .where(Job.owner_id == owner.id, Job.status.in_(PENDING))
+            .values(owner_id=None, lease_until=None)
+        )
+        await self.session.execute(delete(Process).where(Process.owner_id == owner.id))
+
+    async def register(self, owner: Owner, role: str, *, exclusive: bool) -> list[Process]:
+        now = utcnow()
+        live = select(Process).where(
+            Process.role == role, Process.lease_until >= now, Process.owner_id != owner.id
+        )
+        others = list((await self.session.scalars(live)).all())
+        if others and exclusive:
+            first = others[0]
+            raise AnotherProcessRunningError(
+                f"another {role} is already running on this database (pid {first.pid} on {first.host}, "
+                f"started {first.started_at:%Y-%m-%d %H:%M} UTC); stop it first, or set "
+                "IMAGINE_ALLOW_SECOND_BOT=1 if two bots on one database is what you want"
+            )
+        await self.session.execute(delete(Process).where(Process.lease_until < now))
+        self.session.add(
+            Process(
+                owner_id=owner.id,
+                role=role,
+                host=socket.gethostname()[:255],
+                pid=os.getpid(),
+                started_at=now,
+                lease_until=owner.deadline(now),
+            )
+        )
+        await self.session.flush()
+        return others
+
+
+__all__ = [
+    "DEFAULT_LEASE_S",
+    "AnotherProcessRunningError",
+    "Claim",
+    "Owner",
+    "OwnershipConflictError",
+    "OwnershipRepository",
+    "check_owner",
+    "held_by_other",
+]
