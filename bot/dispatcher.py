@@ -89,12 +89,21 @@ class _Entry:
     job_id: str
     user_id: int
     limits: Limits
+    kind: str | None = None  # for log lines (JSON logs carry user, guild and kind)
+    guild_id: int | None = None
     retried: bool = False
     requeued_unstarted: int = 0  # times it came back before the engine began it (free retries)
     cancel_requested: bool = False
     shutdown: bool = False  # cancelled by `stop()`: goes back to queued, not cancelled
     storing: bool = False  # the engine is done with it; its files are being written (slot is free)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, job: Job, limits: Limits) -> _Entry:
+        return cls(job.id, job.user_id, limits, kind=job.kind, guild_id=job.guild_id)
+
+    def log_context(self) -> contextlib.AbstractContextManager[None]:
+        return job_context(self.job_id, user_id=self.user_id, guild_id=self.guild_id, kind=self.kind)
 
 
 class Dispatcher:
@@ -145,12 +154,12 @@ class Dispatcher:
                 continue
             if job.status == JobStatus.RUNNING:
                 # Interrupted, not failed: the attempt it was on does not count against its retry.
-                with job_context(job.id):
+                with job_context(job.id, user_id=job.user_id, guild_id=job.guild_id, kind=job.kind):
                     log.info("recovering job left running by a previous run")
                 job = await self._store.update_job(
                     job.id, status=JobStatus.QUEUED.value, attempts=max(0, job.attempts - 1)
                 )
-            self._enqueue(_Entry(job.id, job.user_id, self.limits))
+            self._enqueue(_Entry.of(job, self.limits))
             recovered.append(job.id)
         if recovered:
             log.info("recovered %d pending job(s)", len(recovered))
@@ -211,9 +220,10 @@ class Dispatcher:
             raise ValueError(f"job {job.id} is {job.status}, only queued jobs can be submitted")
         limits = limits or self.limits
         self.check_capacity(job.user_id, 1, limits)
-        self._enqueue(_Entry(job.id, job.user_id, limits))
+        entry = _Entry.of(job, limits)
+        self._enqueue(entry)
         position = self._positions[job.id]
-        with job_context(job.id):
+        with entry.log_context():
             log.info("queued at position %d for user %s", position, job.user_id)
         self._pump()
         await self._store.update_job(job.id, queue_position=position)
@@ -244,7 +254,7 @@ class Dispatcher:
         entry = self._entries.get(job_id)
         if entry is None:
             return False
-        with job_context(job_id):
+        with entry.log_context():
             if job_id in self._running:
                 log.info("cancel requested while running")
                 entry.cancel_requested = True
@@ -402,7 +412,7 @@ class Dispatcher:
     # -----------------------------------------------------------------------------------------
 
     async def _run(self, entry: _Entry) -> None:
-        with job_context(entry.job_id):
+        with entry.log_context():
             try:
                 await self._run_job(entry)
             except asyncio.CancelledError:
@@ -492,6 +502,8 @@ class Dispatcher:
             entry.job_id,
             entry.user_id,
             entry.limits,
+            kind=entry.kind,
+            guild_id=entry.guild_id,
             retried=entry.retried or counted,
             requeued_unstarted=entry.requeued_unstarted + (0 if counted else 1),
         )

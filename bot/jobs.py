@@ -488,7 +488,7 @@ class JobService:
         seed = source.seed if source.seed is not None else fields["seed"]
         fields["params"]["seeds"] = [seed]
         job = await self.store.create_job(status=JobStatus.RUNNING.value, **fields)
-        with job_context(job.id):
+        with job_context(job.id, user_id=job.user_id, guild_id=job.guild_id, kind=job.kind):
             try:
                 job = await self.store.complete_job(
                     job.id, images=[picture], seeds=[seed], grid=None, timings={}

@@ -149,6 +149,11 @@ class LocalEngine:
             self._starting = asyncio.get_running_loop().create_task(self._spawn())
         return await asyncio.shield(self._starting)
 
+    async def ping(self) -> bool:
+        """True while a loaded worker process is alive (the readiness check); never starts one."""
+        worker = self._worker
+        return not self._closed and worker is not None and _is_ready(worker) and worker.process.is_alive()
+
     async def submit(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
         """Run one request; yields `Started`, `Progress`..., then exactly one `Finished`/`Failed`.
 
