@@ -27,7 +27,7 @@ CONFIG = EngineConfig(
     model="tiny", device="cpu", warmup=False, batch_jobs=2, heartbeat_s=0.5, hang_timeout_s=4.0
 )
 _NODE = {
-    "num_cpus": 1,
+    "num_cpus": 2,
     "resources": {SLOT: 1},
     "object_store_memory": 80 * 1024 * 1024,
     "node_ip_address": NODE_IP,
