@@ -72,7 +72,11 @@ async def one_grid(services: Services) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_inprocess_engine_runs_a_job_on_the_tiny_model(tmp_path: Path):
-    settings = settings_for(tmp_path, IMAGINE_ENGINE="inprocess")
+    await grid_through(settings_for(tmp_path, IMAGINE_ENGINE="inprocess"))
+
+
+async def grid_through(settings: Settings) -> None:
+    """Start `Services` on these settings (one engine slot), make one grid, stop."""
     services = await Services.start(settings)
     try:
         assert services.info.name == "tiny" and services.engine.slots == 1

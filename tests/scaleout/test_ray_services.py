@@ -3,13 +3,11 @@ the bot joins the one at IMAGINE_RAY_ADDRESS) and a job made through `Services` 
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
-from bot.services import Services
-from tests.bot.test_services_engines import one_grid, settings_for
+from tests.bot.test_services_engines import grid_through, settings_for
 
 
 @pytest.mark.slow
@@ -17,9 +15,4 @@ from tests.bot.test_services_engines import one_grid, settings_for
 async def test_ray_engine_runs_a_job_on_the_tiny_model(tmp_path: Path, ray_cluster) -> None:
     settings = settings_for(tmp_path, IMAGINE_ENGINE="ray", IMAGINE_RAY_REPLICAS="1")
     assert settings.ray_app_name() == "imagine-tiny"
-    services = await Services.start(settings)
-    try:
-        assert services.info.name == "tiny" and services.engine.slots == 1
-        await asyncio.wait_for(one_grid(services), 240)
-    finally:
-        await services.stop(grace_s=5.0)
+    await grid_through(settings)
