@@ -56,15 +56,18 @@ async def run(
     both are for running the bot inside another program (the tests); the process passes neither.
     """
     from bot.discord.app import create_bot
+    from bot.health import start_status
     from bot.services import Services
 
     point_at_discord(settings.discord_api_base, settings.discord_gateway_url)
     services = await Services.open(settings, engine=engine, role="bot")
     bot = None
+    status = None
     try:
         # The bot adds its dispatcher listener here, before any job runs, so a recovered job's
         # result is posted even when it finishes before Discord is connected.
         bot = create_bot(services)
+        status = await start_status(services, bot)  # metrics count the recovered jobs too
         recovered = await services.start_dispatching(recover=lambda job: job.source == "discord")
         if recovered:
             log.info("recovered %d Discord job(s)", len(recovered))
@@ -90,6 +93,10 @@ async def run(
         if bot is not None and not bot.is_closed():
             await bot.close()
         await services.stop(STOP_GRACE_S)
+        if status is not None:
+            server, unwatch = status
+            unwatch()
+            await server.stop()
 
 
 def main() -> None:

@@ -101,6 +101,8 @@ class _Entry:
     job_id: str
     user_id: int
     limits: Limits
+    kind: str | None = None  # for log lines (JSON logs carry user, guild and kind)
+    guild_id: int | None = None
     retried: bool = False
     requeued_unstarted: int = 0  # times it came back before the engine began it (free retries)
     cancel_requested: bool = False
@@ -108,6 +110,13 @@ class _Entry:
     storing: bool = False  # the engine is done with it; its files are being written (slot is free)
     lost: bool = False  # another process took it over (this one's lease ran out): drop its outcome
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, job: Job, limits: Limits) -> _Entry:
+        return cls(job.id, job.user_id, limits, kind=job.kind, guild_id=job.guild_id)
+
+    def log_context(self) -> contextlib.AbstractContextManager[None]:
+        return job_context(self.job_id, user_id=self.user_id, guild_id=self.guild_id, kind=self.kind)
 
 
 class Dispatcher:
@@ -162,7 +171,7 @@ class Dispatcher:
         for job in claim.taken:
             if job.id in self._entries:
                 continue
-            self._enqueue(_Entry(job.id, job.user_id, self.limits))
+            self._enqueue(_Entry.of(job, self.limits))
             recovered.append(job.id)
         if recovered:
             log.info("recovered %d pending job(s)", len(recovered))
@@ -289,9 +298,10 @@ class Dispatcher:
             raise OwnershipConflictError(f"job {job.id} is held by another process; it is not run here")
         if job.id in self._entries:  # submitted again while the claim was written
             return self._positions.get(job.id, 1)
-        self._enqueue(_Entry(job.id, job.user_id, limits))
+        entry = _Entry.of(job, limits)
+        self._enqueue(entry)
         position = self._positions[job.id]
-        with job_context(job.id):
+        with entry.log_context():
             log.info("queued at position %d for user %s", position, job.user_id)
         self._pump()
         await self._store.update_job(job.id, queue_position=position)
@@ -322,7 +332,7 @@ class Dispatcher:
         entry = self._entries.get(job_id)
         if entry is None:
             return False
-        with job_context(job_id):
+        with entry.log_context():
             if job_id in self._running:
                 log.info("cancel requested while running")
                 entry.cancel_requested = True
@@ -482,7 +492,7 @@ class Dispatcher:
     # -----------------------------------------------------------------------------------------
 
     async def _run(self, entry: _Entry) -> None:
-        with job_context(entry.job_id):
+        with entry.log_context():
             try:
                 await self._run_job(entry)
             except asyncio.CancelledError:
@@ -582,6 +592,8 @@ class Dispatcher:
             entry.job_id,
             entry.user_id,
             entry.limits,
+            kind=entry.kind,
+            guild_id=entry.guild_id,
             retried=entry.retried or counted,
             requeued_unstarted=entry.requeued_unstarted + (0 if counted else 1),
         )
@@ -600,7 +612,7 @@ class Dispatcher:
             # so; `complete_job` wrote files atomically and removed them, so nothing half-written
             # is ever served.
             log.warning("could not save the images: %r", exc)
-            await self._finish_failed(_Entry(job.id, job.user_id, self.limits), _disk_sentence(exc))
+            await self._finish_failed(_Entry.of(job, self.limits), _disk_sentence(exc))
             return
         log.info(
             "done: %d image(s) in %.2fs (engine %.2fs, store %.3fs)",

@@ -505,7 +505,7 @@ class JobService:
         job = await self.store.create_job(
             status=JobStatus.RUNNING.value, **fields, **self.dispatcher.owner.fields()
         )
-        with job_context(job.id):
+        with job_context(job.id, user_id=job.user_id, guild_id=job.guild_id, kind=job.kind):
             try:
                 job = await self.store.complete_job(
                     job.id, images=[picture], seeds=[seed], grid=None, timings={}

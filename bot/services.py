@@ -36,9 +36,18 @@ def build_engine(settings: Settings) -> EngineClient:
 
         return InProcessEngine(config)
     if settings.engine == "ray":
-        from engine.ray_serve import RayEngine
+        from engine.ray_serve import RayEngine, Scaling
 
-        return RayEngine(config, replicas=settings.ray_replicas, address=settings.ray_address)
+        scaling = Scaling(
+            replicas=settings.ray_replicas,
+            min_replicas=settings.ray_min_replicas,
+            max_replicas=settings.ray_max_replicas,
+            target_ongoing_requests=settings.ray_target_ongoing_requests,
+            gpus_per_replica=settings.ray_gpus_per_replica,
+        )
+        return RayEngine(
+            config, scaling=scaling, address=settings.ray_address, app_name=settings.ray_app_name()
+        )
     from engine.local import LocalEngine
 
     return LocalEngine(config)

@@ -18,11 +18,21 @@ from types import MappingProxyType
 from dotenv import dotenv_values
 
 from bot.dispatcher import Limits
+from bot.logs import LOG_FORMATS
 from engine.api import DEFAULT_MODEL, EngineConfig
 from storage.ownership import DEFAULT_LEASE_S
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ENGINES = ("local", "inprocess", "ray")
+RAY_SETTINGS = (
+    "IMAGINE_RAY_ADDRESS",
+    "IMAGINE_RAY_REPLICAS",
+    "IMAGINE_RAY_MIN_REPLICAS",
+    "IMAGINE_RAY_MAX_REPLICAS",
+    "IMAGINE_RAY_TARGET_ONGOING_REQUESTS",
+    "IMAGINE_RAY_GPUS_PER_REPLICA",
+    "IMAGINE_RAY_APP",
+)
 _ENGINE_DEFAULTS = EngineConfig()
 _LIMITS = Limits()  # Midjourney's per-user defaults, kept with the dispatcher that applies them
 _RAY_ADDRESS = re.compile(r"^(auto|local|(ray://)?[A-Za-z0-9.\-\[\]:]+:\d+)$")
@@ -58,6 +68,13 @@ class Settings:
     batch_jobs: int = 0  # 0: auto (4 on a GPU, 1 on a CPU); see EngineConfig.batch_jobs
     ray_address: str | None = None  # None: RAY_ADDRESS, a Ray already running here, or a new local one
     ray_replicas: int = 1
+    ray_min_replicas: int | None = None  # with ray_max_replicas: Serve autoscales between the two
+    ray_max_replicas: int | None = None
+    ray_target_ongoing_requests: float | None = None  # autoscaling: jobs in flight per replica
+    ray_gpus_per_replica: float | None = None  # None: 1 on CUDA (or auto with GPUs), else 0
+    ray_app: str | None = None  # the Serve application; None: one per model (see ray_app_name)
+    metrics_port: int | None = None  # /metrics, /healthz, /readyz; None: no such server
+    metrics_host: str = "127.0.0.1"
     model_config: str | None = None
     versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     discord_api_base: str | None = None
@@ -119,15 +136,53 @@ class Settings:
                 "machine belongs to), local (a new one here), HOST:PORT or ray://HOST:PORT"
             )
         ray_replicas = _int(get, "IMAGINE_RAY_REPLICAS", 1, minimum=1)
+        ray_min, ray_max = (
+            _optional_count(get, "IMAGINE_RAY_MIN_REPLICAS"),
+            _optional_count(get, "IMAGINE_RAY_MAX_REPLICAS"),
+        )
+        if ray_min is not None and ray_max is None:
+            raise SettingsError(
+                "IMAGINE_RAY_MIN_REPLICAS needs IMAGINE_RAY_MAX_REPLICAS: autoscaling runs between the two"
+            )
+        if ray_max is not None and (ray_max < 1 or (ray_min or 0) > ray_max):
+            raise SettingsError(
+                f"IMAGINE_RAY_MAX_REPLICAS={ray_max} must be at least 1 and at least "
+                f"IMAGINE_RAY_MIN_REPLICAS={ray_min or 0}"
+            )
+        if ray_max is not None and get("IMAGINE_RAY_REPLICAS"):
+            raise SettingsError(
+                "IMAGINE_RAY_REPLICAS is a fixed count and IMAGINE_RAY_MAX_REPLICAS turns on autoscaling; "
+                "set one of them"
+            )
+        ray_target = _optional_positive(get, "IMAGINE_RAY_TARGET_ONGOING_REQUESTS")
+        if ray_target is not None and ray_max is None:
+            raise SettingsError(
+                "IMAGINE_RAY_TARGET_ONGOING_REQUESTS only applies with IMAGINE_RAY_MAX_REPLICAS"
+            )
+        ray_gpus = _optional_positive(get, "IMAGINE_RAY_GPUS_PER_REPLICA", zero=True)
+        ray_app = get("IMAGINE_RAY_APP")
+        if ray_app is not None and not _VERSION_KEY.match(ray_app):
+            raise SettingsError(
+                f"IMAGINE_RAY_APP={ray_app!r} is not valid; use letters, digits, '.', '_' and '-'"
+            )
         if engine != "ray":
             # Ray settings without the Ray engine are almost always a forgotten IMAGINE_ENGINE=ray:
             # running on one GPU while the operator expects a cluster is worse than not starting.
-            stray = [name for name in ("IMAGINE_RAY_ADDRESS", "IMAGINE_RAY_REPLICAS") if get(name)]
+            stray = [name for name in RAY_SETTINGS if get(name)]
             if stray:
                 raise SettingsError(
                     f"{' and '.join(stray)} only apply to IMAGINE_ENGINE=ray, but IMAGINE_ENGINE is "
                     f"{engine}; set IMAGINE_ENGINE=ray or remove them"
                 )
+        log_format = (get("IMAGINE_LOG_FORMAT") or "").lower()
+        if log_format and log_format not in LOG_FORMATS:
+            raise SettingsError(f"IMAGINE_LOG_FORMAT={log_format!r} is not valid; use text or json")
+        log_json = log_format == "json" if log_format else _bool(get, "IMAGINE_LOG_JSON", False)
+        metrics_port = _optional_int(get, "IMAGINE_METRICS_PORT")
+        if metrics_port is not None and not 0 <= metrics_port <= 65535:
+            raise SettingsError(
+                f"IMAGINE_METRICS_PORT={metrics_port} is not a TCP port (1-65535, 0: any free one)"
+            )
         model = get("IMAGINE_MODEL") or DEFAULT_MODEL
         model_config = _model_config(get("IMAGINE_MODEL_CONFIG"), model)
         database_url = get("IMAGINE_DATABASE_URL")
@@ -149,7 +204,7 @@ class Settings:
                 get, "IMAGINE_MAX_QUEUED_PER_USER", _LIMITS.max_queued_per_user, minimum=1
             ),
             log_level=log_level,
-            log_json=_bool(get, "IMAGINE_LOG_JSON", False),
+            log_json=log_json,
             inpaint_model=get("IMAGINE_INPAINT_MODEL"),
             upscaler_model=get("IMAGINE_UPSCALER_MODEL"),
             engine=engine,
@@ -158,6 +213,13 @@ class Settings:
             batch_jobs=_batch_jobs(get("IMAGINE_BATCH_JOBS")),
             ray_address=ray_address,
             ray_replicas=ray_replicas,
+            ray_min_replicas=ray_min,
+            ray_max_replicas=ray_max,
+            ray_target_ongoing_requests=ray_target,
+            ray_gpus_per_replica=ray_gpus,
+            ray_app=ray_app,
+            metrics_port=metrics_port,
+            metrics_host=get("IMAGINE_METRICS_HOST") or "127.0.0.1",
             model_config=model_config,
             versions=_versions(get("IMAGINE_VERSIONS")),
             discord_api_base=get("IMAGINE_DISCORD_API_BASE"),
@@ -181,6 +243,14 @@ class Settings:
             hang_timeout_s=self.engine_hang_timeout_s,
             batch_jobs=self.batch_jobs,
         )
+
+    def ray_app_name(self) -> str:
+        """The Serve application: IMAGINE_RAY_APP, else one per model, so bots that run different
+        models on one cluster each get their own deployment and never share replicas."""
+        if self.ray_app:
+            return self.ray_app
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", Path(self.model).name if "/" in self.model else self.model)
+        return f"imagine-{slug.strip('-').lower() or 'engine'}"
 
     def require_discord_token(self) -> str:
         """The token, or a SettingsError that says how to get one (the bot cannot start without it)."""
@@ -258,6 +328,26 @@ def _model_config(raw: str | None, model: str) -> str | None:
             "the checkpoint's architecture (model_index.json and the component config files)"
         )
     return str(path) if looks_like_path else raw
+
+
+def _optional_count(get, name: str) -> int | None:
+    raw = get(name)
+    return None if raw is None else _int(get, name, 0, minimum=0)
+
+
+def _optional_positive(get, name: str, *, zero: bool = False) -> float | None:
+    """A number above 0 (or at least 0 with `zero`), or None when unset."""
+    raw = get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        bound = "0 or more" if zero else "above 0"
+        raise SettingsError(f"{name}={raw!r} is not valid; use a number {bound}")
+    return value
 
 
 def _optional_int(get, name: str) -> int | None:

@@ -108,7 +108,7 @@ def bench_depths(
     return rows
 
 
-async def _steady(engine: LocalEngine, depth: int, jobs: int, width: int, height: int, steps: int) -> float:
+async def steady(engine: LocalEngine, depth: int, jobs: int, width: int, height: int, steps: int) -> float:
     """Seconds for `jobs` jobs while `depth` wait at all times, handed over as the dispatcher does
     (at most `engine.slots` in flight)."""
     gate = asyncio.Semaphore(min(depth, engine.slots))
@@ -142,8 +142,8 @@ async def bench_through_local(
         print(f"through LocalEngine: batch_jobs 1 vs {batch_jobs}, jobs kept D deep")
         for depth in depths:
             jobs = max(8, 3 * depth)
-            serial_s = await _steady(serial, depth, jobs, width, height, steps)
-            batched_s = await _steady(batched, depth, jobs, width, height, steps)
+            serial_s = await steady(serial, depth, jobs, width, height, steps)
+            batched_s = await steady(batched, depth, jobs, width, height, steps)
             rows.append(DepthRow(depth, serial_s * depth / jobs, batched_s * depth / jobs))
     return rows
 

@@ -44,6 +44,7 @@ from engine.api import (
     Finished,
     ModelInfo,
 )
+from engine.batching import slots_for
 from engine.protocol import (
     DEFAULT_CORE,
     CancelJob,
@@ -120,7 +121,7 @@ class LocalEngine:
         # Known once the model has loaded; the dispatcher asks only after `start`. With batching,
         # twice a batch: while one batch runs, the next one gathers inside the worker.
         batch = self._config.jobs_per_batch(self._info.device) if self._info is not None else 1
-        return 2 * batch if batch > 1 else 1
+        return slots_for(batch)
 
     @property
     def info(self) -> ModelInfo | None:
@@ -147,6 +148,11 @@ class LocalEngine:
         if self._starting is None or self._starting.done():
             self._starting = asyncio.get_running_loop().create_task(self._spawn())
         return await asyncio.shield(self._starting)
+
+    async def ping(self) -> bool:
+        """True while a loaded worker process is alive (the readiness check); never starts one."""
+        worker = self._worker
+        return not self._closed and worker is not None and _is_ready(worker) and worker.process.is_alive()
 
     async def submit(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
         """Run one request; yields `Started`, `Progress`..., then exactly one `Finished`/`Failed`.

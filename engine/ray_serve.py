@@ -1,11 +1,17 @@
 """Scale-out: the engine core as a Ray Serve deployment, and `RayEngine`, its client.
 
-When one GPU is not enough, the same `EngineCore` runs as Ray Serve replicas, one per GPU, on as
-many machines as the Ray cluster has. Each replica loads the model once and runs one job at a
-time. `RayEngine` is an `EngineClient` like `LocalEngine`: the same request in, the same events
-out (`Started`, `Progress`..., then `Finished` or `Failed`), and the dispatcher sees one slot per
-replica. Cancel cancels the Serve request; the replica turns that into the core's `should_stop`,
-so the job stops at its next step.
+When one GPU is not enough, the same `EngineCore` runs as Ray Serve replicas (`EngineReplica`,
+one per GPU) on as many machines as the Ray cluster has. Each replica loads the model once and
+batches the jobs waiting in it exactly as the local worker does. `RayEngine` is an
+`EngineClient` like `LocalEngine`: the same request in, the same events out (`Started`,
+`Progress`..., then `Finished` or `Failed`); the dispatcher sees as many slots as the replicas
+take jobs. Cancel cancels the Serve request; the replica turns that into the core's
+`should_stop`, so the job stops at its next step.
+
+Faults end a job with a sentence, never silently: a replica that dies fails its job as
+retryable (the dispatcher tries it once more, and Serve sends it to a live replica); a replica
+whose stream goes silent past `hang_timeout_s` is cancelled and fails its job the same way; a
+cluster that cannot be reached at start raises `EngineError` naming the address.
 
 Ray is an optional extra (`pip install 'imagine[ray]'`). Importing this module imports neither
 Ray nor torch: `RayEngine.start` imports Ray in the caller, the replica imports torch on its node.
@@ -15,11 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
+import socket
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.api import (
@@ -32,9 +37,11 @@ from engine.api import (
     Finished,
     ModelInfo,
 )
+from engine.batching import slots_for
 from engine.local import SHUT_DOWN, client_timings
-from engine.protocol import JobEvent
-from engine.worker import NO_RESULT, JobTimer, run_job
+from engine.protocol import DEFAULT_CORE, Heartbeat
+from engine.ray_replica import EngineReplica
+from engine.worker import NO_RESULT
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,12 @@ REPLICA_LOST = (
     "The engine replica stopped unexpectedly while working on this job; Ray Serve is replacing it, "
     "so trying again should work."
 )
+REPLICA_HUNG = (
+    "The engine replica stopped responding while working on this job; it was cancelled and Ray Serve "
+    "is replacing it, so trying again should work."
+)
+CONNECT_TIMEOUT_S = 3.0
+PING_TIMEOUT_S = 5.0
 
 
 def _import_ray() -> tuple[Any, Any]:
@@ -56,59 +69,92 @@ def _import_ray() -> tuple[Any, Any]:
     return ray, serve
 
 
-class EngineReplica:
-    """The body of one Serve replica: the core on this replica's GPU, one job at a time.
+@dataclass(frozen=True)
+class Scaling:
+    """How many replicas run, and what each one asks of the cluster.
 
-    Plain class on purpose: `RayEngine` wraps it with `serve.deployment` and its options, so this
-    module stays importable without Ray.
+    A fixed `replicas` count by default. With `max_replicas`, Serve autoscales between
+    `min_replicas` and `max_replicas`, adding a replica when the jobs in flight per replica pass
+    `target_ongoing_requests` (default: one batch's worth). `gpus_per_replica` None: 1 when the
+    config asks for CUDA (or `auto` on a cluster with GPUs), else 0. `resources` are custom Ray
+    resources each replica needs (e.g. `{"sdxl_node": 1}` to pin a model to some machines).
     """
 
-    def __init__(self, config: EngineConfig) -> None:
-        from engine.core import EngineCore  # torch is imported here, on the replica's node
+    replicas: int = 1
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    target_ongoing_requests: float | None = None
+    gpus_per_replica: float | None = None
+    resources: dict[str, float] | None = None
 
-        self._core = EngineCore(config)
-        self._info = self._core.load()
-        # One thread: jobs on one GPU run one after another; `run` only waits on it.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-core")
+    def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ValueError(f"replicas must be at least 1, got {self.replicas}")
+        if self.gpus_per_replica is not None and self.gpus_per_replica < 0:
+            raise ValueError(f"gpus_per_replica cannot be negative, got {self.gpus_per_replica}")
+        low = self.min_replicas if self.min_replicas is not None else 1
+        if self.max_replicas is not None and not 0 <= low <= self.max_replicas:
+            raise ValueError(
+                f"autoscaling needs 0 <= min_replicas <= max_replicas, got {low} and {self.max_replicas}"
+            )
+        if self.max_replicas is None and self.min_replicas is not None:
+            raise ValueError("min_replicas only applies with max_replicas (autoscaling)")
 
-    async def info(self) -> ModelInfo:
-        return self._info
+    @property
+    def most_replicas(self) -> int:
+        return self.max_replicas if self.max_replicas is not None else self.replicas
 
-    async def run(self, request: EngineRequest, sent_at: float) -> AsyncIterator[JobEvent]:
-        """Stream one job's events; a cancelled Serve request stops the core at its next step."""
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue[EngineEvent] = asyncio.Queue()
-        stop = threading.Event()
-        arrived_at = time.time()
+    def deployment_options(self, jobs_per_replica: int, gpus: float) -> dict[str, Any]:
+        """The `serve.deployment` options for these settings."""
+        actor: dict[str, Any] = {"num_gpus": gpus}
+        if self.resources:
+            actor["resources"] = dict(self.resources)
+        options: dict[str, Any] = {"max_ongoing_requests": jobs_per_replica, "ray_actor_options": actor}
+        if self.max_replicas is None:
+            options["num_replicas"] = self.replicas
+        else:
+            low = self.min_replicas if self.min_replicas is not None else 1
+            options["autoscaling_config"] = {
+                "min_replicas": low,
+                "initial_replicas": max(low, 1),
+                "max_replicas": self.max_replicas,
+                "target_ongoing_requests": self.target_ongoing_requests or max(jobs_per_replica / 2, 1),
+            }
+        return options
 
-        def work() -> None:
-            timer = JobTimer(sent_at=sent_at, arrived_at=arrived_at)
 
-            def emit(event: EngineEvent) -> None:
-                loop.call_soon_threadsafe(events.put_nowait, timer.stamp(event))
+def check_reachable(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast, naming the address, when nothing listens at a `HOST:PORT` Ray address.
 
-            run_job(self._core, request, emit, stop.is_set)
-
-        done = loop.run_in_executor(self._executor, work)
-        try:
-            while True:
-                event = await events.get()
-                yield JobEvent(event=event, sent_at=time.time())
-                if isinstance(event, Finished | Failed):
-                    break
-            await done
-        finally:
-            stop.set()  # the client cancelled or went away: the core stops at its next step
+    `ray.init` on a dead address retries for a minute and then says little; an operator who
+    mistyped IMAGINE_RAY_ADDRESS should learn that at once. `auto`, `local` and None are left to
+    Ray, which answers those quickly.
+    """
+    if address is None or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return
+    except (OSError, ValueError) as error:
+        raise EngineError(
+            f"Ray is not reachable at {address}: {error}. Start the head there (`ray start --head`) "
+            "or fix IMAGINE_RAY_ADDRESS."
+        ) from error
 
 
 class RayEngine:
     """An `EngineClient` over a Ray Serve application of `EngineReplica`s.
 
-    `replicas` is how many replicas to run (one per GPU); `gpus_per_replica` defaults to 1 when
-    the config asks for CUDA (or `auto` on a cluster with GPUs) and 0 otherwise. `address` is the
-    Ray cluster to join (`None`: the one in `RAY_ADDRESS`, or a local one started here);
-    `ray_init` passes further options to `ray.init`. With `deploy=False` the client attaches to an
-    application that is already running under `app_name`.
+    `scaling` says how many replicas run and what each needs (`Scaling`); `replicas=N` is the
+    short form of `Scaling(replicas=N)`. `address` is the Ray cluster to join (None: the one in
+    `RAY_ADDRESS`, or a local one started here); `ray_init` passes further options to `ray.init`.
+    With `deploy=False` the client attaches to an application already running under `app_name`.
+    `core` names the core class (`module:Class`) the replicas load, as for `LocalEngine`.
+    `start_timeout_s` bounds the wait for the replicas to load (a cluster without the GPUs they
+    ask for would otherwise wait forever); `health_check_period_s` is how often Serve asks each
+    replica whether its core is stuck.
     """
 
     def __init__(
@@ -116,33 +162,37 @@ class RayEngine:
         config: EngineConfig | None = None,
         *,
         replicas: int = 1,
-        gpus_per_replica: float | None = None,
+        scaling: Scaling | None = None,
         address: str | None = None,
         app_name: str = APP_NAME,
         deploy: bool = True,
         ray_init: dict[str, Any] | None = None,
+        core: str = DEFAULT_CORE,
+        start_timeout_s: float = 900.0,
+        health_check_period_s: float = 10.0,
     ) -> None:
-        if replicas < 1:
-            raise ValueError(f"replicas must be at least 1, got {replicas}")
-        if gpus_per_replica is not None and gpus_per_replica < 0:
-            raise ValueError(f"gpus_per_replica cannot be negative, got {gpus_per_replica}")
         self._config = config or EngineConfig()
-        self._replicas = replicas
-        self._gpus = gpus_per_replica
+        self._scaling = scaling or Scaling(replicas=replicas)
         self._address = address
         self._app_name = app_name
         self._deploy = deploy
         self._ray_init = dict(ray_init or {})
+        self._core = core
+        self._start_timeout_s = start_timeout_s
+        self._health_check_period_s = health_check_period_s
         self._handle: Any = None
         self._info: ModelInfo | None = None
+        self._jobs_per_replica = 1
         self._starting: asyncio.Task[ModelInfo] | None = None
         self._responses: dict[str, Any] = {}
         self._owns_ray = False
         self._closed = False
+        self.restarts = 0
+        """How many jobs lost their replica (died or hung): each means Serve replaced one."""
 
     @property
     def slots(self) -> int:
-        return self._replicas
+        return self._scaling.most_replicas * self._jobs_per_replica
 
     @property
     def info(self) -> ModelInfo | None:
@@ -160,48 +210,92 @@ class RayEngine:
 
     async def _start(self) -> ModelInfo:
         ray, serve = _import_ray()
+        where = self._address or "the local Ray"
         if not ray.is_initialized():
-            await asyncio.to_thread(ray.init, address=self._address, **self._ray_init)
-            self._owns_ray = True
-        if self._deploy:
-            gpus = self._gpus if self._gpus is not None else self._default_gpus(ray)
-            # Ray gives each replica its own GPU through CUDA_VISIBLE_DEVICES: inside, it is "cuda".
-            device = "cuda" if self._config.device.startswith("cuda:") else self._config.device
-            deployment = serve.deployment(
-                EngineReplica,
-                name="EngineReplica",
-                num_replicas=self._replicas,
-                max_ongoing_requests=1,
-                ray_actor_options={"num_gpus": gpus},
-            )
-            app = deployment.bind(replace(self._config, device=device))
-
-            def deploy() -> Any:
-                serve.start(proxy_location="Disabled")  # no HTTP: the bot talks through handles
-                return serve.run(app, name=self._app_name, route_prefix=None)
-
+            await asyncio.to_thread(check_reachable, self._address)
             try:
-                self._handle = await asyncio.to_thread(deploy)
+                await asyncio.to_thread(ray.init, address=self._address, **self._ray_init)
             except Exception as error:
-                raise EngineError(f"The engine could not start on Ray: {error}") from error
-        else:
-            self._handle = serve.get_app_handle(self._app_name)
-        self._info = await self._handle.info.remote()
+                raise EngineError(f"Could not join the Ray cluster at {where}: {error}") from error
+            self._owns_ray = True
+        try:
+            self._handle = await asyncio.wait_for(
+                asyncio.to_thread(self._deploy_app if self._deploy else self._attach, ray, serve),
+                self._start_timeout_s,
+            )
+            self._info = await asyncio.wait_for(self._handle.info.remote(), self._start_timeout_s)
+        except TimeoutError:
+            raise EngineError(
+                f"The engine replicas did not start on {where} within {self._start_timeout_s:.0f} s; "
+                f"the cluster has {_resources(ray)}, and each replica asks for "
+                f"{self._replica_demand(ray)}"
+            ) from None
+        except EngineError:
+            raise
+        except Exception as error:
+            raise EngineError(f"The engine could not start on Ray at {where}: {error}") from error
+        if not self._deploy:
+            self._jobs_per_replica = slots_for(self._config.jobs_per_batch(self._info.device))
         log.info(
-            "engine on Ray Serve ready: %s on %s, %d replica(s)",
+            "engine on Ray Serve ready: %s on %s, up to %d replica(s), %d job(s) each",
             self._info.name,
             self._info.device,
-            self._replicas,
+            self._scaling.most_replicas,
+            self._jobs_per_replica,
         )
         return self._info
 
-    def _default_gpus(self, ray: Any) -> float:
+    def _gpus(self, ray: Any) -> float:
+        if self._scaling.gpus_per_replica is not None:
+            return self._scaling.gpus_per_replica
         device = self._config.device
         if device.startswith("cuda"):
             return 1
         if device == "auto":
             return 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         return 0
+
+    def _replica_demand(self, ray: Any) -> str:
+        demand = {"GPU": self._gpus(ray), **(self._scaling.resources or {})}
+        return ", ".join(f"{value:g} {name}" for name, value in demand.items())
+
+    def _deploy_app(self, ray: Any, serve: Any) -> Any:
+        """Blocking: deploy the replicas and wait for them; runs in a thread."""
+        gpus = self._gpus(ray)
+        # Ray gives each replica its own GPU through CUDA_VISIBLE_DEVICES: inside, it is "cuda".
+        device = "cuda" if self._config.device.startswith("cuda:") else self._config.device
+        replica_device = "cuda" if gpus > 0 else "cpu"
+        self._jobs_per_replica = slots_for(self._config.jobs_per_batch(replica_device))
+        options = self._scaling.deployment_options(self._jobs_per_replica, gpus)
+        deployment = serve.deployment(
+            EngineReplica,
+            name="EngineReplica",
+            health_check_period_s=self._health_check_period_s,
+            health_check_timeout_s=max(self._health_check_period_s * 3, 5.0),
+            **options,
+        )
+        app = deployment.bind(replace(self._config, device=device), self._core)
+        serve.start(proxy_location="Disabled")  # no HTTP: the bot talks through handles
+        return serve.run(app, name=self._app_name, route_prefix=None)
+
+    def _attach(self, ray: Any, serve: Any) -> Any:
+        try:
+            return serve.get_app_handle(self._app_name)
+        except Exception as error:
+            raise EngineError(
+                f"No Ray Serve application {self._app_name!r} answers on {self._address or 'the local Ray'}: "
+                f"{error}"
+            ) from error
+
+    async def ping(self, timeout_s: float = PING_TIMEOUT_S) -> bool:
+        """True when a replica answers within `timeout_s` (the readiness check)."""
+        if self._handle is None or self._closed:
+            return False
+        try:
+            await asyncio.wait_for(self._handle.info.remote(), timeout_s)
+        except Exception:
+            return False
+        return True
 
     async def submit(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
         """Run one request on some replica; yields the same events as `LocalEngine.submit`."""
@@ -213,7 +307,7 @@ class RayEngine:
         if job_id in self._responses:
             raise EngineError(f"Job {job_id} is already running in this engine.")
         self._responses[job_id] = None  # reserved: a cancel before the request is out still counts
-        final: Finished | Failed | None = None
+        final: Failed | Finished | None = None
         response: Any = None
         try:
             try:
@@ -223,40 +317,66 @@ class RayEngine:
             if final is None and job_id not in self._responses:  # cancelled while the engine started
                 final = Failed(job_id=job_id, reason=CANCELLED)
             if final is None:
-                from ray.serve.exceptions import RequestCancelledError  # Ray is there: start() worked
-
                 posted_at = time.time()
                 response = self._handle.options(stream=True).run.remote(request, posted_at)
                 self._responses[job_id] = response
-                try:
-                    async for message in response:
-                        event = message.event
-                        if isinstance(event, Finished):
-                            timings = client_timings(event.timings, posted_at, message.sent_at, time.time())
-                            final = replace(event, timings=timings)
-                            break
-                        if isinstance(event, Failed):
-                            final = event
-                            break
-                        yield event
-                    else:
-                        final = Failed(job_id=job_id, reason=NO_RESULT)
-                except RequestCancelledError:
-                    final = (
-                        Failed(job_id=job_id, reason=SHUT_DOWN, retryable=True)
-                        if self._closed
-                        else (Failed(job_id=job_id, reason=CANCELLED))
-                    )
-                except Exception as error:  # the replica died, or Ray lost it
-                    log.error("job %s: Ray Serve request failed: %s", job_id, error)
-                    final = Failed(
-                        job_id=job_id, reason=SHUT_DOWN if self._closed else REPLICA_LOST, retryable=True
-                    )
+                stream = self._follow(job_id, response, posted_at)
+                async for event in stream:
+                    if isinstance(event, Finished | Failed):
+                        final = event
+                        break
+                    yield event
         finally:
             self._responses.pop(job_id, None)
             if final is None and response is not None:
                 response.cancel()  # nobody listens any more: free the GPU
         yield final  # after forgetting the job, so the same job id may be submitted again at once
+
+    async def _follow(self, job_id: str, response: Any, posted_at: float) -> AsyncIterator[EngineEvent]:
+        """A replica's stream as engine events, ending with one `Finished` or `Failed`.
+
+        Silence (not even a heartbeat) for `hang_timeout_s` means the replica or its node hangs:
+        the request is cancelled and the job fails as retryable.
+        """
+        from ray.serve.exceptions import RequestCancelledError  # Ray is there: start() worked
+
+        messages = aiter(response)
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(anext(messages), self._config.hang_timeout_s)
+                except StopAsyncIteration:
+                    yield Failed(job_id=job_id, reason=NO_RESULT)
+                    return
+                if isinstance(message, Heartbeat):
+                    continue
+                event = message.event
+                if isinstance(event, Finished):
+                    timings = client_timings(event.timings, posted_at, message.sent_at, time.time())
+                    yield replace(event, timings=timings)
+                    return
+                yield event
+                if isinstance(event, Failed):
+                    return
+        except TimeoutError:
+            log.error(
+                "job %s: no word from its replica for %.0f s; cancelling it",
+                job_id,
+                self._config.hang_timeout_s,
+            )
+            response.cancel()
+            self.restarts += 1
+            yield Failed(job_id=job_id, reason=SHUT_DOWN if self._closed else REPLICA_HUNG, retryable=True)
+        except RequestCancelledError:
+            if self._closed:
+                yield Failed(job_id=job_id, reason=SHUT_DOWN, retryable=True)
+            else:
+                yield Failed(job_id=job_id, reason=CANCELLED)
+        except Exception as error:  # the replica died, or Ray lost it
+            log.error("job %s: Ray Serve request failed: %s", job_id, error)
+            if not self._closed:
+                self.restarts += 1
+            yield Failed(job_id=job_id, reason=SHUT_DOWN if self._closed else REPLICA_LOST, retryable=True)
 
     async def cancel(self, job_id: str) -> None:
         """Ask the job to stop; it ends with `Failed(reason='cancelled')` within one step."""
@@ -294,3 +414,12 @@ class RayEngine:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _resources(ray: Any) -> str:
+    try:
+        total = ray.cluster_resources()
+    except Exception:
+        return "resources that could not be read"
+    shown = {name: value for name, value in total.items() if name in ("CPU", "GPU") or "node:" not in name}
+    return ", ".join(f"{value:g} {name}" for name, value in sorted(shown.items()) if "memory" not in name)

@@ -25,7 +25,6 @@ import faulthandler
 import importlib
 import logging
 import os
-import queue
 import signal
 import sys
 import threading
@@ -35,6 +34,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from engine.api import CANCELLED, EngineConfig, EngineEvent, EngineRequest, Failed, Finished
+from engine.batching import JobLine
 from engine.protocol import (
     DEFAULT_CORE,
     CancelJob,
@@ -91,7 +91,7 @@ class _Worker:
         self._config = config
         self._send_lock = threading.Lock()  # heartbeat, log and job threads share the pipe
         # (job, when it arrived): the arrival splits the request's pipe transfer from its wait here
-        self._jobs: queue.SimpleQueue[tuple[RunJob, float] | None] = queue.SimpleQueue()
+        self._jobs: JobLine[tuple[RunJob, float]] = JobLine(lambda item: item[0].request)
         self._state_lock = threading.Lock()
         self._known: set[str] = set()  # queued or running job ids
         self._cancelled: set[str] = set()
@@ -126,7 +126,7 @@ class _Worker:
                 if not self._loaded.is_set():
                     os._exit(0)  # a half-done load holds nothing worth a clean exit; don't finish it
                 self._stopping.set()
-                self._jobs.put(None)
+                self._jobs.close()
                 return
             else:
                 log.error("worker got an unknown message %r; ignored", type(message).__name__)
@@ -161,41 +161,13 @@ class _Worker:
         self.send(Ready(info=info, pid=os.getpid(), load_s=load_s))
 
         limit = self._config.jobs_per_batch(info.device)
-        held: list[tuple[RunJob, float] | None] = []  # taken from the queue but not batchable
-        while True:
-            item = held.pop() if held else self._jobs.get()
-            if item is None:
-                break
-            batch = [item]
-            key = self._batch_key(core, item[0])
-            # Jobs of one size waiting right behind this one join it, in their order; the first
-            # that cannot (another size, another operation) runs next, so nothing is overtaken.
-            while key is not None and len(batch) < limit:
-                try:
-                    following = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if following is None or self._batch_key(core, following[0]) != key:
-                    held.append(following)
-                    break
-                batch.append(following)
+        while (batch := self._jobs.next_batch(core, limit)) is not None:
             if len(batch) == 1:
-                self._run(core, *item)
+                self._run(core, *batch[0])
             else:
                 self._run_batch(core, batch)
         self._stopping.set()
         return 0
-
-    @staticmethod
-    def _batch_key(core: Any, job: RunJob) -> Any:
-        """The core's batch key for a job; None (run alone) for a core that does not batch."""
-        if not hasattr(core, "run_batch"):
-            return None
-        try:
-            return core.batch_key(job.request)
-        except Exception:  # a request too odd to classify still gets its run, alone
-            log.exception("could not tell whether job %s can share a batch", job.request.job_id)
-            return None
 
     def _job_hooks(
         self, job: RunJob, arrived_at: float

@@ -1,7 +1,8 @@
 """`IMAGINE_ENGINE` end to end: the settings pick the engine, and a job made through `Services`
 comes back done with its images on disk, on the real `tiny` model.
 
-The Ray test needs the optional `ray` extra and skips cleanly without it (CI does not install it).
+The same job through `IMAGINE_ENGINE=ray` runs on the run's shared Ray cluster, in
+tests/scaleout/test_ray_services.py.
 """
 
 from __future__ import annotations
@@ -71,44 +72,14 @@ async def one_grid(services: Services) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_inprocess_engine_runs_a_job_on_the_tiny_model(tmp_path: Path):
-    settings = settings_for(tmp_path, IMAGINE_ENGINE="inprocess")
+    await grid_through(settings_for(tmp_path, IMAGINE_ENGINE="inprocess"))
+
+
+async def grid_through(settings: Settings) -> None:
+    """Start `Services` on these settings (one engine slot), make one grid, stop."""
     services = await Services.start(settings)
     try:
         assert services.info.name == "tiny" and services.engine.slots == 1
         await asyncio.wait_for(one_grid(services), 240)
     finally:
         await services.stop(grace_s=5.0)
-
-
-# A small, loopback-only cluster (as in tests/engine/test_ray_serve.py): no dashboard, a small
-# object store, the node's address given so Ray never probes the network.
-RAY_INIT = {
-    "num_cpus": 2,
-    "include_dashboard": False,
-    "object_store_memory": 100 * 1024 * 1024,
-    "_node_ip_address": "127.0.0.1",
-    "log_to_driver": False,
-}
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(420)
-async def test_ray_engine_runs_a_job_on_the_tiny_model(tmp_path: Path):
-    pytest.importorskip("ray.serve")
-    import ray
-    from ray import serve
-
-    # The test starts the cluster itself (with the options above); the engine joins the Ray
-    # instance already running in this process, as it would join the one at IMAGINE_RAY_ADDRESS.
-    ray.init(**RAY_INIT)
-    try:
-        settings = settings_for(tmp_path, IMAGINE_ENGINE="ray", IMAGINE_RAY_REPLICAS="1")
-        services = await Services.start(settings)
-        try:
-            assert services.info.name == "tiny" and services.engine.slots == 1
-            await asyncio.wait_for(one_grid(services), 300)
-        finally:
-            await services.stop(grace_s=5.0)
-    finally:
-        serve.shutdown()
-        ray.shutdown()

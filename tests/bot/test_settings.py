@@ -217,3 +217,45 @@ def test_log_lines_carry_the_job_id_and_json_is_one_object_per_line(capsys):
     remove_logging()  # leave no handler on this test's (soon closed) stream
     log.info("after")
     assert "after" not in stream.getvalue()
+
+
+def test_ray_scaling_and_status_port_settings():
+    settings = Settings.from_env(
+        {
+            "IMAGINE_ENGINE": "ray",
+            "IMAGINE_RAY_MIN_REPLICAS": "1",
+            "IMAGINE_RAY_MAX_REPLICAS": "6",
+            "IMAGINE_RAY_TARGET_ONGOING_REQUESTS": "3",
+            "IMAGINE_RAY_GPUS_PER_REPLICA": "0.5",
+            "IMAGINE_MODEL": "stabilityai/sdxl-turbo",
+            "IMAGINE_METRICS_PORT": "9464",
+        }
+    )
+    assert (settings.ray_min_replicas, settings.ray_max_replicas) == (1, 6)
+    assert (settings.ray_target_ongoing_requests, settings.ray_gpus_per_replica) == (3.0, 0.5)
+    assert settings.ray_app_name() == "imagine-sdxl-turbo"  # one Serve application per model
+    assert (settings.metrics_port, settings.metrics_host) == (9464, "127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"IMAGINE_ENGINE": "ray", "IMAGINE_RAY_MIN_REPLICAS": "2"}, "needs IMAGINE_RAY_MAX_REPLICAS"),
+        (
+            {"IMAGINE_ENGINE": "ray", "IMAGINE_RAY_MIN_REPLICAS": "3", "IMAGINE_RAY_MAX_REPLICAS": "2"},
+            "at least",
+        ),
+        (
+            {"IMAGINE_ENGINE": "ray", "IMAGINE_RAY_REPLICAS": "2", "IMAGINE_RAY_MAX_REPLICAS": "4"},
+            "set one of them",
+        ),
+        ({"IMAGINE_ENGINE": "ray", "IMAGINE_RAY_TARGET_ONGOING_REQUESTS": "2"}, "only applies with"),
+        ({"IMAGINE_ENGINE": "ray", "IMAGINE_RAY_GPUS_PER_REPLICA": "-1"}, "0 or more"),
+        ({"IMAGINE_RAY_MAX_REPLICAS": "4"}, "only apply to IMAGINE_ENGINE=ray"),
+        ({"IMAGINE_LOG_FORMAT": "xml"}, "use text or json"),
+        ({"IMAGINE_METRICS_PORT": "70000"}, "not a TCP port"),
+    ],
+)
+def test_bad_scaling_and_status_settings_say_what_is_wrong(environ, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(environ)

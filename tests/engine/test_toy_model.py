@@ -32,8 +32,12 @@ def toy() -> EngineCore:
 
 def grid(core: EngineCore, text: str, seed: int, negative: tuple[str, ...] = (), **kw) -> list[np.ndarray]:
     request = ImagineRequest(
-        job_id="t", prompt=PromptSpec.single(text, negative), seeds=tuple(seed + i for i in range(4)),
-        width=kw.pop("width", 128), height=kw.pop("height", 128), **kw,
+        job_id="t",
+        prompt=PromptSpec.single(text, negative),
+        seeds=tuple(seed + i for i in range(4)),
+        width=kw.pop("width", 128),
+        height=kw.pop("height", 128),
+        **kw,
     )
     return [pixels(im).astype(np.uint8) for im in finish(core, request).images]
 
@@ -69,7 +73,10 @@ def test_zoom_out_keeps_the_source_in_the_centre_and_continues_the_background(to
     text = "a red circle in the centre on a night sky"
     source = grid(toy, text, seed=31)[0]
     request = OutpaintRequest(
-        job_id="z", source=ImageData.from_pil(_pil(source)), prompt=PromptSpec.single(text), seeds=(1, 2, 3, 4),
+        job_id="z",
+        source=ImageData.from_pil(_pil(source)),
+        prompt=PromptSpec.single(text),
+        seeds=(1, 2, 3, 4),
         zoom=2.0,
     )
     for image in finish(toy, request).images:
@@ -130,7 +137,7 @@ def test_the_toy_weights_are_small_and_in_the_package():
 
 
 def test_a_missing_or_damaged_weights_folder_is_one_sentence_naming_it(tmp_path):
-    with pytest.raises(ModelLoadError, match="no model_index.json"):
+    with pytest.raises(ModelLoadError, match=r"no model_index\.json"):
         load_model(str(tmp_path), device="cpu")
     copy = tmp_path / "toy"
     shutil.copytree(packaged_model_dir(PRESETS["toy"]), copy)

@@ -3,6 +3,7 @@ loads through the same code path as a Stable Diffusion 1.x folder."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 
@@ -12,7 +13,9 @@ from engine.api import EngineConfig, Finished, ImagineRequest, PromptSpec
 from engine.core import EngineCore
 from engine.training.train import TrainConfig, build_dataset, train_denoiser, train_vae
 
-TINY = dict(vae_steps=2, vae_batch=2, scenes=24, unet_steps=3, batch=2, checkpoint_every=1, warmup=1, sample_every=0)
+TINY = dict(
+    vae_steps=2, vae_batch=2, scenes=24, unet_steps=3, batch=2, checkpoint_every=1, warmup=1, sample_every=0
+)
 
 
 class Killed(Exception):
@@ -31,10 +34,8 @@ def test_the_denoiser_resumes_after_a_kill(tmp_path):
         if step == 2:
             raise Killed  # as a SIGKILL right after the step-2 checkpoint was written
 
-    try:
+    with contextlib.suppress(Killed):
         train_denoiser(cfg, data, tmp_path, sample_hook=kill_at_two)
-    except Killed:
-        pass
     assert torch.load(tmp_path / "denoiser.pt", weights_only=False)["step"] == 2
     train_denoiser(cfg, data, tmp_path, sample_hook=lambda step, _m: seen.append(step))
     assert seen == [1, 2, 3]  # the second run did step 3 only
@@ -46,8 +47,17 @@ def test_the_denoiser_resumes_after_a_kill(tmp_path):
 def test_a_quick_training_run_writes_a_model_the_engine_loads(tmp_path):
     out = tmp_path / "model"
     result = subprocess.run(
-        [sys.executable, "-m", "engine.training", "--quick", "--no-report", "--work", str(tmp_path / "w"),
-         "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "engine.training",
+            "--quick",
+            "--no-report",
+            "--work",
+            str(tmp_path / "w"),
+            "--out",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         timeout=240,
@@ -60,8 +70,14 @@ def test_a_quick_training_run_writes_a_model_the_engine_loads(tmp_path):
     assert "circle" in info.vocabulary and "lighthouse" in info.vocabulary
     events = []
     core.run(
-        ImagineRequest(job_id="j", prompt=PromptSpec.single("a red circle"), seeds=(1, 2, 3, 4), width=128,
-                       height=96, steps=2),
+        ImagineRequest(
+            job_id="j",
+            prompt=PromptSpec.single("a red circle"),
+            seeds=(1, 2, 3, 4),
+            width=128,
+            height=96,
+            steps=2,
+        ),
         events.append,
         lambda: False,
     )

@@ -1,0 +1,1 @@
+"""Benchmarks that span more than one package (scale-out); each prints figures, asserts nothing."""
