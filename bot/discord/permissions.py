@@ -14,6 +14,10 @@ import discord
 
 from storage.models import Job
 
+# Another server's job (or a console job) is not this server's: its moderators could neither see
+# it in their history nor hide it, so it can be neither reposted nor acted on here.
+NOT_IN_THIS_SERVER = "There is no job `{job_id}` in this server."
+
 
 def is_moderator(interaction: discord.Interaction, settings: Any | None = None) -> bool:
     """True for members with Manage Messages in the channel or the guild's moderator role.
@@ -33,6 +37,8 @@ def click_refusal(
     interaction: discord.Interaction, job: Job, settings: Any | None, action: str
 ) -> str | None:
     """Why this user may not press `action` on `job`, or None when they may."""
+    if job.guild_id != interaction.guild_id:  # a forged or copied custom_id
+        return NOT_IN_THIS_SERVER.format(job_id=job.id)
     is_author = interaction.user.id == job.user_id
     if action == "cancel":
         if is_author or is_moderator(interaction, settings):

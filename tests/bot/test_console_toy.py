@@ -16,7 +16,7 @@ from engine.training import checker
 
 async def test_the_default_model_is_toy_and_draws_the_prompt(tmp_path):
     environ = {"IMAGINE_DATA_DIR": str(tmp_path), "IMAGINE_DEVICE": "cpu"}  # no IMAGINE_MODEL
-    assert Settings.from_env(environ).engine.model == "toy"
+    assert Settings.from_env(environ).engine_config().model == "toy"
     out, err = io.StringIO(), io.StringIO()
     code = await run_console(
         ["run", "a red dragon and a red circle on the left on a night sky --seed 5", "--json"],

@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from bot.discord import render
 from bot.discord.actions import UNKNOWN_JOB, refuse
+from bot.discord.permissions import NOT_IN_THIS_SERVER
 from bot.prompt import PromptError, parse_prompt
 
 if TYPE_CHECKING:
@@ -69,9 +70,7 @@ class Info(commands.Cog):
             await refuse(interaction, UNKNOWN_JOB.format(job_id=job_id.strip()))
             return
         if job.guild_id != interaction.guild_id:
-            # Another server's picture (or a console job) is not this server's to repost: its
-            # moderators could neither see it in their history nor hide it.
-            await refuse(interaction, f"There is no job `{job.id}` in this server.")
+            await refuse(interaction, NOT_IN_THIS_SERVER.format(job_id=job.id))
             return
         notice = render.notice_message(job)
         if notice is not None:
