@@ -26,6 +26,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the diffusers folder to write")
     p.add_argument("--quick", action="store_true", help="a few steps of each stage (tests, smoke runs)")
     p.add_argument("--no-report", action="store_true", help="skip the prompt-following benchmark at the end")
+    p.add_argument(
+        "--export-only",
+        action="store_true",
+        help="write the folder from the checkpoints as they are, no training",
+    )
     for f in fields(TrainConfig):
         p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=None)
     return p
@@ -54,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(cfg.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
+    if args.export_only:
+        from engine.training.train import load_checkpoint
+
+        save_model(assemble(*load_checkpoint(args.work)), args.out)
+        return 0
     vae = train_vae(cfg, args.work)
     data = build_dataset(cfg, vae, args.work)
 

@@ -346,6 +346,26 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
     return unet.eval(), text_encoder.eval(), tokenizer
 
 
+def load_checkpoint(work: Path):
+    """(vae, unet, text_encoder, tokenizer) from a work folder's checkpoints, with the moving-average
+    weights: what a run killed now would have exported (`python -m engine.training --export-only`)."""
+    vae_state = torch.load(work / "vae.pt", weights_only=False)
+    if not vae_state.get("done"):
+        raise RuntimeError(f"{work}: the VAE stage has not finished; nothing to export yet")
+    vae = colour_exact_vae()
+    vae.load_state_dict(vae_state["model"])
+    vae.register_to_config(scaling_factor=vae_state["scaling_factor"])
+    state = torch.load(work / "denoiser.pt", weights_only=False)
+    tokenizer = build_tokenizer()
+    unet = architecture.make_unet()
+    text_encoder = architecture.make_text_encoder(len(tokenizer))
+    unet.load_state_dict(state["unet"])
+    text_encoder.load_state_dict(state["text_encoder"])
+    _load_ema([*unet.parameters(), *text_encoder.parameters()], state["ema"])
+    log.info("loaded the checkpoint at step %d", state["step"])
+    return vae.eval(), unet.eval(), text_encoder.eval(), tokenizer
+
+
 def _load_ema(params, ema) -> None:
     with torch.no_grad():
         for p, average in zip(params, ema, strict=True):
