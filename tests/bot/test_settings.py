@@ -16,7 +16,7 @@ def test_nothing_set_gives_the_documented_defaults():
     assert settings == Settings()
     assert settings.data_dir == Path("data")
     assert settings.database_url is None
-    assert settings.model == "tiny"
+    assert settings.model == "toy"  # the shipped toy model: draws what it is asked, no download
     assert settings.device == "auto"
     assert settings.engine == "local"
     assert (settings.max_running_per_user, settings.max_queued_per_user) == (3, 10)
