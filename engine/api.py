@@ -223,6 +223,11 @@ class Family(enum.StrEnum):
 DEFAULT_MODEL = "toy"
 
 
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+COMPILE_MODES = ("off", "regional", "full")
+FP8_MODES = ("off", "weights", "matmul")
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """What the engine loads and where. Built by the bot from its settings."""
@@ -242,6 +247,30 @@ class EngineConfig:
     # The most imagine or vary jobs of one size that share one denoising loop (one UNet call per step for
     # all their cells); 0 picks for the device: 4 on a GPU, 1 (no batching) on a CPU.
     batch_jobs: int = 0
+    # Speed paths (engine/speed.py; the README's "Speed" says which to turn on for a GPU). Every one
+    # that changes pixels on the CPU is off by default.
+    dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on the CPU), float32, bfloat16, float16
+    channels_last: bool | None = None  # None: on for CUDA, off on the CPU
+    fuse_qkv: bool = False  # one fused q/k/v projection per attention (diffusers' fuse_qkv_projections)
+    compile: str = "off"  # off, regional (each repeated block type once), full (the whole UNet)
+    compile_backend: str = "inductor"  # torch.compile's backend; tests use "eager" to count graphs fast
+    compile_cache_dir: str | None = None  # inductor's on-disk code cache (TORCHINDUCTOR_CACHE_DIR)
+    cuda_graphs: bool = False  # replay each compiled shape as a CUDA graph (needs compile; CUDA only)
+    fp8: str = "off"  # off, weights (float8 storage), matmul (float8 weights and activations)
+
+    def __post_init__(self) -> None:
+        # Code that builds an EngineConfig directly (benchmarks, tests) gets the same clear
+        # refusal as the bot's settings, naming the field and what it accepts.
+        for name, allowed in (("dtype", DTYPES), ("compile", COMPILE_MODES), ("fp8", FP8_MODES)):
+            value = getattr(self, name)
+            if value not in allowed:
+                choices = ", ".join(allowed)
+                raise ValueError(f"EngineConfig.{name}={value!r} is not valid; use one of {choices}")
+        if self.cuda_graphs and self.compile == "off":
+            raise ValueError(
+                "EngineConfig.cuda_graphs needs compile='regional' or 'full': the graphs are recorded "
+                "from the compiled UNet"
+            )
 
     def jobs_per_batch(self, device: str) -> int:
         """`batch_jobs`, or the device's default when it is 0 (auto)."""
@@ -265,6 +294,10 @@ class ModelInfo:
     # The words a closed-vocabulary model reads (the toy model's world); empty for the open
     # vocabularies of real checkpoints, where every word means something to the text encoder.
     vocabulary: tuple[str, ...] = ()
+    # The speed paths in use (e.g. "bfloat16", "channels-last", "compile:regional") and the
+    # seconds the start-up warm-up took (compiling every aspect bucket when compile is on).
+    speed: tuple[str, ...] = ()
+    warmup_s: float | None = None
 
 
 # ---------------------------------------------------------------------------------------------
