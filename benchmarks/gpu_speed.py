@@ -14,7 +14,8 @@ adding one path to the one above it (they run in `RUN_ORDER`, most important fir
     fused-qkv       + fused q/k/v projections
     compile         + regional torch.compile (cold: an empty compile cache)
     cuda-graphs     + CUDA graphs (the GPU defaults the README recommends)
-    fp8             + float8 weights and matmuls
+    fp8             + float8 weights and matmuls (`torch._scaled_mm`)
+    fp8-weights     + float8 weights only (dequantised for a bf16 matmul: memory, not speed)
     restart         the cuda-graphs stage again with the compile cache now warm: a restart's cold start
 
 and prints, per stage: a 2x2 grid's seconds (median), the speed-up over stock diffusers, peak GPU
@@ -73,12 +74,13 @@ STAGES: dict[str, dict[str, Any]] = {
     "fused-qkv": {"channels_last": True, "fuse_qkv": True},
     "compile": {"channels_last": True, "fuse_qkv": True, "compile": "regional"},
     "cuda-graphs": _GPU_DEFAULTS,
+    "fp8-weights": {**_GPU_DEFAULTS, "fp8": "weights"},
     "fp8": {**_GPU_DEFAULTS, "fp8": "matmul"},
     "restart": _GPU_DEFAULTS,
 }
 # The order stages run in: the figures that matter most first (stock and the GPU defaults, then a
 # restart while the compile cache is warm), so a run cut short by the budget loses the least.
-RUN_ORDER = ("plain", "cuda-graphs", "restart", "compile", "fused-qkv", "channels-last", "fp8")
+RUN_ORDER = ("plain", "cuda-graphs", "restart", "compile", "fused-qkv", "channels-last", "fp8", "fp8-weights")
 DEPTH4_STAGES = (
     "plain",
     "cuda-graphs",
