@@ -69,8 +69,14 @@ def test_inductor_regional_compile_matches_and_fills_the_persistent_cache(plain,
     images, core = _grid(_config(compile="regional", compile_cache_dir=str(cache)))
     assert "compile:regional" in core.info.speed
     assert np.abs(images - plain).max() <= 2
-    # The FX graph cache wrote the compiled graphs where the next start will look for them.
+    # The FX graph cache wrote the compiled graphs where the next start will look for them...
     assert any((cache / "fxgraph").rglob("*")), "no compiled graph was cached"
+    # ...and an engine started afresh (dynamo's in-process state gone) takes them from there.
+    torch._dynamo.reset()
+    hits = counters["inductor"]["fxgraph_cache_hit"]
+    again, _ = _grid(_config(compile="regional", compile_cache_dir=str(cache)))
+    assert counters["inductor"]["fxgraph_cache_hit"] > hits
+    assert np.array_equal(again, images)
 
 
 def test_every_speed_path_at_once_still_draws_the_same_picture(plain):
