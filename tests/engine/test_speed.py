@@ -63,6 +63,7 @@ def test_each_speed_path_draws_the_plain_paths_pictures(plain, speed, named, mea
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("fresh_dynamo")
 def test_inductor_regional_compile_matches_and_fills_the_persistent_cache(plain, tmp_path):
     # The real compiler (C++ code generation on the CPU; Triton on a GPU), not a stand-in backend.
     cache = tmp_path / "compile-cache"
