@@ -22,6 +22,8 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
 
+from engine.api import dimensions_for  # the engine warms up the same sizes that `--ar` asks for
+
 __all__ = [
     "DEFAULTS",
     "MAX_INPUT_LENGTH",
@@ -651,42 +653,7 @@ def expand_permutations(text: str) -> list[str]:
     return [" ".join(result.split()) for result in _expand(template)]
 
 
-# --- sizes ----------------------------------------------------------------------------------
-
-
-def dimensions_for(
-    aspect: tuple[int, int], native_width: int, native_height: int, step: int
-) -> tuple[int, int]:
-    """Width and height for `--ar`: multiples of `step`, near the model's native pixel area.
-
-    Models draw best near the pixel count they were trained at, and their latents need sides in
-    multiples of `step` (64 for the SD families), so the exact ratio is rarely reachable. Every
-    nearby multiple is scored by how far its ratio is from the request plus half how far its area
-    is from native (both on a log scale); the ratio dominates, the area keeps it from drifting.
-    At 512x512 and step 64, 16:9 gives 704x384 (3% off); at 1024x1024, 1344x768.
-    """
-    aspect_w, aspect_h = aspect
-    if aspect_w <= 0 or aspect_h <= 0:
-        raise ValueError(f"aspect sides must be positive, got {aspect_w}:{aspect_h}")
-    if native_width <= 0 or native_height <= 0 or step <= 0:
-        raise ValueError(
-            f"native size and step must be positive, got {native_width}x{native_height} step {step}"
-        )
-    ratio = aspect_w / aspect_h
-    area = native_width * native_height
-    ideal_height = math.sqrt(area / ratio) / step
-    best: tuple[float, int, int, int] | None = None
-    for height_steps in range(max(1, math.floor(ideal_height / 2)), math.ceil(ideal_height * 2) + 1):
-        height = height_steps * step
-        for target in (height * ratio / step, area / height / step):
-            for width_steps in {max(1, math.floor(target)), max(1, math.ceil(target))}:
-                width = width_steps * step
-                cost = abs(math.log(width / height / ratio)) + 0.5 * abs(math.log(width * height / area))
-                candidate = (round(cost, 12), width * height, width, height)
-                if best is None or candidate < best:
-                    best = candidate
-    assert best is not None
-    return best[2], best[3]
+# Sizes for `--ar`: `dimensions_for` lives in engine.api (imported above) and is re-exported here.
 
 
 def unknown_words(prompt: Prompt, vocabulary: Sequence[str]) -> list[str]:

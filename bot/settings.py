@@ -19,7 +19,7 @@ from dotenv import dotenv_values
 
 from bot.dispatcher import Limits
 from bot.logs import LOG_FORMATS
-from engine.api import DEFAULT_MODEL, EngineConfig
+from engine.api import COMPILE_MODES, DEFAULT_MODEL, DTYPES, FP8_MODES, EngineConfig
 from storage.ownership import DEFAULT_LEASE_S
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -84,6 +84,15 @@ class Settings:
     allow_second_bot: bool = False  # a second `imagine-bot` on one database starts anyway
     database_wait_s: float = 30.0  # how long a command waits for a database locked by another process
     max_image_decodes: int = 2  # image prompts decoded at once (each may be tens of megapixels)
+    # The engine's speed paths (engine/speed.py, the README's "Speed"): all off or automatic here,
+    # because each either changes pixels on the CPU or only pays off on a GPU.
+    dtype: str = "auto"
+    channels_last: bool | None = None  # None: auto (on with CUDA)
+    fuse_qkv: bool = False
+    compile: str = "off"
+    compile_cache_dir: Path | None = None  # None: <data dir>/compile-cache
+    cuda_graphs: bool = False
+    fp8: str = "off"
 
     @classmethod
     def from_env(
@@ -185,6 +194,14 @@ class Settings:
             )
         model = get("IMAGINE_MODEL") or DEFAULT_MODEL
         model_config = _model_config(get("IMAGINE_MODEL_CONFIG"), model)
+        compile_mode = _choice(get, "IMAGINE_COMPILE", COMPILE_MODES, "off")
+        cuda_graphs = _bool(get, "IMAGINE_CUDA_GRAPHS", False)
+        if cuda_graphs and compile_mode == "off":
+            raise SettingsError(
+                "IMAGINE_CUDA_GRAPHS=on needs IMAGINE_COMPILE=regional or full: the graphs are recorded "
+                "from the compiled UNet"
+            )
+        compile_cache = get("IMAGINE_COMPILE_CACHE_DIR")
         database_url = get("IMAGINE_DATABASE_URL")
         if database_url is not None and "://" not in database_url:
             raise SettingsError(
@@ -229,6 +246,14 @@ class Settings:
             allow_second_bot=_bool(get, "IMAGINE_ALLOW_SECOND_BOT", False),
             database_wait_s=_seconds(get, "IMAGINE_DATABASE_WAIT_S", 30.0),
             max_image_decodes=_int(get, "IMAGINE_MAX_IMAGE_DECODES", 2, minimum=1),
+            dtype=_DTYPE_ALIASES.get((get("IMAGINE_DTYPE") or "").lower())
+            or _choice(get, "IMAGINE_DTYPE", DTYPES, "auto"),
+            channels_last=_auto_bool(get, "IMAGINE_CHANNELS_LAST"),
+            fuse_qkv=_bool(get, "IMAGINE_FUSE_QKV", False),
+            compile=compile_mode,
+            compile_cache_dir=Path(compile_cache).expanduser() if compile_cache else None,
+            cuda_graphs=cuda_graphs,
+            fp8=_choice(get, "IMAGINE_FP8", FP8_MODES, "off"),
         )
 
     def engine_config(self) -> EngineConfig:
@@ -242,6 +267,14 @@ class Settings:
             heartbeat_s=self.engine_heartbeat_s,
             hang_timeout_s=self.engine_hang_timeout_s,
             batch_jobs=self.batch_jobs,
+            dtype=self.dtype,
+            channels_last=self.channels_last,
+            fuse_qkv=self.fuse_qkv,
+            compile=self.compile,
+            # Compiled code outlives the process here, so a restart skips inductor's codegen.
+            compile_cache_dir=str(self.compile_cache_dir or self.data_dir / "compile-cache"),
+            cuda_graphs=self.cuda_graphs,
+            fp8=self.fp8,
         )
 
     def ray_app_name(self) -> str:
@@ -358,6 +391,30 @@ def _optional_int(get, name: str) -> int | None:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a whole number (a Discord id)") from None
+
+
+_DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def _choice(get, name: str, allowed: tuple[str, ...], default: str) -> str:
+    """One of `allowed` (case-insensitive), or `default` when unset."""
+    raw = get(name)
+    if raw is None:
+        return default
+    if raw.lower() not in allowed:
+        raise SettingsError(f"{name}={raw!r} is not valid; use one of {', '.join(allowed)}")
+    return raw.lower()
+
+
+def _auto_bool(get, name: str) -> bool | None:
+    """`auto` (or unset) is None, which lets the engine pick for its device; else a boolean."""
+    raw = get(name)
+    if raw is None or raw.lower() == "auto":
+        return None
+    try:
+        return _bool(get, name, False)
+    except SettingsError:
+        raise SettingsError(f"{name}={raw!r} is not valid; use auto, on or off") from None
 
 
 def _bool(get, name: str, default: bool) -> bool:

@@ -7,6 +7,7 @@ synchronous and single-job: `run` takes a request and reports through `emit` as 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from engine.api import (
     Started,
     UpscaleRequest,
     VaryRequest,
+    aspect_buckets,
 )
 from engine.models import LoadedModel, closed_vocabulary, load_model
 from engine.ops.generate import Generation, OpContext, OpResult, generate_together
@@ -39,6 +41,7 @@ from engine.ops.preview import latents_to_preview
 from engine.ops.sampler import Cancelled
 from engine.ops.upscale import run_upscale
 from engine.ops.vary import prepare_vary, run_vary, vary_size
+from engine.speed import apply_speed
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,7 @@ class EngineCore:
         self.upscale_tile = upscale_tile
         self.model: LoadedModel | None = None
         self.info: ModelInfo | None = None
+        self.warmed: list[tuple[int, int]] = []  # the sizes the warm-up ran, in order
 
     def load(self) -> ModelInfo:
         """Load the weights (once) and warm up; raises `ModelLoadError` with a readable reason."""
@@ -83,7 +87,10 @@ class EngineCore:
             self.config.inpaint_model,
             config=self.config.model_config,
             upscaler_model=self.config.upscaler_model,
+            dtype=self.config.dtype,
+            channels_last=self.config.channels_last,
         )
+        speed = apply_speed(self.model, self.config)
         preset = self.model.preset
         self.info = ModelInfo(
             name=self.config.model,
@@ -95,9 +102,19 @@ class EngineCore:
             default_guidance=preset.default_guidance,
             device=str(self.model.device),
             vocabulary=closed_vocabulary(self.model.pipe),
+            speed=speed,
         )
         if self.config.warmup:
+            warm_started = time.perf_counter()
             self._warm_up()
+            warmup_s = time.perf_counter() - warm_started
+            self.info = dataclasses.replace(self.info, warmup_s=round(warmup_s, 3))
+            log.info(
+                "warm-up took %.1fs (%d sizes: %s)",
+                warmup_s,
+                len(self.warmed),
+                ", ".join(f"{w}x{h}" for w, h in self.warmed),
+            )
         log.info("engine ready in %.1fs: %s", time.perf_counter() - started, self.info)
         return self.info
 
@@ -106,14 +123,24 @@ class EngineCore:
         # growth, lazy imports) are paid here, not by the first user.
         step = self.info.size_step
         size = max(step, (self.info.native_width // 2) // step * step)
-        request = ImagineRequest(
-            job_id="warmup", prompt=PromptSpec.single("warm up"), seeds=(0,), width=size, height=size, steps=1
-        )
+        self._warm_job(size, size, seeds=(0,))
+        if self.config.compile != "off":
+            # A compiled UNet compiles again at each new shape (and records a CUDA graph per shape):
+            # run one grid step at every aspect bucket now, so no user's first 16:9 pays for it.
+            # The small one-image job above and these four-image ones differ in batch size too,
+            # which lets dynamo make the batch dimension dynamic (queue depth changes it).
+            for width, height in aspect_buckets(self.info.native_width, self.info.native_height, step):
+                self._warm_job(width, height, seeds=(0, 1, 2, 3))
+
+    def _warm_job(self, width: int, height: int, seeds: tuple[int, ...]) -> None:
+        prompt = PromptSpec.single("warm up")
+        request = ImagineRequest("warmup", prompt, seeds=seeds, width=width, height=height, steps=1)
         events: list[EngineEvent] = []
         self.run(request, events.append, lambda: False)
         if not isinstance(events[-1], Finished):
             # A model that cannot make one small picture should not report itself ready.
             raise RuntimeError(f"the model loaded but its warm-up job failed: {events[-1].reason}")
+        self.warmed.append((width, height))
 
     # -----------------------------------------------------------------------------------------
 

@@ -70,8 +70,11 @@ def resolve_device(device: str) -> torch.device:
         raise ModelLoadError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from exc
 
 
-def dtype_for(device: torch.device) -> torch.dtype:
-    """bf16 on CUDA (no fp16 VAE overflow, no upcast round trips), fp32 on the CPU (exact, fast enough)."""
+def dtype_for(device: torch.device, setting: str = "auto") -> torch.dtype:
+    """The engine's precision: `setting` (IMAGINE_DTYPE), or for `auto` bf16 on CUDA (no fp16 VAE
+    overflow, no upcast round trips) and fp32 on the CPU (exact, fast enough)."""
+    if setting != "auto":
+        return getattr(torch, setting)
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
@@ -401,6 +404,8 @@ class LoadedModel:
     inpaint_override: DiffusionPipeline | None = None  # an operator-configured inpainting model
     upscaler: DiffusionPipeline | None = None  # an operator-configured upscaler (SD x4 upscaler)
     _derived: dict[str, DiffusionPipeline] = field(default_factory=dict)
+    speed: tuple[str, ...] = ()  # the speed paths applied (engine/speed.py)
+    cuda_graphs: bool = False  # the UNet replays CUDA graphs: each step must say when it begins
     # Encodings of texts that never change for this model (the unconditional input, the house
     # style), made once instead of on every job (see engine/ops/guidance.py).
     fixed_encodings: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = field(default_factory=dict)
@@ -663,8 +668,13 @@ def load_upscaler(name: str, device: torch.device, dtype: torch.dtype) -> Diffus
     return pipe
 
 
-def _place(pipe: DiffusionPipeline, dev: torch.device, dtype: torch.dtype) -> None:
-    """Move a pipeline onto its device in the engine's precision, with the fast GPU layouts."""
+def _place(
+    pipe: DiffusionPipeline, dev: torch.device, dtype: torch.dtype, channels_last: bool | None = None
+) -> None:
+    """Move a pipeline onto its device in the engine's precision, with the fast GPU layouts.
+
+    `channels_last` (IMAGINE_CHANNELS_LAST) defaults to on for CUDA, off on the CPU.
+    """
     pipe.to(dev)
     if pipe.unet.dtype != dtype:
         pipe.to(dtype=dtype)
@@ -674,7 +684,9 @@ def _place(pipe: DiffusionPipeline, dev: torch.device, dtype: torch.dtype) -> No
 
         pipe.unet.set_attn_processor(AttnProcessor2_0())
         pipe.vae.set_attn_processor(AttnProcessor2_0())
-        # channels-last convolutions: the layout cuDNN's fastest kernels want (no effect on results)
+    if dev.type == "cuda" if channels_last is None else channels_last:
+        # channels-last convolutions: the layout cuDNN's fastest kernels want (same results up to
+        # the summation order of another kernel)
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
 
@@ -685,10 +697,17 @@ def load_model(
     inpaint_model: str | None = None,
     config: str | None = None,
     upscaler_model: str | None = None,
+    *,
+    dtype: str = "auto",
+    channels_last: bool | None = None,
 ) -> LoadedModel:
-    """Load a model onto its device in the right precision, once (library chatter silenced)."""
+    """Load a model onto its device in the right precision, once (library chatter silenced).
+
+    `dtype` and `channels_last` are the engine's precision and layout settings (see `dtype_for`
+    and `_place`); the other speed paths are applied afterwards by `engine.speed.apply_speed`.
+    """
     with quiet_libraries():
-        return _load_model(model, device, inpaint_model, config, upscaler_model)
+        return _load_model(model, device, inpaint_model, config, upscaler_model, dtype, channels_last)
 
 
 def _load_model(
@@ -697,11 +716,13 @@ def _load_model(
     inpaint_model: str | None,
     config: str | None,
     upscaler_model: str | None,
+    dtype_setting: str,
+    channels_last: bool | None,
 ) -> LoadedModel:
     dev = resolve_device(device)
-    dtype = dtype_for(dev)
+    dtype = dtype_for(dev, dtype_setting)
     pipe, preset = load_pipeline(model, dev, dtype, config)
-    _place(pipe, dev, dtype)
+    _place(pipe, dev, dtype, channels_last)
     step = math.lcm(preset.size_step, size_multiple(pipe))
     if step != preset.size_step:
         # The preset's step must also be one the UNet can take: otherwise a size that passes the
@@ -715,7 +736,7 @@ def _load_model(
         loaded.upscaler = load_upscaler(upscaler_model, dev, dtype)
     if inpaint_model:
         inpaint_pipe, _ = load_pipeline(inpaint_model, dev, dtype, config, inpainting=True)
-        _place(inpaint_pipe, dev, dtype)
+        _place(inpaint_pipe, dev, dtype, channels_last)
         loaded.inpaint_override = inpaint_pipe
     log.info("loaded model %s (%s) on %s in %s", model, loaded.family.value, dev, dtype)
     return loaded

@@ -20,6 +20,7 @@ from engine.models import LoadedModel
 from engine.ops.guidance import Conditioning, combine, weird_colour_cast
 from engine.ops.images import tensor_to_images
 from engine.quiet import quiet_libraries
+from engine.speed import before_unet_call
 
 StepCallback = Callable[[int, int, torch.Tensor], None]  # (step, total, x0 estimate)
 
@@ -215,6 +216,7 @@ def denoise_lanes(
                 "text_embeds": torch.cat([r.pooled for r in running]),
                 "time_ids": torch.cat([r.time_ids for r in running]),
             }
+        before_unet_call(model)
         with torch.no_grad():
             out = unet(model_in, t, encoder_hidden_states=hidden, added_cond_kwargs=added, return_dict=False)[
                 0

@@ -116,6 +116,16 @@ def test_every_variable_is_read():
         ("IMAGINE_VERSIONS", "Turbo=a,turbo=b", "IMAGINE_VERSIONS names version 'turbo' twice"),
         ("IMAGINE_DATABASE_URL", "imagine.db", "IMAGINE_DATABASE_URL='imagine.db' is not a SQLAlchemy URL"),
         ("IMAGINE_DEV_GUILD_ID", "my-guild", "IMAGINE_DEV_GUILD_ID='my-guild' is not a whole number"),
+        (
+            "IMAGINE_DTYPE",
+            "fp64",
+            "IMAGINE_DTYPE='fp64' is not valid; use one of auto, float32, bfloat16, float16",
+        ),
+        ("IMAGINE_COMPILE", "max", "IMAGINE_COMPILE='max' is not valid; use one of off, regional, full"),
+        ("IMAGINE_FP8", "e5m2", "IMAGINE_FP8='e5m2' is not valid; use one of off, weights, matmul"),
+        ("IMAGINE_CHANNELS_LAST", "maybe", "IMAGINE_CHANNELS_LAST='maybe' is not valid; use auto, on or off"),
+        ("IMAGINE_FUSE_QKV", "2", "IMAGINE_FUSE_QKV='2' is not a boolean"),
+        ("IMAGINE_CUDA_GRAPHS", "on", "IMAGINE_CUDA_GRAPHS=on needs IMAGINE_COMPILE=regional or full"),
     ],
 )
 def test_a_bad_value_names_the_setting_and_what_it_accepts(name, value, message):
@@ -259,3 +269,24 @@ def test_ray_scaling_and_status_port_settings():
 def test_bad_scaling_and_status_settings_say_what_is_wrong(environ, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(environ)
+
+
+def test_speed_settings_reach_the_engine_and_compiled_code_is_cached_under_the_data_dir():
+    defaults = Settings.from_env({"IMAGINE_DATA_DIR": "/srv/imagine"}).engine_config()
+    assert (defaults.dtype, defaults.channels_last, defaults.fuse_qkv) == ("auto", None, False)
+    assert (defaults.compile, defaults.cuda_graphs, defaults.fp8) == ("off", False, "off")
+    assert defaults.compile_cache_dir == str(Path("/srv/imagine") / "compile-cache")
+    config = Settings.from_env(
+        {
+            "IMAGINE_DTYPE": "BF16",
+            "IMAGINE_CHANNELS_LAST": "off",
+            "IMAGINE_FUSE_QKV": "on",
+            "IMAGINE_COMPILE": "Regional",
+            "IMAGINE_CUDA_GRAPHS": "yes",
+            "IMAGINE_FP8": "matmul",
+            "IMAGINE_COMPILE_CACHE_DIR": "/cache/inductor",
+        }
+    ).engine_config()
+    assert (config.dtype, config.channels_last, config.fuse_qkv) == ("bfloat16", False, True)
+    assert (config.compile, config.cuda_graphs, config.fp8) == ("regional", True, "matmul")
+    assert config.compile_cache_dir == "/cache/inductor"
