@@ -5,7 +5,9 @@ while its old process lingers. Without a record of who holds a job, the second p
 recovery takes the first one's live jobs and both run them. So every pending job a process holds
 (waiting in its dispatcher or running) carries that process's `owner_id` and a `lease_until`
 deadline, renewed by a heartbeat. Recovery takes a pending job only when nobody holds it: no
-owner, its own owner, or a lease that ran out (the holder died without releasing it).
+owner, its own owner, a lease that ran out (the holder died without releasing it), or a holder on
+this machine whose process is gone (killed: its pid and start time in the owner id say so, so a
+bot restarted after a SIGKILL or a container restart need not wait out the lease).
 
 Each claim is one conditional write, so two recoveries at once take each job once. A process
 also keeps a row in `processes` with a lease of its own, which is how a second bot sees that one
@@ -31,13 +33,59 @@ from storage.repositories import PENDING
 DEFAULT_LEASE_S = 30.0
 
 
+_HOST_CHARS = 32  # of the host name kept in an owner id (the column holds 64 characters)
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None: no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def start_ticks(pid: int) -> str:
+    """When the process started, in clock ticks since boot ("0" where /proc is not there): with the
+    pid, it names one process for the life of the machine, whatever reuses the pid later."""
+    fields = _stat(pid)
+    return fields[19] if fields and len(fields) > 19 else "0"  # field 22 of proc(5), starttime
+
+
+def new_owner_id() -> str:
+    """`host:pid:start:token`: which process holds a job, in a form that says when it is gone."""
+    pid = os.getpid()
+    return f"{socket.gethostname()[:_HOST_CHARS]}:{pid}:{start_ticks(pid)}:{secrets.token_hex(4)}"
+
+
+def owner_gone(owner_id: str | None) -> bool:
+    """True when the owner's process has certainly ended: it ran on this machine, and no process
+    with its pid and start time is alive (killed, a zombie, or the pid taken by a later process,
+    as after a container restart). An owner on another machine is never judged gone here: its
+    lease decides. Owner ids of another form are never judged gone either."""
+    parts = (owner_id or "").split(":")
+    if len(parts) != 4 or not parts[1].isdigit() or parts[0] != socket.gethostname()[:_HOST_CHARS]:
+        return False
+    fields = _stat(int(parts[1]))
+    if fields is None:
+        if not os.path.isdir("/proc/self"):  # no /proc here: ask the kernel about the pid alone
+            try:
+                os.kill(int(parts[1]), 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+            return False
+        return True
+    started = fields[19] if len(fields) > 19 else "0"
+    return fields[0] == "Z" or (parts[2] != "0" and started != parts[2])
+
+
 @dataclass(frozen=True)
 class Owner:
     """This process as a job holder: its id and how long a lease lasts without a heartbeat."""
 
-    id: str = field(
-        default_factory=lambda: f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
-    )
+    id: str = field(default_factory=new_owner_id)
     lease_s: float = DEFAULT_LEASE_S
 
     def deadline(self, now: datetime | None = None) -> datetime:
@@ -75,7 +123,9 @@ def held_by_other(job: Job, owner_id: str | None, now: datetime | None = None) -
     """The job belongs to another process whose lease has not run out."""
     if owner_id is None or job.owner_id is None or job.owner_id == owner_id:
         return False
-    return job.lease_until is not None and job.lease_until >= (now or utcnow())
+    live_lease = job.lease_until is not None and job.lease_until >= (now or utcnow())
+    # A holder SIGKILLed on this machine leaves a live lease behind; its pid says it is gone.
+    return live_lease and not owner_gone(job.owner_id)
 
 
 def check_owner(job: Job, owner_id: str | None, doing: str) -> None:
@@ -109,10 +159,11 @@ class OwnershipRepository:
             if job.status == JobStatus.RUNNING:
                 # Interrupted, not failed: the attempt it was on does not count against its retry.
                 changes.update(status=JobStatus.QUEUED.value, attempts=max(0, (job.attempts or 0) - 1))
+            free = _free(owner.id, now)
+            if job.owner_id is not None and owner_gone(job.owner_id):
+                free = or_(free, Job.owner_id == job.owner_id)  # still the dead holder's
             result = await self.session.execute(
-                update(Job)
-                .where(Job.id == job.id, Job.status.in_(PENDING), _free(owner.id, now))
-                .values(**changes)
+                update(Job).where(Job.id == job.id, Job.status.in_(PENDING), free).values(**changes)
             )
             if result.rowcount == 1:
                 for name, value in changes.items():
@@ -160,7 +211,12 @@ class OwnershipRepository:
         live = select(Process).where(
             Process.role == role, Process.lease_until >= now, Process.owner_id != owner.id
         )
-        others = list((await self.session.scalars(live)).all())
+        others = []
+        for process in (await self.session.scalars(live)).all():
+            if owner_gone(process.owner_id):  # killed on this machine before its lease ran out
+                await self.session.delete(process)
+            else:
+                others.append(process)
         if others and exclusive:
             first = others[0]
             raise AnotherProcessRunningError(
@@ -192,4 +248,6 @@ __all__ = [
     "OwnershipRepository",
     "check_owner",
     "held_by_other",
+    "new_owner_id",
+    "owner_gone",
 ]

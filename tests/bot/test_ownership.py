@@ -24,7 +24,7 @@ from bot.console import run_console
 from bot.dispatcher import Dispatcher
 from bot.services import Services
 from bot.settings import Settings
-from storage.ownership import AnotherProcessRunningError, Owner
+from storage.ownership import AnotherProcessRunningError, Owner, start_ticks, owner_gone
 from storage.store import Store
 from tests.support.lease_holder import stand_in_request
 
@@ -101,6 +101,46 @@ async def test_a_sigkilled_runs_jobs_are_taken_once_its_lease_expires(tmp_path: 
         if process.poll() is None:
             process.kill()
         await store.close()
+
+
+async def test_a_holder_killed_on_this_machine_is_known_gone_before_its_lease_runs_out(
+    tmp_path: Path,
+) -> None:
+    """A bot restarted after `docker kill` or an OOM kill starts at once and takes the dead
+    process's jobs: its owner id names a pid and start time that no live process has."""
+    data_dir = tmp_path / "data"
+    process, held = _holder(data_dir, 2, 60.0)  # a lease far longer than this test
+    store = await Store.open(None, data_dir)
+    try:
+        holder = (await store.get_job(held[0])).owner_id
+        await store.register_process(Owner(id=holder), "bot")  # the killed process was the bot
+        assert (await store.claim_pending(Owner())).taken == []  # alive: nothing taken
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+        recoverer = Owner()
+        await store.register_process(recoverer, "bot", exclusive=True)  # no "another bot is running"
+        taken = [job.id for job in (await store.claim_pending(recoverer)).taken]
+        assert sorted(taken) == sorted(held)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        await store.close()
+
+
+def test_an_owner_id_names_a_live_process_until_it_ends() -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        host, _, _, token = Owner().id.split(":")
+        theirs = f"{host}:{sleeper.pid}:{start_ticks(sleeper.pid)}:{token}"
+        assert not owner_gone(Owner().id) and not owner_gone(theirs)
+        assert owner_gone(f"{host}:{sleeper.pid}:1:{token}")  # same pid, another start: reused
+        assert not owner_gone(f"another-host:{sleeper.pid}:1:{token}")  # elsewhere: the lease decides
+        assert not owner_gone("an-id-of-another-form")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert owner_gone(theirs)
 
 
 async def test_two_recoveries_at_once_take_each_job_once(tmp_path: Path) -> None:
