@@ -24,7 +24,7 @@ from bot.console import run_console
 from bot.dispatcher import Dispatcher
 from bot.services import Services
 from bot.settings import Settings
-from storage.ownership import AnotherProcessRunningError, Owner, start_ticks, owner_gone
+from storage.ownership import AnotherProcessRunningError, Owner, owner_gone, start_ticks
 from storage.store import Store
 from tests.support.lease_holder import stand_in_request
 
