@@ -48,7 +48,7 @@ from engine.api import (
     UpscaleRequest,
     VaryRequest,
 )
-from storage.models import Job, JobKind, JobStatus
+from storage.models import Job, JobKind, JobStatus, new_job_id
 
 log = logging.getLogger(__name__)
 
@@ -249,19 +249,22 @@ class JobService:
         count = sum(max(1, p.repeat) for p in prompts)
         self.dispatcher.check_capacity(requester.user_id, count, limits)
 
-        jobs: list[Job] = []
-        saved_image: str | None = None  # the image prompt, written once for all these jobs
-        try:
-            for prompt in prompts:
-                width, height = dimensions_for(
-                    prompt.aspect, self.info.native_width, self.info.native_height, self.info.size_step
-                )
-                for repeat in range(max(1, prompt.repeat)):
-                    if prompt.seed is not None:
-                        seed = (prompt.seed + GRID_CELLS * repeat) % SEED_LIMIT
-                    else:
-                        seed = self._new_seed()
-                    job = await self.store.create_job(
+        # The image prompt is written first, under the first job's id, so that every row can name
+        # it and all the rows go in together: one transaction, all of them or none.
+        first_id = new_job_id()
+        saved_image = await self._save_init_image(first_id, init_image) if init_image is not None else None
+        specs: list[dict[str, Any]] = []
+        for prompt in prompts:
+            width, height = dimensions_for(
+                prompt.aspect, self.info.native_width, self.info.native_height, self.info.size_step
+            )
+            for repeat in range(max(1, prompt.repeat)):
+                if prompt.seed is not None:
+                    seed = (prompt.seed + GRID_CELLS * repeat) % SEED_LIMIT
+                else:
+                    seed = self._new_seed()
+                specs.append(
+                    dict(
                         kind=JobKind.IMAGINE.value,
                         status=JobStatus.QUEUED.value,
                         **self._author(requester),
@@ -278,13 +281,13 @@ class JobService:
                         height=height,
                         seed=seed,
                     )
-                    jobs.append(job)
-                    if init_image is not None and saved_image is None:
-                        saved_image = await self._save_init_image(job, init_image)
-        except Exception as exc:
-            # A full disk or a busy database halfway through: the rows made so far were never
-            # submitted, and left `queued` they would start by surprise at the next restart.
-            await self._cancel_unsubmitted(jobs, f"not queued: saving the request failed ({exc})")
+                )
+        specs[0]["id"] = first_id
+        try:
+            jobs = await self.store.create_jobs(specs)
+        except BaseException:
+            if saved_image is not None:
+                await asyncio.to_thread((Path(self.store.files.data_dir) / saved_image).unlink, missing_ok=True)
             raise
         await self._submit(jobs, limits)
         return jobs
@@ -661,14 +664,14 @@ class JobService:
         settings = await self.store.guild_settings(requester.guild_id)
         return base.with_overrides(settings.max_running_per_user, settings.max_queued_per_user)
 
-    async def _save_init_image(self, job: Job, image: ImageData) -> str:
+    async def _save_init_image(self, job_id: str, image: ImageData) -> str:
         """Keep the image prompt under the data directory so the job can still run after a restart;
-        returns its path there, for the other jobs of the same submission to share.
+        returns its path there, for all the jobs of the same submission to share.
 
         It lives in `inputs/`, apart from `images/`, because it is not one of the job's results
         (the store's orphan sweep only knows result images).
         """
-        relative = f"inputs/{job.id}.png"
+        relative = f"inputs/{job_id}.png"
         target = Path(self.store.files.data_dir) / relative
 
         def write() -> None:
@@ -678,10 +681,6 @@ class JobService:
             temporary.replace(target)
 
         await asyncio.to_thread(write)
-        params = dict(job.params or {})
-        params["init_image"] = relative
-        await self.store.update_job(job.id, params=params)
-        job.params = params
         return relative
 
     @staticmethod

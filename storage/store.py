@@ -15,7 +15,7 @@ import asyncio
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -133,22 +133,35 @@ class Store:
 
     async def create_job(self, **fields: Any) -> Job:
         """A new job row, `queued` unless a status is given. `user_id` and `kind` are required."""
-        missing = [name for name in ("user_id", "kind") if fields.get(name) is None]
-        if missing:
-            raise InvalidInputError(f"a job needs {' and '.join(missing)}")
-        check_job_fields(fields, creating=True)
-        parent_id = fields.get("parent_id")
-
-        async def work(session: AsyncSession) -> Job:
-            jobs = JobRepository(session)
-            if parent_id is not None and not await jobs.exists(parent_id):
-                raise NotFoundError(f"parent job {parent_id!r} does not exist")
-            # An explicit empty collection: a new job has no images, so no query is needed to know it.
-            return await jobs.add(Job(images=[], **fields))
-
-        job = await self._write(work)
-        log.debug("job %s created (%s, user %s)", job.id, job.kind, job.user_id)
+        [job] = await self.create_jobs([fields])
         return job
+
+    async def create_jobs(self, specs: Sequence[Mapping[str, Any]]) -> list[Job]:
+        """The rows of one submission (a permutation's prompts, a `--repeat`), in one transaction.
+
+        All or none: a permutation half written by a crash or a full disk would start by surprise
+        at the next restart, so a failure on any row leaves none of them behind.
+        """
+        checked = [dict(spec) for spec in specs]
+        for fields in checked:
+            missing = [name for name in ("user_id", "kind") if fields.get(name) is None]
+            if missing:
+                raise InvalidInputError(f"a job needs {' and '.join(missing)}")
+            check_job_fields(fields, creating=True)
+        parents = {fields["parent_id"] for fields in checked if fields.get("parent_id") is not None}
+
+        async def work(session: AsyncSession) -> list[Job]:
+            jobs = JobRepository(session)
+            for parent_id in sorted(parents):
+                if not await jobs.exists(parent_id):
+                    raise NotFoundError(f"parent job {parent_id!r} does not exist")
+            # An explicit empty collection: a new job has no images, so no query is needed to know it.
+            return [await jobs.add(Job(images=[], **fields)) for fields in checked]
+
+        made = await self._write(work)
+        for job in made:
+            log.debug("job %s created (%s, user %s)", job.id, job.kind, job.user_id)
+        return made
 
     async def get_job(self, job_id: str) -> Job | None:
         return await self._read(lambda session: JobRepository(session).get(job_id))
