@@ -152,8 +152,8 @@ async def measure(engine, data_dir, jobs: int, label: str) -> dict[str, float]:
     import statistics
     import time
 
-    from bot.jobs import Requester
-    from bot.services import Services
+    from bot.core.jobs import Requester
+    from bot.core.services import Services
     from bot.settings import Settings
 
     services = await Services.start(Settings(data_dir=data_dir), engine=engine)

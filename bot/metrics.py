@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bot.dispatcher import JobUpdate
+from bot.core.dispatcher import JobUpdate
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ import asyncio
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -43,6 +43,7 @@ from storage.models import (
 )
 from storage.ownership import Claim, Owner, OwnershipRepository, check_owner
 from storage.queries import HistoryPage, HistoryQuery, Lineage
+from storage.records import GuildSettingsFields, JobFields
 from storage.repositories import (
     PENDING,
     ImageRepository,
@@ -131,18 +132,18 @@ class Store:
     # jobs
     # ---------------------------------------------------------------------------------------
 
-    async def create_job(self, **fields: Any) -> Job:
+    async def create_job(self, **fields: Unpack[JobFields]) -> Job:
         """A new job row, `queued` unless a status is given. `user_id` and `kind` are required."""
         [job] = await self.create_jobs([fields])
         return job
 
-    async def create_jobs(self, specs: Sequence[Mapping[str, Any]]) -> list[Job]:
+    async def create_jobs(self, specs: Sequence[JobFields]) -> list[Job]:
         """The rows of one submission (a permutation's prompts, a `--repeat`), in one transaction.
 
         All or none: a permutation half written by a crash or a full disk would start by surprise
         at the next restart, so a failure on any row leaves none of them behind.
         """
-        checked = [dict(spec) for spec in specs]
+        checked: list[dict[str, Any]] = [dict(spec) for spec in specs]
         for fields in checked:
             missing = [name for name in ("user_id", "kind") if fields.get(name) is None]
             if missing:
@@ -166,7 +167,7 @@ class Store:
     async def get_job(self, job_id: str) -> Job | None:
         return await self._read(lambda session: JobRepository(session).get(job_id))
 
-    async def update_job(self, job_id: str, **fields: Any) -> Job:
+    async def update_job(self, job_id: str, **fields: Unpack[JobFields]) -> Job:
         check_job_fields(fields, creating=False)
         parent_id = fields.get("parent_id")
 
@@ -736,7 +737,9 @@ class Store:
 
         return await self._read(work)
 
-    async def update_guild_settings(self, guild_id: int, **fields: Any) -> GuildSettings:
+    async def update_guild_settings(
+        self, guild_id: int, **fields: Unpack[GuildSettingsFields]
+    ) -> GuildSettings:
         clean = check_settings_fields(fields)
 
         async def work(session: AsyncSession) -> GuildSettings:

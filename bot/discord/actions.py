@@ -36,10 +36,10 @@ UNKNOWN_JOB = "I can't find job `{job_id}`; it may have been removed."
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions whose message is meant for the member (everything else is a bug)."""
+    from bot.core.dispatcher import LimitError
+    from bot.core.jobs import JobError
+    from bot.core.moderation import BannedError, BlockedError
     from bot.discord.fetch import ImageFetchError
-    from bot.dispatcher import LimitError
-    from bot.jobs import JobError
-    from bot.moderation import BannedError, BlockedError
     from bot.prompt import PromptError
     from storage.errors import DatabaseBusyError, JobStateError
 
@@ -57,7 +57,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def requester_for(interaction: discord.Interaction) -> Any:
-    from bot.jobs import Requester
+    from bot.core.jobs import Requester
 
     return Requester(
         user_id=interaction.user.id,
@@ -225,7 +225,7 @@ class JobActions:
         prompt_override: str | None = None,
     ) -> Job | None:
         """Start the job a button asks for and post its message as a reply to the parent's."""
-        from bot.jobs import Action
+        from bot.core.jobs import Action
 
         kwargs: dict[str, Any] = {}
         if action in ZOOMS or action == "zoom_custom":

@@ -38,8 +38,8 @@ import discord
 from bot.discord import render
 
 if TYPE_CHECKING:
+    from bot.core.dispatcher import JobUpdate
     from bot.discord.app import ImagineBot
-    from bot.dispatcher import JobUpdate
     from storage.models import Job
 
 log = logging.getLogger(__name__)

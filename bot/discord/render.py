@@ -20,7 +20,7 @@ from bot.discord.views.buttons import GRID_ROWS, SINGLE_ROWS, ButtonSpec, job_vi
 from storage.models import Job, JobStatus
 
 if TYPE_CHECKING:
-    from bot.dispatcher import JobUpdate
+    from bot.core.dispatcher import JobUpdate
 
 DEFAULT_FILESIZE_LIMIT = 25 * 1024 * 1024  # Discord's upload limit outside boosted guilds
 PROMPT_CHARS = 1500  # Discord allows 2000 characters; leave room for the other lines
@@ -141,7 +141,7 @@ async def encode_preview(update: JobUpdate) -> bytes | None:
 
 def waiting_message(job: Job, position: int | None) -> RenderedMessage:
     """The first message of a job, sent as soon as it is queued."""
-    from bot.dispatcher import JobUpdate
+    from bot.core.dispatcher import JobUpdate
 
     return status_message(job, JobUpdate(job.id, JobStatus.QUEUED.value, position=position))
 
@@ -173,7 +173,7 @@ async def job_message(
         spoiler = await in_spoiler_channel(services, job)
         return RenderedMessage(head, attachments, result_view(job), key="done", spoiler=spoiler)
     if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-        from bot.dispatcher import JobUpdate
+        from bot.core.dispatcher import JobUpdate
 
         return status_message(job, JobUpdate(job.id, job.status, position=job.queue_position))
     if job.status == JobStatus.CANCELLED:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.bench_dispatch import StandInEngine
-from bot.dispatcher import Dispatcher, JobUpdate, LimitError, Limits
+from bot.core.dispatcher import Dispatcher, JobUpdate, LimitError, Limits
 from engine.api import Failed, ImagineRequest, PromptSpec
 from storage.models import JobStatus
 from storage.store import Store

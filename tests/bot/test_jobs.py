@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from bot.bench_dispatch import INFO, StandInEngine, solid
-from bot.dispatcher import Dispatcher, LimitError, Limits
-from bot.jobs import (
+from bot.core.dispatcher import Dispatcher, LimitError, Limits
+from bot.core.jobs import (
     Action,
     CellIndexError,
     JobError,
@@ -26,7 +26,7 @@ from bot.jobs import (
     UnknownJobError,
     cell_seed,
 )
-from bot.moderation import BannedError, BlockedError
+from bot.core.moderation import BannedError, BlockedError
 from bot.prompt import PromptError, dimensions_for
 from engine.api import ImagineRequest, OutpaintRequest, UpscaleRequest, VaryRequest
 from storage.models import JobStatus

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.bench_dispatch import StandInEngine
-from bot.dispatcher import Dispatcher
+from bot.core.dispatcher import Dispatcher
 from storage.db import Database, default_url
 from storage.errors import CorruptDatabaseError, DatabaseBusyError
 from storage.store import Store

@@ -21,8 +21,8 @@ import pytest
 
 from bot.bench_dispatch import StandInEngine
 from bot.console import run_console
-from bot.dispatcher import Dispatcher
-from bot.services import Services
+from bot.core.dispatcher import Dispatcher
+from bot.core.services import Services
 from bot.settings import Settings
 from storage.ownership import AnotherProcessRunningError, Owner
 from storage.store import Store

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from bot.bench_dispatch import StandInEngine
-from bot.dispatcher import JobUpdate
-from bot.services import Services
+from bot.core.dispatcher import JobUpdate
+from bot.core.services import Services
 from bot.settings import Settings
 from storage.models import JobStatus
 from storage.store import Store

@@ -15,8 +15,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.bench_dispatch import StandInEngine
+from bot.core.services import Services
 from bot.health import start_status
-from bot.services import Services
 from bot.settings import Settings
 from storage.models import JobStatus
 

@@ -14,7 +14,7 @@ import json
 import sys
 
 from bot.bench_dispatch import StandInEngine
-from bot.dispatcher import Dispatcher
+from bot.core.dispatcher import Dispatcher
 from engine.api import ImagineRequest, PromptSpec
 from storage.models import Job
 from storage.ownership import Owner

@@ -15,9 +15,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.jobs import prompts_with_suffix
 from bot.discord.actions import channel_refusal, refuse
 from bot.discord.views.confirm import CONFIRM_ABOVE, ConfirmJobsView
-from bot.jobs import prompts_with_suffix
 from bot.prompt import PromptError
 
 if TYPE_CHECKING:

@@ -23,6 +23,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import moderation
+from bot.core.dispatcher import Limits
+from bot.core.moderation import (
+    RuleError,
+    format_until,
+    parse_duration,
+    parse_when,
+    rule_text,
+    validate_rule,
+)
 from bot.discord import render
 from bot.discord.permissions import is_moderator
 from bot.discord.render import clip
@@ -37,15 +46,6 @@ from bot.discord.views.moderation import (
     job_embed,
     thumbnail_file,
     words_embed,
-)
-from bot.dispatcher import Limits
-from bot.moderation import (
-    RuleError,
-    format_until,
-    parse_duration,
-    parse_when,
-    rule_text,
-    validate_rule,
 )
 from storage.models import JobStatus, ReportState
 from storage.queries import HistoryPage, HistoryQuery

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.core.moderation import format_until, rule_text
 from bot.discord.render import clip
-from bot.moderation import format_until, rule_text
 
 if TYPE_CHECKING:
     from bot.discord.cogs.moderation import ModerationCog

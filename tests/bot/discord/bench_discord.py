@@ -24,7 +24,7 @@ from pathlib import Path
 
 import simcord
 
-from bot.services import Services
+from bot.core.services import Services
 from bot.settings import Settings
 from tests.bot.discord.conftest import StandInEngine, make_bot
 

@@ -175,7 +175,7 @@ async def test_members_neither_see_nor_run_mod_settings(world):
 async def test_operator_bans_and_words_are_marked_and_left_alone(world):
     """Bans and rules with no server come from the operator (through the store); moderators see
     them, marked, and are told they can't lift them, instead of 'not banned'."""
-    from bot.moderation import validate_rule
+    from bot.core.moderation import validate_rule
 
     store = world.services.store
     await store.ban(world.alice.id, None, "spam everywhere", None)

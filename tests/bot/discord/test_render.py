@@ -7,8 +7,8 @@ import threading
 
 from PIL import Image
 
+from bot.core.dispatcher import JobUpdate
 from bot.discord import render
-from bot.dispatcher import JobUpdate
 from tests.bot.discord.conftest import solid
 
 
