@@ -20,9 +20,9 @@ import simcord
 from PIL import Image
 
 from bot.bench_dispatch import output_size
+from bot.core.fetch import fetch_image
 from bot.core.services import Services
 from bot.discord.app import ImagineBot, create_bot
-from bot.discord.fetch import fetch_image
 from bot.settings import Settings
 from engine.api import (
     EngineRequest,

@@ -16,13 +16,13 @@ import contextlib
 import dataclasses
 import io
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import moderation
+from bot.core import moderation
 from bot.core.dispatcher import Limits
 from bot.core.moderation import (
     RuleError,
@@ -33,25 +33,20 @@ from bot.core.moderation import (
     validate_rule,
 )
 from bot.discord import render
-from bot.discord.permissions import is_moderator
-from bot.discord.render import clip
-from bot.discord.views.moderation import (
+from bot.discord.moderation.embeds import (
     PAGE_SIZE,
-    HistoryView,
-    JobActionsView,
-    ReasonModal,
-    ReportsView,
     audit_embed,
     bans_embed,
     job_embed,
     thumbnail_file,
     words_embed,
 )
-from storage.models import JobStatus, ReportState
+from bot.discord.moderation.modals import ReasonModal
+from bot.discord.moderation.views import HistoryView, JobActionsView, ReportsView
+from bot.discord.permissions import is_moderator
+from bot.discord.replies import clip, message_text
+from storage.models import GuildSettings, Job, JobStatus, Report, ReportState
 from storage.queries import HistoryPage, HistoryQuery
-
-if TYPE_CHECKING:
-    from storage.models import GuildSettings, Job, Report
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +61,7 @@ async def reply(interaction: discord.Interaction, content: str | None = None, **
     """Answer ephemerally whether or not the interaction was answered already."""
     kwargs.setdefault("allowed_mentions", discord.AllowedMentions.none())
     if content is not None:
-        content = render.message_text(content)
+        content = message_text(content)
     if interaction.response.is_done():
         await interaction.followup.send(content, ephemeral=True, **kwargs)
     else:

@@ -8,57 +8,32 @@ nothing.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import discord
 
+from bot.core.fetch import MAX_BYTES, ImageFetchError, decode_attachment
+from bot.core.jobs import Action, Requester
+from bot.core.ports import ImageFetcher
+from bot.core.services import Services
 from bot.discord import render
+from bot.discord.job_actions.buttons import ACTIONS, CELL_ACTIONS, ButtonSpec
+from bot.discord.job_actions.zoom import CustomZoomModal
+from bot.discord.messenger import JobMessenger
 from bot.discord.permissions import click_refusal, is_moderator
-from bot.discord.views.buttons import ACTIONS, CELL_ACTIONS, ButtonSpec
+from bot.discord.replies import refuse, user_errors
 from engine.api import ImageData
-from storage.models import Job, JobStatus
-
-if TYPE_CHECKING:
-    from bot.discord.app import ImagineBot
-    from storage.models import GuildSettings
+from storage.models import GuildSettings, Job, JobStatus
 
 log = logging.getLogger(__name__)
-
-ImageFetcher = Callable[[str], Awaitable[ImageData]]
 
 ZOOMS = {"zoom_2": 2.0, "zoom_1_5": 1.5}
 PANS = {"pan_left": "left", "pan_right": "right", "pan_up": "up", "pan_down": "down"}
 UNKNOWN_JOB = "I can't find job `{job_id}`; it may have been removed."
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions whose message is meant for the member (everything else is a bug)."""
-    from bot.core.dispatcher import LimitError
-    from bot.core.jobs import JobError
-    from bot.core.moderation import BannedError, BlockedError
-    from bot.discord.fetch import ImageFetchError
-    from bot.prompt import PromptError
-    from storage.errors import DatabaseBusyError, JobStateError
-
-    # JobError covers an unknown or hidden job, a job not done yet and a bad cell index.
-    return (
-        PromptError,
-        BannedError,
-        BlockedError,
-        LimitError,
-        ImageFetchError,
-        JobError,
-        JobStateError,
-        DatabaseBusyError,  # "the database stayed busy …; please try again in a moment"
-    )
-
-
-def requester_for(interaction: discord.Interaction) -> Any:
-    from bot.core.jobs import Requester
-
+def requester_for(interaction: discord.Interaction) -> Requester:
     return Requester(
         user_id=interaction.user.id,
         user_name=str(interaction.user),
@@ -66,21 +41,6 @@ def requester_for(interaction: discord.Interaction) -> Any:
         channel_id=interaction.channel_id,
         source="discord",
     )
-
-
-async def refuse(interaction: discord.Interaction, text: str) -> None:
-    """Tell only this member why nothing happened (capped to one Discord message)."""
-    text = render.message_text(text)
-    if not interaction.response.is_done():
-        await interaction.response.send_message(text, ephemeral=True)
-        return
-    if interaction.type == discord.InteractionType.application_command:
-        # A public "thinking…" placeholder is showing, and until it is completed a follow-up
-        # would only replace it (publicly). Complete it, remove it, then answer privately.
-        with contextlib.suppress(discord.HTTPException):
-            await interaction.edit_original_response(content="…")
-            await interaction.delete_original_response()
-    await interaction.followup.send(text, ephemeral=True)
 
 
 def channel_refusal(settings: GuildSettings | None, interaction: discord.Interaction) -> str | None:
@@ -97,15 +57,22 @@ def channel_refusal(settings: GuildSettings | None, interaction: discord.Interac
     return f"I don't make images in this channel; on this server use {where}."
 
 
+class ActionsHost(Protocol):
+    """The bot as the actions see it (`ImagineBot`): the shared services and the messenger."""
+
+    services: Services
+    messenger: JobMessenger
+
+
 class JobActions:
     """What `/imagine`, the buttons and the Custom Zoom modal do once a click is accepted."""
 
-    def __init__(self, bot: ImagineBot, fetch_image: ImageFetcher) -> None:
+    def __init__(self, bot: ActionsHost, fetch_image: ImageFetcher) -> None:
         self.bot = bot
         self.fetch_image = fetch_image
 
     @property
-    def services(self) -> Any:
+    def services(self) -> Services:
         return self.bot.services
 
     # -- /imagine -------------------------------------------------------------------------------
@@ -153,8 +120,6 @@ class JobActions:
 
     async def _image_prompt(self, attachment: discord.Attachment | None, url: str | None) -> ImageData | None:
         if attachment is not None:
-            from bot.discord.fetch import MAX_BYTES, ImageFetchError, decode_attachment
-
             if attachment.size > MAX_BYTES:
                 size, limit = attachment.size / 1e6, MAX_BYTES / 1e6
                 raise ImageFetchError(f"The attached file is {size:.1f} MB; the limit is {limit:.0f} MB.")
@@ -177,8 +142,6 @@ class JobActions:
             await self.cancel(interaction, job)
             return
         if spec.action == "zoom_custom":
-            from bot.discord.views.zoom import CustomZoomModal
-
             too_long = CustomZoomModal.too_long(job)
             if too_long is not None:
                 await refuse(interaction, too_long)
@@ -225,8 +188,6 @@ class JobActions:
         prompt_override: str | None = None,
     ) -> Job | None:
         """Start the job a button asks for and post its message as a reply to the parent's."""
-        from bot.core.jobs import Action
-
         kwargs: dict[str, Any] = {}
         if action in ZOOMS or action == "zoom_custom":
             job_action, kwargs["zoom"] = Action.ZOOM, zoom if zoom is not None else ZOOMS[action]

@@ -9,19 +9,18 @@ image prompt, writing rows, queueing.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.core.jobs import prompts_with_suffix
-from bot.discord.actions import channel_refusal, refuse
-from bot.discord.views.confirm import CONFIRM_ABOVE, ConfirmJobsView
+from bot.discord.app import ImagineBot
+from bot.discord.imagine.confirm import CONFIRM_ABOVE, ConfirmJobsView
+from bot.discord.job_actions.actions import channel_refusal
+from bot.discord.replies import refuse
 from bot.prompt import PromptError
-
-if TYPE_CHECKING:
-    from bot.discord.app import ImagineBot
 
 log = logging.getLogger(__name__)
 

@@ -7,15 +7,12 @@ words or `--ar` (the zoomed-out image then takes the new aspect ratio).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import discord
 
-from bot.discord.actions import refuse
-
-if TYPE_CHECKING:
-    from bot.discord.actions import JobActions
-    from storage.models import Job
+from bot.discord.replies import answer_internal_error, refuse
+from storage.models import Job
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +20,21 @@ DEFAULT_ZOOM = "1.5"
 PROMPT_LIMIT = 4000
 """Discord's most for a text input; a job whose prompt is longer cannot be offered for editing
 (Discord refuses the whole modal), so `too_long` gives the member a reason instead."""
+
+
+class Deriver(Protocol):
+    """What the modal hands a submitted zoom to (`JobActions`); a Protocol so the modal need not import it."""
+
+    async def derive(
+        self,
+        interaction: discord.Interaction,
+        parent: Job,
+        action: str,
+        index: int | None = None,
+        *,
+        zoom: float | None = None,
+        prompt_override: str | None = None,
+    ) -> Job | None: ...
 
 
 class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
@@ -49,7 +61,7 @@ class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
             f"{PROMPT_LIMIT:,}. Use Zoom Out 2x or 1.5x, or /imagine a shorter prompt."
         )
 
-    def __init__(self, actions: JobActions, job: Job) -> None:
+    def __init__(self, actions: Deriver, job: Job) -> None:
         super().__init__(timeout=15 * 60)
         self.actions = actions
         self.job = job
@@ -61,8 +73,6 @@ class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
         except Exception as exc:
             # Left to discord.py, a bug here is one log line and a deferral that never resolves
             # for the member; tell them, and log which job it was.
-            from bot.discord.app import answer_internal_error
-
             await answer_internal_error(interaction, f"Custom Zoom on job {self.job.id}", exc)
 
     async def _submit(self, interaction: discord.Interaction) -> None:
