@@ -251,7 +251,7 @@ class Store:
         stored = await asyncio.to_thread(
             self.files.put_many,
             job_id,
-            list(zip(indexes, encoded, strict=True)),  # type: ignore[arg-type]
+            list(zip(indexes, encoded, strict=True)),
             secrets.token_hex(4),  # this completion's own file names (see ImageFiles.relative_path)
         )
         cells = [(item, seed) for item, seed in zip(stored[: len(images)], seeds, strict=True)]

@@ -42,6 +42,7 @@ from engine.api import (
 from storage.errors import JobStateError
 from storage.models import Job, JobStatus
 from storage.ownership import Owner, OwnershipConflictError
+from storage.records import JobFields
 
 log = logging.getLogger(__name__)
 
@@ -407,8 +408,8 @@ class Dispatcher:
     def _publish(self, update: JobUpdate) -> None:
         for queue, _ in self._listeners:
             queue.put_nowait(update)
-        for queue in self._subscribers.get(update.job_id, ()):
-            queue.put_nowait(update)
+        for stream in self._subscribers.get(update.job_id, ()):
+            stream.put_nowait(update)
 
     # -----------------------------------------------------------------------------------------
     # The fair queue
@@ -585,7 +586,7 @@ class Dispatcher:
 
     async def _requeue(self, entry: _Entry, job: Job, reason: str, *, counted: bool) -> None:
         """Back to the front of its user's queue; `counted`: this attempt used up the retry."""
-        changes: dict[str, object] = {"status": JobStatus.QUEUED.value, "error": reason}
+        changes: JobFields = {"status": JobStatus.QUEUED.value, "error": reason}
         if not counted:
             changes["attempts"] = max(0, job.attempts - 1)
         await self._store.update_job(entry.job_id, **changes)

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bot.core.dispatcher import Dispatcher, LimitError, Limits
 from bot.core.ports import JobStore, ModerationStore
@@ -49,7 +49,8 @@ from engine.api import (
     UpscaleRequest,
     VaryRequest,
 )
-from storage.models import Job, JobKind, JobStatus, new_job_id
+from storage.models import Image, Job, JobKind, JobStatus, new_job_id
+from storage.records import JobFields
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ class JobService:
         # it and all the rows go in together: one transaction, all of them or none.
         first_id = new_job_id()
         saved_image = await self._save_init_image(first_id, init_image) if init_image is not None else None
-        specs: list[dict[str, Any]] = []
+        specs: list[JobFields] = []
         for prompt in prompts:
             width, height = dimensions_for(
                 prompt.aspect, self.info.native_width, self.info.native_height, self.info.size_step
@@ -265,7 +266,7 @@ class JobService:
                 else:
                     seed = self._new_seed()
                 specs.append(
-                    dict(
+                    JobFields(
                         kind=JobKind.IMAGINE.value,
                         status=JobStatus.QUEUED.value,
                         **self._author(requester),
@@ -390,7 +391,7 @@ class JobService:
         seed = source.seed if action is Action.UPSCALE and source.seed is not None else self._new_seed()
         cell_count = 1 if kind in (JobKind.UPSCALE, JobKind.UPSCALE_SUBTLE, JobKind.UPSCALE_CREATIVE) else 4
         params["seeds"] = [cell_seed(seed, i) for i in range(cell_count)]
-        fields = dict(
+        fields = JobFields(
             kind=kind.value,
             **self._author(requester),
             raw_prompt=prompt_override or parent.raw_prompt,
@@ -407,9 +408,8 @@ class JobService:
             return await self._separate(fields, source)
         limits = await self._limits_for(requester)
         self.dispatcher.check_capacity(requester.user_id, 1, limits)
-        job = await self.store.create_job(
-            status=JobStatus.QUEUED.value, **fields, **self.dispatcher.owner.fields()
-        )
+        queued: JobFields = {**fields, "status": JobStatus.QUEUED.value, **self.dispatcher.owner.fields()}
+        job = await self.store.create_job(**queued)
         await self._submit([job], limits)
         return job
 
@@ -463,6 +463,7 @@ class JobService:
         params = dict(parent.params or {})
         params["seeds"] = [cell_seed(seed, i) for i in range(len(params.get("seeds") or [0] * GRID_CELLS))]
         params["rerolled_from"] = parent.id
+        parent_id: str | None
         if parent.kind in (JobKind.IMAGINE, JobKind.REROLL):
             kind, parent_id, parent_index = JobKind.REROLL.value, parent.id, None
         else:
@@ -475,11 +476,9 @@ class JobService:
         await self._check_moderation(requester, [], None)
         limits = await self._limits_for(requester)
         self.dispatcher.check_capacity(requester.user_id, 1, limits)
-        job = await self.store.create_job(
+        reroll = JobFields(
             kind=kind,
             status=JobStatus.QUEUED.value,
-            **self._author(requester),
-            **self.dispatcher.owner.fields(),
             raw_prompt=parent.raw_prompt,
             prompt=parent.prompt,
             params=params,
@@ -491,10 +490,12 @@ class JobService:
             parent_id=parent_id,
             parent_index=parent_index,
         )
+        row: JobFields = {**self._author(requester), **self.dispatcher.owner.fields(), **reroll}
+        job = await self.store.create_job(**row)
         await self._submit([job], limits)
         return job
 
-    async def _separate(self, fields: dict[str, Any], source: Any) -> Job:
+    async def _separate(self, fields: JobFields, source: Image) -> Job:
         """U1-U4: the cell becomes a job of its own at once, like Midjourney (no engine work).
 
         The cell's PNG is stored again as it is (no decode, no re-encode). The row is made
@@ -505,11 +506,11 @@ class JobService:
             picture = await asyncio.to_thread(self.store.files.load_encoded, source.path)
         except (OSError, ValueError) as exc:
             raise JobError(f"the image file of this cell cannot be read ({exc})") from exc
-        seed = source.seed if source.seed is not None else fields["seed"]
+        seed = source.seed if source.seed is not None else fields.get("seed")
+        assert seed is not None, "a derived job always has a seed"
         fields["params"]["seeds"] = [seed]
-        job = await self.store.create_job(
-            status=JobStatus.RUNNING.value, **fields, **self.dispatcher.owner.fields()
-        )
+        running: JobFields = {**fields, "status": JobStatus.RUNNING.value, **self.dispatcher.owner.fields()}
+        job = await self.store.create_job(**running)
         with job_context(job.id, user_id=job.user_id, guild_id=job.guild_id, kind=job.kind):
             try:
                 job = await self.store.complete_job(
@@ -561,7 +562,8 @@ class JobService:
         # A derived job keeps its prompt's --quality; the engine alone turns it into steps.
         quality = float(prompt.quality)
         if kind in (JobKind.VARY, JobKind.VARY_SUBTLE, JobKind.VARY_STRONG):
-            strength = params.get("strength") or ("subtle" if kind is JobKind.VARY_SUBTLE else "strong")
+            default: Literal["subtle", "strong"] = "subtle" if kind is JobKind.VARY_SUBTLE else "strong"
+            strength: Literal["subtle", "strong"] | float = params.get("strength") or default
             return VaryRequest(
                 job_id=job.id,
                 source=source,
@@ -574,7 +576,7 @@ class JobService:
                 tile=bool(prompt.tile),
             )
         if kind in (JobKind.UPSCALE_SUBTLE, JobKind.UPSCALE_CREATIVE):
-            mode = "creative" if kind is JobKind.UPSCALE_CREATIVE else "subtle"
+            mode: Literal["subtle", "creative"] = "creative" if kind is JobKind.UPSCALE_CREATIVE else "subtle"
             return UpscaleRequest(
                 job_id=job.id, source=source, prompt=spec, seed=seeds[0], mode=mode, quality=quality
             )
@@ -644,16 +646,17 @@ class JobService:
         except Exception as exc:
             rule_text = getattr(exc, "rule_text", None)
             if rule_text is not None and raw:
-                await self.store.create_job(
-                    kind=JobKind.IMAGINE.value,
-                    status=JobStatus.BLOCKED.value,
+                blocked: JobFields = {
                     **self._author(requester),
-                    raw_prompt=raw,
-                    prompt=raw,
-                    model=self.model_name,
-                    blocked_rule=str(rule_text),
-                    error="blocked by a banned-word rule",
-                )
+                    "kind": JobKind.IMAGINE.value,
+                    "status": JobStatus.BLOCKED.value,
+                    "raw_prompt": raw,
+                    "prompt": raw,
+                    "model": self.model_name,
+                    "blocked_rule": str(rule_text),
+                    "error": "blocked by a banned-word rule",
+                }
+                await self.store.create_job(**blocked)
             raise
 
     async def _limits_for(self, requester: Requester) -> Limits:
@@ -679,14 +682,15 @@ class JobService:
         def write() -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             temporary = target.with_suffix(".tmp")
-            image.to_pil().save(temporary, format="PNG", compress_level=1)
+            picture = image.to_pil()  # type: ignore[no-untyped-call]  # engine.api keeps PIL lazy
+            picture.save(temporary, format="PNG", compress_level=1)
             temporary.replace(target)
 
         await asyncio.to_thread(write)
         return relative
 
     @staticmethod
-    def _author(requester: Requester) -> dict[str, Any]:
+    def _author(requester: Requester) -> JobFields:
         return {
             "source": requester.source,
             "user_id": requester.user_id,

@@ -21,9 +21,9 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 try:  # the parser moved in 3.11; only its tree is read, to refuse catastrophic patterns
-    import re._parser as _sre_parse  # type: ignore[import-not-found]
+    import re._parser as _sre_parse
 except ImportError:  # pragma: no cover - older Pythons
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
+    import sre_parse as _sre_parse
 
 from bot.core.ports import ModerationStore
 

@@ -22,7 +22,17 @@ from storage.records import JobFields
 __all__ = ["Clock", "EngineClient", "ImageFetcher", "JobStore", "ModerationStore"]
 
 
-class JobStore(Protocol):
+class ModerationStore(Protocol):
+    """What the submission check reads: bans (expiry honoured) and the banned-word list."""
+
+    async def active_ban(
+        self, user_id: int, guild_id: int | None, now: datetime | None = None
+    ) -> Ban | None: ...
+
+    async def banned_words(self, guild_id: int | None) -> Sequence[BannedWord]: ...
+
+
+class JobStore(ModerationStore, Protocol):
     """The job history as the job service, the dispatcher and `Services` use it."""
 
     @property
@@ -69,16 +79,6 @@ class JobStore(Protocol):
     async def guild_settings(self, guild_id: int) -> GuildSettings: ...
 
     async def user_prefs(self, user_id: int) -> UserPrefs: ...
-
-
-class ModerationStore(Protocol):
-    """What the submission check reads: bans (expiry honoured) and the banned-word list."""
-
-    async def active_ban(
-        self, user_id: int, guild_id: int | None, now: datetime | None = None
-    ) -> Ban | None: ...
-
-    async def banned_words(self, guild_id: int | None) -> Sequence[BannedWord]: ...
 
 
 class Clock(Protocol):

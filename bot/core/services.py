@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from bot.core.dispatcher import Dispatcher, Limits, Listener
 from bot.core.jobs import JobService
 from bot.settings import Settings
-from engine.api import EngineClient, ModelInfo
+from engine.api import EngineClient, EngineRequest, ModelInfo
 from storage.models import Job
 from storage.ownership import Owner
 from storage.store import Store
@@ -122,7 +122,7 @@ class Services:
         limits = Limits(settings.max_running_per_user, settings.max_queued_per_user)
         jobs: JobService | None = None
 
-        async def build_request(job: Job):
+        async def build_request(job: Job) -> EngineRequest:
             assert jobs is not None
             return await jobs.build_request(job)
 

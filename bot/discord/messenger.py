@@ -325,13 +325,13 @@ class JobMessenger:
     ) -> discord.Message | None:
         """Send `message` into a channel, replying to `reply_to` when that message still exists."""
         channel = self.bot.get_channel(channel_id) or self.bot.get_partial_messageable(channel_id)
-        reference = None
+        reference: discord.MessageReference | None = None
         if reply_to is not None:
             reference = discord.MessageReference(
                 message_id=reply_to, channel_id=channel_id, fail_if_not_exists=False
             )
         try:
-            return await channel.send(**message.send_kwargs(), reference=reference)  # type: ignore[union-attr]
+            return await channel.send(**message.send_kwargs(), reference=reference)  # type: ignore[union-attr,arg-type]
         except discord.Forbidden:
             log.warning("no permission to post in channel %s (Send Messages, Attach Files?)", channel_id)
             return None

@@ -212,7 +212,8 @@ class JobActions:
         else:
             message = render.waiting_message(job, self.services.dispatcher.position(job.id))
         reply_to = interaction.message.id if interaction.message is not None else parent.message_id
-        channel_id = interaction.channel_id or parent.channel_id
+        # A click always comes from a channel; the parent's is the fallback for the type checker.
+        channel_id = interaction.channel_id or parent.channel_id or 0
         sent = await self.bot.messenger.send_to_channel(channel_id, message, reply_to=reply_to)
         if finished:
             self.bot.messenger.mark_shown(job.id, job.status)

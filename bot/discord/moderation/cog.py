@@ -63,7 +63,7 @@ async def reply(interaction: discord.Interaction, content: str | None = None, **
     if content is not None:
         content = message_text(content)
     if interaction.response.is_done():
-        await interaction.followup.send(content, ephemeral=True, **kwargs)
+        await interaction.followup.send(content, ephemeral=True, **kwargs)  # type: ignore[arg-type]
     else:
         await interaction.response.send_message(content, ephemeral=True, **kwargs)
 
@@ -491,6 +491,7 @@ class ModerationCog(commands.Cog):
     async def reports(self, interaction: discord.Interaction) -> None:
         if await self.guard(interaction) is None:
             return
+        assert interaction.guild_id is not None  # guard() refuses outside a server
         view = ReportsView(self, interaction.user.id, interaction.guild_id)
         content, embeds, files = await view.load()
         if not view.reports:
@@ -710,7 +711,7 @@ class ModerationCog(commands.Cog):
             await reply(interaction, f"`queued` must be 1 to {MAX_QUEUED_LIMIT}.")
             return
         if reset:
-            fields = {"max_running_per_user": None, "max_queued_per_user": None}
+            fields: dict[str, int | None] = {"max_running_per_user": None, "max_queued_per_user": None}
         else:
             fields = {
                 "max_running_per_user": running if running is not None else settings.max_running_per_user,

@@ -6,7 +6,7 @@ import io
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import discord
 from PIL import Image
@@ -15,6 +15,8 @@ from bot.core.moderation import format_until, rule_text
 from bot.discord.replies import clip
 
 log = logging.getLogger(__name__)
+
+TimestampStyle = Literal["f", "F", "d", "D", "t", "T", "s", "S", "R"]
 
 PAGE_SIZE = 5  # one embed (with its own thumbnail) per job; Discord allows 10 embeds a message
 VIEW_TIMEOUT_S = 900.0  # an interaction token lives 15 minutes; after that the message is frozen
@@ -31,7 +33,7 @@ STATUS_ICONS = {
 }
 
 
-def stamp(when: datetime | None, style: str = "f") -> str:
+def stamp(when: datetime | None, style: TimestampStyle = "f") -> str:
     """A Discord timestamp, shown in each reader's own time zone."""
     return "—" if when is None else discord.utils.format_dt(when, style)
 

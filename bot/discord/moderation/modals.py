@@ -45,7 +45,7 @@ class ReasonModal(discord.ui.Modal):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await self._on_submit(interaction, self.reason.value.strip())
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:
+    async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:  # type: ignore[override]  # a Modal has no item
         await answer_internal_error(interaction, f"form {self.title!r}", error)
 
 
@@ -78,7 +78,7 @@ class BanModal(discord.ui.Modal):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await self._on_submit(interaction, self.reason.value.strip(), self.duration.value.strip())
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:
+    async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:  # type: ignore[override]  # a Modal has no item
         await answer_internal_error(interaction, f"form {self.title!r}", error)
 
 

@@ -24,6 +24,10 @@ from storage.queries import HistoryPage, HistoryQuery
 log = logging.getLogger(__name__)
 
 
+# The `callback = ...` assignments below are discord.py's documented way to wire a button built
+# at run time; mypy sees them as assigning to a method.
+
+
 class ModerationDesk(Protocol):
     """The moderation actions the views call (the cog, `ModerationCog`, is the one desk): each is
     audited there. A Protocol, so the views need not import the cog that imports them."""
@@ -94,15 +98,17 @@ class JobActionsView(ModeratorView):
         self.job_id = job.id
         self.author_id = job.user_id
         self.author_name = job.user_name or str(job.user_id)
-        toggle = discord.ui.Button(
+        toggle: discord.ui.Button[JobActionsView] = discord.ui.Button(
             label="Unhide" if job.hidden else "Hide",
             style=discord.ButtonStyle.secondary if job.hidden else discord.ButtonStyle.danger,
             custom_id=f"modjob:{'unhide' if job.hidden else 'hide'}",
         )
-        toggle.callback = self._unhide if job.hidden else self._hide
+        toggle.callback = self._unhide if job.hidden else self._hide  # type: ignore[method-assign]
         self.add_item(toggle)
-        ban = discord.ui.Button(label="Ban author", style=discord.ButtonStyle.danger, custom_id="modjob:ban")
-        ban.callback = self._ban
+        ban: discord.ui.Button[JobActionsView] = discord.ui.Button(
+            label="Ban author", style=discord.ButtonStyle.danger, custom_id="modjob:ban"
+        )
+        ban.callback = self._ban  # type: ignore[method-assign]
         self.add_item(ban)
         options = [
             discord.SelectOption(
@@ -120,7 +126,7 @@ class JobActionsView(ModeratorView):
             async def open_related(interaction: discord.Interaction) -> None:
                 await self.cog.send_job_details(interaction, select.values[0])
 
-            select.callback = open_related
+            select.callback = open_related  # type: ignore[method-assign]
             self.add_item(select)
 
     async def _hide(self, interaction: discord.Interaction) -> None:
@@ -156,7 +162,7 @@ class HistoryView(ModeratorView):
             custom_id="modhistory:open",
             row=1,
         )
-        self.select.callback = self._open
+        self.select.callback = self._open  # type: ignore[method-assign]
         self.add_item(self.select)
 
     @property
