@@ -17,8 +17,8 @@ from bot.core.fetch import configure_decodes
 from bot.core.fetch import fetch_image as default_fetch
 from bot.core.ports import ImageFetcher
 from bot.core.services import Services
+from bot.discord.buttons import JobButton
 from bot.discord.job_actions.actions import JobActions
-from bot.discord.job_actions.buttons import JobButton
 from bot.discord.messenger import JobMessenger
 from bot.discord.replies import answer_internal_error
 

@@ -18,7 +18,7 @@ import discord
 from PIL import Image
 
 from bot.core.dispatcher import JobUpdate
-from bot.discord.job_actions.buttons import GRID_ROWS, SINGLE_ROWS, ButtonSpec, job_view
+from bot.discord.buttons import GRID_ROWS, SINGLE_ROWS, ButtonSpec, job_view
 from bot.discord.replies import clip, message_text
 from storage.models import Job, JobStatus
 
@@ -156,7 +156,7 @@ async def job_message(
         spoiler = await in_spoiler_channel(services, job)
         return RenderedMessage(head, attachments, result_view(job), key="done", spoiler=spoiler)
     if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-            return status_message(job, JobUpdate(job.id, job.status, position=job.queue_position))
+        return status_message(job, JobUpdate(job.id, job.status, position=job.queue_position))
     if job.status == JobStatus.CANCELLED:
         return RenderedMessage(f"{head}\n❌ Cancelled.", key="cancelled")
     reason = job.error or "unknown error"

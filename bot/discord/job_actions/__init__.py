@@ -1,2 +1,3 @@
-"""Job actions: the U/V/🔄 and single-image buttons (`DynamicItem`s), the Custom Zoom modal, and
-`JobActions`, what a command or click does once it is accepted."""
+"""Job actions: `JobActions` (what `/imagine`, a job button or the Custom Zoom modal does once it
+is accepted) and the Custom Zoom modal. The buttons themselves (`bot/discord/buttons.py`) are a
+shared piece: results are rendered with them, and a click is handed here."""

@@ -18,7 +18,7 @@ from bot.core.jobs import Action, Requester
 from bot.core.ports import ImageFetcher
 from bot.core.services import Services
 from bot.discord import render
-from bot.discord.job_actions.buttons import ACTIONS, CELL_ACTIONS, ButtonSpec
+from bot.discord.buttons import ACTIONS, CELL_ACTIONS, ButtonSpec
 from bot.discord.job_actions.zoom import CustomZoomModal
 from bot.discord.messenger import JobMessenger
 from bot.discord.permissions import click_refusal, is_moderator

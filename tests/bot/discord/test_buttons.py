@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from bot.discord.job_actions.buttons import ButtonSpec, job_view
+from bot.discord.buttons import ButtonSpec, job_view
 from bot.discord.render import RenderedMessage
 from tests.bot.discord.conftest import attachment_image, labels
 
