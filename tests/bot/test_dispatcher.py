@@ -1,4 +1,4 @@
-"""The dispatcher against the real SQLite store and a stand-in engine (see bot/bench_dispatch.py).
+"""The dispatcher against the real SQLite store and a stand-in engine (tests/support/stand_in_engine.py).
 
 The stand-in makes the order the engine sees exact, so fairness, limits, retries, cancels and
 shutdown are checked as a user would notice them: who runs when, and what the history says.
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.bench_dispatch import StandInEngine
 from bot.core.dispatcher import Dispatcher, JobUpdate, LimitError, Limits
 from engine.api import Failed, ImagineRequest, PromptSpec
 from storage.models import JobStatus
 from storage.store import Store
+from tests.support.stand_in_engine import StandInEngine
 
 USERS = {"A": 1, "B": 2, "C": 3, "Z": 9}
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.bench_dispatch import INFO, StandInEngine, solid
 from bot.core.dispatcher import Dispatcher, LimitError, Limits
 from bot.core.jobs import (
     Action,
@@ -31,6 +30,7 @@ from bot.prompt import PromptError, dimensions_for
 from engine.api import ImagineRequest, OutpaintRequest, UpscaleRequest, VaryRequest
 from storage.models import JobStatus
 from storage.queries import HistoryQuery
+from tests.support.stand_in_engine import INFO, StandInEngine, solid
 
 ALICE = Requester(user_id=11, user_name="alice", guild_id=500, channel_id=600)
 

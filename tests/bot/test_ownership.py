@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.bench_dispatch import StandInEngine
 from bot.console import run_console
 from bot.core.dispatcher import Dispatcher
 from bot.core.services import Services
@@ -27,6 +26,7 @@ from bot.settings import Settings
 from storage.ownership import AnotherProcessRunningError, Owner
 from storage.store import Store
 from tests.support.lease_holder import stand_in_request
+from tests.support.stand_in_engine import StandInEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.bench_dispatch import StandInEngine
 from bot.core.dispatcher import JobUpdate
 from bot.core.services import Services
 from bot.settings import Settings
 from storage.models import JobStatus
 from storage.store import Store
+from tests.support.stand_in_engine import StandInEngine
 
 
 @pytest.fixture

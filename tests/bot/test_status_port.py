@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.bench_dispatch import StandInEngine
 from bot.core.services import Services
 from bot.health import start_status
 from bot.settings import Settings
 from storage.models import JobStatus
+from tests.support.stand_in_engine import StandInEngine
 
 
 class FakeClient:

@@ -8,14 +8,15 @@ import asyncio
 import pytest
 from simcord import OptionError
 
-from tests.bot.discord.conftest import StandInEngine, private_reply
+from tests.bot.discord.conftest import private_reply
 from tests.bot.discord.test_buttons import click, imagine
+from tests.support.stand_in_engine import StandInEngine
 
 
 @pytest.fixture
 def engine() -> StandInEngine:
     """Two jobs at once, so a running limit of 1 is visible (with one slot it never binds)."""
-    return StandInEngine(slots=2)
+    return StandInEngine(slots=2, textured=True)
 
 
 async def audit(world) -> list[tuple[str, int, dict]]:
