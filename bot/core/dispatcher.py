@@ -398,12 +398,24 @@ class Dispatcher:
             if not queues:
                 self._subscribers.pop(job_id, None)
 
+    async def listeners_idle(self) -> None:
+        """Until every listener has handled every update published so far.
+
+        Listeners run on their own tasks (a slow one never holds the queue up), so "the job is
+        done" does not mean "every listener has seen it"; tests and shutdown wait here instead
+        of sleeping.
+        """
+        await asyncio.gather(*(queue.join() for queue, _ in self._listeners))
+
     async def _feed(self, queue: asyncio.Queue[JobUpdate | None], callback: Listener) -> None:
         while (update := await queue.get()) is not None:
             try:
                 await callback(update)
             except Exception:
                 log.exception("a job listener failed on %s", update)
+            finally:
+                queue.task_done()
+        queue.task_done()
 
     def _publish(self, update: JobUpdate) -> None:
         for queue, _ in self._listeners:

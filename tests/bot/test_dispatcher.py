@@ -294,8 +294,7 @@ async def test_the_next_job_starts_while_the_last_ones_files_are_written(store):
     async def slow_complete(job_id, **kwargs):
         if job_id == first.id:
             writing.set()
-            while second.id not in engine.seen:  # held until the engine has the next job
-                await asyncio.sleep(0.001)
+            await engine.wait_seen(second.id)  # held until the engine has the next job
         return await complete_job(job_id, **kwargs)
 
     store.complete_job = slow_complete

@@ -142,6 +142,11 @@ class StandInEngine:
         async with self._changed:
             await self._changed.wait_for(lambda: job_id in self.active)
 
+    async def wait_seen(self, job_id: str) -> None:
+        """Until the engine has been handed `job_id`."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: job_id in self.seen)
+
     async def _mark_active(self, job_id: str, active: bool) -> None:
         async with self._changed:
             if active:

@@ -124,8 +124,7 @@ class World:
         """Until no job waits or runs and the bot has handled every update (for 'nothing
         happened' checks, where there is no rendered status to wait for)."""
         await self.services.dispatcher.wait_idle()
-        for _ in range(10):  # the dispatcher's listener feed runs outside SimCord's view
-            await asyncio.sleep(0.01)
+        await self.services.dispatcher.listeners_idle()  # the listener feed runs outside SimCord's view
         await self.env.settle()
 
     def message(self, message_id: int):
