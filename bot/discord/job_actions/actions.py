@@ -146,7 +146,7 @@ class JobActions:
             if too_long is not None:
                 await refuse(interaction, too_long)
                 return
-            await interaction.response.send_modal(CustomZoomModal(self, job))
+            await interaction.response.send_modal(CustomZoomModal(self.zoom_custom, job))
             return
         await interaction.response.defer()
         await self.derive(interaction, job, spec.action, spec.index)
@@ -176,6 +176,14 @@ class JobActions:
             await interaction.response.send_message(f"Cancelling job `{job.id}`.", ephemeral=True)
         else:
             await refuse(interaction, f"Job `{job.id}` is not waiting or running any more.")
+
+    async def zoom_custom(
+        self, interaction: discord.Interaction, parent: Job, zoom: float, prompt_override: str | None
+    ) -> Job | None:
+        """A submitted Custom Zoom: the zoom job, with the edited prompt when it was changed."""
+        return await self.derive(
+            interaction, parent, "zoom_custom", zoom=zoom, prompt_override=prompt_override
+        )
 
     async def derive(
         self,

@@ -7,7 +7,7 @@ words or `--ar` (the zoomed-out image then takes the new aspect ratio).
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from collections.abc import Awaitable, Callable
 
 import discord
 
@@ -22,19 +22,8 @@ PROMPT_LIMIT = 4000
 (Discord refuses the whole modal), so `too_long` gives the member a reason instead."""
 
 
-class Deriver(Protocol):
-    """What the modal hands a submitted zoom to (`JobActions`); a Protocol so the modal need not import it."""
-
-    async def derive(
-        self,
-        interaction: discord.Interaction,
-        parent: Job,
-        action: str,
-        index: int | None = None,
-        *,
-        zoom: float | None = None,
-        prompt_override: str | None = None,
-    ) -> Job | None: ...
+ZoomSubmit = Callable[[discord.Interaction, Job, float, "str | None"], Awaitable[object]]
+"""What the modal hands a submitted zoom to: (interaction, job, zoom, prompt override or None)."""
 
 
 class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
@@ -61,9 +50,9 @@ class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
             f"{PROMPT_LIMIT:,}. Use Zoom Out 2x or 1.5x, or /imagine a shorter prompt."
         )
 
-    def __init__(self, actions: Deriver, job: Job) -> None:
+    def __init__(self, submit: ZoomSubmit, job: Job) -> None:
         super().__init__(timeout=15 * 60)
-        self.actions = actions
+        self.submit = submit
         self.job = job
         self.prompt.default = job.prompt
 
@@ -88,10 +77,5 @@ class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
             return
         await interaction.response.defer()
         prompt = (self.prompt.value or "").strip()
-        await self.actions.derive(
-            interaction,
-            self.job,
-            "zoom_custom",
-            zoom=zoom,
-            prompt_override=prompt if prompt and prompt != self.job.prompt else None,
-        )
+        override = prompt if prompt and prompt != self.job.prompt else None
+        await self.submit(interaction, self.job, zoom, override)
