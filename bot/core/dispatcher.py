@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.ports import JobStore
+from bot.core.updates import FINAL_STATUSES, JobUpdate, Listener, UpdateHub
 from bot.logs import job_context
 from engine.api import (
     CANCELLED,
@@ -35,7 +36,6 @@ from engine.api import (
     EngineRequest,
     Failed,
     Finished,
-    ImageData,
     Progress,
     Started,
 )
@@ -46,7 +46,16 @@ from storage.records import JobFields
 
 log = logging.getLogger(__name__)
 
-FINAL_STATUSES = frozenset(s.value for s in JobStatus if s.finished)
+__all__ = [
+    "FINAL_STATUSES",
+    "Dispatcher",
+    "JobUpdate",
+    "LimitError",
+    "Limits",
+    "Listener",
+    "RequestBuilder",
+]
+
 # How often a job may go back to the queue, uncounted, because the engine lost it before it
 # began; bounded, so an engine that loses everything still ends each job.
 MAX_UNSTARTED_REQUEUES = 3
@@ -77,25 +86,7 @@ class Limits:
         return Limits(running or self.max_running_per_user, queued or self.max_queued_per_user)
 
 
-@dataclass(frozen=True)
-class JobUpdate:
-    """What a front end shows about one job: its status, queue position or progress, the error."""
-
-    job_id: str
-    status: str
-    position: int | None = None  # 1 = next to start; only while queued
-    step: int = 0
-    total: int = 0
-    preview: ImageData | None = None
-    error: str | None = None
-
-    @property
-    def final(self) -> bool:
-        return self.status in FINAL_STATUSES
-
-
 RequestBuilder = Callable[[Job], Awaitable[EngineRequest]]
-Listener = Callable[[JobUpdate], Awaitable[None]]
 
 
 @dataclass(eq=False)
@@ -144,8 +135,7 @@ class Dispatcher:
         self._entries: dict[str, _Entry] = {}  # every job waiting or running
         self._running: dict[str, _Entry] = {}
         self._positions: dict[str, int] = {}
-        self._listeners: list[tuple[asyncio.Queue[JobUpdate | None], asyncio.Task[None]]] = []
-        self._subscribers: dict[str, list[asyncio.Queue[JobUpdate]]] = {}
+        self._updates = UpdateHub(store)
         self.recovered: list[str] = []  # the job ids the last `start()` took over
         # Pending jobs the last `start()` did not take because another live process holds them.
         self.left_alone: list[str] = []
@@ -264,10 +254,7 @@ class Dispatcher:
             await self._store.release(self.owner)
         except Exception as exc:  # the leases run out on their own; recovery waits for that
             log.warning("could not release the job leases: %s", exc)
-        for queue, _task in self._listeners:
-            queue.put_nowait(None)
-        await asyncio.gather(*(task for _, task in self._listeners), return_exceptions=True)
-        self._listeners.clear()
+        await self._updates.close()
 
     # -----------------------------------------------------------------------------------------
     # Submission, positions, cancel
@@ -355,73 +342,23 @@ class Dispatcher:
             return True
 
     # -----------------------------------------------------------------------------------------
-    # Progress fan-out
+    # Progress fan-out (bot/core/updates.py)
     # -----------------------------------------------------------------------------------------
 
     def add_listener(self, callback: Listener) -> None:
         """Call `callback` with every update of every job (recovered ones included), in order."""
-        queue: asyncio.Queue[JobUpdate | None] = asyncio.Queue()
-        task = asyncio.get_running_loop().create_task(self._feed(queue, callback))
-        self._listeners.append((queue, task))
+        self._updates.add_listener(callback)
 
     def subscribe(self, job_id: str) -> AsyncIterator[JobUpdate]:
-        """The updates of one job from now on, ending with its final one.
-
-        Registers at once (before the first `await`), so no update is lost between submitting and
-        iterating; a job already finished yields one final update read from the store.
-        """
-        queue: asyncio.Queue[JobUpdate] = asyncio.Queue()
-        self._subscribers.setdefault(job_id, []).append(queue)
-        tracked = job_id in self._entries
-        return self._follow(job_id, queue, tracked)
-
-    async def _follow(
-        self, job_id: str, queue: asyncio.Queue[JobUpdate], tracked: bool
-    ) -> AsyncIterator[JobUpdate]:
-        try:
-            if not tracked and queue.empty():
-                job = await self._store.get_job(job_id)
-                if job is None:
-                    raise KeyError(f"no job {job_id}")
-                if job.status in FINAL_STATUSES:
-                    yield JobUpdate(job_id, job.status, error=job.error)
-                    return
-            while True:
-                update = await queue.get()
-                yield update
-                if update.final:
-                    return
-        finally:
-            queues = self._subscribers.get(job_id, [])
-            if queue in queues:
-                queues.remove(queue)
-            if not queues:
-                self._subscribers.pop(job_id, None)
+        """The updates of one job from now on, ending with its final one (see `UpdateHub`)."""
+        return self._updates.subscribe(job_id, tracked=job_id in self._entries)
 
     async def listeners_idle(self) -> None:
-        """Until every listener has handled every update published so far.
-
-        Listeners run on their own tasks (a slow one never holds the queue up), so "the job is
-        done" does not mean "every listener has seen it"; tests and shutdown wait here instead
-        of sleeping.
-        """
-        await asyncio.gather(*(queue.join() for queue, _ in self._listeners))
-
-    async def _feed(self, queue: asyncio.Queue[JobUpdate | None], callback: Listener) -> None:
-        while (update := await queue.get()) is not None:
-            try:
-                await callback(update)
-            except Exception:
-                log.exception("a job listener failed on %s", update)
-            finally:
-                queue.task_done()
-        queue.task_done()
+        """Until every listener has handled every update published so far."""
+        await self._updates.listeners_idle()
 
     def _publish(self, update: JobUpdate) -> None:
-        for queue, _ in self._listeners:
-            queue.put_nowait(update)
-        for stream in self._subscribers.get(update.job_id, ()):
-            stream.put_nowait(update)
+        self._updates.publish(update)
 
     # -----------------------------------------------------------------------------------------
     # The fair queue
