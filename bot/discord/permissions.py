@@ -8,14 +8,12 @@ do everything.
 
 from __future__ import annotations
 
-from typing import Any
-
 import discord
 
-from storage.models import Job
+from storage.models import GuildSettings, Job
 
 
-def is_moderator(interaction: discord.Interaction, settings: Any | None = None) -> bool:
+def is_moderator(interaction: discord.Interaction, settings: GuildSettings | None = None) -> bool:
     """True for members with Manage Messages in the channel or the guild's moderator role.
 
     `settings` is the guild's `GuildSettings` row (its `moderator_role_id`), or None.
@@ -30,7 +28,7 @@ def is_moderator(interaction: discord.Interaction, settings: Any | None = None) 
 
 
 def click_refusal(
-    interaction: discord.Interaction, job: Job, settings: Any | None, action: str
+    interaction: discord.Interaction, job: Job, settings: GuildSettings | None, action: str
 ) -> str | None:
     """Why this user may not press `action` on `job`, or None when they may."""
     is_author = interaction.user.id == job.user_id

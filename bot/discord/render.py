@@ -18,6 +18,7 @@ import discord
 from PIL import Image
 
 from bot.core.dispatcher import JobUpdate
+from bot.core.services import Services
 from bot.discord.buttons import GRID_ROWS, SINGLE_ROWS, ButtonSpec, job_view
 from bot.discord.replies import clip, message_text
 from storage.models import Job, JobStatus
@@ -139,7 +140,7 @@ def notice_message(job: Job) -> RenderedMessage | None:
 
 
 async def job_message(
-    job: Job, services: Any, *, filesize_limit: int = DEFAULT_FILESIZE_LIMIT
+    job: Job, services: Services, *, filesize_limit: int = DEFAULT_FILESIZE_LIMIT
 ) -> RenderedMessage:
     """The message for a job in its current state; a finished job gets its picture and buttons."""
     notice = notice_message(job)
@@ -165,7 +166,7 @@ async def job_message(
     return RenderedMessage(f"{head}\n⚠️ Failed: {reason}", key="failed")
 
 
-async def in_spoiler_channel(services: Any, job: Job) -> bool:
+async def in_spoiler_channel(services: Services, job: Job) -> bool:
     """True when moderators asked for results in the job's channel to be spoilered."""
     if job.guild_id is None or job.channel_id is None:
         return False
@@ -216,7 +217,7 @@ def _spec(name: str, job_id: str) -> ButtonSpec:
     return ButtonSpec(action, job_id, int(index) if index else None)
 
 
-def _png(image: Any) -> bytes:
+def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -47,6 +47,7 @@ from bot.discord.permissions import is_moderator
 from bot.discord.replies import clip, message_text
 from storage.models import GuildSettings, Job, JobStatus, Report, ReportState
 from storage.queries import HistoryPage, HistoryQuery
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class ModerationCog(commands.Cog):
         self.bot.tree.remove_command(self.report_menu.name, type=self.report_menu.type)
 
     @property
-    def store(self) -> Any:
+    def store(self) -> Store:
         return self.bot.services.store  # type: ignore[attr-defined]
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -754,7 +755,7 @@ class ModerationCog(commands.Cog):
         )
 
     async def _save(self, interaction: discord.Interaction, action: str, summary: str, **fields: Any) -> None:
-        await self.store.update_guild_settings(interaction.guild_id, **fields)
+        await self.store.update_guild_settings(interaction.guild_id, **fields)  # type: ignore[arg-type]  # guarded
         await self.store.audit(interaction.guild_id, interaction.user.id, action, details=dict(fields))
         await self.record(interaction, action, summary)
         await reply(interaction, summary[0].upper() + summary[1:] + ("" if summary.endswith(".") else "."))

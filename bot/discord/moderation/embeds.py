@@ -13,6 +13,8 @@ from PIL import Image
 
 from bot.core.moderation import format_until, rule_text
 from bot.discord.replies import clip
+from storage.models import BannedWord, Job
+from storage.queries import Lineage
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ def stamp(when: datetime | None, style: TimestampStyle = "f") -> str:
     return "—" if when is None else discord.utils.format_dt(when, style)
 
 
-def job_line(job: Any) -> str:
+def job_line(job: Job) -> str:
     """One line about a job for lists and lineage trees."""
     icon = STATUS_ICONS.get(job.status, "•")
     hidden = " 🙈 hidden" if job.hidden else ""
@@ -50,7 +52,7 @@ def job_line(job: Any) -> str:
 Messages = Sequence[tuple[int | None, int]]  # (channel id, message id), as Store.job_messages gives
 
 
-def message_links(job: Any, messages: Messages | None = None) -> list[str]:
+def message_links(job: Job, messages: Messages | None = None) -> list[str]:
     """Links to the messages showing `job`, each in its own channel.
 
     `messages` comes from `Store.job_messages` (already de-duplicated); without it only the job's
@@ -99,7 +101,7 @@ def history_embeds(jobs: Sequence[Any], page: int, thumbs: dict[str, str]) -> li
     return embeds
 
 
-def lineage_text(lineage: Any) -> str:
+def lineage_text(lineage: Lineage) -> str:
     """Ancestors (root first), the job, and every job derived from it as an indented tree."""
     lines = [f"{'  ' * depth}↳ {job_line(job)}" for depth, job in enumerate(lineage.ancestors)]
     depth = len(lineage.ancestors)
@@ -178,7 +180,7 @@ GLOBAL_MARK = "🌐"  # a ban or rule the operator set for every server; `/mod` 
 def words_embed(rules: Sequence[Any]) -> discord.Embed:
     embed = discord.Embed(title="Banned words", colour=discord.Colour.orange())
 
-    def shown(rule: Any) -> str:
+    def shown(rule: BannedWord) -> str:
         return f"`{rule_text(rule)}`" + (f" {GLOBAL_MARK}" if rule.guild_id is None else "")
 
     words = [shown(rule) for rule in rules if not rule.is_regex]

@@ -20,6 +20,7 @@ from bot.discord.moderation.modals import BanModal, ReasonModal
 from bot.discord.replies import answer_internal_error, clip
 from storage.models import GuildSettings, Job, Report
 from storage.queries import HistoryPage, HistoryQuery
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class ModerationDesk(Protocol):
     audited there. A Protocol, so the views need not import the cog that imports them."""
 
     @property
-    def store(self) -> Any: ...
+    def store(self) -> Store: ...
 
     async def guard(self, interaction: discord.Interaction) -> GuildSettings | None: ...
 
@@ -93,7 +94,7 @@ class ModeratorView(discord.ui.View):
 class JobActionsView(ModeratorView):
     """Hide / Unhide, Ban author, and a menu to open a related job from the lineage."""
 
-    def __init__(self, cog: ModerationDesk, moderator_id: int, job: Any, related: Sequence[Any] = ()) -> None:
+    def __init__(self, cog: ModerationDesk, moderator_id: int, job: Job, related: Sequence[Job] = ()) -> None:
         super().__init__(cog, moderator_id)
         self.job_id = job.id
         self.author_id = job.user_id
@@ -150,11 +151,11 @@ class JobActionsView(ModeratorView):
 class HistoryView(ModeratorView):
     """Pages through `/mod history` newest first with keyset cursors; the select opens a job."""
 
-    def __init__(self, cog: ModerationDesk, moderator_id: int, query: Any) -> None:
+    def __init__(self, cog: ModerationDesk, moderator_id: int, query: HistoryQuery) -> None:
         super().__init__(cog, moderator_id)
         self.query = query
         self.cursors: list[Any] = [None]  # the `before` cursor of each page seen so far
-        self.next_cursor: Any = None
+        self.next_cursor: str | None = None
         self.jobs: list[Any] = []
         self.select: discord.ui.Select[HistoryView] = discord.ui.Select(
             placeholder="Open a job…",
@@ -220,7 +221,7 @@ class ReportsView(ModeratorView):
         self.guild_id = guild_id
         self.reports: list[Any] = []
         self.position = 0
-        self.job: Any | None = None  # the current report's job, as `load` last read it
+        self.job: Job | None = None  # the current report's job, as `load` last read it
 
     @property
     def current(self) -> Any | None:
