@@ -20,7 +20,9 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TextIO
+
+from sqlalchemy.engine import make_url
 
 from bot.console.arguments import (
     EXIT_FAILED,
@@ -34,11 +36,13 @@ from bot.console.commands import list_history, make_jobs, resume_jobs, show_job
 from bot.console.output import Output, error_json, isatty
 from bot.core.dispatcher import LimitError
 from bot.core.jobs import JobError
+from bot.core.services import Services
 from bot.logs import remove_logging, setup_logging
 from bot.settings import Settings, SettingsError
 from engine.api import EngineClient
 from storage.errors import StorageError
 from storage.models import Job
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +102,6 @@ async def run_console(
 
 
 async def _with_store(args: argparse.Namespace, settings: Settings, out: Output) -> int:
-    from storage.store import Store
-
     store = await Store.open(settings.database_url, settings.data_dir, wait_s=settings.database_wait_s)
     try:
         if args.command == "db":
@@ -115,19 +117,14 @@ async def _with_store(args: argparse.Namespace, settings: Settings, out: Output)
         await store.close()
 
 
-def _safe_url(store: Any) -> str:
+def _safe_url(store: Store) -> str:
     """The database URL without a password (it may end up in logs or CI output)."""
-    from sqlalchemy.engine import make_url
-
     return make_url(store.db.url).render_as_string(hide_password=True)
 
 
 async def _with_services(
     args: argparse.Namespace, settings: Settings, out: Output, engine: EngineClient | None
 ) -> int:
-    from bot.core.services import Services
-    from storage.store import Store
-
     def ours(job: Job) -> bool:
         return job.source == "console"
 

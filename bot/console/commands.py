@@ -18,8 +18,11 @@ from bot.console.arguments import (
 )
 from bot.console.output import Output, describe, job_json
 from bot.core.jobs import Action, Requester
+from bot.core.services import Services
 from bot.prompt import PromptError, parse_prompt, unknown_words
 from storage.models import Job, JobStatus
+from storage.queries import HistoryQuery
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------
 
 
-async def _wait(services: Any, job_ids: list[str], out: Output) -> list[Job]:
+async def _wait(services: Services, job_ids: list[str], out: Output) -> list[Job]:
     """Follow the jobs to their final status (progress on stderr), return the finished rows."""
     streams = [(job_id, services.dispatcher.subscribe(job_id)) for job_id in job_ids]  # register all first
     finished: list[Job] = []
@@ -37,11 +40,11 @@ async def _wait(services: Any, job_ids: list[str], out: Output) -> list[Job]:
             out.progress(job_id, update)
         out.clear_bar()
         row = await services.store.get_job(job_id)
-        finished.append(row)
+        finished.append(row)  # type: ignore[arg-type]  # a job it just followed exists
     return finished
 
 
-def _report(services: Any, jobs: list[Job], out: Output) -> int:
+def _report(services: Services, jobs: list[Job], out: Output) -> int:
     for job in jobs:
         if out.as_json:
             out.json(job_json(services.store, job))
@@ -53,7 +56,7 @@ def _report(services: Any, jobs: list[Job], out: Output) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-async def make_jobs(args: argparse.Namespace, services: Any, out: Output) -> int:
+async def make_jobs(args: argparse.Namespace, services: Services, out: Output) -> int:
     requester = Requester(CONSOLE_USER_ID, _user_name(), source="console")
     jobs_service = services.jobs
     command = args.command
@@ -105,7 +108,7 @@ def _note_unknown_words(jobs: list[Job], vocabulary: Sequence[str], out: Output)
         )
 
 
-async def resume_jobs(services: Any, recovered: list[str], out: Output) -> int:
+async def resume_jobs(services: Services | None, recovered: list[str], out: Output) -> int:
     left_alone = list(services.dispatcher.left_alone) if services is not None else []
     if left_alone:
         # Another `imagine` still runs them: taking them would run them twice.
@@ -121,6 +124,7 @@ async def resume_jobs(services: Any, recovered: list[str], out: Output) -> int:
         else:
             out.line("nothing to resume: no console job was left queued or running")
         return EXIT_OK
+    assert services is not None, "jobs were recovered, so the services run"
     finished = await _wait(services, recovered, out)
     if out.as_json:
         out.json({"jobs": [job_json(services.store, job) for job in finished]})
@@ -128,9 +132,7 @@ async def resume_jobs(services: Any, recovered: list[str], out: Output) -> int:
     return _report(services, finished, out)
 
 
-async def list_history(args: argparse.Namespace, store: Any, out: Output) -> int:
-    from storage.queries import HistoryQuery
-
+async def list_history(args: argparse.Namespace, store: Store, out: Output) -> int:
     user_id = None
     if args.user is not None:
         try:
@@ -158,7 +160,7 @@ async def list_history(args: argparse.Namespace, store: Any, out: Output) -> int
     return EXIT_OK
 
 
-def _job_summary(store: Any, job: Job) -> dict[str, Any]:
+def _job_summary(store: Store, job: Job) -> dict[str, Any]:
     data = job_json(store, job)
     data.update(
         prompt=job.prompt,
@@ -170,7 +172,7 @@ def _job_summary(store: Any, job: Job) -> dict[str, Any]:
     return data
 
 
-async def show_job(args: argparse.Namespace, store: Any, out: Output) -> int:
+async def show_job(args: argparse.Namespace, store: Store, out: Output) -> int:
     job = await store.get_job(args.job)
     if job is None:
         raise ConsoleError(f"there is no job {args.job!r}")

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 from bot.console.arguments import JOB_FIELDS
 from bot.core.dispatcher import JobUpdate
 from storage.models import Job, JobStatus
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def isatty(stream: TextIO) -> bool:
         return False
 
 
-def job_json(store: Any, job: Job) -> dict[str, Any]:
+def job_json(store: Store, job: Job) -> dict[str, Any]:
     """The DESIGN.md job object. Paths are absolute, so they work from any directory."""
     cells = job.cells
     grid = job.grid
@@ -97,7 +98,7 @@ def error_json(message: str) -> dict[str, Any]:
     return obj
 
 
-def describe(store: Any, job: Job, out: Output) -> None:
+def describe(store: Store, job: Job, out: Output) -> None:
     """The text form of a finished job: id and status, then the grid (or the image) path."""
     data = job_json(store, job)
     size = f"{job.width}x{job.height}" if job.width else "?"
