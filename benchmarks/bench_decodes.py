@@ -41,7 +41,7 @@ def _upload() -> bytes:
 
 
 def child(uploads: int, limit: int) -> None:
-    from bot.discord import fetch
+    from bot.core import fetch
 
     fetch.configure_decodes(limit)
     data = _upload()

@@ -3,7 +3,7 @@
 Made for one short run on a CUDA machine without network (`benchmarks/gpu.sh`): SD 1.5- and
 SDXL-sized models are built with random weights from their published architectures
 (`engine.models.RANDOM_ARCHITECTURES`, the `random:sd15` / `random:sdxl` models of
-`python -m engine.bench`), since a step's time does not depend on the weights' values.
+`python -m benchmarks.bench_engine`), since a step's time does not depend on the weights' values.
 
 For each model it runs these stages, each on a fresh engine (new model, new compile state), each
 adding one path to the one above it (they run in `RUN_ORDER`, most important first):
@@ -49,9 +49,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.image_cost import mean_pixel_difference, mean_ssim
-from engine.api import EngineConfig, ImageData, ImagineRequest, PromptSpec
-from engine.bench import (
+from benchmarks.bench_batching import requests, run_batched
+from benchmarks.bench_engine import (
     H200_TFLOPS,
     PROMPT,
     SEEDS,
@@ -62,7 +61,8 @@ from engine.bench import (
     _unet_tflop_per_step,
     hardware_name,
 )
-from engine.bench_batching import requests, run_batched
+from benchmarks.image_cost import mean_pixel_difference, mean_ssim
+from engine.api import EngineConfig, ImageData, ImagineRequest, PromptSpec
 from engine.core import EngineCore
 from engine.quiet import quiet_libraries
 

@@ -22,9 +22,9 @@ import os
 import time
 from dataclasses import dataclass
 
+from benchmarks.bench_batching import steady
+from benchmarks.bench_engine import hardware_name
 from engine.api import EngineConfig
-from engine.bench import hardware_name
-from engine.bench_batching import steady
 from engine.quiet import quiet_libraries
 from engine.ray_serve import RayEngine, Scaling
 

@@ -55,9 +55,9 @@ async def run(
     `engine` replaces the one the settings would build, and `stopping` stands in for a signal:
     both are for running the bot inside another program (the tests); the process passes neither.
     """
+    from bot.core.services import Services
     from bot.discord.app import create_bot
     from bot.health import start_status
-    from bot.services import Services
 
     point_at_discord(settings.discord_api_base, settings.discord_gateway_url)
     services = await Services.open(settings, engine=engine, role="bot")

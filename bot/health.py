@@ -21,7 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.core.ports import JobStore
 from bot.metrics import CONTENT_TYPE, JobMetrics, Metrics, watch_discord
+from engine.api import EngineClient
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ async def _run(check: Check) -> bool:
         return False
 
 
-def store_check(store: Any) -> Check:
+def store_check(store: JobStore) -> Check:
     async def check() -> bool:
         await store.get_job("readyz-probe")  # a real query by primary key: cheap, and it needs the database
         return True
@@ -91,7 +93,7 @@ def store_check(store: Any) -> Check:
     return check
 
 
-def engine_check(engine: Any) -> Check:
+def engine_check(engine: EngineClient) -> Check:
     """The engine's own `ping` (a live worker, a Serve replica that answers); else a loaded model."""
 
     async def check() -> bool:

@@ -52,7 +52,8 @@ def job_context(
     """
     tags = JobTags(user_id, guild_id, kind)
     if tags == JobTags() and job_id is not None:
-        tags = _job_tags.get() if job_id_var.get() == job_id else _recent_tags.get(job_id)
+        known = _job_tags.get() if job_id_var.get() == job_id else _recent_tags.get(job_id)
+        tags = known if known is not None else tags
     elif job_id is not None:
         _remember(job_id, tags)
     token = job_id_var.set(job_id)

@@ -23,7 +23,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bot.dispatcher import JobUpdate
+from bot.core.dispatcher import Dispatcher, JobUpdate
+from bot.core.ports import JobStore
+from engine.api import EngineClient
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +90,12 @@ class Metrics:
         self._restarts = _RestartCollector()
         r.register(self._restarts)
 
-    def watch_dispatcher(self, dispatcher: Any) -> None:
+    def watch_dispatcher(self, dispatcher: Dispatcher) -> None:
         """Queue depth and running jobs, read from `dispatcher` at every scrape."""
         self._queue_depth.set_function(dispatcher.queue_length)
         self._running.set_function(dispatcher.running_count)
 
-    def watch_engine(self, engine: Any) -> None:
+    def watch_engine(self, engine: EngineClient) -> None:
         """Engine restarts (a dead or hung worker or replica replaced), read from `engine.restarts`."""
         self._restarts.engine = engine
 
@@ -115,7 +117,7 @@ class _RestartCollector(Collector):
     """`imagine_engine_restarts_total`: the engine keeps the count; this reads it at scrape time."""
 
     def __init__(self) -> None:
-        self.engine: Any = None
+        self.engine: EngineClient | None = None
 
     def collect(self) -> Iterable[Metric]:
         family = CounterMetricFamily(
@@ -128,7 +130,7 @@ class _RestartCollector(Collector):
 class JobMetrics:
     """A dispatcher listener that turns job updates into metrics (see the module docstring)."""
 
-    def __init__(self, metrics: Metrics, store: Any) -> None:
+    def __init__(self, metrics: Metrics, store: JobStore) -> None:
         self._metrics = metrics
         self._store = store
         self._steps: dict[str, int] = {}

@@ -210,7 +210,7 @@ _PARAMS: tuple[_Param, ...] = (
 PARAMETER_FIELDS: tuple[str, ...] = tuple(p.field for p in _PARAMS)  # the fields a `--parameter` sets
 # Each parameter's value when a prompt does not give it: the Prompt field's own default.
 DEFAULTS: dict[str, Any] = {
-    f.name: f.default_factory() if f.default is MISSING else f.default
+    f.name: f.default_factory() if f.default is MISSING else f.default  # type: ignore[operator]
     for f in fields(Prompt)
     if f.name in PARAMETER_FIELDS
 }
@@ -546,7 +546,7 @@ def parse_prompt(text: str, *, has_image: bool = False) -> Prompt:
 _Seq = list["str | _Group"]
 
 
-class _Group(list):  # list[_Seq]
+class _Group(list[Any]):  # list[_Seq]
     pass
 
 

@@ -46,9 +46,14 @@ _SAFE_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")  # 36: the column width, a U
 class RasterImage(Protocol):
     """Raw 8-bit RGB pixels: what `engine.api.ImageData` is (storage may not import the engine)."""
 
-    width: int
-    height: int
-    rgb: bytes
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def rgb(self) -> bytes: ...
 
 
 @dataclass(frozen=True)

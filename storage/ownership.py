@@ -23,11 +23,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import JobStateError
 from storage.models import Job, JobStatus, Process, utcnow
+from storage.records import JobFields
 from storage.repositories import PENDING
 
 DEFAULT_LEASE_S = 30.0
@@ -91,7 +92,7 @@ class Owner:
     def deadline(self, now: datetime | None = None) -> datetime:
         return (now or utcnow()) + timedelta(seconds=self.lease_s)
 
-    def fields(self) -> dict[str, object]:
+    def fields(self) -> JobFields:
         """The job columns that make a new row this process's from the start."""
         return {"owner_id": self.id, "lease_until": self.deadline()}
 
@@ -112,7 +113,7 @@ class Claim:
     left_alone: list[Job]
 
 
-def _free(owner_id: str, now: datetime):
+def _free(owner_id: str, now: datetime) -> ColumnElement[bool]:
     """SQL: the job is not held by a live process other than `owner_id`."""
     return or_(
         Job.owner_id.is_(None), Job.owner_id == owner_id, Job.lease_until.is_(None), Job.lease_until < now
@@ -165,7 +166,7 @@ class OwnershipRepository:
             result = await self.session.execute(
                 update(Job).where(Job.id == job.id, Job.status.in_(PENDING), free).values(**changes)
             )
-            if result.rowcount == 1:
+            if getattr(result, "rowcount", 0) == 1:  # a CursorResult: UPDATE reports its row count
                 for name, value in changes.items():
                     setattr(job, name, value)
                 taken.append(job)
@@ -180,7 +181,7 @@ class OwnershipRepository:
             .where(Job.id == job_id, Job.status.in_(PENDING), _free(owner.id, now))
             .values(owner_id=owner.id, lease_until=owner.deadline(now))
         )
-        return result.rowcount == 1
+        return getattr(result, "rowcount", 0) == 1
 
     async def renew(self, owner: Owner, job_ids: Sequence[str]) -> set[str]:
         now = utcnow()

@@ -18,6 +18,7 @@ its CRC is computed in the same task. The output is a plain 8-bit RGB PNG any re
 from __future__ import annotations
 
 import struct
+import types
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -25,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
+_deflate_lib: types.ModuleType
 try:  # ISA-L: the same deflate format, several times faster at its lowest levels
     from isal import isal_zlib as _deflate_lib
 except ImportError:  # pragma: no cover - depends on the installation
-    _deflate_lib = zlib  # type: ignore[assignment]
+    _deflate_lib = zlib
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BAND_BYTES = 1 << 20  # ~1 MiB of pixels per band: enough to compress well, small enough to share out

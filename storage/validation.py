@@ -5,6 +5,7 @@ Each refusal names the field and what it accepts, so the bot can pass the messag
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Integer
@@ -25,7 +26,7 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_job_fields(fields: dict[str, Any], *, creating: bool) -> None:
+def check_job_fields(fields: Mapping[str, Any], *, creating: bool) -> None:
     """Refuse unknown fields and malformed values with a message that names the field."""
     allowed = _JOB_FIELDS | ({"id"} if creating else set())
     unknown = sorted(set(fields) - allowed)
@@ -61,7 +62,7 @@ def check_job_fields(fields: dict[str, Any], *, creating: bool) -> None:
             raise InvalidInputError(f"job field {name} must be a dict, got {type(fields[name]).__name__}")
 
 
-def check_settings_fields(fields: dict[str, Any]) -> dict[str, Any]:
+def check_settings_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Validate guild settings by name; returns them cleaned (channel lists de-duplicated)."""
     unknown = sorted(set(fields) - _SETTINGS_FIELDS)
     if unknown:

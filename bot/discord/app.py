@@ -7,23 +7,24 @@ against an in-process one, and in the wire test against a fake Discord.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.actions import ImageFetcher, JobActions, refuse
+from bot.core.fetch import configure_decodes
+from bot.core.fetch import fetch_image as default_fetch
+from bot.core.ports import ImageFetcher
+from bot.core.services import Services
+from bot.discord.buttons import JobButton
+from bot.discord.job_actions.actions import JobActions
 from bot.discord.messenger import JobMessenger
-from bot.discord.views.buttons import JobButton
+from bot.discord.replies import answer_internal_error
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ["bot.discord.cogs.imagine", "bot.discord.cogs.info", "bot.discord.cogs.moderation"]
-
-INTERNAL_ERROR = "Something went wrong on my side; the operator can find the details in the log."
+EXTENSIONS = ["bot.discord.imagine.cog", "bot.discord.info.cog", "bot.discord.moderation.cog"]
 
 
 class ImagineBot(commands.Bot):
@@ -31,7 +32,7 @@ class ImagineBot(commands.Bot):
 
     def __init__(
         self,
-        services: Any,
+        services: Services,
         *,
         fetch_image: ImageFetcher | None = None,
         progress_interval: float = 3.0,
@@ -44,13 +45,11 @@ class ImagineBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
         )
         if fetch_image is None:
-            from bot.discord.fetch import fetch_image as default_fetch
-
             fetch_image = default_fetch
         self.services = services
         self.dev_guild_id = dev_guild_id
         self.actions = JobActions(self, fetch_image)
-        self.messenger = JobMessenger(self, progress_interval=progress_interval)
+        self.messenger = JobMessenger(self, services, progress_interval=progress_interval)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
@@ -86,17 +85,8 @@ class ImagineBot(commands.Bot):
         await super().close()
 
 
-async def answer_internal_error(interaction: discord.Interaction, what: str, error: BaseException) -> None:
-    """A bug behind a command, button or form: log it (`what` failed) with its traceback, and tell
-    the member privately rather than leave "This interaction failed" or a deferral that never
-    resolves."""
-    log.error("%s failed", what, exc_info=error)
-    with contextlib.suppress(discord.HTTPException):
-        await refuse(interaction, INTERNAL_ERROR)
-
-
 def create_bot(
-    services: Any,
+    services: Services,
     *,
     fetch_image: ImageFetcher | None = None,
     progress_interval: float = 3.0,
@@ -112,8 +102,6 @@ def create_bot(
     if dev_guild_id is None:
         dev_guild_id = getattr(settings, "dev_guild_id", None)
     if settings is not None:
-        from bot.discord.fetch import configure_decodes
-
         configure_decodes(settings.max_image_decodes)
     bot = ImagineBot(
         services, fetch_image=fetch_image, progress_interval=progress_interval, dev_guild_id=dev_guild_id

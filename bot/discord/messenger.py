@@ -31,16 +31,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 import discord
 
+from bot.core.dispatcher import JobUpdate
+from bot.core.services import Services
 from bot.discord import render
-
-if TYPE_CHECKING:
-    from bot.discord.app import ImagineBot
-    from bot.dispatcher import JobUpdate
-    from storage.models import Job
+from storage.models import Job
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +71,9 @@ class JobMessage:
 class JobMessenger:
     """The job-message registry plus the worker that edits them."""
 
-    def __init__(self, bot: ImagineBot, *, progress_interval: float = 3.0) -> None:
+    def __init__(self, bot: discord.Client, services: Services, *, progress_interval: float = 3.0) -> None:
         self.bot = bot
+        self.services = services
         self.progress_interval = progress_interval
         self._messages: dict[str, list[JobMessage]] = {}  # a job can show in several (`/show`)
         self._pending: dict[str, JobUpdate] = {}  # newest unrendered update per job
@@ -208,7 +206,7 @@ class JobMessenger:
         return soonest
 
     async def _render(self, update: JobUpdate, tracked: list[JobMessage]) -> None:
-        store = self.bot.services.store
+        store = self.services.store
         if not tracked and not update.final:
             self._orphan(update)  # progress of a job whose message is on its way (or not ours)
             return
@@ -229,7 +227,7 @@ class JobMessenger:
                 return  # hidden or deleted while it ran: its messages already say so
             guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
             message = await render.job_message(
-                job, self.bot.services, filesize_limit=render.filesize_limit(guild)
+                job, self.services, filesize_limit=render.filesize_limit(guild)
             )
             await self._show_final(job, tracked, message)
             shown = {id(one) for one in tracked}
@@ -302,7 +300,7 @@ class JobMessenger:
             return
         sent = await self.send_to_channel(channel_id, message, reply_to=reply_to)
         if sent is not None:
-            await self.bot.services.store.add_message(job.id, sent.id, channel_id)
+            await self.services.store.add_message(job.id, sent.id, channel_id)
 
     async def _edit(self, tracked: JobMessage, message: render.RenderedMessage) -> None:
         kwargs = message.edit_kwargs()
@@ -327,13 +325,13 @@ class JobMessenger:
     ) -> discord.Message | None:
         """Send `message` into a channel, replying to `reply_to` when that message still exists."""
         channel = self.bot.get_channel(channel_id) or self.bot.get_partial_messageable(channel_id)
-        reference = None
+        reference: discord.MessageReference | None = None
         if reply_to is not None:
             reference = discord.MessageReference(
                 message_id=reply_to, channel_id=channel_id, fail_if_not_exists=False
             )
         try:
-            return await channel.send(**message.send_kwargs(), reference=reference)  # type: ignore[union-attr]
+            return await channel.send(**message.send_kwargs(), reference=reference)  # type: ignore[union-attr,arg-type]
         except discord.Forbidden:
             log.warning("no permission to post in channel %s (Send Messages, Attach Files?)", channel_id)
             return None
@@ -388,7 +386,7 @@ class JobMessenger:
         """Edit every message showing `job`, each in its own channel (a `/show` copy may be in
         another channel than the job's)."""
         changed = 0
-        for channel_id, message_id in await self.bot.services.store.job_messages(job.id):
+        for channel_id, message_id in await self.services.store.job_messages(job.id):
             if channel_id is None:
                 continue
             channel = self.bot.get_partial_messageable(channel_id)

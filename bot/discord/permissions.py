@@ -8,18 +8,16 @@ do everything.
 
 from __future__ import annotations
 
-from typing import Any
-
 import discord
 
-from storage.models import Job
+from storage.models import GuildSettings, Job
 
 # Another server's job (or a console job) is not this server's: its moderators could neither see
 # it in their history nor hide it, so it can be neither reposted nor acted on here.
 NOT_IN_THIS_SERVER = "There is no job `{job_id}` in this server."
 
 
-def is_moderator(interaction: discord.Interaction, settings: Any | None = None) -> bool:
+def is_moderator(interaction: discord.Interaction, settings: GuildSettings | None = None) -> bool:
     """True for members with Manage Messages in the channel or the guild's moderator role.
 
     `settings` is the guild's `GuildSettings` row (its `moderator_role_id`), or None.
@@ -34,7 +32,7 @@ def is_moderator(interaction: discord.Interaction, settings: Any | None = None) 
 
 
 def click_refusal(
-    interaction: discord.Interaction, job: Job, settings: Any | None, action: str
+    interaction: discord.Interaction, job: Job, settings: GuildSettings | None, action: str
 ) -> str | None:
     """Why this user may not press `action` on `job`, or None when they may."""
     if job.guild_id != interaction.guild_id:  # a forged or copied custom_id

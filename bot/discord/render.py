@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import io
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
+from PIL import Image
 
-from bot.discord.views.buttons import GRID_ROWS, SINGLE_ROWS, ButtonSpec, job_view
+from bot.core.dispatcher import JobUpdate
+from bot.core.services import Services
+from bot.discord.buttons import GRID_ROWS, SINGLE_ROWS, ButtonSpec, job_view
+from bot.discord.replies import clip, message_text
 from storage.models import Job, JobStatus
-
-if TYPE_CHECKING:
-    from bot.dispatcher import JobUpdate
 
 DEFAULT_FILESIZE_LIMIT = 25 * 1024 * 1024  # Discord's upload limit outside boosted guilds
 PROMPT_CHARS = 1500  # Discord allows 2000 characters; leave room for the other lines
@@ -77,21 +78,6 @@ class RenderedMessage:
         }
 
 
-MESSAGE_LIMIT = 2000  # Discord's limit on a message's content, in characters
-
-
-def message_text(text: str | None) -> str:
-    """`text` cut to what Discord accepts in one message: a refusal built from outside text (an
-    error, a remote server's words) must still arrive rather than fail with a 400."""
-    return clip(text, MESSAGE_LIMIT)
-
-
-def clip(text: str | None, limit: int) -> str:
-    """`text` stripped, and cut to `limit` characters with an ellipsis when longer."""
-    text = (text or "").strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def filesize_limit(guild: discord.Guild | None) -> int:
     """The most one upload may weigh in `guild` (Discord's default outside one)."""
     return guild.filesize_limit if guild is not None else DEFAULT_FILESIZE_LIMIT
@@ -141,8 +127,6 @@ async def encode_preview(update: JobUpdate) -> bytes | None:
 
 def waiting_message(job: Job, position: int | None) -> RenderedMessage:
     """The first message of a job, sent as soon as it is queued."""
-    from bot.dispatcher import JobUpdate
-
     return status_message(job, JobUpdate(job.id, JobStatus.QUEUED.value, position=position))
 
 
@@ -156,7 +140,7 @@ def notice_message(job: Job) -> RenderedMessage | None:
 
 
 async def job_message(
-    job: Job, services: Any, *, filesize_limit: int = DEFAULT_FILESIZE_LIMIT
+    job: Job, services: Services, *, filesize_limit: int = DEFAULT_FILESIZE_LIMIT
 ) -> RenderedMessage:
     """The message for a job in its current state; a finished job gets its picture and buttons."""
     notice = notice_message(job)
@@ -173,8 +157,6 @@ async def job_message(
         spoiler = await in_spoiler_channel(services, job)
         return RenderedMessage(head, attachments, result_view(job), key="done", spoiler=spoiler)
     if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-        from bot.dispatcher import JobUpdate
-
         return status_message(job, JobUpdate(job.id, job.status, position=job.queue_position))
     if job.status == JobStatus.CANCELLED:
         return RenderedMessage(f"{head}\n❌ Cancelled.", key="cancelled")
@@ -184,7 +166,7 @@ async def job_message(
     return RenderedMessage(f"{head}\n⚠️ Failed: {reason}", key="failed")
 
 
-async def in_spoiler_channel(services: Any, job: Job) -> bool:
+async def in_spoiler_channel(services: Services, job: Job) -> bool:
     """True when moderators asked for results in the job's channel to be spoilered."""
     if job.guild_id is None or job.channel_id is None:
         return False
@@ -215,8 +197,6 @@ def fit_upload(png: bytes, name: str, limit: int) -> tuple[str, bytes]:
     """
     if len(png) <= limit:
         return f"{name}.png", png
-    from PIL import Image
-
     with Image.open(io.BytesIO(png)) as opened:
         image = opened.convert("RGB")
     for quality in (95, 90, 85, 75, 60):
@@ -237,7 +217,7 @@ def _spec(name: str, job_id: str) -> ButtonSpec:
     return ButtonSpec(action, job_id, int(index) if index else None)
 
 
-def _png(image: Any) -> bytes:
+def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -1,4 +1,4 @@
-"""The dispatcher against the real SQLite store and a stand-in engine (see bot/bench_dispatch.py).
+"""The dispatcher against the real SQLite store and a stand-in engine (tests/support/stand_in_engine.py).
 
 The stand-in makes the order the engine sees exact, so fairness, limits, retries, cancels and
 shutdown are checked as a user would notice them: who runs when, and what the history says.
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.bench_dispatch import StandInEngine
-from bot.dispatcher import Dispatcher, JobUpdate, LimitError, Limits
+from bot.core.dispatcher import Dispatcher, JobUpdate, LimitError, Limits
 from engine.api import Failed, ImagineRequest, PromptSpec
 from storage.models import JobStatus
 from storage.store import Store
+from tests.support.stand_in_engine import StandInEngine
 
 USERS = {"A": 1, "B": 2, "C": 3, "Z": 9}
 
@@ -294,8 +294,7 @@ async def test_the_next_job_starts_while_the_last_ones_files_are_written(store):
     async def slow_complete(job_id, **kwargs):
         if job_id == first.id:
             writing.set()
-            while second.id not in engine.seen:  # held until the engine has the next job
-                await asyncio.sleep(0.001)
+            await engine.wait_seen(second.id)  # held until the engine has the next job
         return await complete_job(job_id, **kwargs)
 
     store.complete_job = slow_complete

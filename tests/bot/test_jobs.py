@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.bench_dispatch import INFO, StandInEngine, solid
-from bot.dispatcher import Dispatcher, LimitError, Limits
-from bot.jobs import (
+from bot.core.dispatcher import Dispatcher, LimitError, Limits
+from bot.core.jobs import (
     Action,
     CellIndexError,
     JobError,
@@ -26,11 +25,12 @@ from bot.jobs import (
     UnknownJobError,
     cell_seed,
 )
-from bot.moderation import BannedError, BlockedError
+from bot.core.moderation import BannedError, BlockedError
 from bot.prompt import PromptError, dimensions_for
 from engine.api import ImagineRequest, OutpaintRequest, UpscaleRequest, VaryRequest
 from storage.models import JobStatus
 from storage.queries import HistoryQuery
+from tests.support.stand_in_engine import INFO, StandInEngine, solid
 
 ALICE = Requester(user_id=11, user_name="alice", guild_id=500, channel_id=600)
 
@@ -113,18 +113,52 @@ async def test_permutations_share_a_given_seed_and_otherwise_draw_their_own(env)
     assert own[0].seed != own[1].seed
 
 
-async def test_a_failure_while_saving_the_jobs_cancels_the_rows_already_made(env):
+async def test_a_failure_while_saving_the_image_prompt_writes_no_jobs(env):
     # The image prompt cannot be written (a file sits where its folder goes: a disk-level
-    # failure): the row made first must not stay `queued`, to start by surprise after a restart.
+    # failure): the submission is all or nothing, so no row is left to start by surprise after a
+    # restart (before issue 13 the first row was made, then closed as `cancelled`).
     store, engine, dispatcher, service = env
     (Path(store.files.data_dir) / "inputs").write_text("not a folder")
     with pytest.raises(OSError):
         await service.imagine(
             ALICE, "https://example.com/cat.png a {red, blue} cat", init_image=solid(16, 16)
         )
-    [job] = (await store.history(HistoryQuery(limit=10))).jobs
-    assert job.status == JobStatus.CANCELLED and job.error.startswith("not queued: saving the request failed")
+    assert (await store.history(HistoryQuery(limit=10))).jobs == []
     assert await store.pending_jobs() == [] and dispatcher.queue_length() == 0 and engine.seen == []
+
+
+async def _fail_the_third_insert(store) -> None:
+    """A real fault in the database: a trigger that refuses a third row in the jobs table."""
+    from sqlalchemy import text
+
+    async with store.db.writer() as session, session.begin():
+        await session.execute(
+            text(
+                "CREATE TRIGGER third_insert_fails BEFORE INSERT ON jobs "
+                "WHEN (SELECT count(*) FROM jobs) >= 2 "
+                "BEGIN SELECT RAISE(ABORT, 'disk full (injected)'); END"
+            )
+        )
+
+
+@pytest.mark.parametrize("prompt", ["a {red, green, blue} bird", "a bird --repeat 4"])
+async def test_a_submission_writes_all_its_jobs_or_none(env, prompt):
+    store, engine, dispatcher, service = env
+    await _fail_the_third_insert(store)
+    with pytest.raises(Exception, match="disk full"):
+        await service.imagine(ALICE, prompt)
+    assert (await store.history(HistoryQuery(limit=10))).jobs == []
+    assert await store.pending_jobs() == [] and dispatcher.queue_length() == 0 and engine.seen == []
+
+
+async def test_an_image_prompt_submission_that_fails_leaves_no_image_behind(env):
+    store, _engine, _dispatcher, service = env
+    await _fail_the_third_insert(store)
+    with pytest.raises(Exception, match="disk full"):
+        await service.imagine(
+            ALICE, "https://example.com/cat.png a {red, green, blue} cat", init_image=solid(16, 16)
+        )
+    assert list((Path(store.files.data_dir) / "inputs").glob("*")) == []
 
 
 async def test_the_users_prefer_suffix_is_added(env):

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.bench_dispatch import StandInEngine
-from bot.dispatcher import Dispatcher
+from bot.core.dispatcher import Dispatcher
 from storage.db import Database, default_url
 from storage.errors import CorruptDatabaseError, DatabaseBusyError
 from storage.store import Store
 from tests.support.faulty_files import FaultyFiles
 from tests.support.lease_holder import stand_in_request
+from tests.support.stand_in_engine import StandInEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.moderation import (
+from bot.core.moderation import (
     BannedError,
     BlockedError,
     RuleError,

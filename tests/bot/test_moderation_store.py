@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot import moderation
-from bot.moderation import BannedError, BlockedError, check_submission
+from bot.core.moderation import BannedError, BlockedError, check_submission
 from storage.store import Store
 
 GUILD = 111

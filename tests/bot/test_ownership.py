@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.bench_dispatch import StandInEngine
 from bot.console import run_console
-from bot.dispatcher import Dispatcher
-from bot.services import Services
+from bot.core.dispatcher import Dispatcher
+from bot.core.services import Services
 from bot.settings import Settings
 from storage.ownership import AnotherProcessRunningError, Owner, owner_gone, start_ticks
 from storage.store import Store
 from tests.support.lease_holder import stand_in_request
+from tests.support.stand_in_engine import StandInEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 

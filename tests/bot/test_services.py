@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.bench_dispatch import StandInEngine
-from bot.dispatcher import JobUpdate
-from bot.services import Services
+from bot.core.dispatcher import JobUpdate
+from bot.core.services import Services
 from bot.settings import Settings
 from storage.models import JobStatus
 from storage.store import Store
+from tests.support.stand_in_engine import StandInEngine
 
 
 @pytest.fixture
@@ -51,8 +51,8 @@ def recorder() -> tuple[list[JobUpdate], object]:
 
 async def until_done(services: Services, job_id: str) -> None:
     async def wait() -> None:
-        while (await services.store.get_job(job_id)).status != JobStatus.DONE:
-            await asyncio.sleep(0.01)
+        async for _ in services.dispatcher.subscribe(job_id):  # ends with the job's final update
+            pass
 
     await asyncio.wait_for(wait(), 10)
     await asyncio.wait_for(services.dispatcher.wait_idle(), 10)
@@ -73,7 +73,7 @@ async def test_open_runs_nothing_until_dispatching_starts_and_the_listener_sees_
 
         assert await services.start_dispatching() == [job_id]
         await until_done(services, job_id)
-        await asyncio.sleep(0.05)  # the listener runs on its own task
+        await services.dispatcher.listeners_idle()  # the listener runs on its own task
         statuses = [u.status for u in seen if u.job_id == job_id]
         assert statuses[0] in ("queued", "running") and statuses[-1] == "done"
         assert "running" in statuses
@@ -89,7 +89,7 @@ async def test_start_with_listeners_recovers_only_what_it_is_asked_to(settings):
     )
     try:
         await until_done(services, discord_id)
-        await asyncio.sleep(0.05)
+        await services.dispatcher.listeners_idle()
         assert [u.status for u in seen if u.job_id == discord_id][-1] == "done"
         assert all(u.job_id != console_id for u in seen)
         assert (await services.store.get_job(console_id)).status == JobStatus.QUEUED

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs import Requester
-from bot.services import Services, build_engine
+from bot.core.jobs import Requester
+from bot.core.services import Services, build_engine
 from bot.settings import Settings
 from storage.models import JobStatus
 
@@ -37,7 +37,7 @@ def test_each_engine_setting_builds_its_engine_without_importing_torch_or_ray():
     code = (
         "import sys\n"
         "from bot.settings import Settings\n"
-        "from bot.services import build_engine\n"
+        "from bot.core.services import build_engine\n"
         "kinds = {}\n"
         "for name in ('local', 'inprocess', 'ray'):\n"
         "    engine = build_engine(Settings.from_env({'IMAGINE_ENGINE': name}))\n"

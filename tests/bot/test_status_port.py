@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.bench_dispatch import StandInEngine
+from bot.core.services import Services
 from bot.health import start_status
-from bot.services import Services
 from bot.settings import Settings
 from storage.models import JobStatus
+from tests.support.stand_in_engine import StandInEngine
 
 
 class FakeClient:
@@ -68,7 +68,7 @@ async def test_a_job_moves_the_counters_and_the_probes_say_what_is_ready(setting
         await services.dispatcher.submit(job)
         await asyncio.wait_for(services.dispatcher.wait_idle(), 10)
         assert (await services.store.get_job(job.id)).status == JobStatus.DONE
-        await asyncio.sleep(0.05)  # the metrics listener runs on its own task
+        await services.dispatcher.listeners_idle()  # the metrics listener runs on its own task
         with pytest.raises(RuntimeError):
             await client.http.request("bad")
         logging.getLogger("discord.http").warning(

@@ -1,4 +1,4 @@
-"""`python -m engine.bench --through local` prints the process boundary's cost next to diffusers'."""
+"""`python -m benchmarks.bench_engine --through local`: the process boundary's cost beside diffusers'."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from engine.bench import main
+from benchmarks.bench_engine import main
 
 
 def test_bench_through_the_worker_prints_overhead_and_ratio(capsys: pytest.CaptureFixture[str]) -> None:
@@ -27,7 +27,7 @@ def test_bench_through_the_worker_prints_overhead_and_ratio(capsys: pytest.Captu
 def test_the_batching_bench_prints_one_row_per_depth(
     capsys: pytest.CaptureFixture[str], through: str
 ) -> None:
-    from engine.bench_batching import main as batching_main
+    from benchmarks.bench_batching import main as batching_main
 
     batching_main(
         ["--through", through, "--depths", "1,3", "--repeats", "1", "--steps", "1", "--size", "32x32"]

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from bot.dispatcher import Dispatcher
+from bot.core.dispatcher import Dispatcher
 from engine.api import EngineEvent, Failed, Finished, ImagineRequest, PromptSpec
 from engine.ray_serve import REPLICA_HUNG, REPLICA_LOST
 from storage.models import JobStatus

@@ -13,12 +13,12 @@ import asyncio
 import json
 import sys
 
-from bot.bench_dispatch import StandInEngine
-from bot.dispatcher import Dispatcher
+from bot.core.dispatcher import Dispatcher
 from engine.api import ImagineRequest, PromptSpec
 from storage.models import Job
 from storage.ownership import Owner
 from storage.store import Store
+from tests.support.stand_in_engine import StandInEngine
 
 
 async def stand_in_request(job: Job) -> ImagineRequest:

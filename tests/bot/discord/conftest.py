@@ -1,9 +1,10 @@
 """SimCord harness for the Discord bot: real Store (SQLite + Alembic), real dispatcher and
 JobService, the real bot on an in-memory Discord.
 
-The engine is a small stand-in here (`StandInEngine`): it draws flat-coloured pictures of the
-requested size instantly and can be held at a gate, which the queue, progress, cancel and
-15-minute tests need. `test_discord_tiny.py` runs the same bot against the real `tiny` engine.
+The engine is the stand-in of tests/support (`StandInEngine(textured=True)`): it draws
+seed-coloured pictures of the requested size instantly and can be held at a gate, which the
+queue, progress, cancel and 15-minute tests need. `test_discord_tiny.py` runs the same bot
+against the real `tiny` engine.
 """
 
 from __future__ import annotations
@@ -16,98 +17,18 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-import simcord
 from PIL import Image
 
-from bot.bench_dispatch import output_size
+from bot.core.fetch import fetch_image
+from bot.core.services import Services
 from bot.discord.app import ImagineBot, create_bot
-from bot.discord.fetch import fetch_image
-from bot.services import Services
 from bot.settings import Settings
-from engine.api import (
-    EngineRequest,
-    Failed,
-    Family,
-    Finished,
-    ImageData,
-    ModelInfo,
-    Progress,
-    Started,
-)
+from tests.support.stand_in_engine import StandInEngine
 
 FINAL = {"done", "failed", "cancelled", "blocked"}
 SETTLE = 120.0  # seconds SimCord waits for the bot; a real engine job runs inside a click
 
 
-def solid(width: int, height: int, seed: int) -> ImageData:
-    """A seed-coloured picture with grain (so PNGs have realistic sizes)."""
-    colour = Image.new("RGB", (width, height), ((seed * 53) % 256, (seed * 97) % 256, (seed * 193) % 256))
-    grain = Image.effect_noise((width, height), 48).convert("RGB")
-    return ImageData.from_pil(Image.blend(colour, grain, 0.5))
-
-
-def grid_of(images: list[ImageData]) -> ImageData:
-    w, h = images[0].width, images[0].height
-    canvas = Image.new("RGB", (w * 2, h * 2))
-    for i, image in enumerate(images):
-        canvas.paste(image.to_pil(), ((i % 2) * w, (i // 2) * h))
-    return ImageData.from_pil(canvas)
-
-
-class StandInEngine:
-    """An `EngineClient` that answers at once (or when its gate opens), with real pictures."""
-
-    def __init__(self, steps: int = 4, slots: int = 1) -> None:
-        self.steps = steps
-        self.slots = slots
-        self.gate: asyncio.Event | None = None  # set: jobs wait for it before step `hold_step + 1`
-        self.hold_step = 0
-        self.env: simcord.Env | None = None
-        self.requests: list[EngineRequest] = []
-        self.fail_with: str | None = None  # set: jobs fail with this reason instead
-        self._cancelled: set[str] = set()
-
-    async def start(self) -> ModelInfo:
-        return ModelInfo("stand-in", Family.SD, 64, 64, 8, self.steps, 7.0, "cpu")
-
-    async def submit(self, request: EngineRequest) -> AsyncIterator:
-        self.requests.append(request)
-        self._cancelled.discard(request.job_id)  # a new attempt (recovery) starts afresh
-        yield Started(request.job_id)
-        size = output_size(request)
-        for step in range(1, self.steps + 1):
-            if step == self.hold_step + 1:
-                await self._hold()
-            if request.job_id in self._cancelled:
-                yield Failed(request.job_id, "cancelled")
-                return
-            yield Progress(request.job_id, step, self.steps, preview=solid(8, 8, step))
-            await asyncio.sleep(0)
-        if self.fail_with is not None:
-            yield Failed(request.job_id, self.fail_with)
-            return
-        seeds = tuple(getattr(request, "seeds", None) or (getattr(request, "seed", 0),))
-        images = tuple(solid(*size, seed) for seed in seeds)
-        yield Finished(request.job_id, images, seeds, grid_of(list(images)) if len(images) == 4 else None)
-
-    async def _hold(self) -> None:
-        gate = self.gate
-        if gate is None or gate.is_set():
-            return
-        # A job started by a click runs in work SimCord tracks: declare the wait as external.
-        try:
-            await self.env.external_wait(gate.wait(), reason="test holds the engine")
-        except simcord.SetupError:
-            await gate.wait()
-
-    async def cancel(self, job_id: str) -> None:
-        self._cancelled.add(job_id)
-        if self.gate is not None and not self.gate.is_set():
-            self.gate.set()
-            self.gate = asyncio.Event()  # only the cancelled job goes on; the others stay held
-
-    async def close(self) -> None:
-        pass
 
 
 @pytest.fixture
@@ -122,7 +43,7 @@ def settings(data_dir: Path) -> Settings:
 
 @pytest.fixture
 def engine() -> StandInEngine:
-    return StandInEngine()
+    return StandInEngine(textured=True)
 
 
 @pytest.fixture
@@ -203,8 +124,7 @@ class World:
         """Until no job waits or runs and the bot has handled every update (for 'nothing
         happened' checks, where there is no rendered status to wait for)."""
         await self.services.dispatcher.wait_idle()
-        for _ in range(10):  # the dispatcher's listener feed runs outside SimCord's view
-            await asyncio.sleep(0.01)
+        await self.services.dispatcher.listeners_idle()  # the listener feed runs outside SimCord's view
         await self.env.settle()
 
     def message(self, message_id: int):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.discord.buttons import ButtonSpec, job_view
 from bot.discord.render import RenderedMessage
-from bot.discord.views.buttons import ButtonSpec, job_view
 from bot.dispatcher import LimitError
 from bot.jobs import Requester
 from tests.bot.discord.conftest import private_reply

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
+from bot.discord.buttons import ButtonSpec, job_view
 from bot.discord.render import RenderedMessage
-from bot.discord.views.buttons import ButtonSpec, job_view
 from tests.bot.discord.conftest import attachment_image, labels
 
 SINGLE_LABELS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.discord.app import INTERNAL_ERROR
+from bot.discord.replies import INTERNAL_ERROR
 from storage.errors import DatabaseBusyError
 from tests.bot.discord.conftest import private_answer
 

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from bot.discord.fetch import (
+from bot.core.fetch import (
     USER_AGENT,
     ImageFetchError,
     decode_image,

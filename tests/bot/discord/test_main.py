@@ -14,11 +14,11 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from bot.__main__ import point_at_discord, run
-from bot.bench_dispatch import StandInEngine
 from bot.settings import Settings
 from storage.store import Store
 from tests.support.bot_process import bot_process, until_connected
 from tests.support.fake_discord import FakeDiscord, assert_unpatched_discord
+from tests.support.stand_in_engine import StandInEngine
 
 TOKEN = "main-test-token"
 

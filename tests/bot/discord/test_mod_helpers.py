@@ -12,7 +12,8 @@ import pytest
 
 from bot import moderation
 from bot.discord import render
-from tests.bot.discord.conftest import grid_of, solid
+from tests.support.stand_in_engine import grid_of
+from tests.support.stand_in_engine import textured as solid
 
 
 @pytest.fixture

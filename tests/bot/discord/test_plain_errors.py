@@ -16,9 +16,10 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from bot.discord import fetch
-from bot.discord.fetch import ImageFetchError, decode_bounded, decode_image, fetch_image
-from bot.discord.render import MESSAGE_LIMIT, RenderedMessage, message_text
+from bot.core import fetch
+from bot.core.fetch import ImageFetchError, decode_bounded, decode_image, fetch_image
+from bot.discord.render import RenderedMessage
+from bot.discord.replies import MESSAGE_LIMIT, message_text
 from tests.support.probes import ConcurrencyProbe
 
 LONG_REASON = "Teapot " + "y" * 3000

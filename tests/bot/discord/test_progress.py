@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.services import Services
+from bot.core.services import Services
 from tests.bot.discord.conftest import labels, make_bot, private_reply
 
 
@@ -139,7 +139,7 @@ async def test_a_failed_job_says_why(world, engine):
 
 
 async def test_too_many_waiting_jobs_are_refused_privately(world, held):
-    from bot.dispatcher import Limits
+    from bot.core.dispatcher import Limits
 
     world.services.dispatcher.limits = Limits(max_running_per_user=1, max_queued_per_user=1)
     await world.alice.slash(world.channel, "imagine", prompt="one")  # runs (held)

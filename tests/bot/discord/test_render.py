@@ -7,9 +7,9 @@ import threading
 
 from PIL import Image
 
+from bot.core.dispatcher import JobUpdate
 from bot.discord import render
-from bot.dispatcher import JobUpdate
-from tests.bot.discord.conftest import solid
+from tests.support.stand_in_engine import textured as solid
 
 
 async def test_previews_are_encoded_off_the_event_loop(monkeypatch):

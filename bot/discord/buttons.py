@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
 
 import discord
 
-if TYPE_CHECKING:
-    from bot.discord.app import ImagineBot
+from bot.discord.replies import answer_internal_error
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +100,24 @@ class JobButton(
         return cls(spec)
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot: ImagineBot = interaction.client  # type: ignore[assignment]
+        client = cast(_ButtonClient, interaction.client)
         try:
-            await bot.actions.on_button(interaction, self.spec)
+            await client.actions.on_button(interaction, self.spec)
         except Exception as exc:
             # Left to discord.py, a bug here is one log line and "This interaction failed" (or a
             # deferral that never resolves) for the member; say something, and log the job.
-            from bot.discord.app import answer_internal_error
-
             what = f"button {self.spec.action} on job {self.spec.job_id}"
             await answer_internal_error(interaction, what, exc)
+
+
+class ButtonHandler(Protocol):
+    """What a click is handed to (`JobActions`); a Protocol so the buttons need not import it."""
+
+    async def on_button(self, interaction: discord.Interaction, spec: ButtonSpec) -> None: ...
+
+
+class _ButtonClient(Protocol):
+    actions: ButtonHandler
 
 
 def job_view(rows: list[list[ButtonSpec]]) -> discord.ui.View:

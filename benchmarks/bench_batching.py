@@ -1,13 +1,13 @@
-"""`python -m engine.bench_batching`: throughput against queue depth, batched and one at a time.
+"""`python -m benchmarks.bench_batching`: throughput against queue depth, batched and one at a time.
 
 With D imagine jobs of one size waiting, the engine runs them as one batch (one UNet call per
 step for all D x 4 cells). This prints, for each depth, jobs per second when the D jobs run one
 after another and when they run as one batch, measured side by side (the two alternate within
 each repeat, so a noisy machine slows both alike), and the ratio.
 
-    python -m engine.bench_batching                                  # tiny preset, this machine
-    python -m engine.bench_batching --random-weights sdxl --steps 30 --depths 1,2,4,8  # a GPU
-    python -m engine.bench_batching --through local    # steady state through the engine process
+    python -m benchmarks.bench_batching                                  # tiny preset, this machine
+    python -m benchmarks.bench_batching --random-weights sdxl --steps 30 --depths 1,2,4,8  # a GPU
+    python -m benchmarks.bench_batching --through local    # steady state through the engine process
 
 `--through local` keeps D jobs waiting at all times and hands them to two spawned engines, one
 without batching and one with, as the dispatcher does (at most `slots` in flight): what a busy
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import torch
 
+from benchmarks.bench_engine import _sync, hardware_name
 from engine.api import EngineConfig, EngineEvent, Finished, ImagineRequest, ModelInfo, PromptSpec
-from engine.bench import _sync, hardware_name
 from engine.core import EngineCore
 from engine.local import LocalEngine
 from engine.quiet import quiet_libraries
@@ -157,14 +157,14 @@ def _work(info: ModelInfo, size: str | None, steps: int | None) -> tuple[int, in
 
 
 def _header(model: str, info: ModelInfo, where: str, width: int, height: int, steps: int) -> None:
-    print(f"# engine.bench_batching  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"# benchmarks.bench_batching  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"model {model} ({info.family.value}), {where}, torch threads {torch.get_num_threads()}")
     print(f"{width}x{height}, {steps} steps, 4 images per job")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m engine.bench_batching", description=__doc__.splitlines()[0]
+        prog="python -m benchmarks.bench_batching", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--model", default="tiny", help="preset, folder, .safetensors or Hub id")
     parser.add_argument(

@@ -9,19 +9,18 @@ image prompt, writing rows, queueing.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.actions import channel_refusal, refuse
-from bot.discord.views.confirm import CONFIRM_ABOVE, ConfirmJobsView
-from bot.jobs import prompts_with_suffix
+from bot.core.jobs import prompts_with_suffix
+from bot.core.ports import JobStore
+from bot.discord.app import ImagineBot
+from bot.discord.imagine.confirm import CONFIRM_ABOVE, ConfirmJobsView
+from bot.discord.job_actions.actions import channel_refusal
+from bot.discord.replies import refuse
 from bot.prompt import PromptError
-
-if TYPE_CHECKING:
-    from bot.discord.app import ImagineBot
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ MIXED_IMAGES = (
 
 
 async def count_jobs(
-    store: Any, user_id: int, raw_prompt: str, *, attached: bool = False
+    store: JobStore, user_id: int, raw_prompt: str, *, attached: bool = False
 ) -> tuple[int, str | None]:
     """How many jobs a prompt makes with the member's `/prefer suffix`, planned exactly as the
     job service will (permutations of prompt and suffix, `--repeat`), and the image link at the

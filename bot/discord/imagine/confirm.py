@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 
 import discord
 
+from bot.discord.replies import answer_internal_error
+
 log = logging.getLogger(__name__)
 
 CONFIRM_ABOVE = 5
@@ -38,8 +40,6 @@ class ConfirmJobsView(discord.ui.View):
         self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[ConfirmJobsView], /
     ) -> None:
         """A bug while starting the jobs: log it and tell the member, privately."""
-        from bot.discord.app import answer_internal_error
-
         await answer_internal_error(interaction, "starting confirmed /imagine jobs", error)
 
     async def on_timeout(self) -> None:

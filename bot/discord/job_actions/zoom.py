@@ -7,15 +7,12 @@ words or `--ar` (the zoomed-out image then takes the new aspect ratio).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
 import discord
 
-from bot.discord.actions import refuse
-
-if TYPE_CHECKING:
-    from bot.discord.actions import JobActions
-    from storage.models import Job
+from bot.discord.replies import answer_internal_error, refuse
+from storage.models import Job
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +20,10 @@ DEFAULT_ZOOM = "1.5"
 PROMPT_LIMIT = 4000
 """Discord's most for a text input; a job whose prompt is longer cannot be offered for editing
 (Discord refuses the whole modal), so `too_long` gives the member a reason instead."""
+
+
+ZoomSubmit = Callable[[discord.Interaction, Job, float, "str | None"], Awaitable[object]]
+"""What the modal hands a submitted zoom to: (interaction, job, zoom, prompt override or None)."""
 
 
 class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
@@ -49,9 +50,9 @@ class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
             f"{PROMPT_LIMIT:,}. Use Zoom Out 2x or 1.5x, or /imagine a shorter prompt."
         )
 
-    def __init__(self, actions: JobActions, job: Job) -> None:
+    def __init__(self, submit: ZoomSubmit, job: Job) -> None:
         super().__init__(timeout=15 * 60)
-        self.actions = actions
+        self.submit = submit
         self.job = job
         self.prompt.default = job.prompt
 
@@ -61,8 +62,6 @@ class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
         except Exception as exc:
             # Left to discord.py, a bug here is one log line and a deferral that never resolves
             # for the member; tell them, and log which job it was.
-            from bot.discord.app import answer_internal_error
-
             await answer_internal_error(interaction, f"Custom Zoom on job {self.job.id}", exc)
 
     async def _submit(self, interaction: discord.Interaction) -> None:
@@ -78,10 +77,5 @@ class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
             return
         await interaction.response.defer()
         prompt = (self.prompt.value or "").strip()
-        await self.actions.derive(
-            interaction,
-            self.job,
-            "zoom_custom",
-            zoom=zoom,
-            prompt_override=prompt if prompt and prompt != self.job.prompt else None,
-        )
+        override = prompt if prompt and prompt != self.job.prompt else None
+        await self.submit(interaction, self.job, zoom, override)

@@ -1,4 +1,4 @@
-"""How fast the prompt language reads prompts: `python -m bot.bench_prompt`.
+"""How fast the prompt language reads prompts: `python -m benchmarks.bench_prompt`.
 
 Parses 10,000 typical prompts (a description, sometimes `::` weights or an image URL, a few
 parameters) and prints the time for all of them and per prompt, plus permutation expansion and

@@ -8,57 +8,32 @@ nothing.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import discord
 
+from bot.core.fetch import MAX_BYTES, ImageFetchError, decode_attachment
+from bot.core.jobs import Action, Requester
+from bot.core.ports import ImageFetcher
+from bot.core.services import Services
 from bot.discord import render
+from bot.discord.buttons import ACTIONS, CELL_ACTIONS, ButtonSpec
+from bot.discord.job_actions.zoom import CustomZoomModal
+from bot.discord.messenger import JobMessenger
 from bot.discord.permissions import click_refusal, is_moderator
-from bot.discord.views.buttons import ACTIONS, CELL_ACTIONS, ButtonSpec
+from bot.discord.replies import refuse, user_errors
 from engine.api import ImageData
-from storage.models import Job, JobStatus
-
-if TYPE_CHECKING:
-    from bot.discord.app import ImagineBot
-    from storage.models import GuildSettings
+from storage.models import GuildSettings, Job, JobStatus
 
 log = logging.getLogger(__name__)
-
-ImageFetcher = Callable[[str], Awaitable[ImageData]]
 
 ZOOMS = {"zoom_2": 2.0, "zoom_1_5": 1.5}
 PANS = {"pan_left": "left", "pan_right": "right", "pan_up": "up", "pan_down": "down"}
 UNKNOWN_JOB = "I can't find job `{job_id}`; it may have been removed."
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions whose message is meant for the member (everything else is a bug)."""
-    from bot.discord.fetch import ImageFetchError
-    from bot.dispatcher import LimitError
-    from bot.jobs import JobError
-    from bot.moderation import BannedError, BlockedError
-    from bot.prompt import PromptError
-    from storage.errors import DatabaseBusyError, JobStateError
-
-    # JobError covers an unknown or hidden job, a job not done yet and a bad cell index.
-    return (
-        PromptError,
-        BannedError,
-        BlockedError,
-        LimitError,
-        ImageFetchError,
-        JobError,
-        JobStateError,
-        DatabaseBusyError,  # "the database stayed busy …; please try again in a moment"
-    )
-
-
-def requester_for(interaction: discord.Interaction) -> Any:
-    from bot.jobs import Requester
-
+def requester_for(interaction: discord.Interaction) -> Requester:
     return Requester(
         user_id=interaction.user.id,
         user_name=str(interaction.user),
@@ -66,21 +41,6 @@ def requester_for(interaction: discord.Interaction) -> Any:
         channel_id=interaction.channel_id,
         source="discord",
     )
-
-
-async def refuse(interaction: discord.Interaction, text: str) -> None:
-    """Tell only this member why nothing happened (capped to one Discord message)."""
-    text = render.message_text(text)
-    if not interaction.response.is_done():
-        await interaction.response.send_message(text, ephemeral=True)
-        return
-    if interaction.type == discord.InteractionType.application_command:
-        # A public "thinking…" placeholder is showing, and until it is completed a follow-up
-        # would only replace it (publicly). Complete it, remove it, then answer privately.
-        with contextlib.suppress(discord.HTTPException):
-            await interaction.edit_original_response(content="…")
-            await interaction.delete_original_response()
-    await interaction.followup.send(text, ephemeral=True)
 
 
 def channel_refusal(settings: GuildSettings | None, interaction: discord.Interaction) -> str | None:
@@ -97,15 +57,22 @@ def channel_refusal(settings: GuildSettings | None, interaction: discord.Interac
     return f"I don't make images in this channel; on this server use {where}."
 
 
+class ActionsHost(Protocol):
+    """The bot as the actions see it (`ImagineBot`): the shared services and the messenger."""
+
+    services: Services
+    messenger: JobMessenger
+
+
 class JobActions:
     """What `/imagine`, the buttons and the Custom Zoom modal do once a click is accepted."""
 
-    def __init__(self, bot: ImagineBot, fetch_image: ImageFetcher) -> None:
+    def __init__(self, bot: ActionsHost, fetch_image: ImageFetcher) -> None:
         self.bot = bot
         self.fetch_image = fetch_image
 
     @property
-    def services(self) -> Any:
+    def services(self) -> Services:
         return self.bot.services
 
     # -- /imagine -------------------------------------------------------------------------------
@@ -153,8 +120,6 @@ class JobActions:
 
     async def _image_prompt(self, attachment: discord.Attachment | None, url: str | None) -> ImageData | None:
         if attachment is not None:
-            from bot.discord.fetch import MAX_BYTES, ImageFetchError, decode_attachment
-
             if attachment.size > MAX_BYTES:
                 size, limit = attachment.size / 1e6, MAX_BYTES / 1e6
                 raise ImageFetchError(f"The attached file is {size:.1f} MB; the limit is {limit:.0f} MB.")
@@ -177,13 +142,11 @@ class JobActions:
             await self.cancel(interaction, job)
             return
         if spec.action == "zoom_custom":
-            from bot.discord.views.zoom import CustomZoomModal
-
             too_long = CustomZoomModal.too_long(job)
             if too_long is not None:
                 await refuse(interaction, too_long)
                 return
-            await interaction.response.send_modal(CustomZoomModal(self, job))
+            await interaction.response.send_modal(CustomZoomModal(self.zoom_custom, job))
             return
         await interaction.response.defer()
         await self.derive(interaction, job, spec.action, spec.index)
@@ -214,6 +177,14 @@ class JobActions:
         else:
             await refuse(interaction, f"Job `{job.id}` is not waiting or running any more.")
 
+    async def zoom_custom(
+        self, interaction: discord.Interaction, parent: Job, zoom: float, prompt_override: str | None
+    ) -> Job | None:
+        """A submitted Custom Zoom: the zoom job, with the edited prompt when it was changed."""
+        return await self.derive(
+            interaction, parent, "zoom_custom", zoom=zoom, prompt_override=prompt_override
+        )
+
     async def derive(
         self,
         interaction: discord.Interaction,
@@ -225,8 +196,6 @@ class JobActions:
         prompt_override: str | None = None,
     ) -> Job | None:
         """Start the job a button asks for and post its message as a reply to the parent's."""
-        from bot.jobs import Action
-
         kwargs: dict[str, Any] = {}
         if action in ZOOMS or action == "zoom_custom":
             job_action, kwargs["zoom"] = Action.ZOOM, zoom if zoom is not None else ZOOMS[action]
@@ -251,7 +220,8 @@ class JobActions:
         else:
             message = render.waiting_message(job, self.services.dispatcher.position(job.id))
         reply_to = interaction.message.id if interaction.message is not None else parent.message_id
-        channel_id = interaction.channel_id or parent.channel_id
+        # A click always comes from a channel; the parent's is the fallback for the type checker.
+        channel_id = interaction.channel_id or parent.channel_id or 0
         sent = await self.bot.messenger.send_to_channel(channel_id, message, reply_to=reply_to)
         if finished:
             self.bot.messenger.mark_shown(job.id, job.status)

@@ -1,4 +1,4 @@
-"""What the Discord layer adds per job: `python -m tests.bot.discord.bench_discord [JOBS]`.
+"""What the Discord layer adds per job: `python -m benchmarks.bench_discord [JOBS]`.
 
 Runs `/imagine` JOBS times through SimCord against the real store and dispatcher, with the
 test stand-in engine (no diffusion work), and prints, per job:
@@ -24,9 +24,10 @@ from pathlib import Path
 
 import simcord
 
-from bot.services import Services
+from bot.core.services import Services
 from bot.settings import Settings
-from tests.bot.discord.conftest import StandInEngine, make_bot
+from tests.bot.discord.conftest import make_bot
+from tests.support.stand_in_engine import StandInEngine
 
 
 def _summary(name: str, seconds: list[float]) -> str:
@@ -38,7 +39,7 @@ def _summary(name: str, seconds: list[float]) -> str:
 async def bench(jobs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", model="stand-in", device="cpu", engine="inprocess")
-        engine = StandInEngine(steps=4)
+        engine = StandInEngine(steps=4, textured=True)
         services = await Services.start(settings, engine=engine)
         handler: list[float] = []
         result: list[float] = []

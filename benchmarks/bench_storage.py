@@ -1,4 +1,4 @@
-"""Benchmark of the job history: `python -m storage.bench [--jobs 100000] [--url URL]`.
+"""Benchmark of the job history: `python -m benchmarks.bench_storage [--jobs 100000] [--url URL]`.
 
 Prints figures, asserts nothing. It measures what users wait on:
 
@@ -261,7 +261,9 @@ async def bench_queries(store: Store, ids: list[str], leaf: str, repeat: int) ->
 
 
 async def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m storage.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_storage", description=(__doc__ or "").splitlines()[0]
+    )
     parser.add_argument(
         "--jobs", type=int, default=100_000, help="size of the history to query (default 100000)"
     )

@@ -108,7 +108,7 @@ def is_public_address(address: str) -> bool:
 async def _system_resolve(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]
 
 
 class _PinnedResolver(AbstractResolver):

@@ -1,13 +1,13 @@
-"""`python -m engine.bench`: what each operation costs, and what the engine adds to diffusers.
+"""`python -m benchmarks.bench_engine`: what each operation costs, and what the engine adds to diffusers.
 
 For every operation it prints seconds per job, denoising steps per second, peak memory, and the
 ratio of our time to a plain diffusers pipeline call doing the same work on the same resident
 model (same size, steps, guidance, number of images). The goal is a ratio of at most 1.03.
 
-    python -m engine.bench                          # the tiny preset on this machine
-    python -m engine.bench --random-weights sdxl    # full-size SDXL, random weights (GPU)
-    python -m engine.bench --model sd15 --steps 30  # a real model, if it is on disk
-    python -m engine.bench --through local          # the same jobs through the spawned worker
+    python -m benchmarks.bench_engine                          # the tiny preset on this machine
+    python -m benchmarks.bench_engine --random-weights sdxl    # full-size SDXL, random weights (GPU)
+    python -m benchmarks.bench_engine --model sd15 --steps 30  # a real model, if it is on disk
+    python -m benchmarks.bench_engine --through local          # the same jobs through the spawned worker
 
 `--through local` sends every job through `LocalEngine` (a spawned worker, the pipe, the
 supervisor) as the bot does, and adds the median `engine_overhead_s` of `Finished.timings` (what
@@ -261,7 +261,9 @@ def _unet_tflop_per_step(core: EngineCore, width: int, height: int, batch: int) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m engine.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_engine", description=(__doc__ or "").splitlines()[0]
+    )
     parser.add_argument(
         "--model", default="tiny", help="preset, folder, .safetensors or Hub id (default: tiny)"
     )
@@ -302,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     ops = [op.strip() for op in args.ops.split(",") if op.strip()]
     device = core.model.device
     hardware = hardware_name(device)
-    print(f"# engine.bench  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"# benchmarks.bench_engine  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(
         f"model {model} ({info.family.value}), {device} {hardware}, {core.model.dtype}, torch threads "
         f"{torch.get_num_threads()}, load+warmup {load_s:.1f}s"

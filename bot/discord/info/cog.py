@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.discord import render
-from bot.discord.actions import UNKNOWN_JOB, refuse
+from bot.discord.app import ImagineBot
+from bot.discord.job_actions.actions import UNKNOWN_JOB
 from bot.discord.permissions import NOT_IN_THIS_SERVER
+from bot.discord.replies import clip, refuse
 from bot.prompt import PromptError, parse_prompt
-
-if TYPE_CHECKING:
-    from bot.discord.app import ImagineBot
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +48,7 @@ class Info(commands.Cog):
                     if job.status == "running"
                     else (f"waiting, position {position}" if position else "waiting")
                 )
-                prompt = render.clip(discord.utils.escape_markdown(job.prompt or ""), 80)
+                prompt = clip(discord.utils.escape_markdown(job.prompt or ""), 80)
                 lines.append(f"- `{job.id}` {state}: {prompt}")
             if len(jobs) > INFO_JOBS:
                 lines.append(f"- … and {len(jobs) - INFO_JOBS} more")

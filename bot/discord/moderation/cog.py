@@ -16,30 +16,15 @@ import contextlib
 import dataclasses
 import io
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import moderation
-from bot.discord import render
-from bot.discord.permissions import is_moderator
-from bot.discord.render import clip
-from bot.discord.views.moderation import (
-    PAGE_SIZE,
-    HistoryView,
-    JobActionsView,
-    ReasonModal,
-    ReportsView,
-    audit_embed,
-    bans_embed,
-    job_embed,
-    thumbnail_file,
-    words_embed,
-)
-from bot.dispatcher import Limits
-from bot.moderation import (
+from bot.core import moderation
+from bot.core.dispatcher import Limits
+from bot.core.moderation import (
     RuleError,
     format_until,
     parse_duration,
@@ -47,11 +32,22 @@ from bot.moderation import (
     rule_text,
     validate_rule,
 )
-from storage.models import JobStatus, ReportState
+from bot.discord import render
+from bot.discord.moderation.embeds import (
+    PAGE_SIZE,
+    audit_embed,
+    bans_embed,
+    job_embed,
+    thumbnail_file,
+    words_embed,
+)
+from bot.discord.moderation.modals import ReasonModal
+from bot.discord.moderation.views import HistoryView, JobActionsView, ReportsView
+from bot.discord.permissions import is_moderator
+from bot.discord.replies import clip, message_text
+from storage.models import GuildSettings, Job, JobStatus, Report, ReportState
 from storage.queries import HistoryPage, HistoryQuery
-
-if TYPE_CHECKING:
-    from storage.models import GuildSettings, Job, Report
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +62,9 @@ async def reply(interaction: discord.Interaction, content: str | None = None, **
     """Answer ephemerally whether or not the interaction was answered already."""
     kwargs.setdefault("allowed_mentions", discord.AllowedMentions.none())
     if content is not None:
-        content = render.message_text(content)
+        content = message_text(content)
     if interaction.response.is_done():
-        await interaction.followup.send(content, ephemeral=True, **kwargs)
+        await interaction.followup.send(content, ephemeral=True, **kwargs)  # type: ignore[arg-type]
     else:
         await interaction.response.send_message(content, ephemeral=True, **kwargs)
 
@@ -102,7 +98,7 @@ class ModerationCog(commands.Cog):
         self.bot.tree.remove_command(self.report_menu.name, type=self.report_menu.type)
 
     @property
-    def store(self) -> Any:
+    def store(self) -> Store:
         return self.bot.services.store  # type: ignore[attr-defined]
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -496,6 +492,7 @@ class ModerationCog(commands.Cog):
     async def reports(self, interaction: discord.Interaction) -> None:
         if await self.guard(interaction) is None:
             return
+        assert interaction.guild_id is not None  # guard() refuses outside a server
         view = ReportsView(self, interaction.user.id, interaction.guild_id)
         content, embeds, files = await view.load()
         if not view.reports:
@@ -715,7 +712,7 @@ class ModerationCog(commands.Cog):
             await reply(interaction, f"`queued` must be 1 to {MAX_QUEUED_LIMIT}.")
             return
         if reset:
-            fields = {"max_running_per_user": None, "max_queued_per_user": None}
+            fields: dict[str, int | None] = {"max_running_per_user": None, "max_queued_per_user": None}
         else:
             fields = {
                 "max_running_per_user": running if running is not None else settings.max_running_per_user,
@@ -758,7 +755,7 @@ class ModerationCog(commands.Cog):
         )
 
     async def _save(self, interaction: discord.Interaction, action: str, summary: str, **fields: Any) -> None:
-        await self.store.update_guild_settings(interaction.guild_id, **fields)
+        await self.store.update_guild_settings(interaction.guild_id, **fields)  # type: ignore[arg-type]  # guarded
         await self.store.audit(interaction.guild_id, interaction.user.id, action, details=dict(fields))
         await self.record(interaction, action, summary)
         await reply(interaction, summary[0].upper() + summary[1:] + ("" if summary.endswith(".") else "."))

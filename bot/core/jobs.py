@@ -1,0 +1,591 @@
+"""The job service: what a user asks for becomes job rows, and a job row becomes an engine request.
+
+Both front ends (Discord and the `imagine` console) come through here, so a prompt, a button
+and a console subcommand mean the same thing everywhere. Everything is checked before the first
+row is written (prompt, version, moderation, limits, the parent and the cell index): bad input
+gets a clear error and changes nothing.
+
+Seeds: a grid's seed is `--seed` or a random number in 0..4294967295; cell i draws with
+`cell_seed(seed, i) = (seed + i) % 2**32`, and each image row stores its own seed, so any single
+image can be reproduced. `--repeat` k > 0 with a fixed seed uses `seed + 4k` (four cells apart),
+so the repeats differ; permutations share a `--seed` so they compare like for like. Without
+`--seed`, every job (each permutation, each repeat) draws its own random seed, like Midjourney.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from bot.core.dispatcher import Dispatcher, LimitError, Limits
+from bot.core.ports import JobStore
+from bot.core.rules import (
+    _EXPLICIT_ASPECT,
+    _OUTPAINT_KINDS,
+    CONSOLE_QUEUE_LIMIT,
+    GRID_CELLS,
+    PAN_DIRECTIONS,
+    PARSED_KEY,
+    SEED_LIMIT,
+    Action,
+    CellIndexError,
+    JobError,
+    JobHiddenError,
+    JobNotDoneError,
+    ModerationCheck,
+    Requester,
+    UnknownJobError,
+    _default_moderation,
+    accepted_prompt,
+    cell_seed,
+    prompts_with_suffix,
+)
+from bot.logs import job_context
+from bot.prompt import (
+    Prompt,
+    PromptError,
+    dimensions_for,
+    parse_prompt,
+)
+from engine.api import (
+    EngineRequest,
+    ImageData,
+    ImagineRequest,
+    ModelInfo,
+    OutpaintRequest,
+    PromptSpec,
+    UpscaleRequest,
+    VaryRequest,
+)
+from storage.models import Image, Job, JobKind, JobStatus, new_job_id
+from storage.records import JobFields
+
+log = logging.getLogger(__name__)
+
+# The rules are imported from here by older code; `bot.core.rules` is their home.
+__all__ = [
+    "CONSOLE_QUEUE_LIMIT",
+    "GRID_CELLS",
+    "PAN_DIRECTIONS",
+    "PARSED_KEY",
+    "SEED_LIMIT",
+    "Action",
+    "CellIndexError",
+    "JobError",
+    "JobHiddenError",
+    "JobNotDoneError",
+    "JobService",
+    "LimitError",
+    "ModerationCheck",
+    "Requester",
+    "UnknownJobError",
+    "accepted_prompt",
+    "cell_seed",
+    "prompts_with_suffix",
+]
+
+
+class JobService:
+    """Creates job rows from prompts and actions, and engine requests from job rows."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        dispatcher: Dispatcher,
+        info: ModelInfo,
+        *,
+        model_name: str | None = None,
+        versions: Mapping[str, str] | None = None,
+        moderation: ModerationCheck | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.info = info
+        self.model_name = model_name or info.name
+        # `--v` values arrive lower-cased from the parser, so the configured names are too.
+        self.versions = {str(name).lower(): model for name, model in (versions or {}).items()}
+        self._moderation = moderation or _default_moderation()
+        self._rng = rng or random.SystemRandom()
+
+    # -----------------------------------------------------------------------------------------
+    # /imagine
+    # -----------------------------------------------------------------------------------------
+
+    async def imagine(
+        self, requester: Requester, raw_prompt: str, init_image: ImageData | None = None
+    ) -> list[Job]:
+        """Queue the jobs for one prompt: one per permutation and per `--repeat`, in that order.
+
+        Raises `PromptError`, `BannedError`, `BlockedError` (after recording a `blocked` job for
+        the moderators) or `LimitError`; nothing is queued when any of them is raised.
+        """
+        text = " ".join(raw_prompt.split())
+        if not text:
+            raise PromptError("the prompt is empty; describe the image you want")
+        prefs = await self.store.user_prefs(requester.user_id)
+        suffix = (getattr(prefs, "suffix", "") or "").strip()
+        prompts = prompts_with_suffix(text, suffix, has_image=init_image is not None)
+        for prompt in prompts:
+            self._check_version(prompt)
+            if prompt.image_urls and init_image is None:
+                raise PromptError(
+                    "image prompts need the image itself: attach it to /imagine in Discord "
+                    "(the console does not download image URLs)"
+                )
+        await self._check_moderation(requester, [p.text for p in prompts] + [raw_prompt], raw_prompt)
+        limits = await self._limits_for(requester)
+        count = sum(max(1, p.repeat) for p in prompts)
+        self.dispatcher.check_capacity(requester.user_id, count, limits)
+
+        # The image prompt is written first, under the first job's id, so that every row can name
+        # it and all the rows go in together: one transaction, all of them or none.
+        first_id = new_job_id()
+        saved_image = await self._save_init_image(first_id, init_image) if init_image is not None else None
+        specs: list[JobFields] = []
+        for prompt in prompts:
+            width, height = dimensions_for(
+                prompt.aspect, self.info.native_width, self.info.native_height, self.info.size_step
+            )
+            for repeat in range(max(1, prompt.repeat)):
+                if prompt.seed is not None:
+                    seed = (prompt.seed + GRID_CELLS * repeat) % SEED_LIMIT
+                else:
+                    seed = self._new_seed()
+                specs.append(
+                    JobFields(
+                        kind=JobKind.IMAGINE.value,
+                        status=JobStatus.QUEUED.value,
+                        **self._author(requester),
+                        **self.dispatcher.owner.fields(),
+                        raw_prompt=raw_prompt,
+                        prompt=str(prompt),
+                        params={
+                            "seeds": [cell_seed(seed, i) for i in range(GRID_CELLS)],
+                            PARSED_KEY: prompt.to_dict(),
+                            **({"init_image": saved_image} if saved_image else {}),
+                        },
+                        model=self.model_name,
+                        width=width,
+                        height=height,
+                        seed=seed,
+                    )
+                )
+        specs[0]["id"] = first_id
+        try:
+            jobs = await self.store.create_jobs(specs)
+        except BaseException:
+            if saved_image is not None:
+                orphan = Path(self.store.files.data_dir) / saved_image
+                await asyncio.to_thread(orphan.unlink, missing_ok=True)
+            raise
+        await self._submit(jobs, limits)
+        return jobs
+
+    # -----------------------------------------------------------------------------------------
+    # Buttons and console subcommands on an earlier job
+    # -----------------------------------------------------------------------------------------
+
+    async def derive(
+        self,
+        requester: Requester,
+        parent_id: str,
+        action: Action,
+        index: int | None = None,
+        zoom: float | None = None,
+        direction: str | None = None,
+        prompt_override: str | None = None,
+    ) -> Job:
+        """Queue (or, for U1-U4, complete at once) a job made from an earlier one.
+
+        `index` is the grid cell, 0-3, and is required for a grid parent (except for reroll)
+        and refused for a single-image parent. Raises `UnknownJobError`, `JobHiddenError`,
+        `JobNotDoneError`, `CellIndexError`, `PromptError`, `BannedError`, `LimitError`.
+        """
+        action = Action(action)
+        parent = await self.get_visible_job(parent_id)
+        if action is Action.REROLL:
+            if index is not None:
+                raise CellIndexError("reroll takes no image index: it redoes the whole job with a new seed")
+            return await self._reroll(requester, parent)
+
+        cells = parent.cells
+        if not cells:
+            raise JobNotDoneError(f"job {parent.id} has no images to work from")
+        if len(cells) > 1:
+            if index is None:
+                raise CellIndexError(
+                    f"job {parent.id} is a grid of {len(cells)} images; pick one with an index 1-{len(cells)}"
+                )
+            if not 0 <= index < len(cells):
+                raise CellIndexError(
+                    f"image {index + 1} is out of range: job {parent.id} has images 1-{len(cells)}"
+                )
+        else:
+            if index is not None:
+                raise CellIndexError(f"job {parent.id} is a single image; leave the image index out")
+            if action is Action.UPSCALE:
+                raise JobError(
+                    f"job {parent.id} is already a single image; use Upscale (Subtle) or Upscale (Creative)"
+                )
+            index = 0
+        source = cells[index]
+
+        prompt_text = parent.prompt
+        params: dict[str, Any] = {}
+        if PARSED_KEY in (parent.params or {}):
+            params[PARSED_KEY] = parent.params[PARSED_KEY]
+        # Vary keeps the source's size and upscale doubles it, exactly. Zoom, pan and square get
+        # their size from the engine's canvas planning (whole size steps, the engine's maximum):
+        # the row has no size until `complete_job` records that of the images actually made.
+        width: int | None = source.width
+        height: int | None = source.height
+        if action in (Action.ZOOM, Action.PAN, Action.SQUARE):
+            width = height = None
+        if action is Action.ZOOM:
+            if zoom is None or not 1.0 <= float(zoom) <= 2.0:
+                raise JobError(f"zoom must be a number from 1.0 to 2.0, got {zoom!r}")
+            params["zoom"] = float(zoom)
+            if prompt_override is not None and prompt_override.strip():
+                prompt = parse_prompt(prompt_override)
+                self._check_version(prompt)
+                prompt_text = str(prompt)
+                params[PARSED_KEY] = prompt.to_dict()
+                if _EXPLICIT_ASPECT.search(prompt_override):
+                    params["aspect"] = list(prompt.aspect)
+        elif prompt_override is not None:
+            raise JobError("only a custom zoom takes an edited prompt")
+        elif zoom is not None:
+            raise JobError("a zoom factor only goes with zoom")
+        if action is Action.PAN:
+            if direction not in PAN_DIRECTIONS:
+                raise JobError(f"pan direction must be one of {', '.join(PAN_DIRECTIONS)}, got {direction!r}")
+            params["direction"] = direction
+        elif direction is not None:
+            raise JobError("a direction only goes with pan")
+        if action is Action.SQUARE and source.width == source.height:
+            raise JobError(f"image {index + 1} of job {parent.id} is already square")
+        if action in (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE):
+            width, height = source.width * 2, source.height * 2
+            params["mode"] = "creative" if action is Action.UPSCALE_CREATIVE else "subtle"
+        if action in (Action.VARY, Action.VARY_SUBTLE, Action.VARY_STRONG):
+            params["strength"] = "subtle" if action is Action.VARY_SUBTLE else "strong"
+
+        await self._check_moderation(requester, [prompt_text] if prompt_override else [], prompt_override)
+        kind = JobKind(action.value)
+        if action is Action.VARY and len(cells) == 1:
+            kind = JobKind.VARY_STRONG  # V on a single image is Vary (Strong)
+        seed = source.seed if action is Action.UPSCALE and source.seed is not None else self._new_seed()
+        cell_count = 1 if kind in (JobKind.UPSCALE, JobKind.UPSCALE_SUBTLE, JobKind.UPSCALE_CREATIVE) else 4
+        params["seeds"] = [cell_seed(seed, i) for i in range(cell_count)]
+        fields = JobFields(
+            kind=kind.value,
+            **self._author(requester),
+            raw_prompt=prompt_override or parent.raw_prompt,
+            prompt=prompt_text,
+            params=params,
+            model=self.model_name,
+            width=width,
+            height=height,
+            seed=seed,
+            parent_id=parent.id,
+            parent_index=index,
+        )
+        if action is Action.UPSCALE:
+            return await self._separate(fields, source)
+        limits = await self._limits_for(requester)
+        self.dispatcher.check_capacity(requester.user_id, 1, limits)
+        queued: JobFields = {**fields, "status": JobStatus.QUEUED.value, **self.dispatcher.owner.fields()}
+        job = await self.store.create_job(**queued)
+        await self._submit([job], limits)
+        return job
+
+    async def _submit(self, jobs: list[Job], limits: Limits) -> None:
+        """Hand the rows to the dispatcher. The capacity was checked before the rows were made, but
+        the same user may submit twice at once; rows that lose that race are closed as
+        `cancelled` with the reason, never left `queued` to surprise everyone after a restart."""
+        for i, job in enumerate(jobs):
+            try:
+                await self.dispatcher.submit(job, limits)
+            except LimitError as exc:
+                await self._cancel_unsubmitted(jobs[i:], str(exc))
+                raise
+
+    async def _cancel_unsubmitted(self, jobs: Sequence[Job], reason: str) -> None:
+        """Close rows that were made but never reached the dispatcher as `cancelled`, with the reason.
+
+        Best effort, one by one: the error that brought us here is the one the caller reports.
+        """
+        for job in jobs:
+            try:
+                await self.store.fail_job(job.id, reason, status=JobStatus.CANCELLED.value)
+            except Exception:
+                log.exception("job %s was never queued and could not be marked cancelled", job.id)
+
+    async def _fail_quietly(self, job_id: str, reason: str) -> None:
+        """Mark a job `failed`; a failure to do so is logged, so the caller's own error is what surfaces."""
+        try:
+            await self.store.fail_job(job_id, reason)
+        except Exception:
+            log.exception("job %s could not be marked failed", job_id)
+
+    async def get_visible_job(self, job_id: str) -> Job:
+        """A job that exists, is not hidden or deleted, and is done (what buttons work from)."""
+        job = await self.store.get_job(job_id) if job_id else None
+        if job is None:
+            raise UnknownJobError(f"there is no job {job_id!r}")
+        if job.deleted:
+            raise JobHiddenError(f"job {job.id} was deleted by its author")
+        if job.hidden:
+            raise JobHiddenError(f"job {job.id} was hidden by a moderator")
+        if job.status != JobStatus.DONE:
+            if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+                raise JobNotDoneError(f"job {job.id} is still {job.status}; try again when it is done")
+            raise JobNotDoneError(f"job {job.id} is {job.status}, so it has no images to work from")
+        return job
+
+    async def _reroll(self, requester: Requester, parent: Job) -> Job:
+        """A new seed for the same prompt; on a derived grid, the same action on the same source."""
+        seed = self._new_seed()
+        params = dict(parent.params or {})
+        params["seeds"] = [cell_seed(seed, i) for i in range(len(params.get("seeds") or [0] * GRID_CELLS))]
+        params["rerolled_from"] = parent.id
+        parent_id: str | None
+        if parent.kind in (JobKind.IMAGINE, JobKind.REROLL):
+            kind, parent_id, parent_index = JobKind.REROLL.value, parent.id, None
+        else:
+            # Rerolling a variation means another variation of the same source (Midjourney's 🔄).
+            kind, parent_id, parent_index = parent.kind, parent.parent_id, parent.parent_index
+            if parent_id is None:
+                raise JobError(f"the source of job {parent.id} is gone, so it cannot be rerolled")
+            if kind == JobKind.UPSCALE:
+                raise JobError(f"job {parent.id} is a separated image; there is nothing to reroll")
+        await self._check_moderation(requester, [], None)
+        limits = await self._limits_for(requester)
+        self.dispatcher.check_capacity(requester.user_id, 1, limits)
+        reroll = JobFields(
+            kind=kind,
+            status=JobStatus.QUEUED.value,
+            raw_prompt=parent.raw_prompt,
+            prompt=parent.prompt,
+            params=params,
+            model=self.model_name,
+            # An outpaint's size is the engine's to plan; the row learns it on completion.
+            width=None if kind in _OUTPAINT_KINDS else parent.width,
+            height=None if kind in _OUTPAINT_KINDS else parent.height,
+            seed=seed,
+            parent_id=parent_id,
+            parent_index=parent_index,
+        )
+        row: JobFields = {**self._author(requester), **self.dispatcher.owner.fields(), **reroll}
+        job = await self.store.create_job(**row)
+        await self._submit([job], limits)
+        return job
+
+    async def _separate(self, fields: JobFields, source: Image) -> Job:
+        """U1-U4: the cell becomes a job of its own at once, like Midjourney (no engine work).
+
+        The cell's PNG is stored again as it is (no decode, no re-encode). The row is made
+        `running` and completed in the same call; if storing fails (a full disk, a busy
+        database) it ends `failed` with the reason rather than staying `running` until a restart.
+        """
+        try:
+            picture = await asyncio.to_thread(self.store.files.load_encoded, source.path)
+        except (OSError, ValueError) as exc:
+            raise JobError(f"the image file of this cell cannot be read ({exc})") from exc
+        seed = source.seed if source.seed is not None else fields.get("seed")
+        assert seed is not None, "a derived job always has a seed"
+        fields["params"]["seeds"] = [seed]
+        running: JobFields = {**fields, "status": JobStatus.RUNNING.value, **self.dispatcher.owner.fields()}
+        job = await self.store.create_job(**running)
+        with job_context(job.id, user_id=job.user_id, guild_id=job.guild_id, kind=job.kind):
+            try:
+                job = await self.store.complete_job(
+                    job.id, images=[picture], seeds=[seed], grid=None, timings={}
+                )
+            except Exception as exc:
+                await self._fail_quietly(job.id, f"the image could not be stored: {exc}")
+                raise
+            log.info("separated image %d of job %s", (job.parent_index or 0) + 1, job.parent_id)
+        return job
+
+    # -----------------------------------------------------------------------------------------
+    # Job row -> engine request (the dispatcher calls this when the job starts)
+    # -----------------------------------------------------------------------------------------
+
+    async def build_request(self, job: Job) -> EngineRequest:
+        """The engine request for a job row; a ValueError (with the reason) when it cannot be built."""
+        prompt = accepted_prompt(job)
+        spec = PromptSpec(
+            segments=tuple((text, float(weight)) for text, weight in prompt.segments),
+            negative=tuple(prompt.negative),
+        )
+        params = job.params or {}
+        seed = job.seed if job.seed is not None else 0
+        seeds = tuple(params.get("seeds") or [cell_seed(seed, i) for i in range(GRID_CELLS)])
+        kind = JobKind(job.kind)
+        if kind in (JobKind.IMAGINE, JobKind.REROLL):
+            init_image = None
+            if params.get("init_image"):
+                picture = await asyncio.to_thread(self.store.files.open_image, params["init_image"])
+                init_image = ImageData.from_pil(picture)
+            return ImagineRequest(
+                job_id=job.id,
+                prompt=spec,
+                seeds=seeds,
+                width=job.width or self.info.native_width,
+                height=job.height or self.info.native_height,
+                quality=float(prompt.quality),
+                chaos=int(prompt.chaos),
+                stylize=int(prompt.stylize),
+                style=prompt.style,
+                weird=int(prompt.weird),
+                stop=int(prompt.stop),
+                tile=bool(prompt.tile),
+                init_image=init_image,
+                image_weight=prompt.image_weight,
+            )
+        source = await self._source_image(job)
+        # A derived job keeps its prompt's --quality; the engine alone turns it into steps.
+        quality = float(prompt.quality)
+        if kind in (JobKind.VARY, JobKind.VARY_SUBTLE, JobKind.VARY_STRONG):
+            default: Literal["subtle", "strong"] = "subtle" if kind is JobKind.VARY_SUBTLE else "strong"
+            strength: Literal["subtle", "strong"] | float = params.get("strength") or default
+            return VaryRequest(
+                job_id=job.id,
+                source=source,
+                prompt=spec,
+                seeds=seeds,
+                strength=strength,
+                quality=quality,
+                stylize=int(prompt.stylize),
+                style=prompt.style,
+                tile=bool(prompt.tile),
+            )
+        if kind in (JobKind.UPSCALE_SUBTLE, JobKind.UPSCALE_CREATIVE):
+            mode: Literal["subtle", "creative"] = "creative" if kind is JobKind.UPSCALE_CREATIVE else "subtle"
+            return UpscaleRequest(
+                job_id=job.id, source=source, prompt=spec, seed=seeds[0], mode=mode, quality=quality
+            )
+        if kind is JobKind.ZOOM:
+            aspect = params.get("aspect")
+            return OutpaintRequest(
+                job_id=job.id,
+                source=source,
+                prompt=spec,
+                seeds=seeds,
+                zoom=float(params.get("zoom", 2.0)),
+                aspect=tuple(aspect) if aspect else None,
+                quality=quality,
+            )
+        if kind is JobKind.PAN:
+            return OutpaintRequest(
+                job_id=job.id,
+                source=source,
+                prompt=spec,
+                seeds=seeds,
+                pan=params["direction"],
+                quality=quality,
+            )
+        if kind is JobKind.SQUARE:
+            return OutpaintRequest(
+                job_id=job.id, source=source, prompt=spec, seeds=seeds, square=True, quality=quality
+            )
+        raise ValueError(f"job {job.id} of kind {job.kind} needs no engine work")
+
+    async def _source_image(self, job: Job) -> ImageData:
+        parent = await self.store.get_job(job.parent_id) if job.parent_id else None
+        if parent is None:
+            raise ValueError("the source image of this job is gone (its job was deleted)")
+        cells = parent.cells
+        index = job.parent_index or 0
+        if index >= len(cells):
+            raise ValueError(f"the source job {parent.id} has no image {index + 1}")
+        picture = await asyncio.to_thread(self.store.files.open_image, cells[index].path)
+        return ImageData.from_pil(picture)
+
+    # -----------------------------------------------------------------------------------------
+    # Helpers
+    # -----------------------------------------------------------------------------------------
+
+    def _new_seed(self) -> int:
+        return self._rng.randrange(SEED_LIMIT)
+
+    def _check_version(self, prompt: Prompt) -> None:
+        """`--v` picks a configured model; this process runs one model, so it must be that one."""
+        version = prompt.version
+        if version is None:
+            return
+        model = self.versions.get(str(version).lower())
+        if model is None:
+            known = ", ".join(sorted(self.versions)) or "none are configured (IMAGINE_VERSIONS)"
+            raise PromptError(f"--v {version} is not a version this bot knows; available: {known}")
+        if model != self.model_name:
+            raise PromptError(
+                f"--v {version} is the model {model}, but this bot runs {self.model_name}; "
+                "leave --v out or use a version that maps to it"
+            )
+
+    async def _check_moderation(self, requester: Requester, texts: Sequence[str], raw: str | None) -> None:
+        """Bans and banned words; a blocked prompt is recorded as a `blocked` job, then refused."""
+        try:
+            await self._moderation(self.store, requester.user_id, requester.guild_id, list(texts))
+        except Exception as exc:
+            rule_text = getattr(exc, "rule_text", None)
+            if rule_text is not None and raw:
+                blocked: JobFields = {
+                    **self._author(requester),
+                    "kind": JobKind.IMAGINE.value,
+                    "status": JobStatus.BLOCKED.value,
+                    "raw_prompt": raw,
+                    "prompt": raw,
+                    "model": self.model_name,
+                    "blocked_rule": str(rule_text),
+                    "error": "blocked by a banned-word rule",
+                }
+                await self.store.create_job(**blocked)
+            raise
+
+    async def _limits_for(self, requester: Requester) -> Limits:
+        """The dispatcher's limits, overridden by the guild's; the console queues more freely."""
+        base = self.dispatcher.limits
+        if requester.source == "console":
+            return Limits(base.max_running_per_user, max(base.max_queued_per_user, CONSOLE_QUEUE_LIMIT))
+        if requester.guild_id is None:
+            return base
+        settings = await self.store.guild_settings(requester.guild_id)
+        return base.with_overrides(settings.max_running_per_user, settings.max_queued_per_user)
+
+    async def _save_init_image(self, job_id: str, image: ImageData) -> str:
+        """Keep the image prompt under the data directory so the job can still run after a restart;
+        returns its path there, for all the jobs of the same submission to share.
+
+        It lives in `inputs/`, apart from `images/`, because it is not one of the job's results
+        (the store's orphan sweep only knows result images).
+        """
+        relative = f"inputs/{job_id}.png"
+        target = Path(self.store.files.data_dir) / relative
+
+        def write() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_suffix(".tmp")
+            picture = image.to_pil()  # type: ignore[no-untyped-call]  # engine.api keeps PIL lazy
+            picture.save(temporary, format="PNG", compress_level=1)
+            temporary.replace(target)
+
+        await asyncio.to_thread(write)
+        return relative
+
+    @staticmethod
+    def _author(requester: Requester) -> JobFields:
+        return {
+            "source": requester.source,
+            "user_id": requester.user_id,
+            "user_name": requester.user_name,
+            "guild_id": requester.guild_id,
+            "channel_id": requester.channel_id,
+        }

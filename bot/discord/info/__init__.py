@@ -1,0 +1,1 @@
+"""Information commands for members: help, queue, a job's details, `/prefer`."""

@@ -1,0 +1,1 @@
+"""The moderators' feature: `/mod` commands (the cog), their embeds, views and forms."""
