@@ -29,8 +29,6 @@ FINAL = {"done", "failed", "cancelled", "blocked"}
 SETTLE = 120.0  # seconds SimCord waits for the bot; a real engine job runs inside a click
 
 
-
-
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
