@@ -6,10 +6,10 @@ steps under the work folder):
 1. the autoencoder learns to rebuild 64x64 crops of rendered scenes (L1 + a little MSE, a tiny
    KL term, as Stable Diffusion's VAE without its adversarial loss);
 2. a fixed set of scenes is rendered at the aspect buckets and encoded once into latents;
-3. the UNet and the text encoder learn to predict v (velocity) for those latents, noised on a
-   schedule whose last step is pure noise, from captions drawn anew each step (word order,
-   synonyms, attributes left out, 10% empty for classifier-free guidance), with min-SNR-style
-   loss weights, and an exponential moving average of the weights that is what ships.
+3. the UNet and the text encoder learn to denoise those latents from captions drawn anew each
+   step (word order, synonyms, attributes left out, 10% empty for classifier-free guidance), with
+   min-SNR loss weights and offset noise, and an exponential moving average of the weights that
+   is what ships.
 """
 
 from __future__ import annotations
@@ -43,16 +43,13 @@ class TrainConfig:
     vae_batch: int = 16
     vae_lr: float = 5e-4
     scenes: int = 24000  # rendered and encoded once; captions vary every step
-    unet_steps: int = 12000
+    unet_steps: int = 9000
     batch: int = 32
     lr: float = 6e-4
     warmup: int = 200
     ema_decay: float = 0.999
     min_snr: float = 5.0
-    offset_noise: float = 0.0  # zero terminal SNR makes offset noise unnecessary
-    # The training objective's version: a checkpoint of another objective (v1: epsilon prediction
-    # on SD's schedule) starts the denoiser afresh instead of resuming into the wrong target.
-    objective: int = 2
+    offset_noise: float = 0.05
     caption_dropout: float = 0.1
     checkpoint_every: int = 250
     sample_every: int = 1000
@@ -255,14 +252,10 @@ def build_dataset(cfg: TrainConfig, vae, work: Path) -> Dataset:
 # ---------------------------------------------------------------------------------------------
 
 
-def _loss_weights(noise, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Per-sample weights on the v-prediction loss: in terms of the error in the clean latents,
-    min(SNR, gamma) + 1. The `+ 1` is ours: min-SNR alone weighs that error by the SNR itself at
-    high noise (almost nothing at the steps where the layout is decided); with it, every noise
-    level counts at least once, and the nearly clean steps at most gamma + 1 times."""
+def _min_snr_weights(noise, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
     alphas = noise.alphas_cumprod[timesteps]
     snr = alphas / (1 - alphas)
-    return (torch.clamp(snr, max=gamma) + 1) / (snr + 1)  # the v loss is (SNR + 1) x the x0 loss
+    return torch.clamp(snr, max=gamma) / snr  # epsilon prediction: min(SNR, gamma) / SNR
 
 
 def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None):
@@ -314,11 +307,10 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
             noise = noise + cfg.offset_noise * torch.randn(latents.shape[0], latents.shape[1], 1, 1)
         timesteps = torch.randint(0, noise_schedule.config.num_train_timesteps, (latents.shape[0],))
         noisy = noise_schedule.add_noise(latents, noise, timesteps)
-        target = noise_schedule.get_velocity(latents, noise, timesteps)
         states = text_encoder(tokens).last_hidden_state
         predicted = unet(noisy, timesteps, states).sample
-        per_sample = (predicted - target).pow(2).mean(dim=(1, 2, 3))
-        loss = (per_sample * _loss_weights(noise_schedule, timesteps, cfg.min_snr)).mean()
+        per_sample = (predicted - noise).pow(2).mean(dim=(1, 2, 3))
+        loss = (per_sample * _min_snr_weights(noise_schedule, timesteps, cfg.min_snr)).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
