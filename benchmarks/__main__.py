@@ -33,6 +33,7 @@ BENCHMARKS = (
     Benchmark("decodes", "benchmarks.bench_decodes", "peak memory of 20 40 MP image prompts", False),
     Benchmark("ray", "benchmarks.ray_scaling", "jobs/s through Ray Serve with 1 and 2 replicas", False),
     Benchmark("toy", "engine.training.bench", "how well the toy model follows prompts", False),
+    Benchmark("gpu", "benchmarks.gpu_speed", "stock diffusers vs each speed path (GPU; --rehearse)", False),
 )
 
 
