@@ -43,7 +43,7 @@ from bot.discord.moderation.embeds import (
 )
 from bot.discord.moderation.modals import ReasonModal
 from bot.discord.moderation.views import HistoryView, JobActionsView, ReportsView
-from bot.discord.permissions import is_moderator
+from bot.discord.permissions import NOT_IN_THIS_SERVER, is_moderator
 from bot.discord.replies import clip, message_text
 from storage.models import GuildSettings, Job, JobStatus, Report, ReportState
 from storage.queries import HistoryPage, HistoryQuery
@@ -159,7 +159,7 @@ class ModerationCog(commands.Cog):
         job = await self.store.get_job(job_id.strip())
         if job is None or job.guild_id != interaction.guild_id:
             if answer:
-                await reply(interaction, f"There is no job `{clip(job_id, 40)}` in this server.")
+                await reply(interaction, NOT_IN_THIS_SERVER.format(job_id=clip(job_id, 40)))
             return None
         return job
 
