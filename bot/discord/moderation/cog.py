@@ -608,7 +608,7 @@ class ModerationCog(commands.Cog):
     def settings_text(self, settings: GuildSettings) -> str:
         """Every server setting, as `/mod channels show` and `/mod settings show` print it."""
 
-        def mentions(ids: list[Any]) -> str:
+        def mentions(ids: list[int]) -> str:
             return ", ".join(f"<#{c}>" for c in ids) or "none"
 
         allowed = (
