@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
         "results": [],
         "skipped": [],
     }
-    import diffusers
+    import diffusers  # heavy: only for its version, once the run is done
 
     report["diffusers"] = diffusers.__version__
     print(f"# benchmarks.gpu_speed  {report['date']}")

@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from diffusers import StableDiffusionUpscalePipeline
+from diffusers.models.attention_processor import AttnProcessor2_0
+from safetensors import safe_open
 
 from engine.quiet import quiet_libraries
 
@@ -513,7 +516,6 @@ def _load_packaged(preset: Preset, dtype: torch.dtype) -> DiffusionPipeline:
 
 
 def _is_sdxl_checkpoint(path: Path) -> bool:
-    from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
         return any(k.startswith("conditioner.embedders.1") for k in f.keys())  # noqa: SIM118
@@ -647,7 +649,6 @@ def size_multiple(pipe: DiffusionPipeline) -> int:
 
 def load_upscaler(name: str, device: torch.device, dtype: torch.dtype) -> DiffusionPipeline:
     """A dedicated diffusion upscaler (diffusers' `StableDiffusionUpscalePipeline`, the SD x4 upscaler)."""
-    from diffusers import StableDiffusionUpscalePipeline
 
     path = Path(name).expanduser()
     if path.is_dir():
@@ -680,7 +681,6 @@ def _place(
         pipe.to(dtype=dtype)
     if dev.type == "cuda":
         # PyTorch's scaled-dot-product attention (flash / memory-efficient kernels).
-        from diffusers.models.attention_processor import AttnProcessor2_0
 
         pipe.unet.set_attn_processor(AttnProcessor2_0())
         pipe.vae.set_attn_processor(AttnProcessor2_0())

@@ -14,6 +14,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from engine.api import EngineConfig, ImageData, ImagineRequest, OutpaintRequest, PromptSpec
 from engine.core import EngineCore
@@ -124,7 +125,6 @@ def test_an_aspect_ratio_draws_at_that_shape(toy):
 
 
 def _pil(rgb: np.ndarray):
-    from PIL import Image
 
     return Image.fromarray(rgb)
 
