@@ -11,8 +11,9 @@ from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
 from safetensors.torch import save_file
 
 from engine.api import EngineConfig, Failed, Family, PromptSpec
+from engine.builders import build_random_weights, build_tiny
 from engine.core import EngineCore
-from engine.models import ModelLoadError, build_random_weights, build_tiny, load_model
+from engine.models import ModelLoadError, load_model
 from engine.presets import PRESETS, get_preset
 from engine.quiet import quiet_libraries
 from tests.engine.conftest import finish, imagine, pixels, run_events

@@ -9,8 +9,8 @@ from diffusers import StableDiffusionInpaintPipeline, UNet2DConditionModel
 from PIL import Image
 
 from engine.api import EngineConfig, ImageData, OutpaintRequest
+from engine.builders import build_tiny
 from engine.core import EngineCore
-from engine.models import build_tiny
 from engine.ops.outpaint import plan_pan, plan_zoom, prefill
 from tests.engine.conftest import PROMPT, fail, finish, imagine, pixels
 

@@ -10,8 +10,9 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionUpscalePipeline, UNet2DConditionModel
 
 from engine.api import EngineConfig, ImageData, Progress, UpscaleRequest
+from engine.builders import build_tiny
 from engine.core import EngineCore
-from engine.models import ModelLoadError, build_tiny
+from engine.models import ModelLoadError
 from engine.ops.upscale import tile_starts
 from tests.engine.conftest import PROMPT, distance, fail, finish, imagine, run_events
 

@@ -18,8 +18,9 @@ from PIL import Image
 
 from engine.api import EngineConfig, ImageData, ImagineRequest, OutpaintRequest, PromptSpec
 from engine.core import EngineCore
-from engine.models import ModelLoadError, load_model, packaged_model_dir
+from engine.models import ModelLoadError, load_model
 from engine.presets import PRESETS
+from engine.sources import packaged_model_dir
 from engine.training import checker
 from tests.engine.conftest import finish, pixels
 
