@@ -19,9 +19,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core import moderation
+from bot.core.durations import parse_when
 from bot.core.moderation import (
     RuleError,
-    parse_when,
     rule_text,
     validate_rule,
 )

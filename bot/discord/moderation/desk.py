@@ -19,7 +19,7 @@ import discord
 from discord.ext import commands
 
 from bot.core import moderation
-from bot.core.moderation import format_until, parse_duration
+from bot.core.durations import format_until, parse_duration
 from bot.discord import render
 from bot.discord.moderation.embeds import job_embed, thumbnail_file
 from bot.discord.moderation.views import JobActionsView

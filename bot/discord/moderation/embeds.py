@@ -11,7 +11,8 @@ from typing import Literal
 import discord
 from PIL import Image
 
-from bot.core.moderation import format_until, rule_text
+from bot.core.durations import format_until
+from bot.core.moderation import rule_text
 from bot.discord.replies import clip
 from storage.models import AuditEntry, Ban, BannedWord, Job, Report
 from storage.queries import Lineage
