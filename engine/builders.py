@@ -32,7 +32,7 @@ TINY_SEED = 20240229  # the tiny models' weights come from this seed; change it 
 # ---------------------------------------------------------------------------------------------
 
 
-def _byte_symbols() -> list[str]:
+def byte_symbols() -> list[str]:
     """The 256 printable stand-ins byte-level BPE uses for the bytes (printable ASCII/Latin-1 kept)."""
     keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     extra = 0
@@ -52,7 +52,7 @@ def _tiny_tokenizer() -> CLIPTokenizer:
     Without merges every word splits into characters: crude, but it is a real CLIP BPE tokenizer
     (padding, truncation to 77, start/end tokens), built without a download.
     """
-    symbols = _byte_symbols()
+    symbols = byte_symbols()
     vocab: dict[str, int] = {}
     for s in symbols:
         vocab[s] = len(vocab)

@@ -10,7 +10,7 @@ import simcord
 
 from bot.discord.render import HIDDEN_NOTICE
 from storage.errors import DatabaseBusyError
-from tests.bot.discord.conftest import labels
+from tests.bot.discord.conftest import labels, result_reply
 
 
 async def test_a_progress_edit_under_way_when_the_job_is_hidden_does_not_bring_it_back(
@@ -75,10 +75,7 @@ async def test_a_result_edit_that_discord_fails_becomes_a_reply(world, held):
     held.gate.set()
     await world.settled(job.id)
 
-    reply = world.channel.last_message
-    assert reply.id != result.response.id
-    assert reply.reference is not None and reply.reference.message_id == result.response.id
-    assert len(reply.attachments) == 1 and labels(reply)[0][0] == "U1"
+    reply = result_reply(world, result)
     assert (world.channel.id, reply.id) in await world.services.store.job_messages(job.id)
 
 
