@@ -248,7 +248,7 @@ async def test_stop_sends_running_jobs_back_to_queued_and_the_next_start_finishe
     for job in (running, waiting):
         row = await store.get_job(job.id)
         assert row.status == JobStatus.QUEUED and row.attempts == 0
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # a "nothing happens" check: time for a wrongly started job to show
     assert engine.seen == [running.id]  # a stopped dispatcher starts nothing new
 
     engine2 = StandInEngine()

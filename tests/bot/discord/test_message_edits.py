@@ -39,7 +39,8 @@ async def test_a_progress_edit_under_way_when_the_job_is_hidden_does_not_bring_i
 
     job = await world.services.store.set_hidden(job.id, True, world.mod.id, "rule 2")
     hide = asyncio.create_task(messenger.replace_everywhere(job, HIDDEN_NOTICE))
-    await asyncio.sleep(0.05)  # the hide is waiting for the edit under way
+    while messenger._locks[job.id][1][0] < 2:  # until the hide waits for the edit under way
+        await asyncio.sleep(0)
     release.set()
     assert await asyncio.wait_for(hide, 10) == 1
     await world.quiet()
