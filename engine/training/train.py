@@ -29,7 +29,8 @@ from tqdm import tqdm
 
 from engine.training import architecture
 from engine.training.autoencoder import colour_exact_vae
-from engine.training.captions import training_caption
+from engine.training.captions import training_caption_spans
+from engine.training.grounding import AttentionGrounding, PositionProbe, scene_regions
 from engine.training.vocabulary import build_tokenizer
 from engine.training.world import BUCKET_WEIGHTS, BUCKETS, Scene, render, sample_scene, thing_box
 
@@ -70,6 +71,9 @@ class TrainConfig:
     # probe on the features that feed the cross-attention must read each cell's coordinates from
     # them, at that loss weight. The probe is training scaffolding: it is not part of the model.
     position_probe: float = 0.0
+    # With `grounding` > 0, each object's words must put their cross-attention on its region
+    # (engine.training.grounding), at that loss weight.
+    grounding: float = 0.0
     checkpoint_every: int = 250
     sample_every: int = 1000
     threads: int = 0  # 0: torch's default
@@ -291,31 +295,6 @@ def _timesteps(cfg: TrainConfig, total: int, count: int, rng: random.Random) -> 
     return steps
 
 
-class _PositionProbe(torch.nn.Module):
-    """Reads (x, y) in [-1, 1] from the features entering each cross-attention block of the UNet."""
-
-    def __init__(self, unet) -> None:
-        super().__init__()
-        self._features: list[torch.Tensor] = []
-        blocks = [b for b in unet.down_blocks if getattr(b, "has_cross_attention", False)]
-        blocks.append(unet.mid_block)
-        layers = [b.resnets[0] for b in blocks]
-        self.heads = torch.nn.ModuleList(torch.nn.Conv2d(r.out_channels, 2, 1) for r in layers)
-        for r in layers:
-            r.register_forward_hook(lambda _m, _i, out: self._features.append(out))
-
-    def loss(self) -> torch.Tensor:
-        total = torch.zeros(())
-        for head, feature in zip(self.heads, self._features, strict=True):
-            h, w = feature.shape[-2:]
-            ys = torch.linspace(-1, 1, h).view(1, h, 1).expand(1, h, w)
-            xs = torch.linspace(-1, 1, w).view(1, 1, w).expand(1, h, w)
-            target = torch.cat([xs, ys]).unsqueeze(0)
-            total = total + (head(feature) - target).pow(2).mean()
-        self._features.clear()
-        return total / len(self.heads)
-
-
 def _start_from(folder: str, unet, text_encoder) -> None:
     """Load a saved model's UNet and text encoder weights (a fine-tune's starting point)."""
     from diffusers import UNet2DConditionModel
@@ -336,7 +315,8 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
     if cfg.init_from:
         _start_from(cfg.init_from, unet, text_encoder)
     params = [*unet.parameters(), *text_encoder.parameters()]
-    probe = _PositionProbe(unet) if cfg.position_probe else None
+    probe = PositionProbe(unet) if cfg.position_probe else None
+    grounding = AttentionGrounding(unet) if cfg.grounding else None
     extra = list(probe.parameters()) if probe is not None else []
     optimizer = torch.optim.AdamW([*params, *extra], lr=cfg.lr, weight_decay=0.01)
     ema = [p.detach().clone() for p in params]
@@ -377,9 +357,11 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
             latents[flip] = torch.flip(latents[flip], dims=[3])
             for j in flip:
                 scenes[j] = scenes[j].mirrored()
-        captions = [
-            training_caption(s, rng, dropout=cfg.caption_dropout, attributes=cfg.attributes) for s in scenes
+        described = [
+            training_caption_spans(s, rng, dropout=cfg.caption_dropout, attributes=cfg.attributes)
+            for s in scenes
         ]
+        captions = [text for text, _spans in described]
         tokens = tokenizer(
             captions,
             padding="max_length",
@@ -398,6 +380,9 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
         loss = (per_sample * _min_snr_weights(noise_schedule, timesteps, cfg.min_snr, cfg.noisy_boost)).mean()
         if probe is not None:
             loss = loss + cfg.position_probe * probe.loss()
+        if grounding is not None:
+            regions = scene_regions(tokenizer, described, bucket, latents.shape)
+            loss = loss + cfg.grounding * grounding.loss(regions)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([*params, *extra], 1.0)
