@@ -162,7 +162,66 @@ class OutpaintRequest:
     kind: Literal["outpaint"] = "outpaint"
 
 
-EngineRequest = ImagineRequest | VaryRequest | UpscaleRequest | OutpaintRequest
+BLEND_MIN_IMAGES = 2
+BLEND_MAX_IMAGES = 5
+
+
+@dataclass(frozen=True)
+class BlendRequest:
+    """Four images that blend 2-5 sources (/blend), at `width` x `height`.
+
+    The engine blends in latent space: each source is covered to the output size and encoded by
+    the VAE, the latents are averaged (renormalised to the sources' statistics, so the mean does
+    not fade to grey) and a strong img2img pass with the optional prompt draws the result.
+    """
+
+    job_id: str
+    sources: tuple[ImageData, ...]
+    prompt: PromptSpec
+    seeds: tuple[int, ...]
+    width: int
+    height: int
+    steps: int | None = None
+    quality: float = 1.0
+    kind: Literal["blend"] = "blend"
+
+
+@dataclass(frozen=True)
+class ShortenRequest:
+    """/shorten: how much each word moves the text encoder's embedding of the prompt.
+
+    `words` is the prompt's description split on whitespace, in order; the answer is a `Finished`
+    without images whose `scores` has one number per word (the cosine distance between the
+    embedding of the whole prompt and that of the prompt without the word).
+    """
+
+    job_id: str
+    words: tuple[str, ...]
+    kind: Literal["shorten"] = "shorten"
+
+
+@dataclass(frozen=True)
+class DescribeRequest:
+    """/describe: `count` distinct prompts for `image`, from the operator's captioning model.
+
+    The answer is a `Finished` without images whose `texts` holds the prompts.
+    """
+
+    job_id: str
+    image: ImageData
+    count: int = 4
+    kind: Literal["describe"] = "describe"
+
+
+EngineRequest = (
+    ImagineRequest
+    | VaryRequest
+    | UpscaleRequest
+    | OutpaintRequest
+    | BlendRequest
+    | ShortenRequest
+    | DescribeRequest
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,6 +253,10 @@ class Finished:
     seeds: tuple[int, ...]
     grid: ImageData | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # The answers of the operations that make no picture: /describe's prompts, /shorten's
+    # one score per word.
+    texts: tuple[str, ...] = ()
+    scores: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -240,6 +303,9 @@ class EngineConfig:
     # For a single-file checkpoint whose component configs cannot be inferred offline: a diffusers
     # folder or repo id of the same architecture (the bot fills it from IMAGINE_MODEL_CONFIG).
     model_config: str | None = None
+    # A captioning model for /describe (a local transformers folder of BLIP, BLIP-2, Florence...);
+    # None: /describe is refused with a sentence naming IMAGINE_CAPTIONER.
+    captioner: str | None = None
     max_pixels: int = 2048 * 2048  # the largest output the engine accepts (pan and upscale check it)
     heartbeat_s: float = 2.0  # the worker's heartbeat interval
     hang_timeout_s: float = 120.0  # no heartbeat for this long: the worker is hung, restart it

@@ -16,6 +16,8 @@ import torch
 
 from engine.api import (
     CANCELLED,
+    BlendRequest,
+    DescribeRequest,
     EngineConfig,
     EngineEvent,
     EngineRequest,
@@ -27,18 +29,22 @@ from engine.api import (
     OutpaintRequest,
     Progress,
     PromptSpec,
+    ShortenRequest,
     Started,
     UpscaleRequest,
     VaryRequest,
     aspect_buckets,
 )
 from engine.models import LoadedModel, closed_vocabulary, load_model
+from engine.ops.blend import run_blend
+from engine.ops.describe import Captioner, run_describe
 from engine.ops.generate import Generation, OpContext, OpResult, generate_together
 from engine.ops.grid import make_grid
 from engine.ops.imagine import prepare_imagine, run_imagine
 from engine.ops.outpaint import run_outpaint
 from engine.ops.preview import latents_to_preview
 from engine.ops.sampler import Cancelled
+from engine.ops.shorten import run_shorten
 from engine.ops.upscale import run_upscale
 from engine.ops.vary import prepare_vary, run_vary, vary_size
 from engine.speed import apply_speed
@@ -75,6 +81,7 @@ class EngineCore:
         self.model: LoadedModel | None = None
         self.info: ModelInfo | None = None
         self.warmed: list[tuple[int, int]] = []  # the sizes the warm-up ran, in order
+        self.captioner: Captioner | None = None  # loaded on the first /describe
 
     def load(self) -> ModelInfo:
         """Load the weights (once) and warm up; raises `ModelLoadError` with a readable reason."""
@@ -280,6 +287,8 @@ class EngineCore:
             seeds=tuple(result.seeds),
             grid=make_grid(result.images),
             timings=result.timings,
+            texts=tuple(result.texts),
+            scores=tuple(result.scores),
         )
 
     @staticmethod
@@ -302,6 +311,18 @@ class EngineCore:
         log.error("job %s failed", job_id, exc_info=exc)
         return Failed(job_id=job_id, reason=f"engine error: {type(exc).__name__}: {exc}", retryable=False)
 
+    def _captioner(self) -> Captioner:
+        """The operator's captioning model, loaded once on first use (most engines never describe)."""
+        if self.captioner is None:
+            if not self.config.captioner:
+                raise ValueError(
+                    "/describe needs a captioning model: the operator sets IMAGINE_CAPTIONER to a "
+                    "local BLIP (or other transformers image-to-text) folder"
+                )
+            assert self.model is not None
+            self.captioner = Captioner.load(self.config.captioner, self.model.device)
+        return self.captioner
+
     def _dispatch(self, ctx: OpContext, request: EngineRequest) -> OpResult:
         if isinstance(request, ImagineRequest):
             return run_imagine(ctx, request)
@@ -311,4 +332,10 @@ class EngineCore:
             return run_upscale(ctx, request)
         if isinstance(request, OutpaintRequest):
             return run_outpaint(ctx, request)
+        if isinstance(request, BlendRequest):
+            return run_blend(ctx, request)
+        if isinstance(request, ShortenRequest):
+            return run_shorten(ctx.model, request)
+        if isinstance(request, DescribeRequest):
+            return run_describe(self._captioner(), request, self.config.max_pixels)
         raise ValueError(f"unknown request type {type(request).__name__}")

@@ -18,10 +18,10 @@ import asyncio
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 from bot.core.dispatcher import Dispatcher, LimitError, Limits
+from bot.core.inputs import load_input_image, remove_input_images, save_input_image
 from bot.core.ports import JobStore
 from bot.core.rules import (
     _EXPLICIT_ASPECT,
@@ -180,8 +180,7 @@ class JobService:
             jobs = await self.store.create_jobs(specs)
         except BaseException:
             if saved_image is not None:
-                orphan = Path(self.store.files.data_dir) / saved_image
-                await asyncio.to_thread(orphan.unlink, missing_ok=True)
+                await remove_input_images(self.store.files, [saved_image])
             raise
         await self._submit(jobs, limits)
         return jobs
@@ -431,8 +430,7 @@ class JobService:
         if kind in (JobKind.IMAGINE, JobKind.REROLL):
             init_image = None
             if params.get("init_image"):
-                picture = await asyncio.to_thread(self.store.files.open_image, params["init_image"])
-                init_image = ImageData.from_pil(picture)
+                init_image = await load_input_image(self.store.files, params["init_image"])
             return ImagineRequest(
                 job_id=job.id,
                 prompt=spec,
@@ -561,24 +559,8 @@ class JobService:
         return base.with_overrides(settings.max_running_per_user, settings.max_queued_per_user)
 
     async def _save_init_image(self, job_id: str, image: ImageData) -> str:
-        """Keep the image prompt under the data directory so the job can still run after a restart;
-        returns its path there, for all the jobs of the same submission to share.
-
-        It lives in `inputs/`, apart from `images/`, because it is not one of the job's results
-        (the store's orphan sweep only knows result images).
-        """
-        relative = f"inputs/{job_id}.png"
-        target = Path(self.store.files.data_dir) / relative
-
-        def write() -> None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_suffix(".tmp")
-            picture = image.to_pil()  # type: ignore[no-untyped-call]  # engine.api keeps PIL lazy
-            picture.save(temporary, format="PNG", compress_level=1)
-            temporary.replace(target)
-
-        await asyncio.to_thread(write)
-        return relative
+        """Keep the image prompt (see `bot.core.inputs`) for all the jobs of the submission."""
+        return await save_input_image(self.store.files, job_id, image)
 
     @staticmethod
     def _author(requester: Requester) -> JobFields:

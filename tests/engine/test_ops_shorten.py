@@ -1,0 +1,30 @@
+"""shorten: each word's score is how far dropping it moves the text encoder's embedding."""
+
+from __future__ import annotations
+
+from engine.api import ShortenRequest
+from tests.engine.conftest import fail, finish
+
+
+def test_every_word_gets_a_score_and_no_images(core):
+    words = ("a", "red", "lighthouse", "at", "dusk")
+    done = finish(core, ShortenRequest("shorten", words))
+    assert done.images == () and done.grid is None
+    assert len(done.scores) == len(words)
+    assert all(0.0 <= score <= 2.0 for score in done.scores)
+    assert len(set(done.scores)) > 1  # the words do not all matter alike
+
+
+def test_the_scores_are_reproducible(core):
+    words = ("a", "cat", "on", "a", "hill")
+    assert finish(core, ShortenRequest("a", words)).scores == finish(core, ShortenRequest("b", words)).scores
+
+
+def test_the_sdxl_family_is_scored_on_both_encoders(xl_core):
+    done = finish(xl_core, ShortenRequest("xl", ("a", "blue", "boat")))
+    assert len(done.scores) == 3
+
+
+def test_an_empty_or_endless_prompt_is_refused(core):
+    assert "at least one word" in fail(core, ShortenRequest("e", ())).reason
+    assert "at most 200 words" in fail(core, ShortenRequest("e", ("word",) * 201)).reason
