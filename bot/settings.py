@@ -62,6 +62,7 @@ class Settings:
     log_json: bool = False
     inpaint_model: str | None = None
     upscaler_model: str | None = None
+    captioner: str | None = None  # IMAGINE_CAPTIONER: a captioning model folder for /describe
     engine: str = "local"
     engine_heartbeat_s: float = _ENGINE_DEFAULTS.heartbeat_s
     engine_hang_timeout_s: float = _ENGINE_DEFAULTS.hang_timeout_s
@@ -224,6 +225,7 @@ class Settings:
             log_json=log_json,
             inpaint_model=get("IMAGINE_INPAINT_MODEL"),
             upscaler_model=get("IMAGINE_UPSCALER_MODEL"),
+            captioner=get("IMAGINE_CAPTIONER"),
             engine=engine,
             engine_heartbeat_s=heartbeat_s,
             engine_hang_timeout_s=hang_timeout_s,
@@ -263,6 +265,7 @@ class Settings:
             device=self.device,
             inpaint_model=self.inpaint_model,
             upscaler_model=self.upscaler_model,
+            captioner=self.captioner,
             model_config=self.model_config,
             heartbeat_s=self.engine_heartbeat_s,
             hang_timeout_s=self.engine_hang_timeout_s,

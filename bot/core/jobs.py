@@ -20,6 +20,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from bot.core.blend_request import blend_request
 from bot.core.dispatcher import Dispatcher, LimitError, Limits
 from bot.core.inputs import load_input_image, remove_input_images, save_input_image
 from bot.core.ports import JobStore
@@ -117,9 +118,16 @@ class JobService:
     # -----------------------------------------------------------------------------------------
 
     async def imagine(
-        self, requester: Requester, raw_prompt: str, init_image: ImageData | None = None
+        self,
+        requester: Requester,
+        raw_prompt: str,
+        init_image: ImageData | None = None,
+        *,
+        parent_id: str | None = None,
     ) -> list[Job]:
         """Queue the jobs for one prompt: one per permutation and per `--repeat`, in that order.
+
+        `parent_id`: the job the prompt came from (a /shorten or /describe answer), for lineage.
 
         Raises `PromptError`, `BannedError`, `BlockedError` (after recording a `blocked` job for
         the moderators) or `LimitError`; nothing is queued when any of them is raised.
@@ -173,6 +181,7 @@ class JobService:
                         width=width,
                         height=height,
                         seed=seed,
+                        parent_id=parent_id,
                     )
                 )
         specs[0]["id"] = first_id
@@ -356,6 +365,9 @@ class JobService:
         parent_id: str | None
         if parent.kind in (JobKind.IMAGINE, JobKind.REROLL):
             kind, parent_id, parent_index = JobKind.REROLL.value, parent.id, None
+        elif parent.kind == JobKind.BLEND:
+            # Another blend of the same sources (kept in params), derived from this one.
+            kind, parent_id, parent_index = JobKind.BLEND.value, parent.id, None
         else:
             # Rerolling a variation means another variation of the same source (Midjourney's 🔄).
             kind, parent_id, parent_index = parent.kind, parent.parent_id, parent.parent_index
@@ -418,6 +430,8 @@ class JobService:
 
     async def build_request(self, job: Job) -> EngineRequest:
         """The engine request for a job row; a ValueError (with the reason) when it cannot be built."""
+        if job.kind == JobKind.BLEND:
+            return await blend_request(self.store.files, job)
         prompt = accepted_prompt(job)
         spec = PromptSpec(
             segments=tuple((text, float(weight)) for text, weight in prompt.segments),
