@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from bot.core.blend_request import SOURCES_KEY
 from bot.core.inputs import remove_input_images, save_input_image
-from bot.core.jobs import JobService
+from bot.core.submission import SubmissionSteps
 from bot.core.rules import GRID_CELLS, PARSED_KEY, SEED_LIMIT, JobError, Requester, cell_seed
 from bot.prompt import Prompt, PromptError, dimensions_for, expand_permutations, parse_prompt
 from engine.api import BLEND_MAX_IMAGES, BLEND_MIN_IMAGES
@@ -49,7 +49,7 @@ def blend_prompt(text: str | None, aspect: tuple[int, int]) -> Prompt:
 class BlendService:
     """Accepts /blend submissions; the job service turns their rows into `BlendRequest`s."""
 
-    def __init__(self, jobs: JobService) -> None:
+    def __init__(self, jobs: SubmissionSteps) -> None:
         self.jobs = jobs
 
     async def blend(
@@ -70,7 +70,7 @@ class BlendService:
             raise JobError(f"dimensions must be portrait, square or landscape, not {dimensions!r}.")
         jobs = self.jobs
         prompt = blend_prompt(prompt_text, DIMENSIONS[dimensions])
-        # The job service's own checks, in its order: version, moderation, limits.
+        # The checks every way of making jobs shares (SubmissionSteps), in their order.
         jobs._check_version(prompt)
         await jobs._check_moderation(requester, [prompt.text] if prompt.text else [], prompt_text)
         limits = await jobs._limits_for(requester)

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from bot.core.blend import BlendService
-from bot.core.dispatcher import Dispatcher, Limits, Listener
+from bot.core.dispatcher import Dispatcher, Listener
 from bot.core.jobs import JobService
+from bot.core.limits import Limits
 from bot.core.prompt_tools import PromptTools
 from bot.settings import Settings
 from engine.api import EngineClient, EngineRequest, ModelInfo
