@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 from bot.core.blend_request import SOURCES_KEY
 from bot.core.inputs import remove_input_images, save_input_image
-from bot.core.submission import SubmissionSteps
 from bot.core.rules import GRID_CELLS, PARSED_KEY, SEED_LIMIT, JobError, Requester, cell_seed
+from bot.core.submission import SubmissionSteps
 from bot.prompt import Prompt, PromptError, dimensions_for, expand_permutations, parse_prompt
 from engine.api import BLEND_MAX_IMAGES, BLEND_MIN_IMAGES
 from storage.models import Job, JobKind, JobStatus, new_job_id
