@@ -27,6 +27,7 @@ from storage.models import Job, JobKind, JobStatus, new_job_id
 from storage.records import JobFields
 
 DIMENSIONS: dict[str, tuple[int, int]] = {"portrait": (2, 3), "square": (1, 1), "landscape": (3, 2)}
+_PLACEHOLDER = "blend"  # the word that lets the parser read parameters given without a description
 
 
 def blend_prompt(text: str | None, aspect: tuple[int, int]) -> Prompt:
@@ -36,7 +37,12 @@ def blend_prompt(text: str | None, aspect: tuple[int, int]) -> Prompt:
         return Prompt("", aspect=aspect)
     if len(expand_permutations(text)) > 1:
         raise PromptError("/blend takes one prompt; leave out the `{…}` permutations")
-    prompt = parse_prompt(text)
+    if text.startswith(("--", "—")):
+        # Parameters alone (`--seed 7 --q .5`): a blend needs no words, so read them as the
+        # parameters of an empty description.
+        prompt = dataclasses.replace(parse_prompt(f"{_PLACEHOLDER} {text}"), text="", segments=[("", 1.0)])
+    else:
+        prompt = parse_prompt(text)
     if prompt.image_urls:
         raise PromptError("/blend blends the attached images; leave image links out of its prompt")
     if prompt.aspect != (1, 1):

@@ -155,6 +155,17 @@ async def test_a_blend_is_a_grid_job_with_its_sources_kept(env):
     assert job.prompt == "at night --ar 2:3"
 
 
+async def test_a_blend_prompt_may_be_parameters_alone(env):
+    _, engine, dispatcher, service = env
+    job = await BlendService(service).blend(
+        ALICE, [solid(40, 30), solid(30, 40, 200)], "landscape", "--seed 7 --q .5"
+    )
+    await asyncio.wait_for(dispatcher.wait_idle(), 10)
+    assert job.prompt == "--ar 3:2 --quality 0.5 --seed 7" and job.seed == 7
+    request = engine.requests[-1]
+    assert request.prompt.segments == (("", 1.0),) and request.quality == 0.5
+
+
 async def test_a_blend_rerolls_and_varies_like_any_grid(env):
     store, engine, dispatcher, service = env
     job = await BlendService(service).blend(ALICE, [solid(40, 30), solid(30, 40, 200)])
