@@ -62,6 +62,21 @@ _HINTS = {
     "ratio": "Use `--ar W:H`, e.g. `--ar 16:9`.",
     "size": "Use `--ar W:H`, e.g. `--ar 16:9`; the size in pixels follows the model.",
 }
+# Style and omni references (Midjourney's --sref/--sw, --oref/--ow) need an IP-Adapter in the
+# engine, which is not built yet (README, "What is not done"): say so, and what works instead.
+_REFERENCE = (
+    "{what} needs an IP-Adapter, which this bot's engine cannot load yet, so there is nothing for the "
+    "operator to configure; leave it out, or attach the picture to /imagine as an image prompt (`--iw` "
+    "sets its weight)."
+)
+_HINTS.update(
+    {
+        "sref": _REFERENCE.format(what="A style reference (`--sref`)"),
+        "sw": _REFERENCE.format(what="The style weight of a style reference (`--sw`)"),
+        "oref": _REFERENCE.format(what="An omni reference (`--oref`)"),
+        "ow": _REFERENCE.format(what="The omni weight of an omni reference (`--ow`)"),
+    }
+)
 # Midjourney's parameters up to V7 that this bot does not have (omni/style/character references,
 # personalization, draft and experimental modes, video, speed modes, legacy upscalers).
 # fmt: off

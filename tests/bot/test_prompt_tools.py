@@ -197,3 +197,24 @@ async def test_bad_blends_are_refused_and_leave_nothing(env, count, dimensions, 
     assert await all_jobs(store) == [] and engine.requests == []
     inputs = Path(store.files.data_dir) / "inputs"
     assert not inputs.exists() or not any(inputs.iterdir())
+
+
+# -- --sref / --oref ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("parameter", "named"),
+    [
+        ("--sref https://example.com/style.png", "style reference (`--sref`)"),
+        ("--sw 200", "`--sw`"),
+        ("--oref https://example.com/me.png", "omni reference (`--oref`)"),
+        ("--ow 50", "`--ow`"),
+    ],
+)
+async def test_style_and_omni_references_are_refused_with_what_to_do_instead(env, parameter, named):
+    store, engine, *_ = env
+    with pytest.raises(PromptError) as refused:
+        await env[3].imagine(ALICE, f"a lighthouse {parameter}")
+    assert named in str(refused.value) and "IP-Adapter" in str(refused.value)
+    assert "attach the picture to /imagine" in str(refused.value)
+    assert await all_jobs(store) == [] and engine.requests == []

@@ -128,3 +128,11 @@ async def test_blend_refuses_a_bad_image_by_its_number_and_stores_nothing(world,
     )
     assert private_reply(result).startswith(expected)
     assert (await world.services.store.history(HistoryQuery())).jobs == []
+
+
+async def test_imagine_with_a_style_reference_is_refused_privately(world, engine):
+    result = await world.alice.slash(
+        world.channel, "imagine", prompt="a cat --sref https://example.com/s.png"
+    )
+    assert "IP-Adapter" in private_reply(result)
+    assert engine.requests == []
