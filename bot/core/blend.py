@@ -24,7 +24,7 @@ from bot.core.submission import SubmissionSteps
 from bot.prompt import Prompt, PromptError, dimensions_for, expand_permutations, parse_prompt
 from engine.api import BLEND_MAX_IMAGES, BLEND_MIN_IMAGES
 from storage.models import Job, JobKind, JobStatus, new_job_id
-from storage.records import JobFields
+from storage.records import JobFields, JSONValue
 
 DIMENSIONS: dict[str, tuple[int, int]] = {"portrait": (2, 3), "square": (1, 1), "landscape": (3, 2)}
 _PLACEHOLDER = "blend"  # the word that lets the parser read parameters given without a description
@@ -85,7 +85,7 @@ class BlendService:
         width, height = dimensions_for(prompt.aspect, info.native_width, info.native_height, info.size_step)
         seed = prompt.seed if prompt.seed is not None else jobs._new_seed() % SEED_LIMIT
         job_id = new_job_id()
-        saved: list[str] = []
+        saved: list[JSONValue] = []  # paths under the data directory, as the row keeps them
         try:
             for number, image in enumerate(images, start=1):
                 saved.append(await save_input_image(jobs.store.files, f"{job_id}-{number}", image))  # type: ignore[arg-type]
@@ -110,7 +110,7 @@ class BlendService:
             )
             job = await jobs.store.create_job(**fields)
         except BaseException:
-            await remove_input_images(jobs.store.files, saved)
+            await remove_input_images(jobs.store.files, [str(path) for path in saved])
             raise
         await jobs._submit([job], limits)
         return job
