@@ -183,7 +183,7 @@ async def answer_message(
     lines = [f"{asked}<@{job.user_id}>\n{KIND_LABELS[job.kind]} · job `{job.id}`"]
     words = ranking(job)
     if words:
-        shown = " · ".join(f"**{_escape(pair.word)}** {pair.score:.3f}" for pair in words[:RANKED_WORDS])
+        shown = " · ".join(f"**{_escape(pair.word)}** {pair.score:.4f}" for pair in words[:RANKED_WORDS])
         lines.append(f"Words by how far dropping each moves the text encoder's embedding:\n{shown}")
     offered = options(job)
     if offered:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from engine.api import ShortenRequest
+from engine.api import EngineConfig, ShortenRequest
+from engine.core import EngineCore
 from tests.engine.conftest import fail, finish
 
 
@@ -28,3 +29,15 @@ def test_the_sdxl_family_is_scored_on_both_encoders(xl_core):
 def test_an_empty_or_endless_prompt_is_refused(core):
     assert "at least one word" in fail(core, ShortenRequest("e", ())).reason
     assert "at most 200 words" in fail(core, ShortenRequest("e", ("word",) * 201)).reason
+
+
+def test_on_the_toy_model_the_content_words_outrank_the_function_words():
+    """The project's own trained model: colours, things and the time of day matter more to its
+    text encoder than prepositions and articles (figures in the README's /shorten section)."""
+    toy = EngineCore(EngineConfig(model="toy", device="cpu", warmup=False))
+    toy.load()
+    words = tuple(["a", "red", "ball", "on", "the", "left", "of", "a", "blue", "house", "at", "night"])
+    scores = dict(zip(words, finish(toy, ShortenRequest("toy", words)).scores, strict=True))
+    content = [scores[w] for w in ("red", "ball", "blue", "house", "night")]
+    function = [scores[w] for w in ("on", "the", "of", "at")]
+    assert min(content) > 3 * max(function)

@@ -37,7 +37,7 @@ async def test_shorten_shows_the_ranking_and_five_prompt_buttons(world):
         world, world.alice, "a gigantic lighthouse on the rocky island at dusk --ar 16:9"
     )
     assert not result.ephemeral
-    assert "**lighthouse** 1.000" in answer.content and "Shorter prompts:" in answer.content
+    assert "**lighthouse** 1.0000" in answer.content and "Shorter prompts:" in answer.content
     assert "**5.** gigantic lighthouse --ar 16:9" in answer.content
     assert labels(answer) == [["1", "2", "3", "4", "5"]]
     job = await world.job_of(answer.id)
