@@ -77,6 +77,22 @@ class PromptSpec:
         return cls(segments=((text, 1.0),), negative=negative)
 
 
+ReferenceKind = Literal["style", "omni"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A picture the result should follow (`--sref` style, `--oref` omni), through the IP-Adapter.
+
+    `weight` is Midjourney's `--sw` / `--ow` (0-1000, default 100); the engine turns it into the
+    adapter's scale.
+    """
+
+    image: ImageData
+    weight: float = 100.0
+    kind: ReferenceKind = "style"
+
+
 @dataclass(frozen=True)
 class ImagineRequest:
     """Four images from one prompt (a 2x2 grid); `seeds` has one seed per cell."""
@@ -97,6 +113,7 @@ class ImagineRequest:
     tile: bool = False  # --tile
     init_image: ImageData | None = None  # image prompt
     image_weight: float | None = None  # --iw 0-3
+    references: tuple[Reference, ...] = ()  # --sref / --oref pictures (needs EngineConfig.ip_adapter)
     kind: Literal["imagine"] = "imagine"
 
 
@@ -306,6 +323,10 @@ class EngineConfig:
     # A captioning model for /describe (a local transformers folder of BLIP, BLIP-2, Florence...);
     # None: /describe is refused with a sentence naming IMAGINE_CAPTIONER.
     captioner: str | None = None
+    # IP-Adapter weights for --sref / --oref: a folder holding one `ip-adapter*.safetensors` (or
+    # `.bin`) and its CLIP image encoder in `image_encoder/` (the layout of h94/IP-Adapter's
+    # `models/` folder). None: such prompts are refused with a sentence naming IMAGINE_IP_ADAPTER.
+    ip_adapter: str | None = None
     max_pixels: int = 2048 * 2048  # the largest output the engine accepts (pan and upscale check it)
     heartbeat_s: float = 2.0  # the worker's heartbeat interval
     hang_timeout_s: float = 120.0  # no heartbeat for this long: the worker is hung, restart it
@@ -364,6 +385,7 @@ class ModelInfo:
     # seconds the start-up warm-up took (compiling every aspect bucket when compile is on).
     speed: tuple[str, ...] = ()
     warmup_s: float | None = None
+    references: bool = False  # an IP-Adapter is configured: --sref / --oref work
 
 
 # ---------------------------------------------------------------------------------------------

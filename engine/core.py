@@ -110,6 +110,7 @@ class EngineCore:
             device=str(self.model.device),
             vocabulary=closed_vocabulary(self.model.pipe),
             speed=speed,
+            references=bool(self.config.ip_adapter),
         )
         if self.config.warmup:
             warm_started = time.perf_counter()
@@ -179,7 +180,8 @@ class EngineCore:
         all are one denoising loop at one size. Upscale and outpaint run alone (tiles, masks).
         """
         if isinstance(request, ImagineRequest):
-            return (request.width, request.height, request.tile)
+            # References put an adapter into the UNet for the job: it runs alone.
+            return None if request.references else (request.width, request.height, request.tile)
         if isinstance(request, VaryRequest) and isinstance(request.source, ImageData) and self.info:
             return (*vary_size(request, self.info.size_step), request.tile)
         return None
@@ -325,7 +327,7 @@ class EngineCore:
 
     def _dispatch(self, ctx: OpContext, request: EngineRequest) -> OpResult:
         if isinstance(request, ImagineRequest):
-            return run_imagine(ctx, request)
+            return run_imagine(ctx, request, self.config.ip_adapter)
         if isinstance(request, VaryRequest):
             return run_vary(ctx, request)
         if isinstance(request, UpscaleRequest):

@@ -16,6 +16,7 @@ from engine.api import ImageData, PromptSpec
 from engine.models import LoadedModel
 from engine.ops.guidance import build_conditioning
 from engine.ops.images import pil_to_tensor
+from engine.ops.references import lane_image_embeds
 from engine.ops.sampler import (
     Blend,
     Cancelled,
@@ -110,6 +111,7 @@ def prepare(
     init: Image.Image | torch.Tensor | None = None,
     strength: float = 1.0,
     generate_mask: np.ndarray | None = None,
+    image_embeds: torch.Tensor | None = None,
     timings: dict[str, float] | None = None,
     progress: ProgressFn | None = None,
 ) -> Generation:
@@ -117,7 +119,8 @@ def prepare(
 
     `init` starts from a picture (img2img, `strength` of the schedule re-run), or from latents
     already encoded (a tensor of shape (1, C, h, w): /blend's mixed latents); `generate_mask`
-    (H x W, 1 where new content goes) keeps the rest of `init` (inpainting).
+    (H x W, 1 where new content goes) keeps the rest of `init` (inpainting); `image_embeds`
+    (num_images, dim) are IP-Adapter references (`references_applied` must hold the adapter).
     """
     model = ctx.model
     timings = {} if timings is None else timings
@@ -156,6 +159,8 @@ def prepare(
         blend=blend,
         noise=noise,
     )
+    if image_embeds is not None:
+        lane.image_embeds = lane_image_embeds(image_embeds, cond.terms, len(seeds), cond.use_uncond)
     return Generation(lane=lane, width=width, height=height, tile=tile, timings=timings)
 
 
