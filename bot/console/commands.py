@@ -18,7 +18,9 @@ from bot.console.arguments import (
     split_index,
 )
 from bot.console.output import Output, describe, job_json
+from bot.core.fetch import fetch_image
 from bot.core.jobs import Action, Requester
+from bot.core.references import fetch_references
 from bot.core.services import Services
 from bot.prompt import PromptError, parse_prompt, unknown_words
 from storage.models import ANSWER_KINDS, Job, JobStatus
@@ -62,7 +64,10 @@ async def make_jobs(args: argparse.Namespace, services: Services, out: Output) -
     jobs_service = services.jobs
     command = args.command
     if command == "run":
-        jobs = await jobs_service.imagine(requester, args.prompt)
+        # --sref/--oref links are fetched like Discord's (SSRF-safe); image prompts are not.
+        urls = await jobs_service.reference_urls(requester, args.prompt)
+        references = await fetch_references(urls, fetch_image)
+        jobs = await jobs_service.imagine(requester, args.prompt, references=references)
         _note_unknown_words(jobs, jobs_service.info.vocabulary, out)
     elif command in ("shorten", "describe"):
         return await tools.answer(args, services, requester, out)

@@ -12,6 +12,7 @@ from typing import Literal
 from bot.core.blend_request import blend_request
 from bot.core.inputs import load_input_image
 from bot.core.ports import JobStore
+from bot.core.references import load_references
 from bot.core.rules import GRID_CELLS, accepted_prompt, cell_seed
 from engine.api import (
     EngineRequest,
@@ -58,6 +59,7 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
             tile=bool(prompt.tile),
             init_image=init_image,
             image_weight=prompt.image_weight,
+            references=await load_references(store.files, params),
         )
     source = await _source_image(job, store)
     # A derived job keeps its prompt's --quality; the engine alone turns it into steps.

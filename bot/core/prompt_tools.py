@@ -105,8 +105,10 @@ class PromptTools:
         if len(expand_permutations(text)) > 1:
             raise PromptError("/shorten reads one prompt; leave out the `{…}` permutations")
         prompt = parse_prompt(text)
-        if prompt.image_urls:
-            raise PromptError("/shorten reads the words of a prompt; leave the image link out")
+        if prompt.image_urls or prompt.style_ref or prompt.omni_ref:
+            raise PromptError(
+                "/shorten reads the words of a prompt; leave the image links out (also --sref, --oref)"
+            )
         if len(prompt.segments) > 1 or "::" in prompt.text:
             raise PromptError("/shorten reads one description; leave out the `::` weights")
         words = prompt.text.split()

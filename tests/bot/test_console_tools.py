@@ -116,3 +116,8 @@ async def test_blend_makes_a_landscape_grid_from_two_files(engine, folder):
 async def test_bad_blends_exit_2_with_one_sentence(engine, folder, images, expected):
     code, out, err = await console(engine, folder, "blend", *[str(folder / name) for name in images])
     assert code == 2 and expected in err and out == ""
+
+
+async def test_a_style_reference_without_an_adapter_says_what_to_configure(engine, folder):
+    code, out, err = await console(engine, folder, "run", "a cat --sref https://example.com/style.png")
+    assert code == 2 and "IMAGINE_IP_ADAPTER" in err and out == ""

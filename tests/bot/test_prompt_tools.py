@@ -4,6 +4,7 @@ with the stand-in engine (its /shorten scores a word by its length; /describe na
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from bot.core.blend import BlendService
 from bot.core.jobs import Action, JobError, Requester
 from bot.core.moderation import BannedError
 from bot.core.prompt_tools import NO_CAPTIONER, PromptTools, options, ranking, shorter_prompts
+from bot.core.references import NO_ADAPTER
 from bot.prompt import PromptError
 from engine.api import BlendRequest
 from storage.models import JobStatus
@@ -203,18 +205,62 @@ async def test_bad_blends_are_refused_and_leave_nothing(env, count, dimensions, 
 
 
 @pytest.mark.parametrize(
-    ("parameter", "named"),
-    [
-        ("--sref https://example.com/style.png", "style reference (`--sref`)"),
-        ("--sw 200", "`--sw`"),
-        ("--oref https://example.com/me.png", "omni reference (`--oref`)"),
-        ("--ow 50", "`--ow`"),
-    ],
+    "parameter", ["--sref https://example.com/style.png", "--oref https://example.com/me.png --ow 50"]
 )
-async def test_style_and_omni_references_are_refused_with_what_to_do_instead(env, parameter, named):
+async def test_references_without_an_adapter_say_what_to_configure(env, parameter):
     store, engine, *_ = env
     with pytest.raises(PromptError) as refused:
         await env[3].imagine(ALICE, f"a lighthouse {parameter}")
-    assert named in str(refused.value) and "IP-Adapter" in str(refused.value)
-    assert "attach the picture to /imagine" in str(refused.value)
+    assert str(refused.value) == NO_ADAPTER and "IMAGINE_IP_ADAPTER" in NO_ADAPTER
+    with pytest.raises(PromptError, match="IMAGINE_IP_ADAPTER"):
+        await env[3].reference_urls(ALICE, f"a lighthouse {parameter}")  # before any fetch
     assert await all_jobs(store) == [] and engine.requests == []
+
+
+async def test_a_weight_without_its_reference_is_refused(env):
+    with pytest.raises(PromptError, match="sets how much a `--sref` picture counts"):
+        await env[3].imagine(ALICE, "a lighthouse --sw 300")
+
+
+@pytest.fixture
+def referencing(env):
+    """The job service of `env` on an engine with an IP-Adapter configured."""
+    service = env[3]
+    service.info = dataclasses.replace(service.info, references=True)
+    return env
+
+
+async def test_references_are_kept_and_reach_the_engine_also_on_a_reroll(referencing):
+    store, engine, dispatcher, service = referencing
+    prompt = "a lighthouse --sref https://example.com/s.png --sw 300 --oref https://example.com/o.png"
+    assert await service.reference_urls(ALICE, prompt) == [
+        "https://example.com/s.png",
+        "https://example.com/o.png",
+    ]
+    pictures = {"https://example.com/s.png": solid(40, 30), "https://example.com/o.png": solid(20, 20, 9)}
+    [job] = await service.imagine(ALICE, prompt, references=pictures)
+    await asyncio.wait_for(dispatcher.wait_idle(), 10)
+    request = engine.requests[-1]
+    assert [(r.kind, r.weight, r.image.width) for r in request.references] == [
+        ("style", 300.0, 40),
+        ("omni", 100.0, 20),
+    ]
+    job = await store.get_job(job.id)
+    assert (
+        job.prompt
+        == prompt.replace("--sref https://example.com/s.png --sw 300 ", "")
+        + (" --sref https://example.com/s.png --sw 300")
+        or "--sref" in job.prompt
+    )
+    reroll = await service.derive(ALICE, job.id, Action.REROLL)
+    await asyncio.wait_for(dispatcher.wait_idle(), 10)
+    assert len(engine.requests[-1].references) == 2 and engine.requests[-1].job_id == reroll.id
+
+
+async def test_a_reference_that_was_not_fetched_stores_nothing(referencing):
+    store, engine, *_ = referencing
+    with pytest.raises(PromptError, match="was not fetched"):
+        await referencing[3].imagine(ALICE, "a lighthouse --sref https://example.com/s.png", references={})
+    assert await all_jobs(store) == [] and engine.requests == []
+    inputs = Path(store.files.data_dir) / "inputs"
+    assert not inputs.exists() or not any(inputs.iterdir())

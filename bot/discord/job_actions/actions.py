@@ -16,6 +16,7 @@ import discord
 from bot.core.fetch import MAX_BYTES, ImageFetchError, decode_attachment
 from bot.core.jobs import Action, Requester
 from bot.core.ports import ImageFetcher
+from bot.core.references import fetch_references
 from bot.core.services import Services
 from bot.discord import render
 from bot.discord.buttons import ACTIONS, CELL_ACTIONS, PROMPT_OPTIONS, ButtonSpec
@@ -96,10 +97,13 @@ class JobActions:
         """Defer, fetch the image prompt, create the jobs, post one message per job."""
         if not interaction.response.is_done():
             await interaction.response.defer(thinking=True)
+        requester = requester_for(interaction)
         try:
+            urls = await self.services.jobs.reference_urls(requester, raw_prompt)
             init_image = await self._image_prompt(attachment, image_url)
+            references = await fetch_references(urls, self.fetch_image)
             jobs = await self.services.jobs.imagine(
-                requester_for(interaction), raw_prompt, init_image=init_image
+                requester, raw_prompt, init_image=init_image, references=references
             )
         except user_errors() as exc:
             await refuse(interaction, str(exc))
