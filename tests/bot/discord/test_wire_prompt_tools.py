@@ -2,9 +2,10 @@
 the fake Discord on loopback (see test_wire_bot.py), its spawned engine on `tiny`.
 
 First life: /shorten answers with its ranking and numbered buttons, /blend of two attachments
-ends as a grid with the usual buttons, /describe with no captioner configured is refused
-privately. The bot is SIGKILLed; in its second life a click on the old /shorten answer's
-button 2 imagines that prompt as a new job derived from the answer.
+ends as a grid with the usual buttons, /describe with no captioner configured and `--sref` with
+no IP-Adapter are refused privately. The bot is SIGKILLed and started again with a tiny random
+captioner configured; in its second life a click on the old /shorten answer's button 2 imagines
+that prompt as a new job derived from the answer, and /describe answers with four buttons.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tests.support.fake_discord import (
     button_id,
     button_labels,
 )
+from tests.support.tiny_captioner import build_tiny_captioner
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(540)]
 
@@ -42,7 +44,7 @@ def _answered(message: dict[str, Any] | None) -> dict[str, Any] | None:
     return message if message is not None and message.get("components") else None
 
 
-async def test_shorten_blend_describe_and_a_click_after_a_sigkill(tmp_path: Path) -> None:
+async def test_shorten_blend_describe_and_a_click_after_a_sigkill(tmp_path: Path, monkeypatch) -> None:
     assert_unpatched_discord()
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -82,8 +84,20 @@ async def test_shorten_blend_describe_and_a_click_after_a_sigkill(tmp_path: Path
                     what="the refusal of /describe without a captioner",
                 )
             assert "IMAGINE_CAPTIONER" in refusal["content"]
+
+            sref = await fake.slash_command("imagine", {"prompt": "a cat --sref https://example.com/s.png"})
+            async with explained(bot):
+                [refused] = await fake.wait_for(
+                    lambda: [m for m in fake.messages_for(sref) if m["flags"] & EPHEMERAL],
+                    timeout=30,
+                    what="the refusal of --sref",
+                )
+            assert "IMAGINE_IP_ADAPTER" in refused["content"]
             assert fake.unhandled == []
             bot.kill()
+
+        # The second life has a captioner (the bot process reads its settings from the environment).
+        monkeypatch.setenv("IMAGINE_CAPTIONER", str(build_tiny_captioner(tmp_path / "captioner")))
 
         await fake.wait_for(lambda: not fake.sessions, timeout=30, what="the killed bot's connection to drop")
         with bot_process(fake, TOKEN, data_dir, tmp_path / "bot-2.log") as bot:
@@ -110,3 +124,15 @@ async def test_shorten_blend_describe_and_a_click_after_a_sigkill(tmp_path: Path
             assert answer_job is not None and answer_job.kind == "shorten"
             assert new_job is not None and new_job.parent_id == answer_job.id
             assert new_job.prompt == answer_job.params["options"][1]
+
+            described = await fake.slash_command(
+                "describe", attachments={"image": png((30, 200, 30), (64, 64))}
+            )
+            async with explained(bot):
+                prompts = await fake.wait_for(
+                    lambda: _answered(fake.original_message(described)),
+                    timeout=JOB_S,
+                    what="the /describe answer",
+                )
+            assert button_labels(prompts) == ["1", "2", "3", "4"]
+            assert "Prompts for this image:" in prompts["content"] and fake.unhandled == []
