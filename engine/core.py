@@ -43,6 +43,7 @@ from engine.ops.grid import make_grid
 from engine.ops.imagine import prepare_imagine, run_imagine
 from engine.ops.outpaint import run_outpaint
 from engine.ops.preview import latents_to_preview
+from engine.ops.references import NO_ADAPTER, ReferenceAdapter
 from engine.ops.sampler import Cancelled
 from engine.ops.shorten import run_shorten
 from engine.ops.upscale import run_upscale
@@ -82,6 +83,7 @@ class EngineCore:
         self.info: ModelInfo | None = None
         self.warmed: list[tuple[int, int]] = []  # the sizes the warm-up ran, in order
         self.captioner: Captioner | None = None  # loaded on the first /describe
+        self.reference_adapter: ReferenceAdapter | None = None  # loaded on the first --sref/--oref
 
     def load(self) -> ModelInfo:
         """Load the weights (once) and warm up; raises `ModelLoadError` with a readable reason."""
@@ -325,9 +327,18 @@ class EngineCore:
             self.captioner = Captioner.load(self.config.captioner, self.model.device)
         return self.captioner
 
+    def _reference_adapter(self) -> ReferenceAdapter:
+        """The operator's IP-Adapter, read once on first use; a ValueError naming the setting."""
+        if self.reference_adapter is None:
+            if not self.config.ip_adapter:
+                raise ValueError(NO_ADAPTER)
+            assert self.model is not None
+            self.reference_adapter = ReferenceAdapter.load(self.config.ip_adapter, self.model)
+        return self.reference_adapter
+
     def _dispatch(self, ctx: OpContext, request: EngineRequest) -> OpResult:
         if isinstance(request, ImagineRequest):
-            return run_imagine(ctx, request, self.config.ip_adapter)
+            return run_imagine(ctx, request, self._reference_adapter() if request.references else None)
         if isinstance(request, VaryRequest):
             return run_vary(ctx, request)
         if isinstance(request, UpscaleRequest):

@@ -8,7 +8,7 @@ from engine.api import ImagineRequest
 from engine.ops.checks import check_range, check_seeds, check_size, effective_steps
 from engine.ops.generate import Generation, OpContext, OpResult, prepare, run_alone
 from engine.ops.images import cover
-from engine.ops.references import references_applied
+from engine.ops.references import ReferenceAdapter, references_applied
 
 
 def image_prompt_strength(image_weight: float | None) -> float:
@@ -58,8 +58,8 @@ def prepare_imagine(
     )
 
 
-def run_imagine(ctx: OpContext, req: ImagineRequest, ip_adapter: str | None = None) -> OpResult:
-    """One imagine job alone; with `--sref`/`--oref` pictures, through the `ip_adapter` folder."""
-    with references_applied(ctx.model, ip_adapter, req.references) as image_embeds:
+def run_imagine(ctx: OpContext, req: ImagineRequest, adapter: ReferenceAdapter | None = None) -> OpResult:
+    """One imagine job alone; with `--sref`/`--oref` pictures, through the operator's `adapter`."""
+    with references_applied(ctx.model, adapter, req.references) as image_embeds:
         gen = prepare_imagine(ctx, req, image_embeds)
         return OpResult(images=run_alone(ctx.model, gen), seeds=list(req.seeds), timings=gen.timings)

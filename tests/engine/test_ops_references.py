@@ -3,6 +3,7 @@ and leaves the UNet as it was for every other job."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,15 @@ def test_a_folder_without_adapter_weights_is_named(core, tmp_path):
     engine.model, engine.info = core.model, core.info
     reason = fail(engine, imagine(steps=2, references=(Reference(RED),))).reason
     assert str(tmp_path) in reason and "ip-adapter" in reason
+
+
+def test_the_adapter_is_read_once_and_stays_resident(core, adapter_dir, tmp_path):
+    copy = tmp_path / "adapter"
+    shutil.copytree(adapter_dir, copy)
+    engine = EngineCore(EngineConfig(model="tiny", device="cpu", warmup=False, ip_adapter=str(copy)))
+    engine.model, engine.info = core.model, core.info
+    first = finish(engine, imagine(steps=2, references=(Reference(RED, 500),)))
+    shutil.rmtree(copy)  # the weights and the image encoder are in memory now
+    second = finish(engine, imagine(steps=2, references=(Reference(RED, 500),)))
+    assert [i.rgb for i in first.images] == [i.rgb for i in second.images]
+    assert engine.model.pipe.image_encoder is None  # not part of the pipeline between such jobs
