@@ -86,3 +86,12 @@ def test_the_adapter_is_read_once_and_stays_resident(core, adapter_dir, tmp_path
     second = finish(engine, imagine(steps=2, references=(Reference(RED, 500),)))
     assert [i.rgb for i in first.images] == [i.rgb for i in second.images]
     assert engine.model.pipe.image_encoder is None  # not part of the pipeline between such jobs
+
+
+def test_the_sdxl_family_takes_a_reference_too(xl_core, tmp_path):
+    folder = build_tiny_ip_adapter(xl_core.model.unet, tmp_path / "xl-adapter")
+    engine = EngineCore(EngineConfig(model="tiny-xl", device="cpu", warmup=False, ip_adapter=str(folder)))
+    engine.model, engine.info = xl_core.model, xl_core.info
+    plain = finish(engine, imagine(steps=2))
+    styled = finish(engine, imagine(steps=2, references=(Reference(CHECKS, 1000),)))
+    assert all(distance(a, b) > 0.5 for a, b in zip(plain.images, styled.images, strict=True))
