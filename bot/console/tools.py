@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.console.arguments import EXIT_OK, ConsoleError
 from bot.console.output import Output, job_json
-from bot.core.fetch import MAX_BYTES, ImageFetchError, decode_attachment
+from bot.core.decode import MAX_BYTES, ImageFetchError, decode_attachment
 from bot.core.prompt_tools import options, ranking
 from bot.core.rules import Requester
 from bot.core.services import Services

@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.fetch import ImageFetchError
+from bot.core.decode import ImageFetchError
 from bot.discord import render
 from bot.discord.app import ImagineBot
 from bot.discord.job_actions.actions import attachment_image, channel_refusal, requester_for
