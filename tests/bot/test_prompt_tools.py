@@ -14,12 +14,14 @@ from bot.core.jobs import Action, JobError, Requester
 from bot.core.moderation import BannedError
 from bot.core.prompt_tools import NO_CAPTIONER, PromptTools, options, ranking, shorter_prompts
 from bot.core.references import NO_ADAPTER
+from bot.core.services import Services
 from bot.prompt import PromptError
+from bot.settings import Settings
 from engine.api import BlendRequest
 from storage.models import JobStatus
 from storage.queries import HistoryQuery
 from tests.bot import test_jobs
-from tests.support.stand_in_engine import solid
+from tests.support.stand_in_engine import StandInEngine, solid
 
 ALICE = Requester(user_id=11, user_name="alice", guild_id=500, channel_id=600)
 env = test_jobs.env  # the job service's fixture: real store and dispatcher, the stand-in engine
@@ -264,3 +266,26 @@ async def test_a_reference_that_was_not_fetched_stores_nothing(referencing):
     assert await all_jobs(store) == [] and engine.requests == []
     inputs = Path(store.files.data_dir) / "inputs"
     assert not inputs.exists() or not any(inputs.iterdir())
+
+
+async def test_a_blend_left_queued_by_a_stop_runs_from_its_kept_pictures_after_the_restart(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", model="stand-in", device="cpu", engine="inprocess")
+    held = StandInEngine()
+    held.gate = asyncio.Event()  # the job waits before its first step
+    first = await Services.start(settings, engine=held)
+    try:
+        job = await first.blends.blend(ALICE, [solid(40, 30), solid(30, 40, 200)], "square")
+        await held.wait_active(job.id)
+    finally:
+        await first.stop(grace_s=0.0)  # the running blend goes back to queued, its store closes
+
+    engine = StandInEngine()
+    second = await Services.start(settings, engine=engine)
+    try:
+        await asyncio.wait_for(second.dispatcher.wait_idle(), 10)
+        done = await second.store.get_job(job.id)
+        assert done.status == JobStatus.DONE and len(done.cells) == 4
+        [request] = engine.requests
+        assert isinstance(request, BlendRequest) and [s.width for s in request.sources] == [40, 30]
+    finally:
+        await second.stop(grace_s=1.0)
