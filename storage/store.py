@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, Unpack
 
@@ -26,6 +26,7 @@ from storage.db import Database, default_url
 from storage.errors import CorruptDatabaseError, InvalidInputError, JobStateError, NotFoundError
 from storage.files import ImageFiles, ImageLike, check_job_id
 from storage.models import (
+    ANSWER_KINDS,
     GRID_INDEX,
     Job,
     JobStatus,
@@ -45,6 +46,15 @@ from storage.store_settings import SettingsMethods
 from storage.validation import check_job_fields, is_int
 
 log = logging.getLogger(__name__)
+
+
+def _check_new_job(fields: Mapping[str, Any]) -> None:
+    """The checks every new job row passes: the required fields, then each field's own."""
+    missing = [name for name in ("user_id", "kind") if fields.get(name) is None]
+    if missing:
+        raise InvalidInputError(f"a job needs {' and '.join(missing)}")
+    check_job_fields(fields, creating=True)
+
 
 T = TypeVar("T")
 
@@ -126,6 +136,32 @@ class Store(ModerationMethods, SettingsMethods, OwnershipMethods):
         [job] = await self.create_jobs([fields])
         return job
 
+    async def record_answer(self, **fields: Unpack[JobFields]) -> Job:
+        """A finished job whose result is text in its params (/shorten, /describe), in one write.
+
+        Such a job has no images and never waits in the queue: the front end asks the engine
+        first and records the answer when it has it, so a failed or interrupted question leaves
+        no row behind. Only the kinds in `ANSWER_KINDS` may be recorded this way.
+        """
+        if fields.get("kind") not in ANSWER_KINDS:
+            raise InvalidInputError(
+                f"only {sorted(ANSWER_KINDS)} jobs are recorded as answers, not {fields.get('kind')!r}"
+            )
+        if "status" in fields:
+            raise InvalidInputError("an answer is always recorded as done; leave the status out")
+        _check_new_job(fields)
+        parent_id = fields.get("parent_id")
+        now = utcnow()
+
+        async def work(session: AsyncSession) -> Job:
+            jobs = JobRepository(session)
+            if parent_id is not None and not await jobs.exists(parent_id):
+                raise NotFoundError(f"parent job {parent_id!r} does not exist")
+            done = {"status": JobStatus.DONE.value, "started_at": now, "finished_at": now}
+            return await jobs.add(Job(images=[], **fields, **done))
+
+        return await self._write(work)
+
     async def create_jobs(self, specs: Sequence[JobFields]) -> list[Job]:
         """The rows of one submission (a permutation's prompts, a `--repeat`), in one transaction.
 
@@ -134,10 +170,7 @@ class Store(ModerationMethods, SettingsMethods, OwnershipMethods):
         """
         checked: list[dict[str, Any]] = [dict(spec) for spec in specs]
         for fields in checked:
-            missing = [name for name in ("user_id", "kind") if fields.get(name) is None]
-            if missing:
-                raise InvalidInputError(f"a job needs {' and '.join(missing)}")
-            check_job_fields(fields, creating=True)
+            _check_new_job(fields)
         parents = {fields["parent_id"] for fields in checked if fields.get("parent_id") is not None}
 
         async def work(session: AsyncSession) -> list[Job]:

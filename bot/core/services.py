@@ -12,9 +12,11 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from bot.core.blend import BlendService
 from bot.core.dispatcher import Dispatcher, Listener
 from bot.core.jobs import JobService
 from bot.core.limits import Limits
+from bot.core.prompt_tools import PromptTools
 from bot.settings import Settings
 from engine.api import EngineClient, EngineRequest, ModelInfo
 from engine.local import LocalEngine
@@ -129,6 +131,16 @@ class Services:
         dispatcher = Dispatcher(store, engine, build_request, limits, owner=owner)
         jobs = JobService(store, dispatcher, info, model_name=settings.model, versions=settings.versions)
         return cls(settings, store, engine, info, dispatcher, jobs, owns_engine, owns_store)
+
+    @property
+    def blends(self) -> BlendService:
+        """/blend submissions (stateless: a new one costs nothing)."""
+        return BlendService(self.jobs)
+
+    @property
+    def prompt_tools(self) -> PromptTools:
+        """/shorten, /describe and their prompt buttons."""
+        return PromptTools(self.jobs, self.engine, captioner=self.settings.captioner)
 
     async def start_dispatching(self, recover: Callable[[Job], bool] | None = None) -> list[str]:
         """The second phase: recover pending jobs, then run jobs. Returns the recovered job ids.
