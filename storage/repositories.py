@@ -29,6 +29,7 @@ from storage.models import (
     JobMessage,
     JobStatus,
     Report,
+    ReportState,
     UserPrefs,
     utcnow,
 )
@@ -97,6 +98,7 @@ class JobRepository:
     async def history(self, query: HistoryQuery) -> HistoryPage:
         limit = query.checked_limit()
         statuses = query.statuses()
+        kinds = query.kinds()
         stmt = select(Job)
         if query.user_id is not None:
             stmt = stmt.where(Job.user_id == query.user_id)
@@ -108,8 +110,17 @@ class JobRepository:
             stmt = stmt.where(Job.created_at >= query.since)
         if query.until is not None:
             stmt = stmt.where(Job.created_at < query.until)
-        if not query.include_hidden:
+        if kinds:
+            stmt = stmt.where(Job.kind.in_(kinds))
+        if not query.include_hidden or query.hidden is False:
             stmt = stmt.where(Job.hidden.is_(False))
+        elif query.hidden:
+            stmt = stmt.where(Job.hidden.is_(True))
+        if query.reported:
+            open_report = select(Report.id).where(
+                Report.job_id == Job.id, Report.state == ReportState.OPEN.value
+            )
+            stmt = stmt.where(open_report.exists())
         if query.text and query.text.strip():
             pattern = like_pattern(query.text.strip())
             if self.session.get_bind().dialect.name == "sqlite":

@@ -44,6 +44,7 @@ from storage.repositories import (
     SettingsRepository,
 )
 from storage.store_moderation import ModerationMethods
+from storage.store_web import WebTokenMethods
 from storage.validation import check_job_fields, check_settings_fields, is_int
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def _is_corrupt(exc: DBAPIError) -> bool:
     return "not a database" in text or "malformed" in text or "file is encrypted" in text
 
 
-class Store(ModerationMethods):
+class Store(ModerationMethods, WebTokenMethods):
     """The job history: rows in the database, pictures under the data directory."""
 
     def __init__(self, database: Database, files: ImageFiles) -> None:

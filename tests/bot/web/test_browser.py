@@ -1,0 +1,118 @@
+"""Imagine Web in headless Chromium against the real `imagine web` (tiny model): what a member and
+a moderator see and do, from a sign-in link to a result that arrives without a reload.
+
+Screenshots are written to IMAGINE_SCREENSHOTS_DIR when it is set (docs/web/ holds the README's).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.bot.web.conftest import WebProcess
+
+pytestmark = pytest.mark.timeout(240)
+
+MEMBER, OTHER, MODERATOR, GUILD = 1001, 1002, 2001, 77
+RESULT_S = 90_000  # ms: the tiny model on a busy CI CPU
+
+
+def shoot(page, name: str) -> None:
+    folder = os.environ.get("IMAGINE_SCREENSHOTS_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def sign_in(
+    browser, server: WebProcess, user: int, *, name: str, moderator: bool = False, to: str | None = None
+):
+    context = browser.new_context(viewport={"width": 1100, "height": 800}, color_scheme="dark")
+    page = context.new_page()
+    page.goto(server.link(user, GUILD, name=name, moderator=moderator, to=to))
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_load_state()
+    return context, page
+
+
+@pytest.fixture(scope="module")
+def member_page(browser, web_server: WebProcess):
+    context, page = sign_in(browser, web_server, MEMBER, name="alice")
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def grid_job(member_page) -> str:
+    """The member's first image, made from the gallery's prompt box; returns its job id."""
+    page = member_page
+    page.goto(page.url.split("/", 3)[0] + "//" + page.url.split("/")[2] + "/")
+    page.get_by_label("New image").fill("a red circle on a blue sky --seed 7")
+    page.get_by_role("button", name="Imagine").click()
+    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}$"))
+    page.locator("#images img").first.wait_for(timeout=RESULT_S)
+    return page.url.rsplit("/", 1)[1]
+
+
+def test_a_member_signs_in_sees_the_gallery_opens_a_job_and_watches_V2_arrive(
+    member_page, grid_job: str, web_server: WebProcess
+) -> None:
+    page = member_page
+    page.goto(web_server.url + "/")
+    tile = page.get_by_role("img", name="a red circle on a blue sky")
+    tile.first.wait_for()
+    assert page.get_by_text("alice").is_visible()
+    shoot(page, "gallery")
+    tile.first.click()
+    page.wait_for_url(f"**/jobs/{grid_job}")
+    assert page.locator("#images img").count() == 4
+    assert page.get_by_text("seed 7").first.is_visible()
+    page.get_by_role("button", name="V2", exact=True).click()
+    result = page.locator("#result-images img")
+    result.first.wait_for(timeout=RESULT_S)
+    assert result.count() == 4
+    assert page.url.endswith(grid_job)  # no reload, no navigation: the result came to this page
+    assert page.locator("#result-status").inner_text() == "Done"
+    shoot(page, "job")
+    # The new job is a child of this one: its page links back here.
+    page.get_by_role("link", name="Open the new job").click()
+    page.get_by_role("link", name=re.compile(grid_job[:8])).first.wait_for()
+
+
+def test_a_member_is_refused_the_moderators_desk(member_page, web_server: WebProcess) -> None:
+    response = member_page.goto(web_server.url + "/mod")
+    assert response.status == 403
+    assert "moderators" in member_page.content()
+
+
+def test_a_moderator_reviews_and_hides_a_job(
+    browser, web_server: WebProcess, grid_job: str, member_page
+) -> None:
+    context, page = sign_in(browser, web_server, MODERATOR, name="mod", moderator=True)
+    try:
+        page.get_by_role("link", name="Moderator's desk").click()
+        page.get_by_label("User id").first.fill(str(MEMBER))
+        page.get_by_role("button", name="Filter").click()
+        page.get_by_label(f"Pick job {grid_job}").check()
+        page.get_by_label("Reason").first.fill("off topic")
+        shoot(page, "desk")
+        page.get_by_role("button", name="Hide picked", exact=True).click()
+        assert page.get_by_role("status").inner_text() == "Hid 1 job(s)."
+        audit = page.locator("section[aria-labelledby=h-audit] tbody tr").first
+        assert "hide" in audit.inner_text() and "off topic" in audit.inner_text()
+    finally:
+        context.close()
+    # The member no longer sees it, in the gallery or by its address.
+    member_page.goto(web_server.url + "/")
+    assert member_page.locator(f"a[href='/jobs/{grid_job}']").count() == 0
+    assert member_page.goto(f"{web_server.url}/jobs/{grid_job}").status == 404
+
+
+def pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(np.int16)
