@@ -23,6 +23,7 @@ from engine.api import (
     Finished,
     ImageData,
     ImagineRequest,
+    InpaintRequest,
     ModelInfo,
     OutpaintRequest,
     Progress,
@@ -36,6 +37,7 @@ from engine.models import LoadedModel, closed_vocabulary, load_model
 from engine.ops.generate import Generation, OpContext, OpResult, generate_together
 from engine.ops.grid import make_grid
 from engine.ops.imagine import prepare_imagine, run_imagine
+from engine.ops.inpaint import run_inpaint
 from engine.ops.outpaint import run_outpaint
 from engine.ops.preview import latents_to_preview
 from engine.ops.sampler import Cancelled
@@ -311,4 +313,6 @@ class EngineCore:
             return run_upscale(ctx, request)
         if isinstance(request, OutpaintRequest):
             return run_outpaint(ctx, request)
+        if isinstance(request, InpaintRequest):
+            return run_inpaint(ctx, request)
         raise ValueError(f"unknown request type {type(request).__name__}")

@@ -49,6 +49,7 @@ class JobKind(enum.StrEnum):
     ZOOM = "zoom"
     PAN = "pan"
     SQUARE = "square"
+    REGION = "region"  # Vary (Region): a masked area of an upscaled image redrawn (four images)
 
 
 class JobStatus(enum.StrEnum):

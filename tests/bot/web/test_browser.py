@@ -85,6 +85,48 @@ def test_a_member_signs_in_sees_the_gallery_opens_a_job_and_watches_V2_arrive(
     page.get_by_role("link", name=re.compile(grid_job[:8])).first.wait_for()
 
 
+def test_a_member_draws_a_region_and_gets_an_inpainted_image_with_the_rest_unchanged(
+    member_page, grid_job: str, web_server: WebProcess
+) -> None:
+    page = member_page
+    page.goto(f"{web_server.url}/jobs/{grid_job}")
+    page.get_by_role("button", name="U1", exact=True).click()
+    page.locator("#result-images img").first.wait_for(timeout=RESULT_S)
+    page.get_by_role("link", name="Open the new job").click()
+    page.get_by_role("link", name="Vary (Region)").click()
+    page.wait_for_url("**/region/*")
+    upscale_id = page.url.rsplit("/", 1)[1]
+    canvas = page.locator("#overlay")
+    box = canvas.bounding_box()
+
+    def drag(x0: float, y0: float, x1: float, y1: float) -> None:
+        page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * y0)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * y1, steps=5)
+        page.mouse.up()
+
+    drag(0.6, 0.6, 0.9, 0.9)
+    page.get_by_role("button", name="Undo").click()
+    assert page.get_by_role("button", name="Submit").is_disabled()
+    drag(0.25, 0.25, 0.75, 0.75)  # the rectangle tool is the default
+    page.get_by_label("Prompt").fill("a green circle on a blue sky")
+    shoot(page, "region")
+    page.get_by_role("button", name="Submit").click()
+    result = page.locator("#result-images img")
+    result.first.wait_for(timeout=RESULT_S)
+    assert result.count() == 4
+    source = pixels(page.request.get(f"{web_server.url}/images/{upscale_id}/1.png").body())
+    new_url = result.first.get_attribute("src")
+    after = pixels(page.request.get(web_server.url + new_url).body())
+    assert after.shape == source.shape
+    h, w = source.shape[:2]
+    outside = np.ones((h, w), dtype=bool)
+    outside[int(h * 0.25) - 2 : int(h * 0.75) + 3, int(w * 0.25) - 2 : int(w * 0.75) + 3] = False
+    assert np.array_equal(after[outside], source[outside])  # every unmasked pixel is the source's
+    inside = (slice(int(h * 0.3), int(h * 0.7)), slice(int(w * 0.3), int(w * 0.7)))
+    assert np.abs(after[inside] - source[inside]).mean() > 3  # and the region was redrawn
+
+
 def test_a_member_is_refused_the_moderators_desk(member_page, web_server: WebProcess) -> None:
     response = member_page.goto(web_server.url + "/mod")
     assert response.status == 403

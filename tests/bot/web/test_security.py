@@ -40,7 +40,9 @@ class Client:
     def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
         return self.server.request("GET", path, headers={"Cookie": self.cookie})
 
-    def post(self, path: str, fields: dict[str, str], *, csrf: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    def post(
+        self, path: str, fields: dict[str, str], *, csrf: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         body = urllib.parse.urlencode({"csrf": self.csrf if csrf is None else csrf, **fields}).encode()
         headers = {"Cookie": self.cookie, "Content-Type": "application/x-www-form-urlencoded"}
         return self.server.request("POST", path, body=body, headers=headers)
@@ -78,12 +80,22 @@ def test_health_answers_without_a_session(web_server: WebProcess) -> None:
 def test_without_a_session_every_page_redirects_to_sign_in_and_shows_nothing(
     web_server: WebProcess, alice_job: str
 ) -> None:
-    for path in ("/", f"/jobs/{alice_job}", f"/jobs/{alice_job}/progress", f"/images/{alice_job}/1.png",
-                 f"/thumbs/{alice_job}.jpg", "/mod", f"/region/{alice_job}", "/?q=secret"):
+    for path in (
+        "/",
+        f"/jobs/{alice_job}",
+        f"/jobs/{alice_job}/progress",
+        f"/images/{alice_job}/1.png",
+        f"/thumbs/{alice_job}.jpg",
+        "/mod",
+        f"/region/{alice_job}",
+        "/?q=secret",
+    ):
         status, headers, body = web_server.request("GET", path)
         assert status == 303 and headers["Location"] == "/signin", path
         assert alice_job.encode() not in body and b"secret" not in body and b"alice" not in body
-    status, _, _ = web_server.request("POST", "/imagine", body=b"prompt=x", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, _, _ = web_server.request(
+        "POST", "/imagine", body=b"prompt=x", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert status == 403
 
 
@@ -107,8 +119,13 @@ def test_an_expired_link_and_an_expired_session_are_refused(web_server: WebProce
             old = utcnow() - timedelta(minutes=16)
             link = await issue_link(store, web_server.url, WebMember(ALICE, "alice", GUILD), now=old)
             await store.add_web_token(
-                token_hash("x" * 43), "session", user_id=ALICE, user_name="alice", guild_id=GUILD,
-                moderator=False, expires_at=utcnow() - timedelta(seconds=1),
+                token_hash("x" * 43),
+                "session",
+                user_id=ALICE,
+                user_name="alice",
+                guild_id=GUILD,
+                moderator=False,
+                expires_at=utcnow() - timedelta(seconds=1),
             )
             return link
         finally:
@@ -129,8 +146,14 @@ def test_signing_out_ends_the_session(web_server: WebProcess) -> None:
 
 
 def test_another_members_job_is_not_found_in_any_form(mallory: Client, alice_job: str) -> None:
-    for path in (f"/jobs/{alice_job}", f"/jobs/{alice_job}/progress", f"/images/{alice_job}/1.png",
-                 f"/images/{alice_job}/grid.png", f"/thumbs/{alice_job}.jpg", f"/region/{alice_job}"):
+    for path in (
+        f"/jobs/{alice_job}",
+        f"/jobs/{alice_job}/progress",
+        f"/images/{alice_job}/1.png",
+        f"/images/{alice_job}/grid.png",
+        f"/thumbs/{alice_job}.jpg",
+        f"/region/{alice_job}",
+    ):
         status, _, body = mallory.get(path)
         assert status == 404 and b"secret" not in body, path
     status, _, _ = mallory.post(f"/jobs/{alice_job}/action", {"do": "V1"})
@@ -138,7 +161,9 @@ def test_another_members_job_is_not_found_in_any_form(mallory: Client, alice_job
     assert alice_job.encode() not in mallory.get("/?q=secret")[2]
 
 
-def test_a_forged_or_missing_csrf_token_is_refused_and_changes_nothing(alice: Client, mallory: Client, alice_job: str) -> None:
+def test_a_forged_or_missing_csrf_token_is_refused_and_changes_nothing(
+    alice: Client, mallory: Client, alice_job: str
+) -> None:
     before = alice.get("/")[2].count(b'class="tile"')
     for token in ("0" * 64, mallory.csrf, ""):
         status, _, body = alice.post(f"/jobs/{alice_job}/action", {"do": "V1"}, csrf=token)
@@ -178,7 +203,9 @@ def test_traversal_is_refused_in_every_path(alice: Client, alice_job: str, templ
 def test_an_oversized_form_is_refused(alice: Client) -> None:
     body = b"csrf=" + alice.csrf.encode() + b"&prompt=" + b"a" * (5 * 1024 * 1024)
     status, _, _ = alice.server.request(
-        "POST", "/imagine", body=body,
+        "POST",
+        "/imagine",
+        body=body,
         headers={"Cookie": alice.cookie, "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert status == 413
