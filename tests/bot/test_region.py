@@ -31,15 +31,15 @@ def png(width: int, height: int, box: tuple[int, int, int, int] | None) -> bytes
 
 @pytest.fixture
 async def upscaled(env):  # noqa: F811
-    store, engine, dispatcher, service = env
+    store, _engine, dispatcher, service = env
     [grid] = await done(dispatcher, store, await service.imagine(ALICE, "a red fox --seed 1"))
     single = await service.derive(ALICE, grid.id, Action.UPSCALE, index=1)
     return grid, single
 
 
 async def test_a_mask_on_an_upscale_makes_a_region_job_with_four_seeds(env, upscaled):  # noqa: F811
-    store, engine, dispatcher, service = env
-    grid, single = upscaled
+    store, _engine, dispatcher, service = env
+    _grid, single = upscaled
     w, h = single.cells[0].width, single.cells[0].height
     job = await service.region(ALICE, single.id, png(w, h, (0, 0, w // 2, h // 2)), "a blue fox")
     [job] = await done(dispatcher, store, [job])
@@ -66,8 +66,8 @@ async def test_a_mask_on_an_upscale_makes_a_region_job_with_four_seeds(env, upsc
     ],
 )
 async def test_a_bad_mask_is_refused_and_stores_nothing(env, upscaled, mask, reason):  # noqa: F811
-    store, engine, dispatcher, service = env
-    grid, single = upscaled
+    store, _engine, _dispatcher, service = env
+    _grid, single = upscaled
     before = await count_jobs(store)
     with pytest.raises(MaskError, match=reason):
         await service.region(ALICE, single.id, mask(single.cells[0].width, single.cells[0].height))
@@ -75,7 +75,7 @@ async def test_a_bad_mask_is_refused_and_stores_nothing(env, upscaled, mask, rea
 
 
 async def test_region_needs_an_upscaled_image_and_a_valid_prompt(env, upscaled):  # noqa: F811
-    store, engine, dispatcher, service = env
+    *_, service = env
     grid, single = upscaled
     with pytest.raises(JobError, match="works on an upscaled image"):
         await service.region(ALICE, grid.id, png(8, 8, (0, 0, 2, 2)))
