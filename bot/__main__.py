@@ -58,16 +58,23 @@ async def run(
     from bot.core.services import Services
     from bot.discord.app import create_bot
     from bot.health import start_status
+    from bot.web.app import WebServer
 
     point_at_discord(settings.discord_api_base, settings.discord_gateway_url)
     services = await Services.open(settings, engine=engine, role="bot")
     bot = None
     status = None
+    web = None
     try:
         # The bot adds its dispatcher listener here, before any job runs, so a recovered job's
         # result is posted even when it finishes before Discord is connected.
         bot = create_bot(services)
         status = await start_status(services, bot)  # metrics count the recovered jobs too
+        if settings.web_port is not None:
+            # Imagine Web beside the bot, on the same services (its progress listener is added
+            # here too, before any job runs).
+            web = WebServer(services, settings.web_host, settings.web_port, settings.web_url)
+            await web.start()
         recovered = await services.start_dispatching(recover=lambda job: job.source == "discord")
         if recovered:
             log.info("recovered %d Discord job(s)", len(recovered))
@@ -92,6 +99,8 @@ async def run(
     finally:
         if bot is not None and not bot.is_closed():
             await bot.close()
+        if web is not None:
+            await web.stop()
         await services.stop(STOP_GRACE_S)
         if status is not None:
             server, unwatch = status

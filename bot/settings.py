@@ -97,6 +97,11 @@ class Settings:
     cuda_graphs: bool = False
     fp8: str = "off"
 
+    @property
+    def web_enabled(self) -> bool:
+        """Whether members can reach Imagine Web (a public URL, or the bot serves it itself)."""
+        return self.web_url is not None or self.web_port is not None
+
     @classmethod
     def from_env(
         cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"

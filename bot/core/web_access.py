@@ -24,6 +24,20 @@ log = logging.getLogger(__name__)
 LINK_TTL = timedelta(minutes=15)
 SESSION_TTL = timedelta(days=7)
 SIGNIN_PATH = "/signin"
+DEFAULT_WEB_PORT = 8080  # `imagine web` without IMAGINE_WEB_PORT
+
+
+def public_base(web_url: str | None, host: str, port: int | None) -> str:
+    """Where members reach Imagine Web: IMAGINE_WEB_URL, else the address the server listens on."""
+    if web_url:
+        return web_url.rstrip("/")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{shown}:{port or DEFAULT_WEB_PORT}"
+
+
+def region_path(job_id: str) -> str:
+    """The Vary (Region) editor of a job (a sign-in link's destination from Discord's button)."""
+    return f"/region/{job_id}"
 
 
 class WebTokenStore(Protocol):

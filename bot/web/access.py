@@ -35,13 +35,13 @@ class PublicSite:
 
 
 SITE_KEY = web.AppKey("site", PublicSite)
+MEMBER_KEY = web.RequestKey("member", WebMember)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def member(request: web.Request) -> WebMember:
-    found: WebMember = request["member"]
-    return found
+    return request[MEMBER_KEY]
 
 
 def session_secret(request: web.Request) -> str:
@@ -70,7 +70,7 @@ async def security(request: web.Request, handler: Handler) -> web.StreamResponse
             if request.method != "GET":
                 raise web.HTTPForbidden(text="Sign in first: use /web in Discord for a link.")
             raise web.HTTPSeeOther("/signin")
-        request["member"] = found
+        request[MEMBER_KEY] = found
         if request.method == "POST":
             submitted = request.headers.get("X-CSRF-Token")
             if submitted is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.core.services import Services
+from bot.core.web_access import public_base
 from bot.web import desk, gallery, images, job_page, region, signin
 from bot.web.access import SITE_KEY, STORE_KEY, PublicSite, security
 from bot.web.progress import BOARD_KEY, ProgressBoard
@@ -25,14 +26,6 @@ STATIC = Path(__file__).with_name("static")
 # The biggest request body: a Vary (Region) mask of a 2048x2048 image is well under this; anything
 # bigger is refused with 413 before it is read.
 MAX_BODY = 4 * 1024 * 1024
-
-
-def base_url(settings_url: str | None, host: str, port: int) -> str:
-    """IMAGINE_WEB_URL, or the address the server listens on."""
-    if settings_url:
-        return settings_url.rstrip("/")
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    return f"http://{shown}:{port}"
 
 
 def create_app(services: Services, site: PublicSite) -> web.Application:
@@ -74,7 +67,7 @@ class WebServer:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         # Without IMAGINE_WEB_URL, links name the address the server listens on (known only now).
-        self.site.url = base_url(self._public_url, self.host, self.port)
+        self.site.url = public_base(self._public_url, self.host, self.port)
         self.url = self.site.url
         log.info("Imagine Web on http://%s:%d (links: %s)", self.host, self.port, self.url)
 

@@ -16,16 +16,15 @@ import sys
 from collections.abc import Sequence
 
 from bot.core.services import Services
-from bot.core.web_access import WebMember, issue_link
+from bot.core.web_access import DEFAULT_WEB_PORT, WebMember, issue_link, public_base
 from bot.logs import setup_logging
 from bot.settings import Settings, SettingsError
-from bot.web.app import WebServer, base_url
+from bot.web.app import WebServer
 from storage.errors import StorageError
 from storage.store import Store
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 8080
 STOP_GRACE_S = 30.0
 
 
@@ -42,15 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def link_base(settings: Settings) -> str:
-    return base_url(settings.web_url, settings.web_host, settings.web_port or DEFAULT_PORT)
-
-
 async def print_link(args: argparse.Namespace, settings: Settings) -> int:
     store = await Store.open(settings.database_url, settings.data_dir, wait_s=settings.database_wait_s)
     try:
         who = WebMember(args.user, args.name or str(args.user), args.guild, args.moderator)
-        print(await issue_link(store, link_base(settings), who, target=args.to))
+        base = public_base(settings.web_url, settings.web_host, settings.web_port)
+        print(await issue_link(store, base, who, target=args.to))
     finally:
         await store.close()
     return 0
@@ -58,7 +54,7 @@ async def print_link(args: argparse.Namespace, settings: Settings) -> int:
 
 async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> int:
     services = await Services.open(settings, role="web")
-    server = WebServer(services, settings.web_host, settings.web_port or DEFAULT_PORT, settings.web_url)
+    server = WebServer(services, settings.web_host, settings.web_port or DEFAULT_WEB_PORT, settings.web_url)
     try:
         await services.start_dispatching(recover=lambda job: job.source == "web")
         await server.start()

@@ -8,7 +8,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from bot.web.access import form_token
+from bot.web.access import MEMBER_KEY, form_token
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -23,8 +23,9 @@ _env = jinja2.Environment(
 
 def page(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
     """A full HTML page; the signed-in member and the form token come with every one."""
-    context.setdefault("member", request.get("member"))
-    context.setdefault("csrf", form_token(request) if request.get("member") else "")
+    signed_in = request.get(MEMBER_KEY)
+    context.setdefault("member", signed_in)
+    context.setdefault("csrf", form_token(request) if signed_in else "")
     context.setdefault("title", "Imagine")
     html = _env.get_template(template).render(**context)
     return web.Response(text=html, status=status, content_type="text/html")
