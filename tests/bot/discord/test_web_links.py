@@ -32,7 +32,7 @@ async def test_web_answers_a_private_link_that_signs_the_member_in_once(world):
     result = await world.alice.slash(world.channel, "web")
     assert "works once, within 15 minutes" in result.response.content
     secret = link_of(result).rsplit("/", 1)[1]
-    session, who, target = await redeem_link(world.services.store, secret)
+    _session, who, target = await redeem_link(world.services.store, secret)
     assert (who.user_id, who.guild_id, who.moderator, target) == (world.alice.id, world.guild.id, False, None)
     with pytest.raises(PermissionError, match="already used"):
         await redeem_link(world.services.store, secret)
@@ -49,7 +49,7 @@ async def test_an_upscale_offers_vary_region_which_links_to_the_editor(world):
     grid, _ = await imagine(world, world.alice, "a red fox in snow --ar 3:2 --seed 11")
     single, job = await click(world, world.alice, grid, "U2")
     assert "Vary (Region)" in labels(single)[0]
-    assert "Vary (Region)" not in sum(labels(grid), [])  # a grid has no single image to mask
+    assert "Vary (Region)" not in [label for row in labels(grid) for label in row]  # a grid has no single image to mask
     result = await world.bob.click(single, label="Vary (Region)")
     _, who, target = await redeem_link(world.services.store, link_of(result).rsplit("/", 1)[1])
     assert who.user_id == world.bob.id and target == f"/region/{job.id}"
@@ -63,4 +63,4 @@ async def test_without_imagine_web_there_is_no_link_and_no_region_button(world, 
     assert result.ephemeral and result.response.content == NOT_SET_UP
     grid, _ = await imagine(world, world.alice, "a red fox in snow --ar 3:2 --seed 11")
     single, _ = await click(world, world.alice, grid, "U2")
-    assert "Vary (Region)" not in sum(labels(single), [])
+    assert "Vary (Region)" not in [label for row in labels(single) for label in row]
