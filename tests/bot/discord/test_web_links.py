@@ -49,7 +49,7 @@ async def test_an_upscale_offers_vary_region_which_links_to_the_editor(world):
     grid, _ = await imagine(world, world.alice, "a red fox in snow --ar 3:2 --seed 11")
     single, job = await click(world, world.alice, grid, "U2")
     assert "Vary (Region)" in labels(single)[0]
-    assert "Vary (Region)" not in [label for row in labels(grid) for label in row]  # a grid has no single image to mask
+    assert "Vary (Region)" not in [label for row in labels(grid) for label in row]
     result = await world.bob.click(single, label="Vary (Region)")
     _, who, target = await redeem_link(world.services.store, link_of(result).rsplit("/", 1)[1])
     assert who.user_id == world.bob.id and target == f"/region/{job.id}"
