@@ -135,8 +135,11 @@ class JobRepository:
                 )
         if query.before:
             created_at, job_id = decode_cursor(query.before)
+            # The redundant `created_at <=` is the range an index on (..., created_at) can seek to;
+            # the OR alone makes SQLite walk every newer row of the page's user or guild first.
             stmt = stmt.where(
-                or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+                Job.created_at <= created_at,
+                or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id)),
             )
         # One row more than asked tells whether a next page exists without a COUNT.
         rows = list((await self.session.scalars(_newest_first(stmt).limit(limit + 1))).all())
