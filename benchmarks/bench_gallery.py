@@ -12,12 +12,10 @@ import argparse
 import asyncio
 import re
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from sqlalchemy import update
 
 from benchmarks.bench_storage import _ms, _timed, bulk_load
