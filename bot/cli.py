@@ -9,17 +9,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from bot.console import main as console_main
+from bot.web.cli import main as web_main
+
 WEB_COMMANDS = ("web", "web-link")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in WEB_COMMANDS:
-        from bot.web.cli import main as web_main  # only the web's command loads aiohttp's web app
-
         return web_main(args)
-    from bot.console import main as console_main
-
     return console_main(args)
 
 

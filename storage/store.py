@@ -201,7 +201,7 @@ class Store(ModerationMethods, WebTokenMethods):
         images: Sequence[ImageLike],
         seeds: Sequence[int],
         grid: ImageLike | None = None,
-        timings: dict[str, Any] | None = None,
+        timings: dict[str, float] | None = None,
         owner_id: str | None = None,
     ) -> Job:
         """Store the results and mark the job `done` (refused when another live process holds

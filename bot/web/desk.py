@@ -13,7 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.core import moderation
-from bot.core.moderation import RuleError, format_until, parse_duration, rule_text, validate_rule
+from bot.core.durations import format_until, parse_duration
+from bot.core.moderation import RuleError, rule_text, validate_rule
 from bot.core.web_access import WebMember
 from bot.web.access import STORE_KEY, member
 from bot.web.gallery import day_range, parse_day
