@@ -44,7 +44,7 @@ class Button:
 
 GRID_BUTTONS = (
     *(Button(f"U{i}", f"U{i}", Action.UPSCALE, (("index", i - 1),)) for i in range(1, 5)),
-    Button("reroll", "🔄 Re-roll", Action.REROLL),
+    Button("reroll", "Re-roll", Action.REROLL),
     *(Button(f"V{i}", f"V{i}", Action.VARY, (("index", i - 1),)) for i in range(1, 5)),
 )
 SINGLE_BUTTONS = (
@@ -55,10 +55,10 @@ SINGLE_BUTTONS = (
     Button("zoom_2", "Zoom Out 2x", Action.ZOOM, (("zoom", 2.0),)),
     Button("zoom_1_5", "Zoom Out 1.5x", Action.ZOOM, (("zoom", 1.5),)),
     Button("square", "Make Square", Action.SQUARE),
-    Button("pan_left", "⬅️ Pan left", Action.PAN, (("direction", "left"),)),
-    Button("pan_right", "➡️ Pan right", Action.PAN, (("direction", "right"),)),
-    Button("pan_up", "⬆️ Pan up", Action.PAN, (("direction", "up"),)),
-    Button("pan_down", "⬇️ Pan down", Action.PAN, (("direction", "down"),)),
+    Button("pan_left", "Pan left", Action.PAN, (("direction", "left"),)),
+    Button("pan_right", "Pan right", Action.PAN, (("direction", "right"),)),
+    Button("pan_up", "Pan up", Action.PAN, (("direction", "up"),)),
+    Button("pan_down", "Pan down", Action.PAN, (("direction", "down"),)),
 )
 BUTTONS = {button.name: button for button in (*GRID_BUTTONS, *SINGLE_BUTTONS)}
 

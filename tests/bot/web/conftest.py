@@ -40,7 +40,7 @@ class WebProcess:
         self.data_dir = data_dir
         self.env = {
             **os.environ,
-            "IMAGINE_MODEL": "tiny",
+            "IMAGINE_MODEL": os.environ.get("IMAGINE_WEB_TEST_MODEL", "tiny"),  # toy: the README screenshots
             "IMAGINE_DEVICE": "cpu",
             "IMAGINE_DATA_DIR": str(data_dir),
             "IMAGINE_WEB_PORT": str(self.port),

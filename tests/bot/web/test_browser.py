@@ -17,7 +17,7 @@ from PIL import Image
 
 from tests.bot.web.conftest import WebProcess
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]  # a real `imagine web` process
 
 MEMBER, OTHER, MODERATOR, GUILD = 1001, 1002, 2001, 77
 RESULT_S = 90_000  # ms: the tiny model on a busy CI CPU

@@ -19,7 +19,7 @@ from storage.models import utcnow
 from storage.store import Store
 from tests.bot.web.conftest import WebProcess
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]  # a real `imagine web` process
 
 ALICE, MALLORY, GUILD = 501, 502, 9
 
