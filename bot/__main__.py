@@ -76,7 +76,9 @@ async def run(
             # here too, before any job runs).
             web = WebServer(services, settings.web_host, settings.web_port, settings.web_url)
             await web.start()
-        recovered = await services.start_dispatching(recover=lambda job: job.source == "discord")
+        # With the web app served here, this process also finishes the web's unfinished jobs.
+        sources = ("discord", "web") if web is not None else ("discord",)
+        recovered = await services.start_dispatching(recover=lambda job: job.source in sources)
         if recovered:
             log.info("recovered %d Discord job(s)", len(recovered))
         if stopping is None:

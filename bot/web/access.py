@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.core.web_access import WebMember, csrf_ok, csrf_token, member_for
+from bot.core.web_access import SESSION_TTL, WebMember, csrf_ok, csrf_token, member_for
 from storage.models import Job
 from storage.store import Store
 
@@ -64,6 +65,8 @@ async def security(request: web.Request, handler: Handler) -> web.StreamResponse
     if ".." in path or "%2e" in path.lower() or "%2f" in path.lower() or "%5c" in path.lower():
         # A path that tries to climb is refused before routing decodes it.
         raise web.HTTPBadRequest(text="This address is not valid.")
+    if request.method == "POST" and not _same_origin(request):
+        raise web.HTTPForbidden(text="This form did not come from this site.")
     if not _is_open(request.path):
         found = await member_for(request.app[STORE_KEY], session_secret(request))
         if found is None:
@@ -95,6 +98,17 @@ async def security(request: web.Request, handler: Handler) -> web.StreamResponse
     return response
 
 
+def _same_origin(request: web.Request) -> bool:
+    """A POST whose browser names another site as its origin is refused, sign-in included (so a
+    page elsewhere cannot sign a visitor in as someone else). No Origin header: not a browser's
+    cross-site form, and the CSRF token still guards every form behind the sign-in."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    allowed = {request.host, urlsplit(request.app[SITE_KEY].url).netloc}
+    return urlsplit(origin).netloc in allowed
+
+
 def may_see(who: WebMember, job: Job) -> bool:
     """The author sees their own visible jobs; the guild's moderators see all of the guild's."""
     if job.deleted:
@@ -114,5 +128,11 @@ async def visible_job(request: web.Request, job_id: str) -> Job:
 
 def set_session_cookie(response: web.StreamResponse, secret: str, *, secure: bool) -> None:
     response.set_cookie(
-        COOKIE, secret, httponly=True, samesite="Lax", secure=secure, path="/", max_age=7 * 24 * 3600
+        COOKIE,
+        secret,
+        httponly=True,
+        samesite="Lax",
+        secure=secure,
+        path="/",
+        max_age=int(SESSION_TTL.total_seconds()),
     )

@@ -61,6 +61,9 @@ class WebServer:
         self.app = create_app(services, self.site)
 
     async def start(self) -> None:
+        swept = await self.services.store.sweep_web_tokens()
+        if swept:
+            log.info("removed %d expired sign-in link(s) and session(s)", swept)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

@@ -6,15 +6,19 @@ Screenshots are written to IMAGINE_SCREENSHOTS_DIR when it is set (docs/web/ hol
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from storage.store import Store
 from tests.bot.web.conftest import WebProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]  # a real `imagine web` process
@@ -125,6 +129,65 @@ def test_a_member_draws_a_region_and_gets_an_inpainted_image_with_the_rest_uncha
     assert np.array_equal(after[outside], source[outside])  # every unmasked pixel is the source's
     inside = (slice(int(h * 0.3), int(h * 0.7)), slice(int(w * 0.3), int(w * 0.7)))
     assert np.abs(after[inside] - source[inside]).mean() > 3  # and the region was redrawn
+
+
+def test_the_gallery_filters_by_kind_words_and_date(member_page, web_server: WebProcess) -> None:
+    page = member_page
+    page.goto(web_server.url + "/")
+    tiles = page.locator("li.tile")
+    everything = tiles.count()
+    assert everything == 4  # the grid, V2's variations, U1's image and the region job
+    page.get_by_label("Kind").select_option("vary")
+    page.get_by_role("button", name="Filter").click()
+    assert tiles.count() == 1 and "kind=vary" in page.url
+    page.get_by_label("Kind").select_option("")
+    page.get_by_label("Prompt words").fill("GREEN circle")
+    page.get_by_role("button", name="Filter").click()
+    assert tiles.count() == 1 and "green circle" in tiles.first.inner_text()
+    page.get_by_label("Prompt words").fill("")
+    page.get_by_label("From").fill("2099-01-01")
+    page.get_by_role("button", name="Filter").click()
+    assert tiles.count() == 0 and page.get_by_text("No images here yet for these filters").is_visible()
+
+
+def test_older_pages_follow_the_cursor_without_repeats(browser, web_server: WebProcess) -> None:
+    async def make_history() -> list[str]:
+        store = await Store.open(None, web_server.data_dir)
+        try:
+            start = datetime(2026, 1, 1, tzinfo=UTC)
+            jobs = [
+                await store.create_job(
+                    user_id=OTHER,
+                    kind="imagine",
+                    status="failed",
+                    prompt=f"job {n}",
+                    created_at=start + timedelta(minutes=n),
+                )
+                for n in range(30)
+            ]
+            return [job.id for job in reversed(jobs)]
+        finally:
+            await store.close()
+
+    # Playwright's sync API keeps an event loop on this thread: the store's runs on another.
+    with ThreadPoolExecutor(1) as pool:
+        expected = pool.submit(asyncio.run, make_history()).result()
+    context, page = sign_in(browser, web_server, OTHER, name="bob")
+    try:
+        seen: list[str] = []
+        while True:
+            seen += [
+                href.rsplit("/", 1)[1]
+                for href in page.locator("li.tile a").evaluate_all("a => a.map(x => x.getAttribute('href'))")
+            ]
+            older = page.get_by_role("link", name="Older images →")
+            if older.count() == 0:
+                break
+            older.click()
+            page.wait_for_load_state()
+        assert seen == expected  # newest first, 24 then 6, nothing repeated or lost
+    finally:
+        context.close()
 
 
 def test_a_member_is_refused_the_moderators_desk(member_page, web_server: WebProcess) -> None:

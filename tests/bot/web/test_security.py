@@ -215,3 +215,41 @@ def test_sign_in_links_lead_only_to_pages_of_this_site() -> None:
     assert safe_target("/region/abc") == "/region/abc"
     for target in ("//evil.example/x", "https://evil.example/", "\\\\evil", "evil", ""):
         assert safe_target(target) is None
+
+
+def test_a_post_from_another_site_is_refused_even_for_sign_in(web_server: WebProcess, alice: Client) -> None:
+    link = urllib.parse.urlsplit(web_server.link(ALICE, GUILD)).path
+    status, headers, _ = web_server.request("POST", link, headers={"Origin": "https://evil.example"})
+    assert status == 403 and "Set-Cookie" not in headers
+    body = urllib.parse.urlencode({"csrf": alice.csrf, "prompt": "x"}).encode()
+    status, _, _ = web_server.request(
+        "POST",
+        "/imagine",
+        body=body,
+        headers={
+            "Cookie": alice.cookie,
+            "Origin": "https://evil.example",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert status == 403
+    assert web_server.request("POST", link, headers={"Origin": web_server.url})[0] == 303  # same site
+
+
+def test_a_prompt_is_text_on_every_page_never_markup(alice: Client) -> None:
+    status, headers, _ = alice.post("/imagine", {"prompt": "a <script>alert(1)</script> fox"})
+    assert status == 303
+    _, _, page = alice.get(headers["Location"])
+    assert b"<script>alert(1)" not in page and b"&lt;script&gt;alert(1)" in page
+    assert b"<script>alert(1)" not in alice.get("/")[2]
+
+
+def test_a_moderator_of_another_server_sees_nothing_of_this_one(
+    web_server: WebProcess, alice_job: str
+) -> None:
+    other_mod = Client(web_server, web_server.link(903, GUILD + 1, moderator=True))
+    assert other_mod.get(f"/jobs/{alice_job}")[0] == 404
+    _, _, desk = other_mod.get(f"/mod?user={ALICE}")
+    assert alice_job.encode() not in desk
+    status, _, body = other_mod.post("/mod/hide", {"job": alice_job, "do": "hide", "reason": "x"})
+    assert status == 400 and b"not in this server; nothing was changed" in body
