@@ -253,3 +253,12 @@ def test_a_moderator_of_another_server_sees_nothing_of_this_one(
     assert alice_job.encode() not in desk
     status, _, body = other_mod.post("/mod/hide", {"job": alice_job, "do": "hide", "reason": "x"})
     assert status == 400 and b"not in this server; nothing was changed" in body
+
+
+def test_the_database_keeps_no_link_or_cookie_only_their_hashes(web_server: WebProcess, alice: Client) -> None:
+    link = web_server.link(ALICE, GUILD)
+    secret = link.rsplit("/", 1)[1]
+    cookie = alice.cookie.split("=", 1)[1]
+    stored = b"".join(path.read_bytes() for path in web_server.data_dir.glob("imagine.db*"))
+    assert stored and secret.encode() not in stored and cookie.encode() not in stored
+    assert token_hash(secret).encode() in stored
