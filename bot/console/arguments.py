@@ -31,7 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imagine",
         description="Make images from the terminal: the same engine, queue and history as the Discord bot.",
-        epilog="Imagine Web: `imagine web` serves it, `imagine web-link --user ID --guild ID` prints a sign-in link.",
+        epilog=(
+            "Imagine Web: `imagine web` serves it; "
+            "`imagine web-link --user ID --guild ID` prints a sign-in link."
+        ),
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -255,7 +255,7 @@ def test_a_moderator_of_another_server_sees_nothing_of_this_one(
     assert status == 400 and b"not in this server; nothing was changed" in body
 
 
-def test_the_database_keeps_no_link_or_cookie_only_their_hashes(web_server: WebProcess, alice: Client) -> None:
+def test_the_database_keeps_only_hashes_of_links_and_cookies(web_server: WebProcess, alice: Client) -> None:
     link = web_server.link(ALICE, GUILD)
     secret = link.rsplit("/", 1)[1]
     cookie = alice.cookie.split("=", 1)[1]
