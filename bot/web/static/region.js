@@ -70,6 +70,16 @@ canvas.addEventListener("pointerup", () => {
   current = null;
   redraw();
 });
+// The keyboard's way to mark a region: a rectangle given in percent of the image.
+document.getElementById("add-rect").addEventListener("click", () => {
+  const value = (id) => Math.min(100, Math.max(0, Number(document.getElementById(id).value) || 0)) / 100;
+  const x = value("rect-x") * canvas.width;
+  const y = value("rect-y") * canvas.height;
+  const w = value("rect-w") * canvas.width;
+  const h = value("rect-h") * canvas.height;
+  shapes.push({ kind: "rect", points: [[x, y], [Math.min(canvas.width, x + w), Math.min(canvas.height, y + h)]] });
+  redraw();
+});
 document.getElementById("undo").addEventListener("click", () => { shapes.pop(); redraw(); });
 document.getElementById("clear").addEventListener("click", () => { shapes.length = 0; redraw(); });
 document.addEventListener("keydown", (event) => {

@@ -112,6 +112,13 @@ def test_a_member_draws_a_region_and_gets_an_inpainted_image_with_the_rest_uncha
     drag(0.6, 0.6, 0.9, 0.9)
     page.get_by_role("button", name="Undo").click()
     assert page.get_by_role("button", name="Submit").is_disabled()
+    # The keyboard's way: Tab to "Add rectangle" and press Enter; then undo that too.
+    page.get_by_label("Left").fill("10")
+    page.get_by_role("button", name="Add rectangle").focus()
+    page.keyboard.press("Enter")
+    assert page.get_by_role("button", name="Submit").is_enabled()
+    page.get_by_role("button", name="Undo").click()
+    assert page.get_by_role("button", name="Submit").is_disabled()
     drag(0.25, 0.25, 0.75, 0.75)  # the rectangle tool is the default
     page.get_by_label("Prompt").fill("a green circle on a blue sky")
     shoot(page, "region")
