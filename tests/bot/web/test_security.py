@@ -262,3 +262,35 @@ def test_the_database_keeps_only_hashes_of_links_and_cookies(web_server: WebProc
     stored = b"".join(path.read_bytes() for path in web_server.data_dir.glob("imagine.db*"))
     assert stored and secret.encode() not in stored and cookie.encode() not in stored
     assert token_hash(secret).encode() in stored
+
+
+def test_region_takes_only_an_upscale_and_a_mask_that_fits(
+    alice: Client, mallory: Client, alice_job: str
+) -> None:
+    status, headers, _ = alice.post(f"/jobs/{alice_job}/action", {"do": "U1"})
+    assert status == 303
+    upscale = headers["Location"].rsplit("/", 1)[1]
+
+    def send(client: Client, job_id: str, mask: bytes) -> tuple[int, bytes]:
+        boundary = "imagine-test-boundary"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="mask"; filename="mask.png"\r\n'
+                f"Content-Type: image/png\r\n\r\n"
+            ).encode()
+            + mask
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        headers = {
+            "Cookie": client.cookie,
+            "X-CSRF-Token": client.csrf,
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        }
+        status, _, answer = client.server.request("POST", f"/region/{job_id}", body=body, headers=headers)
+        return status, answer
+
+    status, answer = send(alice, upscale, b"not a picture")
+    assert status == 400 and b"not an image this bot can read" in answer
+    assert send(alice, alice_job, b"x")[0] == 404  # a grid is not an upscale
+    assert send(mallory, upscale, b"x")[0] == 404  # nor is another member's image theirs
+    assert alice.get(f"/region/{upscale}")[0] == 200
