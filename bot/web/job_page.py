@@ -61,6 +61,7 @@ SINGLE_BUTTONS = (
     Button("pan_down", "Pan down", Action.PAN, (("direction", "down"),)),
 )
 BUTTONS = {button.name: button for button in (*GRID_BUTTONS, *SINGLE_BUTTONS)}
+CUSTOM_ZOOM = Button("zoom_custom", "Custom Zoom", Action.ZOOM)  # a form of its own (factor, prompt)
 
 
 def buttons_for(job: Job) -> tuple[Button, ...]:
@@ -104,6 +105,7 @@ async def job_page(request: web.Request) -> web.Response:
         ancestors=[j for j in lineage.ancestors if may_see(who, j)],
         descendants=[j for j in lineage.descendants if may_see(who, j)],
         buttons=buttons_for(job),
+        custom_zoom=buttons_for(job) == SINGLE_BUTTONS,
         region=job.kind in UPSCALED and job.status == JobStatus.DONE and not job.hidden,
         image_url=image_url,
         thumb_url=thumb_url,
@@ -116,13 +118,23 @@ async def job_page(request: web.Request) -> web.Response:
 async def job_action(request: web.Request) -> web.Response:
     job = await visible_job(request, request.match_info["job_id"])
     form = await request.post()
-    button = BUTTONS.get(str(form.get("do", "")))
+    name = str(form.get("do", ""))
     wants_json = "application/json" in request.headers.get("Accept", "")
-    if button is None or button not in buttons_for(job):
+    button = BUTTONS.get(name)
+    options: dict[str, Any] = dict(button.options) if button else {}
+    if name == CUSTOM_ZOOM.name and buttons_for(job) == SINGLE_BUTTONS:
+        # Custom Zoom, as Discord's form: a factor from 1.0 to 2.0 and, optionally, an edited prompt.
+        button = CUSTOM_ZOOM
+        try:
+            options["zoom"] = float(str(form.get("zoom", "")))
+        except ValueError:
+            return _refuse(wants_json, "The zoom must be a number from 1.0 to 2.0.", 400)
+        options["prompt_override"] = str(form.get("prompt", "")).strip()[:4000] or None
+    elif button is None or button not in buttons_for(job):
         return _refuse(wants_json, "That action is not available on this job.", 400)
     services = request.app[SERVICES_KEY]
     try:
-        new = await services.jobs.derive(requester(request), job.id, button.action, **dict(button.options))
+        new = await services.jobs.derive(requester(request), job.id, button.action, **options)
     except USER_ERRORS as exc:
         return _refuse(wants_json, str(getattr(exc, "user_message", None) or exc), 409)
     log.info("web action %s on job %s made job %s", button.name, job.id, new.id)
