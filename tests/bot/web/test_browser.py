@@ -197,6 +197,29 @@ def test_older_pages_follow_the_cursor_without_repeats(browser, web_server: WebP
         context.close()
 
 
+def test_light_and_dark_follow_the_browser_and_the_buttons_are_reachable_by_tab(
+    browser, member_page, grid_job: str, web_server: WebProcess
+) -> None:
+    backgrounds = {}
+    for scheme in ("light", "dark"):
+        context = browser.new_context(color_scheme=scheme)
+        page = context.new_page()
+        page.goto(web_server.url + "/signin")
+        backgrounds[scheme] = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        context.close()
+    assert backgrounds["light"] != backgrounds["dark"]
+    page = member_page
+    page.goto(f"{web_server.url}/jobs/{grid_job}")
+    reached = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.textContent.trim()"))
+        if reached[-1] == "V2":
+            break
+    assert reached[-1] == "V2", reached
+    assert "Skip to content" in reached[0]
+
+
 def test_a_member_is_refused_the_moderators_desk(member_page, web_server: WebProcess) -> None:
     response = member_page.goto(web_server.url + "/mod")
     assert response.status == 403
