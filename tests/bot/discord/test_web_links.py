@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from bot.core.jobs import Requester
 from bot.core.web_access import redeem_link
 from bot.discord.web_links import NOT_SET_UP
 from bot.settings import Settings
@@ -64,3 +67,20 @@ async def test_without_imagine_web_there_is_no_link_and_no_region_button(world, 
     grid, _ = await imagine(world, world.alice, "a red fox in snow --ar 3:2 --seed 11")
     single, _ = await click(world, world.alice, grid, "U2")
     assert "Vary (Region)" not in [label for row in labels(single) for label in row]
+
+
+async def test_a_job_made_on_the_web_goes_back_to_discord_with_show(world):
+    grid, _ = await imagine(world, world.alice, "a red fox in snow --ar 3:2 --seed 11")
+    _, job = await click(world, world.alice, grid, "U2")
+    w, h = job.cells[0].width, job.cells[0].height
+    plane = Image.new("L", (w, h), 0)
+    plane.paste(255, (0, 0, w // 2, h // 2))
+    mask = io.BytesIO()
+    plane.save(mask, format="PNG")
+    web_member = Requester(world.alice.id, "alice", guild_id=world.guild.id, source="web")
+    region = await world.services.jobs.region(web_member, job.id, mask.getvalue(), "a blue fox")
+    await world.quiet()
+    shown = await world.alice.slash(world.channel, "show", job_id=region.id)
+    message = world.message(shown.response.id)
+    assert region.id in message.content and len(message.attachments) == 1
+    assert labels(message)[0] == ["U1", "U2", "U3", "U4", "🔄"]  # a region job is a grid of four
