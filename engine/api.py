@@ -50,7 +50,7 @@ class ImageData:
 
     @classmethod
     def from_file(cls, path: str) -> ImageData:
-        from PIL import Image
+        from PIL import Image  # lazily, as in `to_pil`: the contract module imports only the stdlib
 
         with Image.open(path) as image:
             return cls.from_pil(image)

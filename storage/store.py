@@ -27,32 +27,29 @@ from storage.errors import CorruptDatabaseError, InvalidInputError, JobStateErro
 from storage.files import ImageFiles, ImageLike, check_job_id
 from storage.models import (
     GRID_INDEX,
-    GuildSettings,
     Job,
     JobStatus,
-    Process,
-    UserPrefs,
     utcnow,
 )
-from storage.ownership import Claim, Owner, OwnershipRepository, check_owner
+from storage.ownership import check_owner
 from storage.queries import HistoryPage, HistoryQuery, Lineage
-from storage.records import GuildSettingsFields, JobFields
+from storage.records import JobFields
 from storage.repositories import (
     PENDING,
     ImageRepository,
     JobRepository,
-    SettingsRepository,
 )
 from storage.store_moderation import ModerationMethods
+from storage.store_ownership import OwnershipMethods
+from storage.store_settings import SettingsMethods
 from storage.store_web import WebTokenMethods
-from storage.validation import check_job_fields, check_settings_fields, is_int
+from storage.validation import check_job_fields, is_int
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 MAX_ERROR_CHARS = 4000
-MAX_SUFFIX_CHARS = 1000
 
 
 def _is_corrupt(exc: DBAPIError) -> bool:
@@ -60,7 +57,7 @@ def _is_corrupt(exc: DBAPIError) -> bool:
     return "not a database" in text or "malformed" in text or "file is encrypted" in text
 
 
-class Store(ModerationMethods, WebTokenMethods):
+class Store(ModerationMethods, SettingsMethods, OwnershipMethods, WebTokenMethods):
     """The job history: rows in the database, pictures under the data directory."""
 
     def __init__(self, database: Database, files: ImageFiles) -> None:
@@ -302,36 +299,6 @@ class Store(ModerationMethods, WebTokenMethods):
         """Queued and running jobs, oldest first: what to resume after a restart."""
         return await self._read(lambda session: JobRepository(session).pending())
 
-    # ---------------------------------------------------------------------------------------
-    # ownership (see storage/ownership.py)
-    # ---------------------------------------------------------------------------------------
-
-    async def claim_pending(self, owner: Owner, pick: Callable[[Job], bool] | None = None) -> Claim:
-        """Recovery: take the pending jobs nobody live holds (those `pick` accepts), oldest first;
-        `running` ones go back to `queued`. The rest are listed as left alone."""
-        return await self._write(lambda session: OwnershipRepository(session).claim_pending(owner, pick))
-
-    async def claim_job(self, job_id: str, owner: Owner) -> bool:
-        """Hold one pending job; False when it ended or another live process holds it."""
-        return await self._write(lambda session: OwnershipRepository(session).claim(job_id, owner))
-
-    async def renew_leases(self, owner: Owner, job_ids: Sequence[str]) -> set[str]:
-        """The heartbeat: extend this process's lease and those of `job_ids`; returns the ids it
-        still holds (a job missing from the answer ended or was taken after its lease ran out)."""
-        return await self._write(lambda session: OwnershipRepository(session).renew(owner, job_ids))
-
-    async def release(self, owner: Owner) -> None:
-        """On a clean stop: let go of the pending jobs and the process row, so the next start
-        takes them at once instead of waiting for the leases to run out."""
-        await self._write(lambda session: OwnershipRepository(session).release(owner))
-
-    async def register_process(self, owner: Owner, role: str, *, exclusive: bool = False) -> list[Process]:
-        """Record this process; returns the other live ones of its role. `exclusive` refuses
-        (`AnotherProcessRunningError`) when there is one."""
-        return await self._write(
-            lambda session: OwnershipRepository(session).register(owner, role, exclusive=exclusive)
-        )
-
     async def user_jobs(
         self, user_id: int, statuses: Sequence[str] | None = None, limit: int = 50
     ) -> list[Job]:
@@ -406,73 +373,6 @@ class Store(ModerationMethods, WebTokenMethods):
         if removed:
             log.info("removed %d orphan image file(s)", removed)
         return removed
-
-    # ---------------------------------------------------------------------------------------
-    # settings
-    # ---------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _default_settings(guild_id: int) -> GuildSettings:
-        return GuildSettings(
-            guild_id=guild_id,
-            allowed_channel_ids=[],
-            spoiler_channel_ids=[],
-            author_only_buttons=False,
-            moderator_role_id=None,
-            log_channel_id=None,
-            max_running_per_user=None,
-            max_queued_per_user=None,
-        )
-
-    async def guild_settings(self, guild_id: int) -> GuildSettings:
-        """The guild's settings; defaults (not stored) when nobody changed any."""
-
-        async def work(session: AsyncSession) -> GuildSettings:
-            return await SettingsRepository(session).guild(guild_id) or self._default_settings(guild_id)
-
-        return await self._read(work)
-
-    async def update_guild_settings(
-        self, guild_id: int, **fields: Unpack[GuildSettingsFields]
-    ) -> GuildSettings:
-        clean = check_settings_fields(fields)
-
-        async def work(session: AsyncSession) -> GuildSettings:
-            settings = await SettingsRepository(session).guild(guild_id)
-            if settings is None:
-                settings = self._default_settings(guild_id)
-                session.add(settings)
-            for name, value in clean.items():
-                setattr(settings, name, value)
-            await session.flush()
-            return settings
-
-        return await self._write(work)
-
-    async def user_prefs(self, user_id: int) -> UserPrefs:
-        async def work(session: AsyncSession) -> UserPrefs:
-            return await SettingsRepository(session).user(user_id) or UserPrefs(user_id=user_id, suffix="")
-
-        return await self._read(work)
-
-    async def set_user_suffix(self, user_id: int, suffix: str) -> UserPrefs:
-        """The `/prefer suffix` text added to the user's prompts; empty clears it."""
-        if not isinstance(suffix, str):
-            raise InvalidInputError("the suffix must be text")
-        suffix = suffix.strip()
-        if len(suffix) > MAX_SUFFIX_CHARS:
-            raise InvalidInputError(f"the suffix is at most {MAX_SUFFIX_CHARS} characters, got {len(suffix)}")
-
-        async def work(session: AsyncSession) -> UserPrefs:
-            prefs = await SettingsRepository(session).user(user_id)
-            if prefs is None:
-                prefs = UserPrefs(user_id=user_id, suffix=suffix)
-                session.add(prefs)
-            prefs.suffix = suffix
-            await session.flush()
-            return prefs
-
-        return await self._write(work)
 
 
 __all__ = ["Store"]

@@ -7,7 +7,6 @@ conditional UPDATE, so two browsers racing with the same link cannot both get in
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
 
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import InvalidInputError
 from storage.models import WebToken, utcnow
+from storage.units import UnitsOfWork
 
 T = TypeVar("T")
 
@@ -31,14 +31,8 @@ def _check_hash(token_hash: str) -> None:
         raise InvalidInputError("a web token is stored by its SHA-256 as 64 lower-case hex digits")
 
 
-class WebTokenMethods:
+class WebTokenMethods(UnitsOfWork):
     """Store methods for web sign-in; see `Store` for the unit-of-work rules they follow."""
-
-    async def _write(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        raise NotImplementedError  # Store's
-
-    async def _read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        raise NotImplementedError  # Store's
 
     async def add_web_token(
         self,

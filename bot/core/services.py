@@ -17,6 +17,7 @@ from bot.core.jobs import JobService
 from bot.core.limits import Limits
 from bot.settings import Settings
 from engine.api import EngineClient, EngineRequest, ModelInfo
+from engine.local import LocalEngine
 from storage.models import Job
 from storage.ownership import Owner
 from storage.store import Store
@@ -32,7 +33,7 @@ def build_engine(settings: Settings) -> EngineClient:
     engine replica per GPU on a Ray cluster (Ray itself is imported when the engine starts).
     """
     config = settings.engine_config()
-    # Function-local imports on purpose: each engine kind is optional (Ray) or heavy (the
+    # Function-local imports on purpose: the other engine kinds are optional (Ray) or heavy (the
     # in-process engine brings torch), so only the one the settings name is imported.
     if settings.engine == "inprocess":
         from engine.inprocess import InProcessEngine
@@ -51,8 +52,6 @@ def build_engine(settings: Settings) -> EngineClient:
         return RayEngine(
             config, scaling=scaling, address=settings.ray_address, app_name=settings.ray_app_name()
         )
-    from engine.local import LocalEngine
-
     return LocalEngine(config)
 
 

@@ -62,18 +62,16 @@ class RenderedMessage:
 
     def send_kwargs(self) -> dict[str, Any]:
         """The arguments of a `send` of this message (fresh files; mentions never ping)."""
-        return {
-            "content": message_text(self.content),
-            "files": self.files(),
-            "view": self.view,
-            "allowed_mentions": discord.AllowedMentions.none(),
-        }
+        return self._kwargs("files")
 
     def edit_kwargs(self) -> dict[str, Any]:
         """The arguments of an `edit` to this message: its files replace the old attachments."""
+        return self._kwargs("attachments")
+
+    def _kwargs(self, files_as: str) -> dict[str, Any]:
         return {
             "content": message_text(self.content),
-            "attachments": self.files(),
+            files_as: self.files(),
             "view": self.view,
             "allowed_mentions": discord.AllowedMentions.none(),
         }

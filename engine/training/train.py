@@ -64,6 +64,12 @@ class TrainConfig:
     # A diffusers folder whose UNet and text encoder start this stage (a fine-tune) instead of
     # random weights: the shipped model's second stage starts from its first.
     init_from: str = ""
+    # A UNet has no sense of where it is but what zero padding at the borders tells it, and
+    # nothing in these pictures asks it to learn left from right (skies and grounds teach top from
+    # bottom), so "left" and "right" had nothing to attach to. With `position_probe` > 0, a 1x1
+    # probe on the features that feed the cross-attention must read each cell's coordinates from
+    # them, at that loss weight. The probe is training scaffolding: it is not part of the model.
+    position_probe: float = 0.0
     checkpoint_every: int = 250
     sample_every: int = 1000
     threads: int = 0  # 0: torch's default
@@ -285,6 +291,31 @@ def _timesteps(cfg: TrainConfig, total: int, count: int, rng: random.Random) -> 
     return steps
 
 
+class _PositionProbe(torch.nn.Module):
+    """Reads (x, y) in [-1, 1] from the features entering each cross-attention block of the UNet."""
+
+    def __init__(self, unet) -> None:
+        super().__init__()
+        self._features: list[torch.Tensor] = []
+        blocks = [b for b in unet.down_blocks if getattr(b, "has_cross_attention", False)]
+        blocks.append(unet.mid_block)
+        layers = [b.resnets[0] for b in blocks]
+        self.heads = torch.nn.ModuleList(torch.nn.Conv2d(r.out_channels, 2, 1) for r in layers)
+        for r in layers:
+            r.register_forward_hook(lambda _m, _i, out: self._features.append(out))
+
+    def loss(self) -> torch.Tensor:
+        total = torch.zeros(())
+        for head, feature in zip(self.heads, self._features, strict=True):
+            h, w = feature.shape[-2:]
+            ys = torch.linspace(-1, 1, h).view(1, h, 1).expand(1, h, w)
+            xs = torch.linspace(-1, 1, w).view(1, 1, w).expand(1, h, w)
+            target = torch.cat([xs, ys]).unsqueeze(0)
+            total = total + (head(feature) - target).pow(2).mean()
+        self._features.clear()
+        return total / len(self.heads)
+
+
 def _start_from(folder: str, unet, text_encoder) -> None:
     """Load a saved model's UNet and text encoder weights (a fine-tune's starting point)."""
     from diffusers import UNet2DConditionModel
@@ -305,7 +336,9 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
     if cfg.init_from:
         _start_from(cfg.init_from, unet, text_encoder)
     params = [*unet.parameters(), *text_encoder.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    probe = _PositionProbe(unet) if cfg.position_probe else None
+    extra = list(probe.parameters()) if probe is not None else []
+    optimizer = torch.optim.AdamW([*params, *extra], lr=cfg.lr, weight_decay=0.01)
     ema = [p.detach().clone() for p in params]
     stage = Stage(work, "denoiser", cfg.unet_steps)
     state = stage.load(cfg.stage_key("denoiser"))
@@ -314,6 +347,8 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
     if state is not None:
         unet.load_state_dict(state["unet"])
         text_encoder.load_state_dict(state["text_encoder"])
+        if probe is not None:
+            probe.load_state_dict(state["probe"])
         optimizer.load_state_dict(state["optimizer"])
         ema = state["ema"]
         step, rng = state["step"], state["rng"]
@@ -361,9 +396,11 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
         predicted = unet(noisy, timesteps, states).sample
         per_sample = (predicted - noise).pow(2).mean(dim=(1, 2, 3))
         loss = (per_sample * _min_snr_weights(noise_schedule, timesteps, cfg.min_snr, cfg.noisy_boost)).mean()
+        if probe is not None:
+            loss = loss + cfg.position_probe * probe.loss()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_([*params, *extra], 1.0)
         optimizer.step()
         decay = min(cfg.ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
@@ -384,6 +421,7 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
                     "step": step,
                     "rng": rng,
                     "torch_rng": torch.get_rng_state(),
+                    **({"probe": probe.state_dict()} if probe is not None else {}),
                 }
             )
         if sample_hook is not None and cfg.sample_every and step % cfg.sample_every == 0:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import discord
 
-from bot.core.fetch import MAX_BYTES, ImageFetchError, decode_attachment
+from bot.core.decode import MAX_BYTES, ImageFetchError, decode_attachment
 from bot.core.jobs import Action, Requester
 from bot.core.ports import ImageFetcher
 from bot.core.services import Services
