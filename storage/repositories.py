@@ -41,6 +41,7 @@ from storage.models import (
     JobMessage,
     JobStatus,
     Report,
+    ReportState,
     UserPrefs,
     utcnow,
 )
@@ -126,6 +127,7 @@ class JobRepository:
     async def history(self, query: HistoryQuery) -> HistoryPage:
         limit = query.checked_limit()
         statuses = query.statuses()
+        kinds = query.kinds()
         stmt = select(Job)
         if query.user_id is not None:
             stmt = stmt.where(Job.user_id == query.user_id)
@@ -137,8 +139,17 @@ class JobRepository:
             stmt = stmt.where(Job.created_at >= query.since)
         if query.until is not None:
             stmt = stmt.where(Job.created_at < query.until)
-        if not query.include_hidden:
+        if kinds:
+            stmt = stmt.where(Job.kind.in_(kinds))
+        if not query.include_hidden or query.hidden is False:
             stmt = stmt.where(Job.hidden.is_(False))
+        elif query.hidden:
+            stmt = stmt.where(Job.hidden.is_(True))
+        if query.reported:
+            open_report = select(Report.id).where(
+                Report.job_id == Job.id, Report.state == ReportState.OPEN.value
+            )
+            stmt = stmt.where(open_report.exists())
         if query.text and query.text.strip():
             pattern = like_pattern(query.text.strip())
             if self.session.get_bind().dialect.name == "sqlite":
@@ -153,8 +164,11 @@ class JobRepository:
                 )
         if query.before:
             created_at, job_id = decode_cursor(query.before)
+            # The redundant `created_at <=` is the range an index on (..., created_at) can seek to;
+            # the OR alone makes SQLite walk every newer row of the page's user or guild first.
             stmt = stmt.where(
-                or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+                Job.created_at <= created_at,
+                or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id)),
             )
         # One row more than asked tells whether a next page exists without a COUNT.
         rows = list((await self.session.scalars(_newest_first(stmt).limit(limit + 1))).all())

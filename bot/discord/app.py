@@ -29,6 +29,7 @@ EXTENSIONS = [
     "bot.discord.info.cog",
     "bot.discord.moderation.cog",
     "bot.discord.prompt_tools.cog",
+    "bot.discord.web.cog",
 ]
 
 

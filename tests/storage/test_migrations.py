@@ -29,6 +29,7 @@ TABLES = {
     "audit_log",
     "guild_settings",
     "user_prefs",
+    "web_tokens",
     "processes",
     "alembic_version",
 }
