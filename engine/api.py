@@ -8,11 +8,23 @@ process stays light and starts fast.
 
 from __future__ import annotations
 
-import enum
-import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
+
+# The configuration and the size arithmetic have modules of their own; they are part of this
+# contract all the same, so they are re-exported here (`X as X`, one name a line) and imported
+# from `engine.api`.
+from engine.config import COMPILE_MODES as COMPILE_MODES
+from engine.config import DEFAULT_MODEL as DEFAULT_MODEL
+from engine.config import DTYPES as DTYPES
+from engine.config import FP8_MODES as FP8_MODES
+from engine.config import EngineConfig as EngineConfig
+from engine.config import Family as Family
+from engine.config import ModelInfo as ModelInfo
+from engine.sizes import COMMON_ASPECTS as COMMON_ASPECTS
+from engine.sizes import aspect_buckets as aspect_buckets
+from engine.sizes import dimensions_for as dimensions_for
 
 # ---------------------------------------------------------------------------------------------
 # Images that cross the process boundary
@@ -307,156 +319,6 @@ class Failed:
 
 
 EngineEvent = Started | Progress | Finished | Failed
-
-
-# ---------------------------------------------------------------------------------------------
-# Configuration and model facts
-# ---------------------------------------------------------------------------------------------
-
-
-class Family(enum.StrEnum):
-    SD = "sd"  # SD 1.x / 2.x: one text encoder
-    SDXL = "sdxl"  # two text encoders, added conditioning
-
-
-# The model that runs when nothing is configured: the project's own small model, shipped in the
-# package, which draws what it is asked without a download (engine/presets.py, docs/toy-model.md).
-DEFAULT_MODEL = "toy"
-
-
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-COMPILE_MODES = ("off", "regional", "full")
-FP8_MODES = ("off", "weights", "matmul")
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """What the engine loads and where. Built by the bot from its settings."""
-
-    # a preset name, a Hub repo id, a local diffusers folder, or a .safetensors file
-    model: str = DEFAULT_MODEL
-    device: str = "auto"  # auto, cpu, cuda, cuda:N
-    inpaint_model: str | None = None  # a dedicated inpainting checkpoint; None: the base model
-    upscaler_model: str | None = None  # a dedicated upscaler; None: the base model refines
-    # For a single-file checkpoint whose component configs cannot be inferred offline: a diffusers
-    # folder or repo id of the same architecture (the bot fills it from IMAGINE_MODEL_CONFIG).
-    model_config: str | None = None
-    # A captioning model for /describe (a local transformers folder of BLIP, BLIP-2, Florence...);
-    # None: /describe is refused with a sentence naming IMAGINE_CAPTIONER.
-    captioner: str | None = None
-    # IP-Adapter weights for --sref / --oref: a folder holding one `ip-adapter*.safetensors` (or
-    # `.bin`) and its CLIP image encoder in `image_encoder/` (the layout of h94/IP-Adapter's
-    # `models/` folder). None: such prompts are refused with a sentence naming IMAGINE_IP_ADAPTER.
-    ip_adapter: str | None = None
-    max_pixels: int = 2048 * 2048  # the largest output the engine accepts (pan and upscale check it)
-    heartbeat_s: float = 2.0  # the worker's heartbeat interval
-    hang_timeout_s: float = 120.0  # no heartbeat for this long: the worker is hung, restart it
-    warmup: bool = True
-    # The most imagine or vary jobs of one size that share one denoising loop (one UNet call per step for
-    # all their cells); 0 picks for the device: 4 on a GPU, 1 (no batching) on a CPU.
-    batch_jobs: int = 0
-    # Speed paths (engine/speed.py; the README's "Speed" says which to turn on for a GPU). Every one
-    # that changes pixels on the CPU is off by default.
-    dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on the CPU), float32, bfloat16, float16
-    channels_last: bool | None = None  # None: on for CUDA, off on the CPU
-    fuse_qkv: bool = False  # one fused q/k/v projection per attention (diffusers' fuse_qkv_projections)
-    compile: str = "off"  # off, regional (each repeated block type once), full (the whole UNet)
-    compile_backend: str = "inductor"  # torch.compile's backend; tests use "eager" to count graphs fast
-    compile_cache_dir: str | None = None  # inductor's on-disk code cache (TORCHINDUCTOR_CACHE_DIR)
-    cuda_graphs: bool = False  # replay each compiled shape as a CUDA graph (needs compile; CUDA only)
-    fp8: str = "off"  # off, weights (float8 storage), matmul (float8 weights and activations)
-
-    def __post_init__(self) -> None:
-        # Code that builds an EngineConfig directly (benchmarks, tests) gets the same clear
-        # refusal as the bot's settings, naming the field and what it accepts.
-        for name, allowed in (("dtype", DTYPES), ("compile", COMPILE_MODES), ("fp8", FP8_MODES)):
-            value = getattr(self, name)
-            if value not in allowed:
-                choices = ", ".join(allowed)
-                raise ValueError(f"EngineConfig.{name}={value!r} is not valid; use one of {choices}")
-        if self.cuda_graphs and self.compile == "off":
-            raise ValueError(
-                "EngineConfig.cuda_graphs needs compile='regional' or 'full': the graphs are recorded "
-                "from the compiled UNet"
-            )
-
-    def jobs_per_batch(self, device: str) -> int:
-        """`batch_jobs`, or the device's default when it is 0 (auto)."""
-        if self.batch_jobs > 0:
-            return self.batch_jobs
-        return 4 if device.startswith("cuda") else 1
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Facts about the loaded model that the front ends need (sizes for `--ar`, the mode name)."""
-
-    name: str
-    family: Family
-    native_width: int
-    native_height: int
-    size_step: int
-    default_steps: int
-    default_guidance: float
-    device: str
-    # The words a closed-vocabulary model reads (the toy model's world); empty for the open
-    # vocabularies of real checkpoints, where every word means something to the text encoder.
-    vocabulary: tuple[str, ...] = ()
-    # The speed paths in use (e.g. "bfloat16", "channels-last", "compile:regional") and the
-    # seconds the start-up warm-up took (compiling every aspect bucket when compile is on).
-    speed: tuple[str, ...] = ()
-    warmup_s: float | None = None
-    references: bool = False  # an IP-Adapter is configured: --sref / --oref work
-
-
-# ---------------------------------------------------------------------------------------------
-# Sizes: what `--ar` asks of a model, and the shapes the engine warms up
-# ---------------------------------------------------------------------------------------------
-
-# The aspect ratios most prompts use (Midjourney's common `--ar` values). The engine compiles and
-# warms up the model at the size each one gives, so those jobs never pay for a compilation.
-COMMON_ASPECTS: tuple[tuple[int, int], ...] = ((1, 1), (16, 9), (9, 16), (3, 2), (2, 3), (4, 5), (5, 4))
-
-
-def dimensions_for(
-    aspect: tuple[int, int], native_width: int, native_height: int, step: int
-) -> tuple[int, int]:
-    """Width and height for `--ar`: multiples of `step`, near the model's native pixel area.
-
-    Models draw best near the pixel count they were trained at, and their latents need sides in
-    multiples of `step` (64 for the SD families), so the exact ratio is rarely reachable. Every
-    nearby multiple is scored by how far its ratio is from the request plus half how far its area
-    is from native (both on a log scale); the ratio dominates, the area keeps it from drifting.
-    At 512x512 and step 64, 16:9 gives 704x384 (3% off); at 1024x1024, 1344x768.
-    """
-    aspect_w, aspect_h = aspect
-    if aspect_w <= 0 or aspect_h <= 0:
-        raise ValueError(f"aspect sides must be positive, got {aspect_w}:{aspect_h}")
-    if native_width <= 0 or native_height <= 0 or step <= 0:
-        raise ValueError(
-            f"native size and step must be positive, got {native_width}x{native_height} step {step}"
-        )
-    ratio = aspect_w / aspect_h
-    area = native_width * native_height
-    ideal_height = math.sqrt(area / ratio) / step
-    best: tuple[float, int, int, int] | None = None
-    for height_steps in range(max(1, math.floor(ideal_height / 2)), math.ceil(ideal_height * 2) + 1):
-        height = height_steps * step
-        for target in (height * ratio / step, area / height / step):
-            for width_steps in {max(1, math.floor(target)), max(1, math.ceil(target))}:
-                width = width_steps * step
-                cost = abs(math.log(width / height / ratio)) + 0.5 * abs(math.log(width * height / area))
-                candidate = (round(cost, 12), width * height, width, height)
-                if best is None or candidate < best:
-                    best = candidate
-    assert best is not None
-    return best[2], best[3]
-
-
-def aspect_buckets(native_width: int, native_height: int, step: int) -> list[tuple[int, int]]:
-    """The distinct (width, height) sizes of `COMMON_ASPECTS` for a model, square first."""
-    sizes = [dimensions_for(a, native_width, native_height, step) for a in COMMON_ASPECTS]
-    return list(dict.fromkeys(sizes))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from storage.errors import InvalidInputError
 from storage.models import Job, JobKind, JobStatus
@@ -120,5 +121,11 @@ __all__ = [
     "Lineage",
     "decode_cursor",
     "encode_cursor",
+    "equal_where_given",
     "like_pattern",
 ]
+
+
+def equal_where_given(*filters: tuple[Any, object]) -> list[Any]:
+    """`column == value` for each (column, value) whose value was given: None means no filter."""
+    return [column == value for column, value in filters if value is not None]

@@ -23,10 +23,8 @@ from storage.models import (
     ReportState,
     utcnow,
 )
+from storage.moderation_repository import ModerationRepository
 from storage.records import JSONObject
-from storage.repositories import (
-    ModerationRepository,
-)
 from storage.units import UnitsOfWork
 from storage.validation import is_int
 
