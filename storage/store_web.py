@@ -8,9 +8,9 @@ conditional UPDATE, so two browsers racing with the same link cannot both get in
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypeVar
+from typing import NotRequired, TypedDict, TypeVar, Unpack
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import InvalidInputError
@@ -20,6 +20,22 @@ from storage.units import UnitsOfWork
 T = TypeVar("T")
 
 TOKEN_PURPOSES = ("link", "session")
+
+
+class WebTokenFields(TypedDict):
+    """Who a link or session signs in as, and until when (`add_web_token`'s keyword arguments)."""
+
+    user_id: int
+    user_name: str
+    guild_id: int | None
+    moderator: bool
+    expires_at: datetime
+    target: NotRequired[str | None]  # a link's destination on the site
+
+
+def _live(token_hash: str, purpose: str, moment: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of a token of this purpose that has not expired at `moment`."""
+    return (WebToken.token_hash == token_hash, WebToken.purpose == purpose, WebToken.expires_at > moment)
 
 
 def _check_hash(token_hash: str) -> None:
@@ -35,16 +51,7 @@ class WebTokenMethods(UnitsOfWork):
     """Store methods for web sign-in; see `Store` for the unit-of-work rules they follow."""
 
     async def add_web_token(
-        self,
-        token_hash: str,
-        purpose: str,
-        *,
-        user_id: int,
-        user_name: str,
-        guild_id: int | None,
-        moderator: bool,
-        expires_at: datetime,
-        target: str | None = None,
+        self, token_hash: str, purpose: str, **fields: Unpack[WebTokenFields]
     ) -> WebToken:
         """Record a link or a session by the hash of its secret."""
         _check_hash(token_hash)
@@ -53,12 +60,12 @@ class WebTokenMethods(UnitsOfWork):
         row = WebToken(
             token_hash=token_hash,
             purpose=purpose,
-            user_id=user_id,
-            user_name=user_name[:100],
-            guild_id=guild_id,
-            moderator=bool(moderator),
-            target=target,
-            expires_at=expires_at,
+            user_id=fields["user_id"],
+            user_name=fields["user_name"][:100],
+            guild_id=fields["guild_id"],
+            moderator=bool(fields["moderator"]),
+            target=fields.get("target"),
+            expires_at=fields["expires_at"],
         )
 
         async def work(session: AsyncSession) -> WebToken:
@@ -76,12 +83,7 @@ class WebTokenMethods(UnitsOfWork):
         async def work(session: AsyncSession) -> WebToken | None:
             result = await session.execute(
                 update(WebToken)
-                .where(
-                    WebToken.token_hash == token_hash,
-                    WebToken.purpose == "link",
-                    WebToken.used_at.is_(None),
-                    WebToken.expires_at > moment,
-                )
+                .where(*_live(token_hash, "link", moment), WebToken.used_at.is_(None))
                 .values(used_at=moment)
                 .execution_options(synchronize_session=False)
             )
@@ -98,12 +100,8 @@ class WebTokenMethods(UnitsOfWork):
         moment = now or utcnow()
 
         async def work(session: AsyncSession) -> WebToken | None:
-            row = await session.scalar(
-                select(WebToken).where(
-                    WebToken.token_hash == token_hash,
-                    WebToken.purpose == "session",
-                    WebToken.expires_at > moment,
-                )
+            row: WebToken | None = await session.scalar(
+                select(WebToken).where(*_live(token_hash, "session", moment))
             )
             return row
 

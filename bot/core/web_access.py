@@ -15,9 +15,10 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, Unpack
 
 from storage.models import WebToken, utcnow
+from storage.store_web import WebTokenFields
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +43,7 @@ def region_path(job_id: str) -> str:
 
 class WebTokenStore(Protocol):
     async def add_web_token(
-        self,
-        token_hash: str,
-        purpose: str,
-        *,
-        user_id: int,
-        user_name: str,
-        guild_id: int | None,
-        moderator: bool,
-        expires_at: datetime,
-        target: str | None = None,
+        self, token_hash: str, purpose: str, **fields: Unpack[WebTokenFields]
     ) -> WebToken: ...
 
     async def redeem_web_link(self, token_hash: str, now: datetime | None = None) -> WebToken | None: ...
@@ -95,6 +87,24 @@ def safe_target(target: str | None) -> str | None:
     return target[:200]
 
 
+async def _new_token(
+    store: WebTokenStore, purpose: str, member: WebMember, expires_at: datetime, target: str | None = None
+) -> str:
+    """A new secret signing in as `member`, stored by its hash as a `purpose` token."""
+    secret = secrets.token_urlsafe(32)
+    await store.add_web_token(
+        token_hash(secret),
+        purpose,
+        user_id=member.user_id,
+        user_name=member.user_name,
+        guild_id=member.guild_id,
+        moderator=member.moderator,
+        expires_at=expires_at,
+        target=target,
+    )
+    return secret
+
+
 async def issue_link(
     store: WebTokenStore,
     base_url: str,
@@ -104,17 +114,7 @@ async def issue_link(
     now: datetime | None = None,
 ) -> str:
     """A one-time sign-in URL for `member`, valid for `LINK_TTL`."""
-    secret = secrets.token_urlsafe(32)
-    await store.add_web_token(
-        token_hash(secret),
-        "link",
-        user_id=member.user_id,
-        user_name=member.user_name,
-        guild_id=member.guild_id,
-        moderator=member.moderator,
-        expires_at=(now or utcnow()) + LINK_TTL,
-        target=safe_target(target),
-    )
+    secret = await _new_token(store, "link", member, (now or utcnow()) + LINK_TTL, safe_target(target))
     log.info("web sign-in link issued for user %s in guild %s", member.user_id, member.guild_id)
     return f"{base_url.rstrip('/')}{SIGNIN_PATH}/{secret}"
 
@@ -132,16 +132,7 @@ async def redeem_link(
             "Use /web in Discord for a new one."
         )
     member = WebMember(row.user_id, row.user_name, row.guild_id, row.moderator)
-    session = secrets.token_urlsafe(32)
-    await store.add_web_token(
-        token_hash(session),
-        "session",
-        user_id=member.user_id,
-        user_name=member.user_name,
-        guild_id=member.guild_id,
-        moderator=member.moderator,
-        expires_at=(now or utcnow()) + SESSION_TTL,
-    )
+    session = await _new_token(store, "session", member, (now or utcnow()) + SESSION_TTL)
     return session, member, safe_target(row.target)
 
 
