@@ -197,11 +197,7 @@ class PromptTools:
         fields = JobFields(
             id=job_id,
             kind=kind.value,
-            source=requester.source,
-            user_id=requester.user_id,
-            user_name=requester.user_name,
-            guild_id=requester.guild_id,
-            channel_id=requester.channel_id,
+            **self.jobs._author(requester),
             raw_prompt=raw_prompt,
             prompt=prompt,
             params=params,

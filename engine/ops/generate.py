@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.api import ImageData, ImagineRequest, OutpaintRequest, PromptSpec, VaryRequest
+from engine.api import ImageData, ImagineRequest, InpaintRequest, OutpaintRequest, PromptSpec, VaryRequest
 from engine.models import LoadedModel
 from engine.ops.checks import check_range, effective_steps
 from engine.ops.guidance import build_conditioning
@@ -167,7 +167,7 @@ def prepare(
 
 def prepare_request(
     ctx: OpContext,
-    req: ImagineRequest | VaryRequest | OutpaintRequest,
+    req: ImagineRequest | VaryRequest | OutpaintRequest | InpaintRequest,
     *,
     width: int,
     height: int,

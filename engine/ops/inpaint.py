@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image
 
 from engine.api import ImageData, InpaintRequest
-from engine.ops.checks import check_range, check_seeds, check_source, effective_steps
-from engine.ops.generate import OpContext, OpResult, generate
+from engine.ops.checks import check_range, check_seeds, check_source
+from engine.ops.generate import OpContext, OpResult, prepare_request, run_alone
 from engine.ops.images import from_array, resize_exact, round_to_step, to_array
 
 
@@ -42,9 +42,6 @@ def run_inpaint(ctx: OpContext, req: InpaintRequest) -> OpResult:
     region = region_of(req.mask, req.source.width, req.source.height)
     strength = preset.outpaint_strength if req.strength is None else float(req.strength)
     check_range("strength", strength, 0.05, 1.0)
-    guidance = preset.default_guidance if req.guidance is None else req.guidance
-    check_range("guidance", guidance, 0, 30)
-    steps = effective_steps(preset.default_steps if req.steps is None else req.steps, req.quality, strength)
     width, height = round_to_step(req.source.width, step), round_to_step(req.source.height, step)
     source = req.source.to_pil()
     init = (
@@ -54,24 +51,21 @@ def run_inpaint(ctx: OpContext, req: InpaintRequest) -> OpResult:
     work_mask = Image.fromarray(region.astype(np.uint8) * 255).resize(
         (width, height), Image.Resampling.NEAREST
     )
-    timings: dict[str, float] = {}
-    images = generate(
-        replace(ctx, model=ctx.model.for_inpainting()),
-        prompt=req.prompt,
-        seeds=list(req.seeds),
+    inpainting = replace(ctx, model=ctx.model.for_inpainting())
+    gen = prepare_request(
+        inpainting,
+        req,
         width=width,
         height=height,
-        steps=steps,
-        guidance=guidance,
-        init=init,
         strength=strength,
+        init=init,
         generate_mask=(np.asarray(work_mask) > 127).astype(np.uint8),
-        timings=timings,
     )
+    images = run_alone(inpainting.model, gen)
     kept = to_array(req.source)
     out = []
     for image in images:
         if (image.width, image.height) != (req.source.width, req.source.height):
             image = resize_exact(image, req.source.width, req.source.height)
         out.append(from_array(np.where(region[..., None], to_array(image), kept)))
-    return OpResult(images=out, seeds=list(req.seeds), timings=timings)
+    return OpResult(images=out, seeds=list(req.seeds), timings=gen.timings)
