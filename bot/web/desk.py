@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from bot.core import moderation
 from bot.core.durations import format_until, parse_duration
@@ -46,6 +47,13 @@ def _user_id(text: str, what: str) -> int | None:
     if not text.isdigit() or len(text) > 20:
         raise web.HTTPBadRequest(text=f"{what} must be a Discord user id (digits), got {text[:40]!r}")
     return int(text)
+
+
+async def _user_form(request: web.Request) -> tuple[WebMember, MultiDictProxy[Any], int | None]:
+    """The moderator, the form they posted, and the user id it names (None: left empty)."""
+    who = moderator(request)
+    form = await request.post()
+    return who, form, _user_id(str(form.get("user", "")), "user")
 
 
 async def _desk(request: web.Request, note: str | None = None, status: int = 200) -> web.Response:
@@ -138,9 +146,7 @@ async def bulk_hide(request: web.Request) -> web.Response:
 
 @routes.post("/mod/ban")
 async def ban(request: web.Request) -> web.Response:
-    who = moderator(request)
-    form = await request.post()
-    target = _user_id(str(form.get("user", "")), "user")
+    who, form, target = await _user_form(request)
     if target is None:
         return await _desk(request, "Give the user id to ban.", status=400)
     if target == who.user_id:
@@ -159,9 +165,7 @@ async def ban(request: web.Request) -> web.Response:
 
 @routes.post("/mod/unban")
 async def unban(request: web.Request) -> web.Response:
-    who = moderator(request)
-    form = await request.post()
-    target = _user_id(str(form.get("user", "")), "user")
+    who, _form, target = await _user_form(request)
     if target is None or not await request.app[STORE_KEY].unban(target, who.guild_id, who.user_id):
         return await _desk(request, "That user is not banned on this server.", status=400)
     return await _desk(request, f"Lifted the ban on {target}.")

@@ -53,17 +53,7 @@ class BotProcess:
 
     def kill(self) -> None:
         """SIGKILL the bot and everything it started; no shutdown code runs."""
-        if self.process.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not wait on anything
-            pass
-        else:
-            # The group may outlive its leader for a moment (the engine child).
-            with suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+        end_process_group(self.process, signal.SIGKILL)
         self._log.close()
 
     def log_tail(self, lines: int = 40) -> str:
@@ -72,6 +62,20 @@ class BotProcess:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+def end_process_group(process: subprocess.Popen[bytes], first: signal.Signals) -> None:
+    """End a process started with `start_new_session=True` and everything it started: `first`
+    (SIGTERM lets it shut down, SIGKILL does not) to its group, then, after it exited or 30 s
+    went by, SIGKILL to what is left of the group (a child may outlive its leader for a moment)."""
+    if process.poll() is None:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, first)
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=30)
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
 
 
 @contextmanager

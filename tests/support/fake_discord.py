@@ -42,6 +42,7 @@ from tests.support.web import serve
 log = logging.getLogger(__name__)
 
 DISCORD_EPOCH_MS = 1420070400000
+EPHEMERAL = 64  # message flag: only the member who asked sees it
 OP_DISPATCH, OP_HEARTBEAT, OP_IDENTIFY, OP_PRESENCE, OP_RESUME = 0, 1, 2, 3, 6
 OP_REQUEST_MEMBERS, OP_INVALID_SESSION, OP_HELLO, OP_HEARTBEAT_ACK = 8, 9, 10, 11
 
@@ -428,6 +429,17 @@ class FakeDiscord:
     def messages_for(self, interaction: dict[str, Any]) -> list[dict[str, Any]]:
         """The messages made by answering `interaction`: its original response, then follow-ups."""
         return [m for m in self.messages.values() if m.get("_token") == interaction["token"]]
+
+    async def private_reply(
+        self, interaction: dict[str, Any], *, timeout: float, what: str
+    ) -> dict[str, Any]:
+        """The one message answering `interaction` that only the member who asked sees (a refusal)."""
+        [reply] = await self.wait_for(
+            lambda: [m for m in self.messages_for(interaction) if m["flags"] & EPHEMERAL],
+            timeout=timeout,
+            what=what,
+        )
+        return reply
 
     def attachment_bytes(self, message: dict[str, Any]) -> list[bytes]:
         return [self.files[int(a["id"])] for a in message.get("attachments", [])]

@@ -34,6 +34,7 @@ from tests.support.fake_discord import (
     CALLBACK_DEFERRED_MESSAGE,
     CALLBACK_DEFERRED_UPDATE,
     CALLBACK_MESSAGE,
+    EPHEMERAL,
     FakeDiscord,
     assert_unpatched_discord,
     button_id,
@@ -46,7 +47,6 @@ TOKEN = "wire-test-token"
 JOB_S = 180.0  # one tiny 2x2 grid on two shared CPU cores, with room to spare
 CLICK_S = 60.0
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, message content
-EPHEMERAL = 64  # message flag: only the member who asked sees it
 GRID_LABELS = ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
 
 
@@ -124,10 +124,8 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
                 "imagine", {"prompt": "http://169.254.169.254/latest/cat.png a cat"}
             )
             async with explained(bot):
-                [refusal] = await fake.wait_for(
-                    lambda: [m for m in fake.messages_for(internal) if m["flags"] & EPHEMERAL],
-                    timeout=30,
-                    what="the refusal of an image link to an internal address",
+                refusal = await fake.private_reply(
+                    internal, timeout=30, what="the refusal of an image link to an internal address"
                 )
             assert "internal network address (169.254.169.254)" in refusal["content"]
             assert not _result(fake.original_message(internal))

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from storage.store import Store
-from tests.bot.discord.test_wire_bot import EPHEMERAL, GRID_LABELS, JOB_S, TOKEN, _result
+from tests.bot.discord.test_wire_bot import GRID_LABELS, JOB_S, TOKEN, _result
 from tests.support.bot_process import bot_process, explained, until_connected
 from tests.support.fake_discord import (
     CALLBACK_DEFERRED_UPDATE,
@@ -78,20 +78,14 @@ async def test_shorten_blend_describe_and_a_click_after_a_sigkill(tmp_path: Path
                 "describe", attachments={"image": png((30, 200, 30), (64, 64))}
             )
             async with explained(bot):
-                [refusal] = await fake.wait_for(
-                    lambda: [m for m in fake.messages_for(describe) if m["flags"] & EPHEMERAL],
-                    timeout=60,
-                    what="the refusal of /describe without a captioner",
+                refusal = await fake.private_reply(
+                    describe, timeout=60, what="the refusal of /describe without a captioner"
                 )
             assert "IMAGINE_CAPTIONER" in refusal["content"]
 
             sref = await fake.slash_command("imagine", {"prompt": "a cat --sref https://example.com/s.png"})
             async with explained(bot):
-                [refused] = await fake.wait_for(
-                    lambda: [m for m in fake.messages_for(sref) if m["flags"] & EPHEMERAL],
-                    timeout=30,
-                    what="the refusal of --sref",
-                )
+                refused = await fake.private_reply(sref, timeout=30, what="the refusal of --sref")
             assert "IMAGINE_IP_ADAPTER" in refused["content"]
             assert fake.unhandled == []
             bot.kill()

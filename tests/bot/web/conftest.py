@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.bot_process import end_process_group
+
 STARTUP_S = 120.0
 
 
@@ -103,15 +105,7 @@ class WebProcess:
         return done.stdout.strip()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
+        end_process_group(self.process, signal.SIGTERM)
         self._log.close()
 
 
