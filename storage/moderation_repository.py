@@ -8,13 +8,20 @@ transaction.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditEntry, Ban, BannedWord, Report, utcnow
 from storage.queries import equal_where_given
+
+
+class AuditTargets(TypedDict, total=False):
+    """The audit log's optional filters: entries about this member, or about this job."""
+
+    target_user_id: int | None
+    target_job_id: str | None
 
 
 def _scope(column: Any, guild_id: int | None, *, with_global: bool) -> Any:
@@ -103,22 +110,17 @@ class ModerationRepository:
         return entry
 
     async def audit_log(
-        self,
-        guild_id: int | None,
-        limit: int = 50,
-        *,
-        target_user_id: int | None = None,
-        target_job_id: str | None = None,
+        self, guild_id: int | None, limit: int = 50, **targets: Unpack[AuditTargets]
     ) -> list[AuditEntry]:
         stmt = select(AuditEntry).where(
             *equal_where_given(
                 (AuditEntry.guild_id, guild_id),
-                (AuditEntry.target_user_id, target_user_id),
-                (AuditEntry.target_job_id, target_job_id),
+                (AuditEntry.target_user_id, targets.get("target_user_id")),
+                (AuditEntry.target_job_id, targets.get("target_job_id")),
             )
         )
         stmt = stmt.order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc()).limit(limit)
         return list((await self.session.scalars(stmt)).all())
 
 
-__all__ = ["ModerationRepository"]
+__all__ = ["AuditTargets", "ModerationRepository"]

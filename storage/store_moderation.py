@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, datetime
+from typing import Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +24,7 @@ from storage.models import (
     ReportState,
     utcnow,
 )
-from storage.moderation_repository import ModerationRepository
+from storage.moderation_repository import AuditTargets, ModerationRepository
 from storage.records import JSONObject
 from storage.units import UnitsOfWork
 from storage.validation import is_int
@@ -291,18 +292,11 @@ class ModerationMethods(UnitsOfWork):
         return await self._write(work)
 
     async def audit_log(
-        self,
-        guild_id: int | None,
-        limit: int = 50,
-        *,
-        target_user_id: int | None = None,
-        target_job_id: str | None = None,
+        self, guild_id: int | None, limit: int = 50, **targets: Unpack[AuditTargets]
     ) -> list[AuditEntry]:
         """Moderator actions, newest first (every guild when guild_id is None)."""
         return await self._read(
-            lambda session: ModerationRepository(session).audit_log(
-                guild_id, limit, target_user_id=target_user_id, target_job_id=target_job_id
-            )
+            lambda session: ModerationRepository(session).audit_log(guild_id, limit, **targets)
         )
 
     async def set_hidden(

@@ -34,7 +34,9 @@ class WebTokenFields(TypedDict):
 
 
 def _live(token_hash: str, purpose: str, moment: datetime) -> tuple[ColumnElement[bool], ...]:
-    """The conditions of a token of this purpose that has not expired at `moment`."""
+    """The conditions of a token of this purpose that has not expired at `moment` (the hash
+    checked first: a refused call runs no SQL)."""
+    _check_hash(token_hash)
     return (WebToken.token_hash == token_hash, WebToken.purpose == purpose, WebToken.expires_at > moment)
 
 
@@ -77,13 +79,13 @@ class WebTokenMethods(UnitsOfWork):
 
     async def redeem_web_link(self, token_hash: str, now: datetime | None = None) -> WebToken | None:
         """The link's row, marked used, if it exists, is unused and has not expired; else None."""
-        _check_hash(token_hash)
         moment = now or utcnow()
+        live = _live(token_hash, "link", moment)
 
         async def work(session: AsyncSession) -> WebToken | None:
             result = await session.execute(
                 update(WebToken)
-                .where(*_live(token_hash, "link", moment), WebToken.used_at.is_(None))
+                .where(*live, WebToken.used_at.is_(None))
                 .values(used_at=moment)
                 .execution_options(synchronize_session=False)
             )
@@ -96,13 +98,10 @@ class WebTokenMethods(UnitsOfWork):
 
     async def web_session(self, token_hash: str, now: datetime | None = None) -> WebToken | None:
         """The session's row while it has not expired; None for an unknown or expired one."""
-        _check_hash(token_hash)
-        moment = now or utcnow()
+        live = _live(token_hash, "session", now or utcnow())
 
         async def work(session: AsyncSession) -> WebToken | None:
-            row: WebToken | None = await session.scalar(
-                select(WebToken).where(*_live(token_hash, "session", moment))
-            )
+            row: WebToken | None = await session.scalar(select(WebToken).where(*live))
             return row
 
         return await self._read(work)

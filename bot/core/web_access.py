@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, Unpack
 
@@ -93,14 +93,7 @@ async def _new_token(
     """A new secret signing in as `member`, stored by its hash as a `purpose` token."""
     secret = secrets.token_urlsafe(32)
     await store.add_web_token(
-        token_hash(secret),
-        purpose,
-        user_id=member.user_id,
-        user_name=member.user_name,
-        guild_id=member.guild_id,
-        moderator=member.moderator,
-        expires_at=expires_at,
-        target=target,
+        token_hash(secret), purpose, **asdict(member), expires_at=expires_at, target=target
     )
     return secret
 
