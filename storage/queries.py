@@ -12,12 +12,25 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from storage.errors import InvalidInputError
 from storage.models import Job, JobKind, JobStatus
 
 MAX_PAGE = 500  # the console allows up to 500 rows at once
+
+
+def _known(given: str | Sequence[str] | None, names: type[StrEnum], what: str) -> list[str] | None:
+    """One name or several, each checked against the enum's values; None: no filter."""
+    if given is None:
+        return None
+    values = [given] if isinstance(given, str) else list(given)
+    known = {member.value for member in names}
+    for value in values:
+        if value not in known:
+            raise InvalidInputError(f"unknown job {what} {value!r}; expected one of {sorted(known)}")
+    return values
 
 
 @dataclass(frozen=True)
@@ -43,24 +56,10 @@ class HistoryQuery:
     reported: bool = False  # only jobs with an open report
 
     def kinds(self) -> list[str] | None:
-        if self.kind is None:
-            return None
-        values = [self.kind] if isinstance(self.kind, str) else list(self.kind)
-        known = {kind.value for kind in JobKind}
-        for value in values:
-            if value not in known:
-                raise InvalidInputError(f"unknown job kind {value!r}; expected one of {sorted(known)}")
-        return values
+        return _known(self.kind, JobKind, "kind")
 
     def statuses(self) -> list[str] | None:
-        if self.status is None:
-            return None
-        values = [self.status] if isinstance(self.status, str) else list(self.status)
-        known = {status.value for status in JobStatus}
-        for value in values:
-            if value not in known:
-                raise InvalidInputError(f"unknown job status {value!r}; expected one of {sorted(known)}")
-        return values
+        return _known(self.status, JobStatus, "status")
 
     def checked_limit(self) -> int:
         if isinstance(self.limit, bool) or not isinstance(self.limit, int) or not 1 <= self.limit <= MAX_PAGE:
