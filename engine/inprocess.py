@@ -13,15 +13,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from engine.api import (
-    EngineConfig,
-    EngineError,
-    EngineEvent,
-    EngineRequest,
-    Failed,
-    Finished,
-    ModelInfo,
-)
+from engine import api
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +21,12 @@ log = logging.getLogger(__name__)
 class InProcessEngine:
     """One slot; jobs run in submission order on a single worker thread."""
 
-    def __init__(self, config: EngineConfig | None = None, **core_options: Any) -> None:
-        self.config = config or EngineConfig()
+    def __init__(self, config: api.EngineConfig | None = None, **core_options: Any) -> None:
+        self.config = config or api.EngineConfig()
         self._core_options = core_options
         self._core = None  # EngineCore, created on the worker thread's first use (imports torch)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
-        self._info: ModelInfo | None = None
+        self._info: api.ModelInfo | None = None
         self._cancelled: set[str] = set()
         self._closed = False
 
@@ -43,19 +35,19 @@ class InProcessEngine:
         return 1
 
     @property
-    def info(self) -> ModelInfo | None:
+    def info(self) -> api.ModelInfo | None:
         return self._info
 
-    def _load(self) -> ModelInfo:
+    def _load(self) -> api.ModelInfo:
         from engine.core import EngineCore  # heavy: torch, imported when the engine starts
 
         if self._core is None:
             self._core = EngineCore(self.config, **self._core_options)
         return self._core.load()
 
-    async def start(self) -> ModelInfo:
+    async def start(self) -> api.ModelInfo:
         if self._closed:
-            raise EngineError("the engine is closed")
+            raise api.EngineError("the engine is closed")
         if self._info is None:
             # No asyncio lock: the single worker thread already serialises loads (the second
             # caller finds the model loaded), and the client may be used from several event loops.
@@ -63,14 +55,14 @@ class InProcessEngine:
             self._info = await loop.run_in_executor(self._executor, self._load)
         return self._info
 
-    async def submit(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
+    async def submit(self, request: api.EngineRequest) -> AsyncIterator[api.EngineEvent]:
         """Run `request` and yield its events; leaving the loop early cancels the job."""
         await self.start()
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[EngineEvent] = asyncio.Queue()
+        queue: asyncio.Queue[api.EngineEvent] = asyncio.Queue()
         job_id = request.job_id
 
-        def emit(event: EngineEvent) -> None:
+        def emit(event: api.EngineEvent) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
         def should_stop() -> bool:
@@ -81,14 +73,14 @@ class InProcessEngine:
                 self._core.run(request, emit, should_stop)
             except BaseException as exc:  # run reports its own failures; this is the last resort
                 log.exception("job %s crashed the in-process engine", job_id)
-                emit(Failed(job_id=job_id, reason=f"engine error: {exc}", retryable=True))
+                emit(api.Failed(job_id=job_id, reason=f"engine error: {exc}", retryable=True))
 
         future = loop.run_in_executor(self._executor, work)
         try:
             while True:
                 event = await queue.get()
                 yield event
-                if isinstance(event, Finished | Failed):
+                if isinstance(event, api.Finished | api.Failed):
                     break
         finally:
             if not future.done():

@@ -26,19 +26,10 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Container
 from dataclasses import dataclass, replace
 
-from engine.api import (
-    CANCELLED,
-    EngineConfig,
-    EngineError,
-    EngineEvent,
-    EngineRequest,
-    Failed,
-    Finished,
-    ModelInfo,
-)
+from engine import api
 from engine.batching import slots_for
 from engine.protocol import (
     DEFAULT_CORE,
@@ -76,7 +67,7 @@ class LocalEngine:
     """
 
     def __init__(
-        self, config: EngineConfig | None = None, *, slots: int | None = None, core: str = DEFAULT_CORE
+        self, config: api.EngineConfig | None = None, *, slots: int | None = None, core: str = DEFAULT_CORE
     ) -> None:
         if slots is not None and slots < 1:
             raise ValueError(f"slots must be at least 1, got {slots}")
@@ -85,13 +76,13 @@ class LocalEngine:
                 "EngineConfig needs heartbeat_s > 0 and hang_timeout_s > heartbeat_s, got "
                 f"heartbeat_s={config.heartbeat_s}, hang_timeout_s={config.hang_timeout_s}"
             )
-        self._config = config or EngineConfig()
+        self._config = config or api.EngineConfig()
         self._slots = slots
         self._core = core
         self._context = multiprocessing.get_context("spawn")
         self._worker: WorkerProcess | None = None
-        self._starting: asyncio.Task[ModelInfo] | None = None
-        self._info: ModelInfo | None = None
+        self._starting: asyncio.Task[api.ModelInfo] | None = None
+        self._info: api.ModelInfo | None = None
         self._jobs: dict[str, _Job] = {}
         self._closed = False
         self._generation = 0
@@ -110,7 +101,7 @@ class LocalEngine:
         return slots_for(batch)
 
     @property
-    def info(self) -> ModelInfo | None:
+    def info(self) -> api.ModelInfo | None:
         """The loaded model's facts, once `start` has succeeded."""
         return self._info
 
@@ -120,14 +111,14 @@ class LocalEngine:
         worker = self._worker
         return worker.process.pid if worker is not None else None
 
-    async def start(self) -> ModelInfo:
+    async def start(self) -> api.ModelInfo:
         """Spawn the worker and wait until its model is loaded; idempotent.
 
         A model that cannot be loaded raises `EngineError` with the child's reason; calling
         `start` again tries again.
         """
         if self._closed:
-            raise EngineError("The engine is closed.")
+            raise api.EngineError("The engine is closed.")
         worker = self._worker
         if worker is not None and _is_ready(worker):
             return worker.ready.result()
@@ -140,24 +131,18 @@ class LocalEngine:
         worker = self._worker
         return not self._closed and worker is not None and _is_ready(worker) and worker.process.is_alive()
 
-    async def submit(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
+    async def submit(self, request: api.EngineRequest) -> AsyncIterator[api.EngineEvent]:
         """Run one request; yields `Started`, `Progress`..., then exactly one `Finished`/`Failed`.
 
         Leaving the iteration early cancels the job in the worker.
         """
-        if not isinstance(request, EngineRequest):
-            raise TypeError(f"not an engine request: {type(request).__name__}")
-        if self._closed:
-            raise EngineError("The engine is closed.")
-        job_id = request.job_id
-        if job_id in self._jobs:
-            raise EngineError(f"Job {job_id} is already running in this engine.")
+        job_id = submittable(request, self._closed, self._jobs)
         job = _Job(request=request, events=asyncio.Queue())
         self._jobs[job_id] = job
         try:
             try:
                 worker = await self._ready_worker(job)
-            except EngineError as error:
+            except api.EngineError as error:
                 job.fail(f"The engine is not available: {error}", retryable=True)
                 worker = None
             if worker is not None:
@@ -168,7 +153,7 @@ class LocalEngine:
                     worker.post(CancelJob(job_id))
             while True:
                 event = await job.events.get()
-                if isinstance(event, Finished | Failed):
+                if isinstance(event, api.Finished | api.Failed):
                     break
                 yield event
         finally:
@@ -200,7 +185,7 @@ class LocalEngine:
         worker, self._worker = self._worker, None
         if worker is not None:
             if not worker.ready.done():
-                worker.ready.set_exception(EngineError("The engine was closed while loading the model."))
+                worker.ready.set_exception(api.EngineError("The engine was closed while loading the model."))
                 worker.ready.exception()  # retrieved: no "never retrieved" warning
             await asyncio.to_thread(worker.stop, STOP_TIMEOUT_S)
         if self._starting is not None and not self._starting.done():
@@ -221,16 +206,16 @@ class LocalEngine:
         while True:
             await self.start()
             if job.cancel_requested:
-                job.fail(CANCELLED, retryable=False)
+                job.fail(api.CANCELLED, retryable=False)
                 return None
             if self._closed:
-                raise EngineError("The engine is closed.")
+                raise api.EngineError("The engine is closed.")
             worker = self._worker
             # The worker may have died between `start` returning and now; then start again.
             if worker is not None and _is_ready(worker):
                 return worker
 
-    async def _spawn(self) -> ModelInfo:
+    async def _spawn(self) -> api.ModelInfo:
         loop = asyncio.get_running_loop()
         self._generation += 1
         parent_conn, child_conn = self._context.Pipe(duplex=True)
@@ -247,7 +232,7 @@ class LocalEngine:
         except Exception as error:  # out of processes or file handles, an unpicklable config...
             parent_conn.close()
             child_conn.close()
-            raise EngineError(f"The engine process could not be started: {error}") from error
+            raise api.EngineError(f"The engine process could not be started: {error}") from error
         child_conn.close()  # only the child holds its end now, so its death is EOF here
         worker = WorkerProcess(
             process=process, conn=parent_conn, ready=loop.create_future(), config=self._config
@@ -260,7 +245,7 @@ class LocalEngine:
         worker.begin(loop, self._on_message, self._on_lost)
         try:
             if self._closed:  # closed while the process was starting: close() could not see it
-                raise EngineError("The engine was closed while loading the model.")
+                raise api.EngineError("The engine was closed while loading the model.")
             info = await worker.ready
         except BaseException:
             if self._worker is worker:
@@ -277,7 +262,7 @@ class LocalEngine:
             if job is None or job.worker is not worker or job.ended:
                 return  # a late event of an abandoned or already failed job
             event = message.event
-            if isinstance(event, Finished):
+            if isinstance(event, api.Finished):
                 event = replace(event, timings=job.timings(event.timings, message.sent_at, received_at))
             job.put(event)
         elif isinstance(message, Ready):
@@ -292,7 +277,7 @@ class LocalEngine:
                 worker.ready.set_result(message.info)
         elif isinstance(message, LoadFailed) and not worker.ready.done():
             worker.ready.set_exception(
-                EngineError(f"The engine could not load model {self._config.model!r}: {message.reason}")
+                api.EngineError(f"The engine could not load model {self._config.model!r}: {message.reason}")
             )
 
     def _on_lost(self, worker: WorkerProcess, hung: bool) -> None:
@@ -304,7 +289,7 @@ class LocalEngine:
         if not worker.ready.done():
             what = "stopped responding" if hung else f"exited (code {code})"
             worker.ready.set_exception(
-                EngineError(f"The engine process {what} while loading model {self._config.model!r}.")
+                api.EngineError(f"The engine process {what} while loading model {self._config.model!r}.")
             )
             return  # a worker that cannot even load is not restarted in a loop; start() says why
         log.error(
@@ -326,7 +311,7 @@ def _is_ready(worker: WorkerProcess) -> bool:
     return ready.done() and not ready.cancelled() and ready.exception() is None
 
 
-def _log_restart_failure(task: asyncio.Task[ModelInfo]) -> None:
+def _log_restart_failure(task: asyncio.Task[api.ModelInfo]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("could not restart the engine worker: %s", task.exception())
 
@@ -335,28 +320,40 @@ def _log_restart_failure(task: asyncio.Task[ModelInfo]) -> None:
 class _Job:
     """One submitted request, as the parent tracks it."""
 
-    request: EngineRequest
-    events: asyncio.Queue[EngineEvent]
+    request: api.EngineRequest
+    events: asyncio.Queue[api.EngineEvent]
     worker: WorkerProcess | None = None
     posted_at: float = 0.0
     started: bool = False
     ended: bool = False
     cancel_requested: bool = False
 
-    def put(self, event: EngineEvent) -> None:
+    def put(self, event: api.EngineEvent) -> None:
         if self.ended:
             return
-        if isinstance(event, Finished | Failed):
+        if isinstance(event, api.Finished | api.Failed):
             self.ended = True
         else:
             self.started = True
         self.events.put_nowait(event)
 
     def fail(self, reason: str, retryable: bool) -> None:
-        self.put(Failed(job_id=self.request.job_id, reason=reason, retryable=retryable))
+        self.put(api.Failed(job_id=self.request.job_id, reason=reason, retryable=retryable))
 
     def timings(self, core: dict[str, float], sent_at: float, received_at: float) -> dict[str, float]:
         return client_timings(core, self.posted_at, sent_at, received_at)
+
+
+def submittable(request: api.EngineRequest, closed: bool, running: Container[str]) -> str:
+    """The request's job id, once it is an engine request, the engine is open and no job of that
+    id is running in it (every client that `submit`s across a process boundary checks so)."""
+    if not isinstance(request, api.EngineRequest):
+        raise TypeError(f"not an engine request: {type(request).__name__}")
+    if closed:
+        raise api.EngineError("The engine is closed.")
+    if request.job_id in running:
+        raise api.EngineError(f"Job {request.job_id} is already running in this engine.")
+    return request.job_id
 
 
 def client_timings(

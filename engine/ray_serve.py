@@ -26,18 +26,9 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-from engine.api import (
-    CANCELLED,
-    EngineConfig,
-    EngineError,
-    EngineEvent,
-    EngineRequest,
-    Failed,
-    Finished,
-    ModelInfo,
-)
+from engine import api
 from engine.batching import slots_for
-from engine.local import SHUT_DOWN, client_timings
+from engine.local import SHUT_DOWN, client_timings, submittable
 from engine.protocol import DEFAULT_CORE, Heartbeat
 from engine.ray_cluster import Scaling, check_reachable, describe_resources, import_ray
 from engine.ray_replica import EngineReplica
@@ -72,7 +63,7 @@ class RayEngine:
 
     def __init__(
         self,
-        config: EngineConfig | None = None,
+        config: api.EngineConfig | None = None,
         *,
         replicas: int = 1,
         scaling: Scaling | None = None,
@@ -84,7 +75,7 @@ class RayEngine:
         start_timeout_s: float = 900.0,
         health_check_period_s: float = 10.0,
     ) -> None:
-        self._config = config or EngineConfig()
+        self._config = config or api.EngineConfig()
         self._scaling = scaling or Scaling(replicas=replicas)
         self._address = address
         self._app_name = app_name
@@ -94,9 +85,9 @@ class RayEngine:
         self._start_timeout_s = start_timeout_s
         self._health_check_period_s = health_check_period_s
         self._handle: Any = None
-        self._info: ModelInfo | None = None
+        self._info: api.ModelInfo | None = None
         self._jobs_per_replica = 1
-        self._starting: asyncio.Task[ModelInfo] | None = None
+        self._starting: asyncio.Task[api.ModelInfo] | None = None
         self._responses: dict[str, Any] = {}
         self._owns_ray = False
         self._closed = False
@@ -108,20 +99,20 @@ class RayEngine:
         return self._scaling.most_replicas * self._jobs_per_replica
 
     @property
-    def info(self) -> ModelInfo | None:
+    def info(self) -> api.ModelInfo | None:
         return self._info
 
-    async def start(self) -> ModelInfo:
+    async def start(self) -> api.ModelInfo:
         """Join (or start) the Ray cluster, deploy the replicas, wait until their model is loaded."""
         if self._closed:
-            raise EngineError("The engine is closed.")
+            raise api.EngineError("The engine is closed.")
         if self._info is not None:
             return self._info
         if self._starting is None or self._starting.done():
             self._starting = asyncio.get_running_loop().create_task(self._start())
         return await asyncio.shield(self._starting)
 
-    async def _start(self) -> ModelInfo:
+    async def _start(self) -> api.ModelInfo:
         ray, serve = import_ray()
         where = self._address or "the local Ray"
         if not ray.is_initialized():
@@ -129,7 +120,7 @@ class RayEngine:
             try:
                 await asyncio.to_thread(ray.init, address=self._address, **self._ray_init)
             except Exception as error:
-                raise EngineError(f"Could not join the Ray cluster at {where}: {error}") from error
+                raise api.EngineError(f"Could not join the Ray cluster at {where}: {error}") from error
             self._owns_ray = True
         try:
             self._handle = await asyncio.wait_for(
@@ -138,15 +129,15 @@ class RayEngine:
             )
             self._info = await asyncio.wait_for(self._handle.info.remote(), self._start_timeout_s)
         except TimeoutError:
-            raise EngineError(
+            raise api.EngineError(
                 f"The engine replicas did not start on {where} within {self._start_timeout_s:.0f} s; "
                 f"the cluster has {describe_resources(ray)}, and each replica asks for "
                 f"{self._replica_demand(ray)}"
             ) from None
-        except EngineError:
+        except api.EngineError:
             raise
         except Exception as error:
-            raise EngineError(f"The engine could not start on Ray at {where}: {error}") from error
+            raise api.EngineError(f"The engine could not start on Ray at {where}: {error}") from error
         if not self._deploy:
             self._jobs_per_replica = slots_for(self._config.jobs_per_batch(self._info.device))
         log.info(
@@ -195,7 +186,7 @@ class RayEngine:
         try:
             return serve.get_app_handle(self._app_name)
         except Exception as error:
-            raise EngineError(
+            raise api.EngineError(
                 f"No Ray Serve application {self._app_name!r} answers on {self._address or 'the local Ray'}: "
                 f"{error}"
             ) from error
@@ -210,32 +201,28 @@ class RayEngine:
             return False
         return True
 
-    async def submit(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
+    async def submit(self, request: api.EngineRequest) -> AsyncIterator[api.EngineEvent]:
         """Run one request on some replica; yields the same events as `LocalEngine.submit`."""
-        if not isinstance(request, EngineRequest):
-            raise TypeError(f"not an engine request: {type(request).__name__}")
-        if self._closed:
-            raise EngineError("The engine is closed.")
-        job_id = request.job_id
-        if job_id in self._responses:
-            raise EngineError(f"Job {job_id} is already running in this engine.")
+        job_id = submittable(request, self._closed, self._responses)
         self._responses[job_id] = None  # reserved: a cancel before the request is out still counts
-        final: Failed | Finished | None = None
+        final: api.Failed | api.Finished | None = None
         response: Any = None
         try:
             try:
                 await self.start()
-            except EngineError as error:
-                final = Failed(job_id=job_id, reason=f"The engine is not available: {error}", retryable=True)
+            except api.EngineError as error:
+                final = api.Failed(
+                    job_id=job_id, reason=f"The engine is not available: {error}", retryable=True
+                )
             if final is None and job_id not in self._responses:  # cancelled while the engine started
-                final = Failed(job_id=job_id, reason=CANCELLED)
+                final = api.Failed(job_id=job_id, reason=api.CANCELLED)
             if final is None:
                 posted_at = time.time()
                 response = self._handle.options(stream=True).run.remote(request, posted_at)
                 self._responses[job_id] = response
                 stream = self._follow(job_id, response, posted_at)
                 async for event in stream:
-                    if isinstance(event, Finished | Failed):
+                    if isinstance(event, api.Finished | api.Failed):
                         final = event
                         break
                     yield event
@@ -245,7 +232,7 @@ class RayEngine:
                 response.cancel()  # nobody listens any more: free the GPU
         yield final  # after forgetting the job, so the same job id may be submitted again at once
 
-    async def _follow(self, job_id: str, response: Any, posted_at: float) -> AsyncIterator[EngineEvent]:
+    async def _follow(self, job_id: str, response: Any, posted_at: float) -> AsyncIterator[api.EngineEvent]:
         """A replica's stream as engine events, ending with one `Finished` or `Failed`.
 
         Silence (not even a heartbeat) for `hang_timeout_s` means the replica or its node hangs:
@@ -259,17 +246,17 @@ class RayEngine:
                 try:
                     message = await asyncio.wait_for(anext(messages), self._config.hang_timeout_s)
                 except StopAsyncIteration:
-                    yield Failed(job_id=job_id, reason=NO_RESULT)
+                    yield api.Failed(job_id=job_id, reason=NO_RESULT)
                     return
                 if isinstance(message, Heartbeat):
                     continue
                 event = message.event
-                if isinstance(event, Finished):
+                if isinstance(event, api.Finished):
                     timings = client_timings(event.timings, posted_at, message.sent_at, time.time())
                     yield replace(event, timings=timings)
                     return
                 yield event
-                if isinstance(event, Failed):
+                if isinstance(event, api.Failed):
                     return
         except TimeoutError:
             log.error(
@@ -279,17 +266,21 @@ class RayEngine:
             )
             response.cancel()
             self.restarts += 1
-            yield Failed(job_id=job_id, reason=SHUT_DOWN if self._closed else REPLICA_HUNG, retryable=True)
+            yield api.Failed(
+                job_id=job_id, reason=SHUT_DOWN if self._closed else REPLICA_HUNG, retryable=True
+            )
         except RequestCancelledError:
             if self._closed:
-                yield Failed(job_id=job_id, reason=SHUT_DOWN, retryable=True)
+                yield api.Failed(job_id=job_id, reason=SHUT_DOWN, retryable=True)
             else:
-                yield Failed(job_id=job_id, reason=CANCELLED)
+                yield api.Failed(job_id=job_id, reason=api.CANCELLED)
         except Exception as error:  # the replica died, or Ray lost it
             log.error("job %s: Ray Serve request failed: %s", job_id, error)
             if not self._closed:
                 self.restarts += 1
-            yield Failed(job_id=job_id, reason=SHUT_DOWN if self._closed else REPLICA_LOST, retryable=True)
+            yield api.Failed(
+                job_id=job_id, reason=SHUT_DOWN if self._closed else REPLICA_LOST, retryable=True
+            )
 
     async def cancel(self, job_id: str) -> None:
         """Ask the job to stop; it ends with `Failed(reason='cancelled')` within one step."""
@@ -313,7 +304,7 @@ class RayEngine:
             self._starting.cancel()
         try:
             ray, serve = import_ray()
-        except EngineError:
+        except api.EngineError:
             return
         if self._deploy and self._handle is not None:
             await asyncio.to_thread(serve.delete, self._app_name)
