@@ -300,6 +300,25 @@ class UserPrefs(Base):
     suffix: Mapped[str] = mapped_column(Text, default="")  # /prefer suffix
 
 
+class MemberSettings(Base):
+    """A member's /settings on one server (guild 0: outside any server, e.g. the console).
+
+    Defaults for the member's prompts, which a prompt's own parameters override. A missing row
+    means every default; `reset` deletes the row.
+    """
+
+    __tablename__ = "member_settings"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    remix: Mapped[bool] = mapped_column(Boolean, default=False)
+    stylize: Mapped[int | None] = mapped_column(Integer)  # None: the prompt language's default
+    raw: Mapped[bool] = mapped_column(Boolean, default=False)  # --style raw by default
+    variation: Mapped[str] = mapped_column(String(8), default="high")  # high: V1-V4 strong; low: subtle
+    version: Mapped[str | None] = mapped_column(String(64))  # a configured --v name
+    updated_at: Mapped[datetime] = mapped_column(_tz(), default=utcnow, onupdate=utcnow)
+
+
 __all__ = [
     "GRID_INDEX",
     "AuditEntry",
@@ -312,6 +331,7 @@ __all__ = [
     "JobKind",
     "JobMessage",
     "JobStatus",
+    "MemberSettings",
     "Report",
     "ReportState",
     "UserPrefs",

@@ -60,3 +60,13 @@ class GuildSettingsFields(TypedDict, total=False):
     log_channel_id: int | None
     max_running_per_user: int | None
     max_queued_per_user: int | None
+
+
+class MemberSettingsFields(TypedDict, total=False):
+    """A member's /settings on one server (`Store.update_member_settings`)."""
+
+    remix: bool
+    stylize: int | None  # None: the prompt language's default
+    raw: bool
+    variation: str  # high | low
+    version: str | None

@@ -43,6 +43,7 @@ from storage.repositories import (
     JobRepository,
     SettingsRepository,
 )
+from storage.store_members import MemberMethods
 from storage.store_moderation import ModerationMethods
 from storage.validation import check_job_fields, check_settings_fields, is_int
 
@@ -59,7 +60,7 @@ def _is_corrupt(exc: DBAPIError) -> bool:
     return "not a database" in text or "malformed" in text or "file is encrypted" in text
 
 
-class Store(ModerationMethods):
+class Store(ModerationMethods, MemberMethods):
     """The job history: rows in the database, pictures under the data directory."""
 
     def __init__(self, database: Database, files: ImageFiles) -> None:

@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     strength = p.add_mutually_exclusive_group()
     strength.add_argument("--strong", action="store_true", help="Vary (Strong), the default")
     strength.add_argument("--subtle", action="store_true", help="Vary (Subtle)")
+    p.add_argument("--prompt", help="Remix: an edited prompt for the new images")
 
     p = sub.add_parser("zoom", parents=[common], help="zoom out by FACTOR (1.0-2.0): four images")
     p.add_argument("job")
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pan", parents=[common], help="extend the image left, right, up or down: four images")
     p.add_argument("job")
     p.add_argument("args", nargs="+", metavar="[INDEX] left|right|up|down")
+    p.add_argument(
+        "--prompt", help="Remix: an edited prompt for the new area (no --ar: a pan keeps one side)"
+    )
 
     p = sub.add_parser("square", parents=[common], help="make the image square by outpainting: four images")
     p.add_argument("job")
@@ -64,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reroll", parents=[common], help="the same job again with a new seed")
     p.add_argument("job")
+    p.add_argument("--prompt", help="Remix: an edited prompt for the new images")
 
     p = sub.add_parser("history", parents=[common], help="recent jobs, newest first")
     p.add_argument("--user", help="only this user id (0 is the console)")

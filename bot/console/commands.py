@@ -18,6 +18,7 @@ from bot.console.arguments import (
 )
 from bot.console.output import Output, describe, job_json
 from bot.core.jobs import Action, Requester
+from bot.core.remix import REMIX_KEY
 from bot.core.services import Services
 from bot.prompt import PromptError, parse_prompt, unknown_words
 from storage.models import Job, JobStatus
@@ -70,7 +71,7 @@ async def make_jobs(args: argparse.Namespace, services: Services, out: Output) -
             kwargs["index"] = parse_index(args.index)
         elif command == "vary":
             action = Action.VARY_SUBTLE if args.subtle else Action.VARY_STRONG
-            kwargs["index"] = parse_index(args.index)
+            kwargs["index"], kwargs["prompt_override"] = parse_index(args.index), args.prompt
         elif command == "zoom":
             index, factor = split_index(args.args, "FACTOR")
             try:
@@ -81,10 +82,11 @@ async def make_jobs(args: argparse.Namespace, services: Services, out: Output) -
         elif command == "pan":
             index, direction = split_index(args.args, "left|right|up|down")
             action, kwargs["index"], kwargs["direction"] = Action.PAN, index, direction.lower()
+            kwargs["prompt_override"] = args.prompt
         elif command == "square":
             action, kwargs["index"] = Action.SQUARE, parse_index(args.index)
         elif command == "reroll":
-            action = Action.REROLL
+            action, kwargs["prompt_override"] = Action.REROLL, args.prompt
         else:  # pragma: no cover - argparse knows the commands
             raise ConsoleError(f"unknown command {command}")
         jobs = [await jobs_service.derive(requester, args.job, action, **kwargs)]
@@ -164,6 +166,7 @@ def _job_summary(store: Store, job: Job) -> dict[str, Any]:
     data = job_json(store, job)
     data.update(
         prompt=job.prompt,
+        remixed_from=(job.params or {}).get(REMIX_KEY),
         user_id=job.user_id,
         user_name=job.user_name,
         source=job.source,
@@ -185,6 +188,9 @@ async def show_job(args: argparse.Namespace, store: Store, out: Output) -> int:
         return EXIT_OK
     describe(store, job, out)
     out.line(f"  prompt: {job.prompt}")
+    remixed_from = (job.params or {}).get(REMIX_KEY)
+    if remixed_from is not None:
+        out.line(f"  remixed from: {remixed_from}")
     out.line(
         f"  by:     {job.user_name or job.user_id} ({job.source}), {job.created_at:%Y-%m-%d %H:%M:%S} UTC"
     )

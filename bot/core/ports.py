@@ -15,7 +15,7 @@ from typing import Protocol, Unpack
 
 from engine.api import EngineClient, ImageData
 from storage.files import ImageFiles, ImageLike
-from storage.models import Ban, BannedWord, GuildSettings, Job, JobStatus, Process, UserPrefs
+from storage.models import Ban, BannedWord, GuildSettings, Job, JobStatus, MemberSettings, Process, UserPrefs
 from storage.ownership import Claim, Owner
 from storage.records import JobFields
 
@@ -79,6 +79,8 @@ class JobStore(ModerationStore, Protocol):
     async def guild_settings(self, guild_id: int) -> GuildSettings: ...
 
     async def user_prefs(self, user_id: int) -> UserPrefs: ...
+
+    async def member_settings(self, user_id: int, guild_id: int | None) -> MemberSettings: ...
 
 
 class Clock(Protocol):

@@ -24,7 +24,12 @@ from bot.discord.replies import answer_internal_error
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ["bot.discord.imagine.cog", "bot.discord.info.cog", "bot.discord.moderation.cog"]
+EXTENSIONS = [
+    "bot.discord.imagine.cog",
+    "bot.discord.info.cog",
+    "bot.discord.moderation.cog",
+    "bot.discord.settings.cog",
+]
 
 
 class ImagineBot(commands.Bot):

@@ -21,6 +21,7 @@ TABLES = {
     "jobs",
     "images",
     "job_messages",
+    "member_settings",
     "bans",
     "banned_words",
     "reports",

@@ -8,6 +8,7 @@ nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Protocol
 
@@ -19,6 +20,7 @@ from bot.core.ports import ImageFetcher
 from bot.core.services import Services
 from bot.discord import render
 from bot.discord.buttons import ACTIONS, CELL_ACTIONS, ButtonSpec
+from bot.discord.job_actions.remix import REMIX_BUTTONS, RemixModal, remix_too_long
 from bot.discord.job_actions.zoom import CustomZoomModal
 from bot.discord.messenger import JobMessenger
 from bot.discord.permissions import click_refusal, is_moderator
@@ -148,8 +150,30 @@ class JobActions:
                 return
             await interaction.response.send_modal(CustomZoomModal(self.zoom_custom, job))
             return
+        if spec.action in REMIX_BUTTONS and await self.remix_on(interaction):
+            too_long = remix_too_long(job)
+            if too_long is not None:
+                await refuse(interaction, too_long)
+                return
+            submit = functools.partial(self.remix_submitted, spec)
+            await interaction.response.send_modal(RemixModal(submit, job, spec.label))
+            return
         await interaction.response.defer()
         await self.derive(interaction, job, spec.action, spec.index)
+
+    async def remix_on(self, interaction: discord.Interaction) -> bool:
+        """Whether the member turned Remix on in /settings (on this server)."""
+        settings = await self.services.store.member_settings(interaction.user.id, interaction.guild_id)
+        return bool(settings.remix)
+
+    async def remix_submitted(
+        self, spec: ButtonSpec, interaction: discord.Interaction, parent: Job, prompt_override: str | None
+    ) -> Job | None:
+        """A submitted Remix modal: the button's job, driven by the edited prompt when it changed."""
+        zoom = ZOOMS.get(spec.action)
+        return await self.derive(
+            interaction, parent, spec.action, spec.index, zoom=zoom, prompt_override=prompt_override
+        )
 
     async def checked_job(self, interaction: discord.Interaction, job_id: str, action: str) -> Job | None:
         """The job a click acts on, or None after telling the member why they cannot."""

@@ -1,0 +1,105 @@
+"""`MemberMethods`, the members' half of `Store`: each member's /settings per server.
+
+A mixin split off by subject, like `ModerationMethods`; every method is one unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar, Unpack
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.errors import InvalidInputError
+from storage.models import MemberSettings
+from storage.records import MemberSettingsFields
+from storage.validation import is_int
+
+T = TypeVar("T")
+
+NO_GUILD = 0  # the guild id of settings made outside any server (the console, a DM)
+VARIATIONS = ("high", "low")
+_FIELDS = frozenset(MemberSettingsFields.__annotations__)
+
+
+def default_member_settings(user_id: int, guild_id: int | None) -> MemberSettings:
+    """The settings of a member who never changed any (not stored)."""
+    return MemberSettings(
+        user_id=user_id,
+        guild_id=guild_id or NO_GUILD,
+        remix=False,
+        stylize=None,
+        raw=False,
+        variation="high",
+        version=None,
+    )
+
+
+def check_member_fields(fields: MemberSettingsFields) -> MemberSettingsFields:
+    """Refuse an unknown field or a value of the wrong type, naming it."""
+    unknown = sorted(set(fields) - _FIELDS)
+    if unknown:
+        raise InvalidInputError(f"unknown member setting(s): {', '.join(unknown)}; known: {sorted(_FIELDS)}")
+    for name, value in fields.items():
+        if name in ("remix", "raw") and not isinstance(value, bool):
+            raise InvalidInputError(f"{name} must be true or false, got {value!r}")
+    stylize = fields.get("stylize")
+    if stylize is not None and (not is_int(stylize) or not 0 <= stylize <= 1000):
+        raise InvalidInputError(f"stylize must be a whole number from 0 to 1000, or unset; got {stylize!r}")
+    if "variation" in fields and fields["variation"] not in VARIATIONS:
+        raise InvalidInputError(f"variation must be high or low, got {fields['variation']!r}")
+    version = fields.get("version")
+    if version is not None and (not isinstance(version, str) or not 0 < len(version) <= 64):
+        raise InvalidInputError(f"version must be a name of 1 to 64 characters, or unset; got {version!r}")
+    return fields
+
+
+class MemberMethods:
+    """Store methods for members' settings; see `Store` for the unit-of-work rules they follow."""
+
+    async def _write(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        raise NotImplementedError  # Store's
+
+    async def _read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        raise NotImplementedError  # Store's
+
+    async def member_settings(self, user_id: int, guild_id: int | None) -> MemberSettings:
+        """The member's settings on this server; defaults (not stored) when they changed none."""
+
+        async def work(session: AsyncSession) -> MemberSettings:
+            row = await session.get(MemberSettings, (user_id, guild_id or NO_GUILD))
+            return row or default_member_settings(user_id, guild_id)
+
+        return await self._read(work)
+
+    async def update_member_settings(
+        self, user_id: int, guild_id: int | None, **fields: Unpack[MemberSettingsFields]
+    ) -> MemberSettings:
+        clean = check_member_fields(fields)
+
+        async def work(session: AsyncSession) -> MemberSettings:
+            row = await session.get(MemberSettings, (user_id, guild_id or NO_GUILD))
+            if row is None:
+                row = default_member_settings(user_id, guild_id)
+                session.add(row)
+            for name, value in clean.items():
+                setattr(row, name, value)
+            await session.flush()
+            return row
+
+        return await self._write(work)
+
+    async def reset_member_settings(self, user_id: int, guild_id: int | None) -> MemberSettings:
+        """Back to every default: the row goes."""
+
+        async def work(session: AsyncSession) -> MemberSettings:
+            row = await session.get(MemberSettings, (user_id, guild_id or NO_GUILD))
+            if row is not None:
+                await session.delete(row)
+                await session.flush()
+            return default_member_settings(user_id, guild_id)
+
+        return await self._write(work)
+
+
+__all__ = ["NO_GUILD", "VARIATIONS", "MemberMethods", "default_member_settings"]
