@@ -6,7 +6,7 @@ from (`params["remix_of"]`), so `imagine show` and `/show` can print both.
 
 Not every parameter means something to every action: a variation keeps its image's size, a pan
 keeps one side and extends the other. A parameter the action cannot honour is refused with a
-sentence when the edit *changes* it; keeping the parent's value, or removing it, is always fine
+sentence when the edit *changes* it; keeping the parent's value, or deleting it, is always fine
 (Midjourney's modal shows the whole prompt, parameters included, and most people leave them).
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core.rules import Action
+from bot.core.rules import Action, _sets
 from bot.prompt import DEFAULTS, Prompt, PromptError, check_prompt_length, parse_prompt
 from storage.models import JobKind
 
@@ -56,6 +56,19 @@ _RULES: dict[str, tuple[str, dict[str, str]]] = {
 REMIX_ACTIONS = frozenset(
     {Action.REROLL, Action.VARY, Action.VARY_SUBTLE, Action.VARY_STRONG, Action.ZOOM, Action.PAN}
 )
+# A value away from the default for each parameter, to ask the parser whether the edited prompt
+# types the parameter itself (`--ar 1:1` typed is a change; `--ar` deleted is not).
+_PROBES: dict[str, Any] = {
+    "aspect": (2, 1),
+    "chaos": 1,
+    "weird": 1,
+    "stop": 50,
+    "repeat": 2,
+    "image_weight": 1.0,
+    "stylize": 1,
+    "style": "raw",
+    "tile": True,
+}
 _SPELLING = {
     "aspect": "--ar",
     "image_weight": "--iw",
@@ -79,12 +92,14 @@ def remix_prompt(parent: Prompt, text: str, kind: str) -> Prompt:
     text = " ".join(text.split())
     if not text:
         raise PromptError("the remixed prompt is empty; describe the image you want")
-    prompt = parse_prompt(text, has_image=bool(parent.image_urls) or parent.image_weight is not None)
+    has_image = bool(parent.image_urls) or parent.image_weight is not None
+    prompt = parse_prompt(text, has_image=has_image)
     check_prompt_length(prompt)
     what, fixed = _RULES[kind]
     for name, why in fixed.items():
         value: Any = getattr(prompt, name)
-        if value != getattr(parent, name) and value != DEFAULTS[name]:
+        typed = value != DEFAULTS[name] or _sets(text, name, _PROBES[name], has_image)
+        if value != getattr(parent, name) and typed:
             flag = _SPELLING.get(name, f"--{name.replace('_', '-')}")
             raise PromptError(
                 f"`{flag}` does not apply to {what} ({why}); take it out of the remixed prompt.", name

@@ -85,6 +85,7 @@ async def test_a_remixed_pan_and_zoom_carry_the_edited_prompt(env):
     [
         (Action.PAN, {"direction": "up"}, "a red fox --ar 16:9", "`--ar` does not apply to a pan"),
         (Action.VARY_STRONG, {}, "a red fox --ar 1:2", "`--ar` does not apply to a variation"),
+        (Action.VARY_STRONG, {}, "a red fox --ar 1:1", "`--ar` does not apply to a variation"),
         (Action.VARY_SUBTLE, {}, "a red fox --chaos 40", "`--chaos` does not apply to a variation"),
         (Action.ZOOM, {"zoom": 2.0}, "a red fox --tile", "`--tile` does not apply to a zoom"),
         (Action.ZOOM, {"zoom": 2.0}, "a red fox --repeat 3", "`--repeat` does not apply to a zoom"),
