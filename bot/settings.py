@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 from dotenv import dotenv_values
 
-from bot.core.dispatcher import Limits
+from bot.core.limits import Limits
 from bot.logs import LOG_FORMATS
 from engine.api import COMPILE_MODES, DEFAULT_MODEL, DTYPES, FP8_MODES, EngineConfig
 from storage.ownership import DEFAULT_LEASE_S

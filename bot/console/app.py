@@ -34,8 +34,8 @@ from bot.console.arguments import (
 )
 from bot.console.commands import list_history, make_jobs, resume_jobs, show_job
 from bot.console.output import Output, error_json, isatty
-from bot.core.dispatcher import LimitError
 from bot.core.jobs import JobError
+from bot.core.limits import LimitError
 from bot.core.services import Services
 from bot.logs import remove_logging, setup_logging
 from bot.settings import Settings, SettingsError

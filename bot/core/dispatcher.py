@@ -12,37 +12,27 @@ run left `queued` or `running` is queued again in its original order.
 Front ends follow jobs through `JobUpdate`s: `add_listener` (every job; each listener is fed from
 its own queue by its own task, so a slow Discord edit never stalls the engine) and
 `subscribe(job_id)` (one job, ends with its final update).
+
+The fair queue is bot/core/fair_queue.py, the limits bot/core/limits.py, and what one job's run
+means (done, failed, retried, requeued) bot/core/job_runs.py, a mixin of `Dispatcher`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable
 
+from bot.core.fair_queue import FairQueue, QueueEntry
+from bot.core.job_runs import JobRuns, RequestBuilder
+from bot.core.limits import LimitError, Limits
 from bot.core.ports import JobStore
 from bot.core.updates import FINAL_STATUSES, JobUpdate, Listener, UpdateHub
 from bot.logs import job_context
-from engine.api import (
-    CANCELLED,
-    EngineClient,
-    EngineError,
-    EngineRequest,
-    Failed,
-    Finished,
-    Progress,
-    Started,
-)
-from storage.errors import JobStateError
+from engine.api import EngineClient
 from storage.models import Job, JobStatus
 from storage.ownership import Owner, OwnershipConflictError
-from storage.records import JobFields
 
 log = logging.getLogger(__name__)
 
@@ -56,63 +46,8 @@ __all__ = [
     "RequestBuilder",
 ]
 
-# How often a job may go back to the queue, uncounted, because the engine lost it before it
-# began; bounded, so an engine that loses everything still ends each job.
-MAX_UNSTARTED_REQUEUES = 3
 
-
-def _disk_sentence(exc: OSError) -> str:
-    """Why the images could not be saved, in the operator's and the member's words."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return "the images could not be saved: the bot's disk is full"
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return "the images could not be saved: the bot's data directory is read-only"
-    return "the images could not be saved (a disk error on the bot's machine)"
-
-
-class LimitError(Exception):
-    """The user has too many jobs waiting; the message says how many and what the limit is."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-user limits, Midjourney's defaults: 3 running, 10 waiting."""
-
-    max_running_per_user: int = 3
-    max_queued_per_user: int = 10
-
-    def with_overrides(self, running: int | None, queued: int | None) -> Limits:
-        """These limits with a guild's own in place of each one it set (None or 0: not set)."""
-        return Limits(running or self.max_running_per_user, queued or self.max_queued_per_user)
-
-
-RequestBuilder = Callable[[Job], Awaitable[EngineRequest]]
-
-
-@dataclass(eq=False)
-class _Entry:
-    job_id: str
-    user_id: int
-    limits: Limits
-    kind: str | None = None  # for log lines (JSON logs carry user, guild and kind)
-    guild_id: int | None = None
-    retried: bool = False
-    requeued_unstarted: int = 0  # times it came back before the engine began it (free retries)
-    cancel_requested: bool = False
-    shutdown: bool = False  # cancelled by `stop()`: goes back to queued, not cancelled
-    storing: bool = False  # the engine is done with it; its files are being written (slot is free)
-    lost: bool = False  # another process took it over (this one's lease ran out): drop its outcome
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
-
-    @classmethod
-    def of(cls, job: Job, limits: Limits) -> _Entry:
-        return cls(job.id, job.user_id, limits, kind=job.kind, guild_id=job.guild_id)
-
-    def log_context(self) -> contextlib.AbstractContextManager[None]:
-        return job_context(self.job_id, user_id=self.user_id, guild_id=self.guild_id, kind=self.kind)
-
-
-class Dispatcher:
+class Dispatcher(JobRuns):
     """Feeds the engine from the store, fairly; see the module docstring."""
 
     def __init__(
@@ -130,10 +65,9 @@ class Dispatcher:
         self._build_request = request_builder
         self.limits = limits or Limits()
         self._max_attempts = max_attempts  # a retryable failure is tried once more by default
-        self._queues: dict[int, deque[_Entry]] = {}  # user -> waiting jobs, oldest first
-        self._ring: deque[int] = deque()  # users with waiting jobs; the front is served next
-        self._entries: dict[str, _Entry] = {}  # every job waiting or running
-        self._running: dict[str, _Entry] = {}
+        self._queue = FairQueue()
+        self._entries: dict[str, QueueEntry] = {}  # every job waiting or running
+        self._running: dict[str, QueueEntry] = {}
         self._positions: dict[str, int] = {}
         self._updates = UpdateHub(store)
         self.recovered: list[str] = []  # the job ids the last `start()` took over
@@ -163,7 +97,7 @@ class Dispatcher:
         for job in claim.taken:
             if job.id in self._entries:
                 continue
-            self._enqueue(_Entry.of(job, self.limits))
+            self._enqueue(QueueEntry.of(job, self.limits))
             recovered.append(job.id)
         if recovered:
             log.info("recovered %d pending job(s)", len(recovered))
@@ -196,7 +130,7 @@ class Dispatcher:
                 if entry is not None:  # it may have ended here while the renewal was written
                     await self._lose(entry)
 
-    async def _lose(self, entry: _Entry) -> None:
+    async def _lose(self, entry: QueueEntry) -> None:
         """Another process took the job (this one's lease had run out): stop holding it."""
         with job_context(entry.job_id):
             log.warning("another process took this job; it is no longer run here")
@@ -205,26 +139,10 @@ class Dispatcher:
                 with contextlib.suppress(Exception):
                     await self._engine.cancel(entry.job_id)
                 return
-            queue = self._queues.get(entry.user_id)
-            if queue is not None and entry in queue:
-                queue.remove(entry)
-                if not queue:
-                    del self._queues[entry.user_id]
-                    self._ring.remove(entry.user_id)
+            self._queue.remove(entry)
             self._forget(entry)
             self._refresh_positions()
             await self._publish_store_status(entry.job_id, "another process took this job over")
-
-    async def _publish_store_status(self, job_id: str, reason: str) -> None:
-        """A final word for the followers of a job whose outcome another process writes, so no
-        front end waits for an update that will never come from here."""
-        try:
-            job = await self._store.get_job(job_id)
-        except Exception:
-            job = None
-        status = job.status if job is not None and job.status in FINAL_STATUSES else JobStatus.FAILED.value
-        error = (job.error if job is not None and job.status in FINAL_STATUSES else None) or reason
-        self._publish(JobUpdate(job_id, status, error=error))
 
     async def stop(self, grace_s: float = 30.0) -> None:
         """Start nothing new; give running jobs `grace_s` to finish, then send them back to queued.
@@ -263,7 +181,7 @@ class Dispatcher:
     def check_capacity(self, user_id: int, count: int = 1, limits: Limits | None = None) -> None:
         """Raise `LimitError` unless `user_id` may queue `count` more jobs (checked before rows exist)."""
         limits = limits or self.limits
-        waiting = len(self._queues.get(user_id, ()))
+        waiting = self._queue.waiting(user_id)
         if waiting + count > limits.max_queued_per_user:
             if count > 1:
                 raise LimitError(
@@ -287,7 +205,7 @@ class Dispatcher:
             raise OwnershipConflictError(f"job {job.id} is held by another process; it is not run here")
         if job.id in self._entries:  # submitted again while the claim was written
             return self._positions.get(job.id, 1)
-        entry = _Entry.of(job, limits)
+        entry = QueueEntry.of(job, limits)
         self._enqueue(entry)
         position = self._positions[job.id]
         with entry.log_context():
@@ -301,7 +219,7 @@ class Dispatcher:
         return self._positions.get(job_id)
 
     def queue_length(self) -> int:
-        return sum(len(q) for q in self._queues.values())
+        return len(self._queue)
 
     def running_count(self) -> int:
         return len(self._running)
@@ -328,11 +246,7 @@ class Dispatcher:
                 await self._engine.cancel(job_id)
                 return True
             log.info("cancelled while queued")
-            queue = self._queues[entry.user_id]
-            queue.remove(entry)
-            if not queue:
-                del self._queues[entry.user_id]
-                self._ring.remove(entry.user_id)
+            self._queue.remove(entry)
             self._forget(entry)
             await self._store.fail_job(
                 job_id, "cancelled by the user", status=JobStatus.CANCELLED.value, owner_id=self.owner.id
@@ -364,17 +278,8 @@ class Dispatcher:
     # The fair queue
     # -----------------------------------------------------------------------------------------
 
-    def _enqueue(self, entry: _Entry, front: bool = False) -> None:
-        queue = self._queues.setdefault(entry.user_id, deque())
-        if front:
-            queue.appendleft(entry)
-        else:
-            queue.append(entry)
-        if entry.user_id not in self._ring:
-            if front:
-                self._ring.appendleft(entry.user_id)
-            else:
-                self._ring.append(entry.user_id)
+    def _enqueue(self, entry: QueueEntry, front: bool = False) -> None:
+        self._queue.add(entry, front)
         self._entries[entry.job_id] = entry
         self._idle.clear()
         self._refresh_positions()
@@ -382,20 +287,8 @@ class Dispatcher:
     def _running_of(self, user_id: int) -> int:
         return sum(1 for e in self._running.values() if e.user_id == user_id)
 
-    def _take_next(self) -> _Entry | None:
-        """Round-robin: the first user in the ring below their running limit gives their oldest job."""
-        for turn, user in enumerate(self._ring):
-            queue = self._queues[user]
-            if self._running_of(user) >= queue[0].limits.max_running_per_user:
-                continue  # skipped, but keeps its place: it is first once a job of theirs ends
-            entry = queue.popleft()
-            del self._ring[turn]
-            if queue:
-                self._ring.append(user)
-            else:
-                del self._queues[user]
-            return entry
-        return None
+    def _take_next(self) -> QueueEntry | None:
+        return self._queue.take_next(self._running_of)
 
     def _pump(self) -> None:
         """Start jobs while the engine has free slots and someone eligible is waiting."""
@@ -412,17 +305,8 @@ class Dispatcher:
         if started:
             self._refresh_positions()
 
-    def _order(self) -> Iterable[_Entry]:
-        """The waiting jobs in the order the ring would start them (running limits aside)."""
-        ring = list(self._ring)
-        cursors = {user: 0 for user in ring}
-        while ring:
-            user = ring.pop(0)
-            queue = self._queues[user]
-            yield queue[cursors[user]]
-            cursors[user] += 1
-            if cursors[user] < len(queue):
-                ring.append(user)
+    def _order(self) -> Iterable[QueueEntry]:
+        return self._queue.order()
 
     def _refresh_positions(self) -> None:
         positions = {entry.job_id: i for i, entry in enumerate(self._order(), start=1)}
@@ -431,176 +315,9 @@ class Dispatcher:
                 self._publish(JobUpdate(job_id, JobStatus.QUEUED.value, position=position))
         self._positions = positions
 
-    def _forget(self, entry: _Entry) -> None:
+    def _forget(self, entry: QueueEntry) -> None:
         self._entries.pop(entry.job_id, None)
         self._running.pop(entry.job_id, None)
         self._positions.pop(entry.job_id, None)
         if not self._entries:
             self._idle.set()
-
-    # -----------------------------------------------------------------------------------------
-    # Running one job
-    # -----------------------------------------------------------------------------------------
-
-    async def _run(self, entry: _Entry) -> None:
-        with entry.log_context():
-            try:
-                await self._run_job(entry)
-            except asyncio.CancelledError:
-                # Shutdown ran out of patience: the job goes back to queued for the next start.
-                await asyncio.shield(self._requeue_for_shutdown(entry))
-                raise
-            except JobStateError as exc:
-                # Not a bug: the job ended or changed hands elsewhere (another process, a moderator).
-                log.warning("the job changed under this process: %s", exc)
-                if entry.job_id:
-                    await self._publish_store_status(entry.job_id, "this job was finished by another process")
-            except Exception as exc:
-                log.exception("job crashed in the dispatcher")
-                await self._finish_failed(entry, f"internal error: {exc}")
-            finally:
-                self._forget(entry)
-                self._pump()
-
-    async def _run_job(self, entry: _Entry) -> None:
-        job_id = entry.job_id
-        t0 = time.perf_counter()
-        job = await self._store.mark_running(job_id, owner_id=self.owner.id)
-        self._publish(JobUpdate(job_id, JobStatus.RUNNING.value))
-        log.info("running (attempt %d)", job.attempts)
-        try:
-            request = await self._build_request(job)
-        except Exception as exc:
-            log.warning("cannot build the engine request: %s", exc)
-            await self._finish_failed(entry, str(exc))
-            return
-        t_engine = time.perf_counter()
-        result: Finished | Failed | None = None
-        began = False
-        try:
-            async for event in self._engine.submit(request):
-                if isinstance(event, Progress):
-                    self._publish(
-                        JobUpdate(
-                            job_id,
-                            JobStatus.RUNNING.value,
-                            step=event.step,
-                            total=event.total,
-                            preview=event.preview,
-                        )
-                    )
-                elif isinstance(event, Started):
-                    began = True
-                    log.debug("engine started the job")
-                elif isinstance(event, Finished | Failed):
-                    result = event
-                    break
-        except EngineError as exc:
-            result = Failed(job_id, f"engine unavailable: {exc}", retryable=True)
-        engine_s = time.perf_counter() - t_engine
-        if result is None:
-            result = Failed(job_id, "the engine ended the job without a result", retryable=True)
-
-        if entry.lost:
-            await self._publish_store_status(job_id, "another process took this job over")
-            return
-        if isinstance(result, Finished):
-            # The engine's slot is free now: the next job starts while this one's files are written.
-            entry.storing = True
-            self._pump()
-            await self._finish_done(job, result, engine_s, time.perf_counter() - t0)
-            return
-        if entry.shutdown:
-            await self._requeue_for_shutdown(entry)
-            return
-        if entry.cancel_requested or result.reason == CANCELLED:
-            log.info("cancelled")
-            await self._store.fail_job(
-                job_id, "cancelled by the user", status=JobStatus.CANCELLED.value, owner_id=self.owner.id
-            )
-            self._publish(JobUpdate(job_id, JobStatus.CANCELLED.value, error="cancelled by the user"))
-            return
-        if result.retryable and not self._stopping:
-            if not began and entry.requeued_unstarted < MAX_UNSTARTED_REQUEUES:
-                # Lost before the engine began it (another job took the engine process down while
-                # this one waited inside it): not a try of this job, so its one retry is kept.
-                log.warning("the engine lost the job before it began, queued again: %s", result.reason)
-                await self._requeue(entry, job, result.reason, counted=False)
-                return
-            if job.attempts < self._max_attempts and not entry.retried:
-                log.warning("retryable failure, trying once more: %s", result.reason)
-                await self._requeue(entry, job, result.reason, counted=True)
-                return
-        await self._finish_failed(entry, result.reason)
-
-    async def _requeue(self, entry: _Entry, job: Job, reason: str, *, counted: bool) -> None:
-        """Back to the front of its user's queue; `counted`: this attempt used up the retry."""
-        changes: JobFields = {"status": JobStatus.QUEUED.value, "error": reason}
-        if not counted:
-            changes["attempts"] = max(0, job.attempts - 1)
-        await self._store.update_job(entry.job_id, **changes)
-        retry = _Entry(
-            entry.job_id,
-            entry.user_id,
-            entry.limits,
-            kind=entry.kind,
-            guild_id=entry.guild_id,
-            retried=entry.retried or counted,
-            requeued_unstarted=entry.requeued_unstarted + (0 if counted else 1),
-        )
-        self._running.pop(entry.job_id, None)
-        self._enqueue(retry, front=True)
-        entry.job_id = ""  # this entry is spent; `_forget` must not drop the retry
-
-    async def _finish_done(self, job: Job, result: Finished, engine_s: float, total_s: float) -> None:
-        t0 = time.perf_counter()
-        timings = dict(result.timings)
-        timings["engine_s"] = round(engine_s, 4)
-        try:
-            await self._store_result(job, result, timings)
-        except OSError as exc:
-            # A full disk or a read-only data directory: the job fails with a sentence that says
-            # so; `complete_job` wrote files atomically and removed them, so nothing half-written
-            # is ever served.
-            log.warning("could not save the images: %r", exc)
-            await self._finish_failed(_Entry.of(job, self.limits), _disk_sentence(exc))
-            return
-        log.info(
-            "done: %d image(s) in %.2fs (engine %.2fs, store %.3fs)",
-            len(result.images),
-            total_s + time.perf_counter() - t0,
-            engine_s,
-            time.perf_counter() - t0,
-        )
-        self._publish(JobUpdate(job.id, JobStatus.DONE.value))
-
-    async def _store_result(self, job: Job, result: Finished, timings: dict[str, Any]) -> None:
-        await self._store.complete_job(
-            job.id,
-            images=list(result.images),
-            seeds=list(result.seeds),
-            grid=result.grid,
-            timings=timings,
-            owner_id=self.owner.id,
-        )
-
-    async def _finish_failed(self, entry: _Entry, reason: str) -> None:
-        if not entry.job_id:
-            return
-        log.warning("failed: %s", reason)
-        try:
-            await self._store.fail_job(entry.job_id, reason, owner_id=self.owner.id)
-        except ValueError as exc:  # it ended some other way meanwhile (a cancel won the race)
-            log.warning("could not record the failure: %s", exc)
-            await self._publish_store_status(entry.job_id, reason)
-            return
-        self._publish(JobUpdate(entry.job_id, JobStatus.FAILED.value, error=reason))
-
-    async def _requeue_for_shutdown(self, entry: _Entry) -> None:
-        if not entry.job_id:
-            return
-        log.info("shutting down: back to queued")
-        job = await self._store.get_job(entry.job_id)
-        attempts = max(0, (job.attempts if job else 1) - 1)
-        await self._store.update_job(entry.job_id, status=JobStatus.QUEUED.value, attempts=attempts)
-        self._publish(JobUpdate(entry.job_id, JobStatus.QUEUED.value))

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from bot.core.dispatcher import Dispatcher, LimitError, Limits
+from bot.core.engine_requests import build_request
+from bot.core.limits import LimitError
 from bot.core.member_settings import suffix_with_settings
-from bot.core.ports import JobStore
 from bot.core.remix import REMIX_ACTIONS, REMIX_KEY, remix_prompt, remixable
 from bot.core.rules import (
     _EXPLICIT_ASPECT,
@@ -41,11 +39,11 @@ from bot.core.rules import (
     ModerationCheck,
     Requester,
     UnknownJobError,
-    _default_moderation,
     accepted_prompt,
     cell_seed,
     prompts_with_suffix,
 )
+from bot.core.submission import SubmissionSteps
 from bot.logs import job_context
 from bot.prompt import (
     Prompt,
@@ -55,12 +53,6 @@ from bot.prompt import (
 from engine.api import (
     EngineRequest,
     ImageData,
-    ImagineRequest,
-    ModelInfo,
-    OutpaintRequest,
-    PromptSpec,
-    UpscaleRequest,
-    VaryRequest,
 )
 from storage.models import Image, Job, JobKind, JobStatus, new_job_id
 from storage.records import JobFields
@@ -90,28 +82,12 @@ __all__ = [
 ]
 
 
-class JobService:
-    """Creates job rows from prompts and actions, and engine requests from job rows."""
+class JobService(SubmissionSteps):
+    """Creates job rows from prompts and actions, and engine requests from job rows.
 
-    def __init__(
-        self,
-        store: JobStore,
-        dispatcher: Dispatcher,
-        info: ModelInfo,
-        *,
-        model_name: str | None = None,
-        versions: Mapping[str, str] | None = None,
-        moderation: ModerationCheck | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.store = store
-        self.dispatcher = dispatcher
-        self.info = info
-        self.model_name = model_name or info.name
-        # `--v` values arrive lower-cased from the parser, so the configured names are too.
-        self.versions = {str(name).lower(): model for name, model in (versions or {}).items()}
-        self._moderation = moderation or _default_moderation()
-        self._rng = rng or random.SystemRandom()
+    The checks and the hand-over to the dispatcher are `SubmissionSteps` (bot/core/submission.py);
+    the engine request is built by bot/core/engine_requests.py.
+    """
 
     # -----------------------------------------------------------------------------------------
     # /imagine
@@ -309,35 +285,6 @@ class JobService:
         await self._submit([job], limits)
         return job
 
-    async def _submit(self, jobs: list[Job], limits: Limits) -> None:
-        """Hand the rows to the dispatcher. The capacity was checked before the rows were made, but
-        the same user may submit twice at once; rows that lose that race are closed as
-        `cancelled` with the reason, never left `queued` to surprise everyone after a restart."""
-        for i, job in enumerate(jobs):
-            try:
-                await self.dispatcher.submit(job, limits)
-            except LimitError as exc:
-                await self._cancel_unsubmitted(jobs[i:], str(exc))
-                raise
-
-    async def _cancel_unsubmitted(self, jobs: Sequence[Job], reason: str) -> None:
-        """Close rows that were made but never reached the dispatcher as `cancelled`, with the reason.
-
-        Best effort, one by one: the error that brought us here is the one the caller reports.
-        """
-        for job in jobs:
-            try:
-                await self.store.fail_job(job.id, reason, status=JobStatus.CANCELLED.value)
-            except Exception:
-                log.exception("job %s was never queued and could not be marked cancelled", job.id)
-
-    async def _fail_quietly(self, job_id: str, reason: str) -> None:
-        """Mark a job `failed`; a failure to do so is logged, so the caller's own error is what surfaces."""
-        try:
-            await self.store.fail_job(job_id, reason)
-        except Exception:
-            log.exception("job %s could not be marked failed", job_id)
-
     async def get_visible_job(self, job_id: str) -> Job:
         """A job that exists, is not hidden or deleted, and is done (what buttons work from)."""
         job = await self.store.get_job(job_id) if job_id else None
@@ -457,173 +404,4 @@ class JobService:
 
     async def build_request(self, job: Job) -> EngineRequest:
         """The engine request for a job row; a ValueError (with the reason) when it cannot be built."""
-        prompt = accepted_prompt(job)
-        spec = PromptSpec(
-            segments=tuple((text, float(weight)) for text, weight in prompt.segments),
-            negative=tuple(prompt.negative),
-        )
-        params = job.params or {}
-        seed = job.seed if job.seed is not None else 0
-        seeds = tuple(params.get("seeds") or [cell_seed(seed, i) for i in range(GRID_CELLS)])
-        kind = JobKind(job.kind)
-        if kind in (JobKind.IMAGINE, JobKind.REROLL):
-            init_image = None
-            if params.get("init_image"):
-                picture = await asyncio.to_thread(self.store.files.open_image, params["init_image"])
-                init_image = ImageData.from_pil(picture)
-            return ImagineRequest(
-                job_id=job.id,
-                prompt=spec,
-                seeds=seeds,
-                width=job.width or self.info.native_width,
-                height=job.height or self.info.native_height,
-                quality=float(prompt.quality),
-                chaos=int(prompt.chaos),
-                stylize=int(prompt.stylize),
-                style=prompt.style,
-                weird=int(prompt.weird),
-                stop=int(prompt.stop),
-                tile=bool(prompt.tile),
-                init_image=init_image,
-                image_weight=prompt.image_weight,
-            )
-        source = await self._source_image(job)
-        # A derived job keeps its prompt's --quality; the engine alone turns it into steps.
-        quality = float(prompt.quality)
-        if kind in (JobKind.VARY, JobKind.VARY_SUBTLE, JobKind.VARY_STRONG):
-            default: Literal["subtle", "strong"] = "subtle" if kind is JobKind.VARY_SUBTLE else "strong"
-            strength: Literal["subtle", "strong"] | float = params.get("strength") or default
-            return VaryRequest(
-                job_id=job.id,
-                source=source,
-                prompt=spec,
-                seeds=seeds,
-                strength=strength,
-                quality=quality,
-                stylize=int(prompt.stylize),
-                style=prompt.style,
-                tile=bool(prompt.tile),
-            )
-        if kind in (JobKind.UPSCALE_SUBTLE, JobKind.UPSCALE_CREATIVE):
-            mode: Literal["subtle", "creative"] = "creative" if kind is JobKind.UPSCALE_CREATIVE else "subtle"
-            return UpscaleRequest(
-                job_id=job.id, source=source, prompt=spec, seed=seeds[0], mode=mode, quality=quality
-            )
-        if kind is JobKind.ZOOM:
-            aspect = params.get("aspect")
-            return OutpaintRequest(
-                job_id=job.id,
-                source=source,
-                prompt=spec,
-                seeds=seeds,
-                zoom=float(params.get("zoom", 2.0)),
-                aspect=tuple(aspect) if aspect else None,
-                quality=quality,
-            )
-        if kind is JobKind.PAN:
-            return OutpaintRequest(
-                job_id=job.id,
-                source=source,
-                prompt=spec,
-                seeds=seeds,
-                pan=params["direction"],
-                quality=quality,
-            )
-        if kind is JobKind.SQUARE:
-            return OutpaintRequest(
-                job_id=job.id, source=source, prompt=spec, seeds=seeds, square=True, quality=quality
-            )
-        raise ValueError(f"job {job.id} of kind {job.kind} needs no engine work")
-
-    async def _source_image(self, job: Job) -> ImageData:
-        parent = await self.store.get_job(job.parent_id) if job.parent_id else None
-        if parent is None:
-            raise ValueError("the source image of this job is gone (its job was deleted)")
-        cells = parent.cells
-        index = job.parent_index or 0
-        if index >= len(cells):
-            raise ValueError(f"the source job {parent.id} has no image {index + 1}")
-        picture = await asyncio.to_thread(self.store.files.open_image, cells[index].path)
-        return ImageData.from_pil(picture)
-
-    # -----------------------------------------------------------------------------------------
-    # Helpers
-    # -----------------------------------------------------------------------------------------
-
-    def _new_seed(self) -> int:
-        return self._rng.randrange(SEED_LIMIT)
-
-    def _check_version(self, prompt: Prompt) -> None:
-        """`--v` picks a configured model; this process runs one model, so it must be that one."""
-        version = prompt.version
-        if version is None:
-            return
-        model = self.versions.get(str(version).lower())
-        if model is None:
-            known = ", ".join(sorted(self.versions)) or "none are configured (IMAGINE_VERSIONS)"
-            raise PromptError(f"--v {version} is not a version this bot knows; available: {known}")
-        if model != self.model_name:
-            raise PromptError(
-                f"--v {version} is the model {model}, but this bot runs {self.model_name}; "
-                "leave --v out or use a version that maps to it"
-            )
-
-    async def _check_moderation(self, requester: Requester, texts: Sequence[str], raw: str | None) -> None:
-        """Bans and banned words; a blocked prompt is recorded as a `blocked` job, then refused."""
-        try:
-            await self._moderation(self.store, requester.user_id, requester.guild_id, list(texts))
-        except Exception as exc:
-            rule_text = getattr(exc, "rule_text", None)
-            if rule_text is not None and raw:
-                blocked: JobFields = {
-                    **self._author(requester),
-                    "kind": JobKind.IMAGINE.value,
-                    "status": JobStatus.BLOCKED.value,
-                    "raw_prompt": raw,
-                    "prompt": raw,
-                    "model": self.model_name,
-                    "blocked_rule": str(rule_text),
-                    "error": "blocked by a banned-word rule",
-                }
-                await self.store.create_job(**blocked)
-            raise
-
-    async def _limits_for(self, requester: Requester) -> Limits:
-        """The dispatcher's limits, overridden by the guild's; the console queues more freely."""
-        base = self.dispatcher.limits
-        if requester.source == "console":
-            return Limits(base.max_running_per_user, max(base.max_queued_per_user, CONSOLE_QUEUE_LIMIT))
-        if requester.guild_id is None:
-            return base
-        settings = await self.store.guild_settings(requester.guild_id)
-        return base.with_overrides(settings.max_running_per_user, settings.max_queued_per_user)
-
-    async def _save_init_image(self, job_id: str, image: ImageData) -> str:
-        """Keep the image prompt under the data directory so the job can still run after a restart;
-        returns its path there, for all the jobs of the same submission to share.
-
-        It lives in `inputs/`, apart from `images/`, because it is not one of the job's results
-        (the store's orphan sweep only knows result images).
-        """
-        relative = f"inputs/{job_id}.png"
-        target = Path(self.store.files.data_dir) / relative
-
-        def write() -> None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_suffix(".tmp")
-            picture = image.to_pil()  # type: ignore[no-untyped-call]  # engine.api keeps PIL lazy
-            picture.save(temporary, format="PNG", compress_level=1)
-            temporary.replace(target)
-
-        await asyncio.to_thread(write)
-        return relative
-
-    @staticmethod
-    def _author(requester: Requester) -> JobFields:
-        return {
-            "source": requester.source,
-            "user_id": requester.user_id,
-            "user_name": requester.user_name,
-            "guild_id": requester.guild_id,
-            "channel_id": requester.channel_id,
-        }
+        return await build_request(job, self.store, self.info)

@@ -12,8 +12,9 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from bot.core.dispatcher import Dispatcher, Limits, Listener
+from bot.core.dispatcher import Dispatcher, Listener
 from bot.core.jobs import JobService
+from bot.core.limits import Limits
 from bot.settings import Settings
 from engine.api import EngineClient, EngineRequest, ModelInfo
 from storage.models import Job

@@ -12,9 +12,9 @@ import logging
 
 import discord
 
-from bot.core.dispatcher import LimitError
 from bot.core.fetch import ImageFetchError
 from bot.core.jobs import JobError
+from bot.core.limits import LimitError
 from bot.core.moderation import BannedError, BlockedError
 from bot.prompt import PromptError
 from storage.errors import DatabaseBusyError, JobStateError

@@ -51,6 +51,19 @@ class TrainConfig:
     min_snr: float = 5.0
     offset_noise: float = 0.05
     caption_dropout: float = 0.1
+    attributes: float = 0.06  # share of colour-only or background-only captions (`--no red`)
+    # Left and right: nothing in a picture's content tells them apart (skies and grounds tell top
+    # from bottom), so the words are learned only from pairs that differ in them. `mirror` flips
+    # that share of each batch left to right, captions swapped, so every scene comes in both.
+    mirror: float = 0.0
+    # Where the layout is decided: the noisiest steps. `high_noise_share` of each batch draws its
+    # timestep from the noisiest 40%, and `noisy_boost` raises an epsilon loss weight of 1 up to
+    # 1 / SNR (capped there) below SNR 1, so an object in the wrong place costs something there.
+    high_noise_share: float = 0.0
+    noisy_boost: float = 1.0
+    # A diffusers folder whose UNet and text encoder start this stage (a fine-tune) instead of
+    # random weights: the shipped model's second stage starts from its first.
+    init_from: str = ""
     checkpoint_every: int = 250
     sample_every: int = 1000
     threads: int = 0  # 0: torch's default
@@ -252,10 +265,36 @@ def build_dataset(cfg: TrainConfig, vae, work: Path) -> Dataset:
 # ---------------------------------------------------------------------------------------------
 
 
-def _min_snr_weights(noise, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
+def _min_snr_weights(noise, timesteps: torch.Tensor, gamma: float, boost: float = 1.0) -> torch.Tensor:
     alphas = noise.alphas_cumprod[timesteps]
     snr = alphas / (1 - alphas)
-    return torch.clamp(snr, max=gamma) / snr  # epsilon prediction: min(SNR, gamma) / SNR
+    weights = torch.clamp(snr, max=gamma) / snr  # epsilon prediction: min(SNR, gamma) / SNR
+    if boost > 1.0:
+        weights = weights * torch.clamp(1.0 / snr, min=1.0, max=boost)
+    return weights
+
+
+def _timesteps(cfg: TrainConfig, total: int, count: int, rng: random.Random) -> torch.Tensor:
+    """Uniform timesteps, with `high_noise_share` of them from the noisiest 40% of the schedule."""
+    steps = torch.randint(0, total, (count,))
+    if not cfg.high_noise_share:  # draws nothing from rng: the base recipe's stream stays as it was
+        return steps
+    noisy = [i for i in range(count) if rng.random() < cfg.high_noise_share]
+    if noisy:
+        steps[noisy] = torch.randint(int(total * 0.6), total, (len(noisy),))
+    return steps
+
+
+def _start_from(folder: str, unet, text_encoder) -> None:
+    """Load a saved model's UNet and text encoder weights (a fine-tune's starting point)."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    unet.load_state_dict(UNet2DConditionModel.from_pretrained(folder, subfolder="unet").float().state_dict())
+    text_encoder.load_state_dict(
+        CLIPTextModel.from_pretrained(folder, subfolder="text_encoder").float().state_dict()
+    )
+    log.info("denoiser starts from the weights in %s", folder)
 
 
 def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None):
@@ -263,6 +302,8 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
     tokenizer = build_tokenizer()
     unet = architecture.make_unet()
     text_encoder = architecture.make_text_encoder(len(tokenizer))
+    if cfg.init_from:
+        _start_from(cfg.init_from, unet, text_encoder)
     params = [*unet.parameters(), *text_encoder.parameters()]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
     ema = [p.detach().clone() for p in params]
@@ -294,7 +335,16 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
         pool = data.scenes[bucket]
         index = [rng.randrange(len(pool)) for _ in range(cfg.batch)]
         latents = data.latents[bucket][index]
-        captions = [training_caption(pool[i], rng, dropout=cfg.caption_dropout) for i in index]
+        scenes = [pool[i] for i in index]
+        flip = [j for j in range(len(scenes)) if rng.random() < cfg.mirror] if cfg.mirror else []
+        if flip:
+            latents = latents.clone()
+            latents[flip] = torch.flip(latents[flip], dims=[3])
+            for j in flip:
+                scenes[j] = scenes[j].mirrored()
+        captions = [
+            training_caption(s, rng, dropout=cfg.caption_dropout, attributes=cfg.attributes) for s in scenes
+        ]
         tokens = tokenizer(
             captions,
             padding="max_length",
@@ -305,12 +355,12 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
         noise = torch.randn_like(latents)
         if cfg.offset_noise:
             noise = noise + cfg.offset_noise * torch.randn(latents.shape[0], latents.shape[1], 1, 1)
-        timesteps = torch.randint(0, noise_schedule.config.num_train_timesteps, (latents.shape[0],))
+        timesteps = _timesteps(cfg, noise_schedule.config.num_train_timesteps, latents.shape[0], rng)
         noisy = noise_schedule.add_noise(latents, noise, timesteps)
         states = text_encoder(tokens).last_hidden_state
         predicted = unet(noisy, timesteps, states).sample
         per_sample = (predicted - noise).pow(2).mean(dim=(1, 2, 3))
-        loss = (per_sample * _min_snr_weights(noise_schedule, timesteps, cfg.min_snr)).mean()
+        loss = (per_sample * _min_snr_weights(noise_schedule, timesteps, cfg.min_snr, cfg.noisy_boost)).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -23,7 +23,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core import moderation
-from bot.core.dispatcher import Limits
+from bot.core.limits import Limits
 from bot.core.moderation import (
     RuleError,
     format_until,

@@ -1,0 +1,117 @@
+"""A job row becomes an `EngineRequest` (the dispatcher asks for it when the job starts).
+
+The row's accepted prompt (never a second reading of its text), its seeds and, for a derived job,
+the source cell's pixels; a `ValueError` with the reason when it cannot be built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from bot.core.ports import JobStore
+from bot.core.rules import GRID_CELLS, accepted_prompt, cell_seed
+from engine.api import (
+    EngineRequest,
+    ImageData,
+    ImagineRequest,
+    ModelInfo,
+    OutpaintRequest,
+    PromptSpec,
+    UpscaleRequest,
+    VaryRequest,
+)
+from storage.models import Job, JobKind
+
+
+async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineRequest:
+    """The engine request for a job row; a ValueError (with the reason) when it cannot be built."""
+    prompt = accepted_prompt(job)
+    spec = PromptSpec(
+        segments=tuple((text, float(weight)) for text, weight in prompt.segments),
+        negative=tuple(prompt.negative),
+    )
+    params = job.params or {}
+    seed = job.seed if job.seed is not None else 0
+    seeds = tuple(params.get("seeds") or [cell_seed(seed, i) for i in range(GRID_CELLS)])
+    kind = JobKind(job.kind)
+    if kind in (JobKind.IMAGINE, JobKind.REROLL):
+        init_image = None
+        if params.get("init_image"):
+            picture = await asyncio.to_thread(store.files.open_image, params["init_image"])
+            init_image = ImageData.from_pil(picture)
+        return ImagineRequest(
+            job_id=job.id,
+            prompt=spec,
+            seeds=seeds,
+            width=job.width or info.native_width,
+            height=job.height or info.native_height,
+            quality=float(prompt.quality),
+            chaos=int(prompt.chaos),
+            stylize=int(prompt.stylize),
+            style=prompt.style,
+            weird=int(prompt.weird),
+            stop=int(prompt.stop),
+            tile=bool(prompt.tile),
+            init_image=init_image,
+            image_weight=prompt.image_weight,
+        )
+    source = await _source_image(job, store)
+    # A derived job keeps its prompt's --quality; the engine alone turns it into steps.
+    quality = float(prompt.quality)
+    if kind in (JobKind.VARY, JobKind.VARY_SUBTLE, JobKind.VARY_STRONG):
+        default: Literal["subtle", "strong"] = "subtle" if kind is JobKind.VARY_SUBTLE else "strong"
+        strength: Literal["subtle", "strong"] | float = params.get("strength") or default
+        return VaryRequest(
+            job_id=job.id,
+            source=source,
+            prompt=spec,
+            seeds=seeds,
+            strength=strength,
+            quality=quality,
+            stylize=int(prompt.stylize),
+            style=prompt.style,
+            tile=bool(prompt.tile),
+        )
+    if kind in (JobKind.UPSCALE_SUBTLE, JobKind.UPSCALE_CREATIVE):
+        mode: Literal["subtle", "creative"] = "creative" if kind is JobKind.UPSCALE_CREATIVE else "subtle"
+        return UpscaleRequest(
+            job_id=job.id, source=source, prompt=spec, seed=seeds[0], mode=mode, quality=quality
+        )
+    if kind is JobKind.ZOOM:
+        aspect = params.get("aspect")
+        return OutpaintRequest(
+            job_id=job.id,
+            source=source,
+            prompt=spec,
+            seeds=seeds,
+            zoom=float(params.get("zoom", 2.0)),
+            aspect=tuple(aspect) if aspect else None,
+            quality=quality,
+        )
+    if kind is JobKind.PAN:
+        return OutpaintRequest(
+            job_id=job.id,
+            source=source,
+            prompt=spec,
+            seeds=seeds,
+            pan=params["direction"],
+            quality=quality,
+        )
+    if kind is JobKind.SQUARE:
+        return OutpaintRequest(
+            job_id=job.id, source=source, prompt=spec, seeds=seeds, square=True, quality=quality
+        )
+    raise ValueError(f"job {job.id} of kind {job.kind} needs no engine work")
+
+
+async def _source_image(job: Job, store: JobStore) -> ImageData:
+    parent = await store.get_job(job.parent_id) if job.parent_id else None
+    if parent is None:
+        raise ValueError("the source image of this job is gone (its job was deleted)")
+    cells = parent.cells
+    index = job.parent_index or 0
+    if index >= len(cells):
+        raise ValueError(f"the source job {parent.id} has no image {index + 1}")
+    picture = await asyncio.to_thread(store.files.open_image, cells[index].path)
+    return ImageData.from_pil(picture)

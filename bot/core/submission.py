@@ -1,0 +1,168 @@
+"""What every way of making jobs shares: the checks before any row is written, and the hand-over.
+
+The base of `JobService` (bot/core/jobs.py), split off by responsibility: the `--v` version
+check, bans and banned words (a blocked prompt is recorded for the moderators), the per-user
+limits (the guild's, or the console's), the rows' author fields, keeping an image prompt under
+the data directory, and handing rows to the dispatcher (rows that lose a race for the last queue
+place are closed as `cancelled`, never left `queued`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from bot.core.dispatcher import Dispatcher
+from bot.core.limits import LimitError, Limits
+from bot.core.ports import JobStore
+from bot.core.rules import (
+    CONSOLE_QUEUE_LIMIT,
+    SEED_LIMIT,
+    ModerationCheck,
+    Requester,
+    _default_moderation,
+)
+from bot.prompt import Prompt, PromptError
+from engine.api import ImageData, ModelInfo
+from storage.models import Job, JobKind, JobStatus
+from storage.records import JobFields
+
+log = logging.getLogger("bot.core.jobs")  # one logger name for the job service's lines
+
+
+class SubmissionSteps:
+    """The state and steps `JobService` builds on; see the module docstring."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        dispatcher: Dispatcher,
+        info: ModelInfo,
+        *,
+        model_name: str | None = None,
+        versions: Mapping[str, str] | None = None,
+        moderation: ModerationCheck | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.info = info
+        self.model_name = model_name or info.name
+        # `--v` values arrive lower-cased from the parser, so the configured names are too.
+        self.versions = {str(name).lower(): model for name, model in (versions or {}).items()}
+        self._moderation = moderation or _default_moderation()
+        self._rng = rng or random.SystemRandom()
+
+    async def _submit(self, jobs: list[Job], limits: Limits) -> None:
+        """Hand the rows to the dispatcher. The capacity was checked before the rows were made, but
+        the same user may submit twice at once; rows that lose that race are closed as
+        `cancelled` with the reason, never left `queued` to surprise everyone after a restart."""
+        for i, job in enumerate(jobs):
+            try:
+                await self.dispatcher.submit(job, limits)
+            except LimitError as exc:
+                await self._cancel_unsubmitted(jobs[i:], str(exc))
+                raise
+
+    async def _cancel_unsubmitted(self, jobs: Sequence[Job], reason: str) -> None:
+        """Close rows that were made but never reached the dispatcher as `cancelled`, with the reason.
+
+        Best effort, one by one: the error that brought us here is the one the caller reports.
+        """
+        for job in jobs:
+            try:
+                await self.store.fail_job(job.id, reason, status=JobStatus.CANCELLED.value)
+            except Exception:
+                log.exception("job %s was never queued and could not be marked cancelled", job.id)
+
+    async def _fail_quietly(self, job_id: str, reason: str) -> None:
+        """Mark a job `failed`; a failure to do so is logged, so the caller's own error is what surfaces."""
+        try:
+            await self.store.fail_job(job_id, reason)
+        except Exception:
+            log.exception("job %s could not be marked failed", job_id)
+
+    # -----------------------------------------------------------------------------------------
+    # Helpers
+    # -----------------------------------------------------------------------------------------
+
+    def _new_seed(self) -> int:
+        return self._rng.randrange(SEED_LIMIT)
+
+    def _check_version(self, prompt: Prompt) -> None:
+        """`--v` picks a configured model; this process runs one model, so it must be that one."""
+        version = prompt.version
+        if version is None:
+            return
+        model = self.versions.get(str(version).lower())
+        if model is None:
+            known = ", ".join(sorted(self.versions)) or "none are configured (IMAGINE_VERSIONS)"
+            raise PromptError(f"--v {version} is not a version this bot knows; available: {known}")
+        if model != self.model_name:
+            raise PromptError(
+                f"--v {version} is the model {model}, but this bot runs {self.model_name}; "
+                "leave --v out or use a version that maps to it"
+            )
+
+    async def _check_moderation(self, requester: Requester, texts: Sequence[str], raw: str | None) -> None:
+        """Bans and banned words; a blocked prompt is recorded as a `blocked` job, then refused."""
+        try:
+            await self._moderation(self.store, requester.user_id, requester.guild_id, list(texts))
+        except Exception as exc:
+            rule_text = getattr(exc, "rule_text", None)
+            if rule_text is not None and raw:
+                blocked: JobFields = {
+                    **self._author(requester),
+                    "kind": JobKind.IMAGINE.value,
+                    "status": JobStatus.BLOCKED.value,
+                    "raw_prompt": raw,
+                    "prompt": raw,
+                    "model": self.model_name,
+                    "blocked_rule": str(rule_text),
+                    "error": "blocked by a banned-word rule",
+                }
+                await self.store.create_job(**blocked)
+            raise
+
+    async def _limits_for(self, requester: Requester) -> Limits:
+        """The dispatcher's limits, overridden by the guild's; the console queues more freely."""
+        base = self.dispatcher.limits
+        if requester.source == "console":
+            return Limits(base.max_running_per_user, max(base.max_queued_per_user, CONSOLE_QUEUE_LIMIT))
+        if requester.guild_id is None:
+            return base
+        settings = await self.store.guild_settings(requester.guild_id)
+        return base.with_overrides(settings.max_running_per_user, settings.max_queued_per_user)
+
+    async def _save_init_image(self, job_id: str, image: ImageData) -> str:
+        """Keep the image prompt under the data directory so the job can still run after a restart;
+        returns its path there, for all the jobs of the same submission to share.
+
+        It lives in `inputs/`, apart from `images/`, because it is not one of the job's results
+        (the store's orphan sweep only knows result images).
+        """
+        relative = f"inputs/{job_id}.png"
+        target = Path(self.store.files.data_dir) / relative
+
+        def write() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_suffix(".tmp")
+            picture = image.to_pil()  # type: ignore[no-untyped-call]  # engine.api keeps PIL lazy
+            picture.save(temporary, format="PNG", compress_level=1)
+            temporary.replace(target)
+
+        await asyncio.to_thread(write)
+        return relative
+
+    @staticmethod
+    def _author(requester: Requester) -> JobFields:
+        return {
+            "source": requester.source,
+            "user_id": requester.user_id,
+            "user_name": requester.user_name,
+            "guild_id": requester.guild_id,
+            "channel_id": requester.channel_id,
+        }

@@ -1,0 +1,177 @@
+"""The parsed prompt: `Prompt`, `PromptError` and the length limits every reading checks.
+
+`str(prompt)` is the canonical form that `parse_prompt` (bot/prompt/parser.py) reads back to an
+equal `Prompt`; `to_dict`/`from_dict` are how a job row keeps the prompt it was accepted with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+MAX_PROMPT_LENGTH = 6000
+# What is typed may be longer than the canonical form it reads as (`{a, b}` templates, extra
+# spaces), so the limit above is checked on the canonical form; this bound only keeps a pasted
+# novel from costing parser time before that check.
+MAX_INPUT_LENGTH = 4 * MAX_PROMPT_LENGTH
+
+
+class PromptError(ValueError):
+    """A prompt that cannot be run, with a message the person who typed it can act on.
+
+    `parameter` names the offending parameter (its canonical name, e.g. "aspect") when there is one.
+    """
+
+    def __init__(self, message: str, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+# ---------------------------------------------------------------------------------------------
+# The parsed prompt
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt, parsed. Equal prompts compare equal field by field.
+
+    `text` is the description as typed (whitespace folded, `::` weights included); `segments` are
+    the `::` parts with their raw weights, `normalized_segments` the same divided by their sum.
+    `negative` holds the `--no` terms; the engine decides how strongly to push away from them
+    (Midjourney treats `--no x` as `x::-0.5`). `str(prompt)` is the canonical form, which
+    `parse_prompt` reads back to an equal `Prompt`.
+    """
+
+    text: str
+    segments: list[tuple[str, float]] = field(default_factory=list)
+    negative: list[str] = field(default_factory=list)
+    image_urls: list[str] = field(default_factory=list)
+    aspect: tuple[int, int] = (1, 1)
+    seed: int | None = None
+    chaos: int = 0
+    stylize: int = 100
+    quality: float = 1.0
+    weird: int = 0
+    stop: int = 100
+    repeat: int = 1
+    tile: bool = False
+    style: str | None = None
+    version: str | None = None
+    image_weight: float | None = None
+
+    def __post_init__(self) -> None:
+        # A prompt built in code (`Prompt("a cat")`) gets the one segment a parsed one would have.
+        if not self.segments:
+            object.__setattr__(self, "segments", [(self.text, 1.0)])
+
+    def __hash__(self) -> int:  # the list fields would make the generated hash fail
+        return hash(str(self))
+
+    @property
+    def normalized_segments(self) -> list[tuple[str, float]]:
+        """The `::` segments with weights divided by their sum (Midjourney's normalisation).
+
+        `hot:: dog`, `hot::1 dog` and `hot::100 dog::100` all give `[("hot", .5), ("dog", .5)]`.
+        The sum is exact (fractions of the weights as typed), so `a::.1 b::.2 c::-.3` is a zero
+        sum and was refused by the parser rather than blown up by float rounding.
+        """
+        if len(self.segments) == 1 and self.segments[0][1] > 0:  # the common case, no arithmetic
+            return [(self.segments[0][0], 1.0)]
+        exact = [Fraction(repr(weight)) for _, weight in self.segments]
+        total = sum(exact, Fraction(0))
+        if total <= 0:
+            raise PromptError(weights_sum_message(total))
+        return [(text, float(w / total)) for (text, _), w in zip(self.segments, exact, strict=True)]
+
+    @property
+    def parameters(self) -> str:
+        """The non-default parameters in canonical spelling, e.g. `--ar 16:9 --seed 42`."""
+        out: list[str] = []
+        if self.aspect != (1, 1):
+            out.append(f"--ar {self.aspect[0]}:{self.aspect[1]}")
+        if self.chaos != 0:
+            out.append(f"--chaos {self.chaos}")
+        if self.image_weight is not None:
+            out.append(f"--iw {format_number(self.image_weight)}")
+        if self.negative:
+            out.append("--no " + ", ".join(self.negative))
+        if self.quality != 1.0:
+            out.append(f"--quality {format_number(self.quality)}")
+        if self.repeat != 1:
+            out.append(f"--repeat {self.repeat}")
+        if self.seed is not None:
+            out.append(f"--seed {self.seed}")
+        if self.stop != 100:
+            out.append(f"--stop {self.stop}")
+        if self.style is not None:
+            out.append(f"--style {self.style}")
+        if self.stylize != 100:
+            out.append(f"--stylize {self.stylize}")
+        if self.tile:
+            out.append("--tile")
+        if self.version is not None:
+            out.append(f"--v {self.version}")
+        if self.weird != 0:
+            out.append(f"--weird {self.weird}")
+        return " ".join(out)
+
+    def __str__(self) -> str:
+        return " ".join(part for part in (*self.image_urls, self.text, self.parameters) if part)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON-ready values: how a job row keeps the prompt it was accepted with,
+        so the job runs on exactly that prompt and never on a second reading of its text."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["segments"] = [[text, weight] for text, weight in self.segments]
+        data["aspect"] = list(self.aspect)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Prompt:
+        """The prompt `to_dict` kept; unknown keys (from a newer version) are ignored."""
+        known = {f.name for f in fields(cls)}
+        values = {name: value for name, value in data.items() if name in known}
+        values["segments"] = [(str(text), float(weight)) for text, weight in values.get("segments", [])]
+        if "aspect" in values:
+            values["aspect"] = (int(values["aspect"][0]), int(values["aspect"][1]))
+        return cls(**values)
+
+
+def format_number(value: float | int) -> str:
+    """A number as a person would type it: `2`, `0.5`, `0.00001` (never `1e-05`)."""
+    if isinstance(value, int) or (value.is_integer() and abs(value) < 1e15):
+        return str(int(value))
+    return format(Decimal(repr(value)), "f")
+
+
+def weights_sum_message(total: Fraction) -> str:
+    shown = format_number(float(total))
+    return (
+        f"The `::` weights add up to {shown}, but they must add up to more than 0. "
+        "Give the main part more weight, e.g. `hot dog::2 animal::-1`."
+    )
+
+
+def check_input_length(text: str) -> None:
+    if len(text) > MAX_INPUT_LENGTH:
+        raise PromptError(
+            f"The prompt is {len(text):,} characters long; the limit is {MAX_PROMPT_LENGTH:,} "
+            "(counted on the prompt as it is stored, parameters included)."
+        )
+
+
+def check_prompt_length(prompt: Prompt) -> None:
+    """The length limit, on the canonical form: what is stored and what the job reads.
+
+    Checking what was typed instead would let `--no a,b,c` (stored as `--no a, b, c`) pass at
+    submission and grow past the limit in the row.
+    """
+    length = len(str(prompt))
+    if length > MAX_PROMPT_LENGTH:
+        raise PromptError(
+            f"The prompt is {length:,} characters long as stored (parameters in their full spelling); "
+            f"the limit is {MAX_PROMPT_LENGTH:,}."
+        )
