@@ -18,6 +18,7 @@ from bot.console.arguments import (
 )
 from bot.console.output import Output, describe, job_json
 from bot.core.jobs import Action, Requester
+from bot.core.png_info import saved_parameters
 from bot.core.remix import REMIX_KEY
 from bot.core.services import Services
 from bot.prompt import PromptError, parse_prompt, unknown_words
@@ -184,6 +185,7 @@ async def show_job(args: argparse.Namespace, store: Store, out: Output) -> int:
         data = _job_summary(store, job)
         data["ancestors"] = [_job_summary(store, j) for j in lineage.ancestors]
         data["descendants"] = [_job_summary(store, j) for j in lineage.descendants]
+        data["parameters"] = saved_parameters(store, job)
         out.json(data)
         return EXIT_OK
     describe(store, job, out)
@@ -191,6 +193,15 @@ async def show_job(args: argparse.Namespace, store: Store, out: Output) -> int:
     remixed_from = (job.params or {}).get(REMIX_KEY)
     if remixed_from is not None:
         out.line(f"  remixed from: {remixed_from}")
+    parameters = saved_parameters(store, job)
+    if parameters is not None:
+        out.line("  parameters (as saved in the PNG):")
+        for line in parameters.splitlines():
+            out.line(f"    {line}")
+        if len(job.cells) > 1:
+            out.line(
+                f"  seeds: {', '.join(str(image.seed) for image in job.cells)} (images 1-{len(job.cells)})"
+            )
     out.line(
         f"  by:     {job.user_name or job.user_id} ({job.source}), {job.created_at:%Y-%m-%d %H:%M:%S} UTC"
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.core.fair_queue import QueueEntry
 from bot.core.limits import Limits
+from bot.core.png_info import job_texts
 from bot.core.ports import JobStore
 from bot.core.updates import FINAL_STATUSES, JobUpdate
 from engine.api import (
@@ -233,6 +234,12 @@ class JobRuns:
             grid=result.grid,
             timings=timings,
             owner_id=self.owner.id,
+            texts=job_texts(
+                job,
+                result.seeds,
+                [(image.width, image.height) for image in result.images],
+                (result.grid.width, result.grid.height) if result.grid is not None else None,
+            ),
         )
 
     async def _finish_failed(self, entry: QueueEntry, reason: str) -> None:

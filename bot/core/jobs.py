@@ -22,6 +22,7 @@ from typing import Any
 from bot.core.engine_requests import build_request
 from bot.core.limits import LimitError
 from bot.core.member_settings import suffix_with_settings
+from bot.core.png_info import job_texts
 from bot.core.remix import REMIX_ACTIONS, REMIX_KEY, remix_prompt, remixable
 from bot.core.rules import (
     _EXPLICIT_ASPECT,
@@ -390,7 +391,12 @@ class JobService(SubmissionSteps):
         with job_context(job.id, user_id=job.user_id, guild_id=job.guild_id, kind=job.kind):
             try:
                 job = await self.store.complete_job(
-                    job.id, images=[picture], seeds=[seed], grid=None, timings={}
+                    job.id,
+                    images=[picture],
+                    seeds=[seed],
+                    grid=None,
+                    timings={},
+                    texts=job_texts(job, [seed], [(picture.width, picture.height)], None),
                 )
             except Exception as exc:
                 await self._fail_quietly(job.id, f"the image could not be stored: {exc}")

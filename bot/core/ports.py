@@ -9,7 +9,7 @@ so the core's ports are read in one place.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, Unpack
 
@@ -58,6 +58,7 @@ class JobStore(ModerationStore, Protocol):
         grid: ImageLike | None = None,
         timings: dict[str, float] | None = None,
         owner_id: str | None = None,
+        texts: Sequence[Mapping[str, str]] | None = None,
     ) -> Job: ...
 
     async def fail_job(

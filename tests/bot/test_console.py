@@ -170,8 +170,15 @@ async def test_remix_prompts_drive_reroll_vary_and_pan_and_show_prints_both_prom
     shown = await imagine.json("show", vary["job_id"])
     assert shown["prompt"] == "a lighthouse in fog --ar 16:9"
     assert shown["remixed_from"] == "a lighthouse at dusk --ar 16:9 --quality 0.25 --seed 42"
+    assert shown["parameters"].startswith("a lighthouse in fog\n")
+    assert (
+        f"Seed: {shown['seeds'][0]}," in shown["parameters"]
+        and "Imagine kind: vary_strong" in shown["parameters"]
+    )
     code, out, _ = await imagine("show", pan["job_id"])
     assert code == 0 and "  prompt: a lighthouse under stars --ar 16:9" in out
+    assert "  parameters (as saved in the PNG):\n    a lighthouse under stars\n    Seed: " in out
+    assert "  seeds: " in out
     assert "  remixed from: a lighthouse at dusk --ar 16:9 --quality 0.25 --seed 42" in out
 
     refused = await imagine.json("pan", parent, "1", "up", "--prompt", "a lighthouse --ar 1:1", expect=2)

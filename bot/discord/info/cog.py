@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.png_info import saved_parameters
 from bot.discord import render
 from bot.discord.app import ImagineBot
 from bot.discord.job_actions.actions import UNKNOWN_JOB
@@ -83,6 +84,12 @@ class Info(commands.Cog):
                 job.id, interaction.channel_id or 0, sent.id, interaction=interaction, original=True, job=job
             )
         await self.bot.services.store.add_message(job.id, sent.id, interaction.channel_id)
+        parameters = saved_parameters(self.bot.services.store, job)
+        if parameters is not None:  # how it was made, as the PNG says it (only the asker sees it)
+            block = clip(parameters, 1800).replace("```", "`\u200b``")
+            await interaction.followup.send(
+                f"Parameters of job `{job.id}`:\n```\n{block}\n```", ephemeral=True
+            )
 
     @prefer.command(name="suffix", description="Parameters added to the end of each of your prompts")
     @app_commands.describe(value="e.g. --ar 16:9 --stylize 250; leave empty to clear")

@@ -103,3 +103,39 @@ async def test_buttons_without_remix_start_at_once(world):
     grid, _ = await imagine(world, world.alice)
     result = await world.bob.click(grid, label="🔄")
     assert result.modal is None
+
+
+async def test_saved_pngs_carry_their_parameters_and_show_prints_them(world):
+    import json
+
+    _, job = await imagine(world, world.alice, "a red fox in snow --ar 2:1 --seed 42 --no trees --chaos 20")
+    store = world.services.store
+    job = await store.get_job(job.id)
+
+    for n, image in enumerate(job.cells):
+        text = store.files.read_text(image.path)
+        assert text["prompt"] == job.prompt
+        assert text["parameters"].startswith("a red fox in snow\nNegative prompt: trees\n")
+        assert f"Seed: {42 + n}, Size: {image.width}x{image.height}, Model: {job.model}" in text["parameters"]
+        facts = json.loads(text["imagine"])
+        assert (facts["job_id"], facts["seed"], facts["cell"]) == (job.id, 42 + n, n)
+    assert json.loads(store.files.read_text(job.grid.path)["imagine"])["cell"] is None
+
+    shown = await world.bob.slash(world.channel, "show", job_id=job.id)
+
+    private = [message.content for message in shown.followups if message.ephemeral]
+    assert private and f"Parameters of job `{job.id}`" in private[0]
+    assert "Negative prompt: trees" in private[0] and "Seed: 42" in private[0]
+
+
+async def test_a_separated_image_names_its_own_job_not_its_grid(world):
+    import json
+
+    grid, parent = await imagine(world, world.alice, "a red fox in snow --seed 5")
+    _, single = await click(world, world.alice, grid, "U3")
+    single = await world.services.store.get_job(single.id)
+
+    text = world.services.store.files.read_text(single.cells[0].path)
+    facts = json.loads(text["imagine"])
+    assert (facts["job_id"], facts["parent_id"], facts["seed"]) == (single.id, parent.id, 7)
+    assert f"Imagine parent: {parent.id} image 3" in text["parameters"]
