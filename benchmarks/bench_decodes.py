@@ -19,6 +19,10 @@ import subprocess
 import sys
 import time
 
+from PIL import Image
+
+from bot.core import fetch
+
 WIDTH, HEIGHT = 7744, 5168  # 40.0 MP, 3:2 like a phone photo
 
 
@@ -32,7 +36,6 @@ def _kib(field: str) -> int:
 
 def _upload() -> bytes:
     """A 40 MP PNG: a gradient that compresses small but decodes to 120 MB of pixels."""
-    from PIL import Image
 
     image = Image.linear_gradient("L").resize((WIDTH, HEIGHT)).convert("RGB")
     data = io.BytesIO()
@@ -41,7 +44,6 @@ def _upload() -> bytes:
 
 
 def child(uploads: int, limit: int) -> None:
-    from bot.core import fetch
 
     fetch.configure_decodes(limit)
     data = _upload()

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from PIL import Image
 
 from engine.api import (
     EngineConfig,
@@ -45,6 +46,7 @@ from engine.api import (
     VaryRequest,
 )
 from engine.core import EngineCore
+from engine.local import LocalEngine
 from engine.ops.outpaint import plan_zoom, prefill
 from engine.quiet import quiet_libraries
 
@@ -165,7 +167,6 @@ def bench(
     )
     canvas = plan_zoom(width, height, 2.0, None, preset.size_step)
     filled, mask = prefill(source.to_pil(), canvas)
-    from PIL import Image
 
     mask_image = Image.fromarray(mask * 255)
     cases["outpaint"] = (
@@ -197,7 +198,6 @@ class LocalRunner:
     """Runs requests through a `LocalEngine` from synchronous code (one private event loop)."""
 
     def __init__(self, config: EngineConfig) -> None:
-        from engine.local import LocalEngine
 
         self.loop = asyncio.new_event_loop()
         self.engine = LocalEngine(config)
@@ -234,7 +234,7 @@ class LocalRunner:
 def _unet_tflop_per_step(core: EngineCore, width: int, height: int, batch: int) -> float | None:
     """Forward FLOPs of one guided UNet call (cond + uncond for `batch` cells), by PyTorch's counter."""
     try:
-        from torch.utils.flop_counter import FlopCounterMode
+        from torch.utils.flop_counter import FlopCounterMode  # optional: newer torch only
     except ImportError:
         return None
     model = core.model

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import random
 import statistics
 import tempfile
@@ -25,8 +26,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image as PILImage
 from sqlalchemy import insert, text
 
+from storage import png
 from storage.models import Image, Job, new_job_id
 from storage.queries import HistoryQuery
 from storage.store import Store
@@ -48,7 +52,6 @@ class _Raster:
     """Raw RGB pixels that compress like a generated picture: smooth shapes with some grain."""
 
     def __init__(self, width: int, height: int, rng: random.Random) -> None:
-        from PIL import Image as PILImage
 
         shapes = PILImage.effect_mandelbrot((width, height), (-2.0, -1.5, 1.0, 1.5), 100).convert("RGB")
         grain = PILImage.effect_noise((width, height), 24 + rng.randrange(8)).convert("RGB")
@@ -108,12 +111,6 @@ async def bench_complete(store: Store, width: int, height: int, repeat: int) -> 
 
 def bench_encode(size: int, repeat: int) -> None:
     """One cell encoded by Pillow (level 1, what the store used before) and by `storage.png`, one thread."""
-    import io
-
-    import numpy as np
-    from PIL import Image as PILImage
-
-    from storage import png
 
     raster = _Raster(size, size, random.Random(2))
     picture = PILImage.frombytes("RGB", (size, size), raster.rgb)

@@ -2,7 +2,7 @@
 
 Made for one short run on a CUDA machine without network (`benchmarks/gpu.sh`): SD 1.5- and
 SDXL-sized models are built with random weights from their published architectures
-(`engine.models.RANDOM_ARCHITECTURES`, the `random:sd15` / `random:sdxl` models of
+(`engine.builders.RANDOM_ARCHITECTURES`, the `random:sd15` / `random:sdxl` models of
 `python -m benchmarks.bench_engine`), since a step's time does not depend on the weights' values.
 
 For each model it runs these stages, each on a fresh engine (new model, new compile state), each
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
         "results": [],
         "skipped": [],
     }
-    import diffusers
+    import diffusers  # heavy: only for its version, once the run is done
 
     report["diffusers"] = diffusers.__version__
     print(f"# benchmarks.gpu_speed  {report['date']}")

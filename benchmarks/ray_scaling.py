@@ -65,7 +65,7 @@ async def bench_model(
 
 
 def print_table(rows: list[Row], device: str, size: int, steps: int, batch_jobs: int) -> None:
-    import torch
+    import torch  # heavy: only to name the device in the table
 
     print(f"# benchmarks.ray_scaling  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"{hardware_name(torch.device(device))}, {os.cpu_count()} CPUs")
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--address", default=None, help="a Ray cluster to use instead of a local one")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    import ray
+    import ray  # optional: the ray extra
 
     options = {"include_dashboard": False, "log_to_driver": False}
     if args.address is None:

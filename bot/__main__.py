@@ -16,11 +16,18 @@ import contextlib
 import logging
 import signal
 import sys
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bot.settings import Settings
-    from engine.api import EngineClient
+import yarl
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from bot.core.services import Services
+from bot.discord.app import create_bot
+from bot.health import start_status
+from bot.logs import setup_logging
+from bot.settings import Settings, SettingsError
+from engine.api import EngineClient
+from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +41,6 @@ def point_at_discord(api_base: str | None, gateway_url: str | None) -> None:
     `Route.BASE`, and an unsharded client opens its first gateway connection at
     `DiscordWebSocket.DEFAULT_GATEWAY`; later resumes use the URL the gateway's READY names.
     """
-    import yarl
-    from discord.gateway import DiscordWebSocket
-    from discord.http import Route
 
     if api_base:
         Route.BASE = api_base.rstrip("/")
@@ -55,9 +59,6 @@ async def run(
     `engine` replaces the one the settings would build, and `stopping` stands in for a signal:
     both are for running the bot inside another program (the tests); the process passes neither.
     """
-    from bot.core.services import Services
-    from bot.discord.app import create_bot
-    from bot.health import start_status
 
     point_at_discord(settings.discord_api_base, settings.discord_gateway_url)
     services = await Services.open(settings, engine=engine, role="bot")
@@ -100,9 +101,6 @@ async def run(
 
 
 def main() -> None:
-    from bot.logs import setup_logging
-    from bot.settings import Settings, SettingsError
-
     try:
         settings = Settings.from_env()
         settings.require_discord_token()
@@ -110,7 +108,6 @@ def main() -> None:
         print(f"imagine-bot: {exc}", file=sys.stderr)
         sys.exit(2)
     setup_logging(settings.log_level, settings.log_json)
-    from storage.errors import StorageError
 
     try:
         asyncio.run(run(settings))

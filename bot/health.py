@@ -17,12 +17,13 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Protocol
 
 from aiohttp import web
 
 from bot.core.ports import JobStore
-from bot.metrics import CONTENT_TYPE, JobMetrics, Metrics, watch_discord
+from bot.core.services import Services
+from bot.metrics import CONTENT_TYPE, DiscordHTTP, JobMetrics, Metrics, watch_discord
 from engine.api import EngineClient
 
 log = logging.getLogger(__name__)
@@ -105,14 +106,28 @@ def engine_check(engine: EngineClient) -> Check:
     return check
 
 
-def gateway_check(client: Any) -> Check:
+class GatewayClient(Protocol):
+    """What the status port reads of the Discord client (a `discord.Client`; this module stays
+    free of discord.py so it can serve any front end)."""
+
+    @property
+    def http(self) -> DiscordHTTP: ...
+
+    def is_ready(self) -> bool: ...
+
+    def is_closed(self) -> bool: ...
+
+
+def gateway_check(client: GatewayClient) -> Check:
     async def check() -> bool:
         return client.is_ready() and not client.is_closed()
 
     return check
 
 
-async def start_status(services: Any, client: Any) -> tuple[StatusServer, Callable[[], None]] | None:
+async def start_status(
+    services: Services, client: GatewayClient
+) -> tuple[StatusServer, Callable[[], None]] | None:
     """The status port for the Discord bot, when IMAGINE_METRICS_PORT is set; else None.
 
     Call it before `services.start_dispatching`, so recovered jobs are counted too. Returns the

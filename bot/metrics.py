@@ -17,7 +17,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -158,7 +158,14 @@ class JobMetrics:
             self._metrics.made_images(len(job.cells))
 
 
-def watch_discord(http: Any, metrics: Metrics) -> Callable[[], None]:
+class DiscordHTTP(Protocol):
+    """discord.py's `HTTPClient`, as far as the metrics wrap it: every REST call goes through
+    `request` (its arguments are discord.py's own, passed through untouched)."""
+
+    async def request(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def watch_discord(http: DiscordHTTP, metrics: Metrics) -> Callable[[], None]:
     """Count Discord API errors (by status) and rate-limit waits; returns a function that undoes it.
 
     discord.py gives no hook for either: errors are counted around `HTTPClient.request` (every
@@ -175,13 +182,13 @@ def watch_discord(http: Any, metrics: Metrics) -> Callable[[], None]:
             metrics.discord_errors.labels(status=str(status) if status else "network").inc()
             raise
 
-    http.request = request
+    http.request = request  # type: ignore[method-assign]  # the wrapping is the point
     handler = _RateLimitHandler(metrics)
     logger = logging.getLogger("discord.http")
     logger.addHandler(handler)
 
     def undo() -> None:
-        http.request = original
+        http.request = original  # type: ignore[method-assign]
         logger.removeHandler(handler)
 
     return undo

@@ -7,7 +7,6 @@ The environment wins over `.env` (the usual twelve-factor order: a deploy can ov
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -19,6 +18,22 @@ from dotenv import dotenv_values
 
 from bot.core.limits import Limits
 from bot.logs import LOG_FORMATS
+from bot.settings_values import (
+    DTYPE_ALIASES,
+    VERSION_KEY,
+    SettingsError,
+    read_auto_bool,
+    read_batch_jobs,
+    read_bool,
+    read_choice,
+    read_int,
+    read_model_config,
+    read_optional_count,
+    read_optional_int,
+    read_optional_positive,
+    read_seconds,
+    read_versions,
+)
 from engine.api import COMPILE_MODES, DEFAULT_MODEL, DTYPES, FP8_MODES, EngineConfig
 from storage.ownership import DEFAULT_LEASE_S
 
@@ -36,15 +51,7 @@ RAY_SETTINGS = (
 _ENGINE_DEFAULTS = EngineConfig()
 _LIMITS = Limits()  # Midjourney's per-user defaults, kept with the dispatcher that applies them
 _RAY_ADDRESS = re.compile(r"^(auto|local|(ray://)?[A-Za-z0-9.\-\[\]:]+:\d+)$")
-_CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
-_VERSION_KEY = re.compile(r"^[A-Za-z0-9._-]+$")
-
-
-class SettingsError(ValueError):
-    """A setting has a value we cannot use; the message names the variable and the allowed values."""
 
 
 @dataclass(frozen=True)
@@ -131,8 +138,8 @@ class Settings:
         engine = (get("IMAGINE_ENGINE") or "local").lower()
         if engine not in ENGINES:
             raise SettingsError(f"IMAGINE_ENGINE={engine!r} is not valid; use one of {', '.join(ENGINES)}")
-        heartbeat_s = _seconds(get, "IMAGINE_ENGINE_HEARTBEAT_S", _ENGINE_DEFAULTS.heartbeat_s)
-        hang_timeout_s = _seconds(get, "IMAGINE_ENGINE_HANG_TIMEOUT_S", _ENGINE_DEFAULTS.hang_timeout_s)
+        heartbeat_s = read_seconds(get, "IMAGINE_ENGINE_HEARTBEAT_S", _ENGINE_DEFAULTS.heartbeat_s)
+        hang_timeout_s = read_seconds(get, "IMAGINE_ENGINE_HANG_TIMEOUT_S", _ENGINE_DEFAULTS.hang_timeout_s)
         if hang_timeout_s <= heartbeat_s:
             raise SettingsError(
                 f"IMAGINE_ENGINE_HANG_TIMEOUT_S={hang_timeout_s:g} must be longer than "
@@ -144,10 +151,10 @@ class Settings:
                 f"IMAGINE_RAY_ADDRESS={ray_address!r} is not a Ray address; use auto (the cluster this "
                 "machine belongs to), local (a new one here), HOST:PORT or ray://HOST:PORT"
             )
-        ray_replicas = _int(get, "IMAGINE_RAY_REPLICAS", 1, minimum=1)
+        ray_replicas = read_int(get, "IMAGINE_RAY_REPLICAS", 1, minimum=1)
         ray_min, ray_max = (
-            _optional_count(get, "IMAGINE_RAY_MIN_REPLICAS"),
-            _optional_count(get, "IMAGINE_RAY_MAX_REPLICAS"),
+            read_optional_count(get, "IMAGINE_RAY_MIN_REPLICAS"),
+            read_optional_count(get, "IMAGINE_RAY_MAX_REPLICAS"),
         )
         if ray_min is not None and ray_max is None:
             raise SettingsError(
@@ -163,14 +170,14 @@ class Settings:
                 "IMAGINE_RAY_REPLICAS is a fixed count and IMAGINE_RAY_MAX_REPLICAS turns on autoscaling; "
                 "set one of them"
             )
-        ray_target = _optional_positive(get, "IMAGINE_RAY_TARGET_ONGOING_REQUESTS")
+        ray_target = read_optional_positive(get, "IMAGINE_RAY_TARGET_ONGOING_REQUESTS")
         if ray_target is not None and ray_max is None:
             raise SettingsError(
                 "IMAGINE_RAY_TARGET_ONGOING_REQUESTS only applies with IMAGINE_RAY_MAX_REPLICAS"
             )
-        ray_gpus = _optional_positive(get, "IMAGINE_RAY_GPUS_PER_REPLICA", zero=True)
+        ray_gpus = read_optional_positive(get, "IMAGINE_RAY_GPUS_PER_REPLICA", zero=True)
         ray_app = get("IMAGINE_RAY_APP")
-        if ray_app is not None and not _VERSION_KEY.match(ray_app):
+        if ray_app is not None and not VERSION_KEY.match(ray_app):
             raise SettingsError(
                 f"IMAGINE_RAY_APP={ray_app!r} is not valid; use letters, digits, '.', '_' and '-'"
             )
@@ -186,16 +193,16 @@ class Settings:
         log_format = (get("IMAGINE_LOG_FORMAT") or "").lower()
         if log_format and log_format not in LOG_FORMATS:
             raise SettingsError(f"IMAGINE_LOG_FORMAT={log_format!r} is not valid; use text or json")
-        log_json = log_format == "json" if log_format else _bool(get, "IMAGINE_LOG_JSON", False)
-        metrics_port = _optional_int(get, "IMAGINE_METRICS_PORT")
+        log_json = log_format == "json" if log_format else read_bool(get, "IMAGINE_LOG_JSON", False)
+        metrics_port = read_optional_int(get, "IMAGINE_METRICS_PORT")
         if metrics_port is not None and not 0 <= metrics_port <= 65535:
             raise SettingsError(
                 f"IMAGINE_METRICS_PORT={metrics_port} is not a TCP port (1-65535, 0: any free one)"
             )
         model = get("IMAGINE_MODEL") or DEFAULT_MODEL
-        model_config = _model_config(get("IMAGINE_MODEL_CONFIG"), model)
-        compile_mode = _choice(get, "IMAGINE_COMPILE", COMPILE_MODES, "off")
-        cuda_graphs = _bool(get, "IMAGINE_CUDA_GRAPHS", False)
+        model_config = read_model_config(get("IMAGINE_MODEL_CONFIG"), model)
+        compile_mode = read_choice(get, "IMAGINE_COMPILE", COMPILE_MODES, "off")
+        cuda_graphs = read_bool(get, "IMAGINE_CUDA_GRAPHS", False)
         if cuda_graphs and compile_mode == "off":
             raise SettingsError(
                 "IMAGINE_CUDA_GRAPHS=on needs IMAGINE_COMPILE=regional or full: the graphs are recorded "
@@ -214,10 +221,10 @@ class Settings:
             model=model,
             device=device,
             discord_token=get("DISCORD_TOKEN"),
-            max_running_per_user=_int(
+            max_running_per_user=read_int(
                 get, "IMAGINE_MAX_RUNNING_PER_USER", _LIMITS.max_running_per_user, minimum=1
             ),
-            max_queued_per_user=_int(
+            max_queued_per_user=read_int(
                 get, "IMAGINE_MAX_QUEUED_PER_USER", _LIMITS.max_queued_per_user, minimum=1
             ),
             log_level=log_level,
@@ -227,7 +234,7 @@ class Settings:
             engine=engine,
             engine_heartbeat_s=heartbeat_s,
             engine_hang_timeout_s=hang_timeout_s,
-            batch_jobs=_batch_jobs(get("IMAGINE_BATCH_JOBS")),
+            batch_jobs=read_batch_jobs(get("IMAGINE_BATCH_JOBS")),
             ray_address=ray_address,
             ray_replicas=ray_replicas,
             ray_min_replicas=ray_min,
@@ -238,22 +245,22 @@ class Settings:
             metrics_port=metrics_port,
             metrics_host=get("IMAGINE_METRICS_HOST") or "127.0.0.1",
             model_config=model_config,
-            versions=_versions(get("IMAGINE_VERSIONS")),
+            versions=read_versions(get("IMAGINE_VERSIONS")),
             discord_api_base=get("IMAGINE_DISCORD_API_BASE"),
             discord_gateway_url=get("IMAGINE_DISCORD_GATEWAY_URL"),
-            dev_guild_id=_optional_int(get, "IMAGINE_DEV_GUILD_ID"),
-            job_lease_s=_seconds(get, "IMAGINE_JOB_LEASE_S", DEFAULT_LEASE_S),
-            allow_second_bot=_bool(get, "IMAGINE_ALLOW_SECOND_BOT", False),
-            database_wait_s=_seconds(get, "IMAGINE_DATABASE_WAIT_S", 30.0),
-            max_image_decodes=_int(get, "IMAGINE_MAX_IMAGE_DECODES", 2, minimum=1),
-            dtype=_DTYPE_ALIASES.get((get("IMAGINE_DTYPE") or "").lower())
-            or _choice(get, "IMAGINE_DTYPE", DTYPES, "auto"),
-            channels_last=_auto_bool(get, "IMAGINE_CHANNELS_LAST"),
-            fuse_qkv=_bool(get, "IMAGINE_FUSE_QKV", False),
+            dev_guild_id=read_optional_int(get, "IMAGINE_DEV_GUILD_ID"),
+            job_lease_s=read_seconds(get, "IMAGINE_JOB_LEASE_S", DEFAULT_LEASE_S),
+            allow_second_bot=read_bool(get, "IMAGINE_ALLOW_SECOND_BOT", False),
+            database_wait_s=read_seconds(get, "IMAGINE_DATABASE_WAIT_S", 30.0),
+            max_image_decodes=read_int(get, "IMAGINE_MAX_IMAGE_DECODES", 2, minimum=1),
+            dtype=DTYPE_ALIASES.get((get("IMAGINE_DTYPE") or "").lower())
+            or read_choice(get, "IMAGINE_DTYPE", DTYPES, "auto"),
+            channels_last=read_auto_bool(get, "IMAGINE_CHANNELS_LAST"),
+            fuse_qkv=read_bool(get, "IMAGINE_FUSE_QKV", False),
             compile=compile_mode,
             compile_cache_dir=Path(compile_cache).expanduser() if compile_cache else None,
             cuda_graphs=cuda_graphs,
-            fp8=_choice(get, "IMAGINE_FP8", FP8_MODES, "off"),
+            fp8=read_choice(get, "IMAGINE_FP8", FP8_MODES, "off"),
         )
 
     def engine_config(self) -> EngineConfig:
@@ -293,162 +300,3 @@ class Settings:
                 "token in the environment or in .env (the `imagine` console needs no token)"
             )
         return self.discord_token
-
-
-def _int(get, name: str, default: int, *, minimum: int) -> int:
-    raw = get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a whole number; use an integer >= {minimum}") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={value} is too small; use an integer >= {minimum}")
-    return value
-
-
-MAX_BATCH_JOBS = 16
-
-
-def _batch_jobs(raw: str | None) -> int:
-    """IMAGINE_BATCH_JOBS: `auto` (0) or how many imagine or vary jobs may share one denoising loop."""
-    if raw is None or raw.strip().lower() == "auto":
-        return 0
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_BATCH_JOBS:
-        raise SettingsError(
-            f"IMAGINE_BATCH_JOBS={raw!r} is not valid; use auto or a whole number from 1 (no batching) "
-            f"to {MAX_BATCH_JOBS}"
-        )
-    return value
-
-
-def _seconds(get, name: str, default: float) -> float:
-    raw = get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number of seconds, e.g. {default:g}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise SettingsError(f"{name}={raw!r} must be a number of seconds above 0, e.g. {default:g}")
-    return value
-
-
-def _model_config(raw: str | None, model: str) -> str | None:
-    """The folder (or cached Hub repo id) with the component configs for a single-file checkpoint.
-
-    Only a `.safetensors`/`.ckpt` model uses it, so with any other model it is a mistake worth
-    naming; a path that is not a folder would otherwise fail deep inside the engine's load.
-    """
-    if raw is None:
-        return None
-    if not model.lower().endswith(_CHECKPOINT_SUFFIXES):
-        raise SettingsError(
-            f"IMAGINE_MODEL_CONFIG is only used when IMAGINE_MODEL is a single .safetensors or .ckpt "
-            f"file, but IMAGINE_MODEL is {model!r}; remove IMAGINE_MODEL_CONFIG"
-        )
-    path = Path(raw).expanduser()
-    looks_like_path = raw.startswith((".", "/", "~")) or path.exists()
-    if looks_like_path and not path.is_dir():
-        raise SettingsError(
-            f"IMAGINE_MODEL_CONFIG={raw!r} is not a folder; point it at a diffusers model folder of "
-            "the checkpoint's architecture (model_index.json and the component config files)"
-        )
-    return str(path) if looks_like_path else raw
-
-
-def _optional_count(get, name: str) -> int | None:
-    raw = get(name)
-    return None if raw is None else _int(get, name, 0, minimum=0)
-
-
-def _optional_positive(get, name: str, *, zero: bool = False) -> float | None:
-    """A number above 0 (or at least 0 with `zero`), or None when unset."""
-    raw = get(name)
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
-        bound = "0 or more" if zero else "above 0"
-        raise SettingsError(f"{name}={raw!r} is not valid; use a number {bound}")
-    return value
-
-
-def _optional_int(get, name: str) -> int | None:
-    raw = get(name)
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a whole number (a Discord id)") from None
-
-
-_DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
-
-def _choice(get, name: str, allowed: tuple[str, ...], default: str) -> str:
-    """One of `allowed` (case-insensitive), or `default` when unset."""
-    raw = get(name)
-    if raw is None:
-        return default
-    if raw.lower() not in allowed:
-        raise SettingsError(f"{name}={raw!r} is not valid; use one of {', '.join(allowed)}")
-    return raw.lower()
-
-
-def _auto_bool(get, name: str) -> bool | None:
-    """`auto` (or unset) is None, which lets the engine pick for its device; else a boolean."""
-    raw = get(name)
-    if raw is None or raw.lower() == "auto":
-        return None
-    try:
-        return _bool(get, name, False)
-    except SettingsError:
-        raise SettingsError(f"{name}={raw!r} is not valid; use auto, on or off") from None
-
-
-def _bool(get, name: str, default: bool) -> bool:
-    raw = get(name)
-    if raw is None:
-        return default
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise SettingsError(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off")
-
-
-def _versions(raw: str | None) -> Mapping[str, str]:
-    """`6=sdxl,Turbo=sdxl-turbo` -> {"6": "sdxl", "turbo": "sdxl-turbo"} (what `--v` picks).
-
-    Names are lower-cased: the prompt parser lower-cases what follows `--v`, so `--v turbo` and
-    `--v TURBO` both pick `Turbo`, and `Turbo` and `turbo` together are one name given twice.
-    """
-    if raw is None:
-        return MappingProxyType({})
-    versions: dict[str, str] = {}
-    for item in raw.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        key, sep, model = item.partition("=")
-        key, model = key.strip().lower(), model.strip()
-        if not sep or not key or not model or not _VERSION_KEY.match(key):
-            raise SettingsError(
-                f"IMAGINE_VERSIONS has a bad entry {item!r}; use comma-separated VERSION=MODEL pairs, "
-                "e.g. 6=sdxl,turbo=sdxl-turbo"
-            )
-        if key in versions:
-            raise SettingsError(f"IMAGINE_VERSIONS names version {key!r} twice")
-        versions[key] = model
-    return MappingProxyType(versions)

@@ -47,7 +47,7 @@ class InProcessEngine:
         return self._info
 
     def _load(self) -> ModelInfo:
-        from engine.core import EngineCore
+        from engine.core import EngineCore  # heavy: torch, imported when the engine starts
 
         if self._core is None:
             self._core = EngineCore(self.config, **self._core_options)

@@ -28,6 +28,7 @@ _LIBRARY_MODULES = r"(transformers|diffusers|huggingface_hub|accelerate)(\.|$)"
 @contextlib.contextmanager
 def quiet_libraries() -> Iterator[None]:
     """Silence library warnings and loading progress bars inside the block; restore them after."""
+    # Heavy (diffusers, transformers): imported only where a model loads, which imports them anyway.
     import diffusers.utils.logging as diffusers_logging
     import transformers.utils.logging as transformers_logging
 

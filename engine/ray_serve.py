@@ -59,6 +59,7 @@ PING_TIMEOUT_S = 5.0
 
 
 def _import_ray() -> tuple[Any, Any]:
+    # Optional (the ray extra): imported by `start()` only, with a sentence when it is missing.
     try:
         import ray
         from ray import serve

@@ -98,7 +98,7 @@ def use_compile_cache(cache_dir: str | None) -> None:
     here, before the first compilation, is enough. A restart with the same directory (under the
     data dir by default) finds the compiled graphs and skips inductor's code generation.
     """
-    import torch._inductor.config as inductor_config
+    import torch._inductor.config as inductor_config  # heavy: the compiler, only when compiling
 
     inductor_config.fx_graph_cache = True
     if cache_dir:
@@ -114,7 +114,7 @@ def compile_unet(
     Compilation is lazy: the first call at each shape compiles (the engine's warm-up makes those
     calls). Returns the number of modules marked for compilation.
     """
-    import torch._dynamo
+    import torch._dynamo  # heavy: the compiler, only when compiling
 
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
     if backend == "inductor":

@@ -10,7 +10,12 @@ checker (a console argument, a migration script) reach it too.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import TypeAlias, TypedDict
+
+# A JSON value as the store keeps it in a JSON column (job params, audit details): what crosses
+# the seam between the bot and the store is typed as JSON, never `Any`.
+JSONValue: TypeAlias = str | int | float | bool | list["JSONValue"] | dict[str, "JSONValue"] | None
+JSONObject: TypeAlias = dict[str, JSONValue]
 
 
 class JobFields(TypedDict, total=False):
@@ -27,7 +32,7 @@ class JobFields(TypedDict, total=False):
     message_id: int | None
     raw_prompt: str
     prompt: str
-    params: dict[str, Any]  # JSON: the parsed prompt, seeds, action details
+    params: JSONObject  #: the parsed prompt, seeds, action details
     model: str
     width: int | None
     height: int | None
@@ -40,7 +45,7 @@ class JobFields(TypedDict, total=False):
     queue_position: int | None
     attempts: int
     error: str | None
-    timings: dict[str, Any]  # JSON: seconds per phase
+    timings: dict[str, float]  # seconds per phase
     hidden: bool
     hidden_by: int | None
     hidden_reason: str | None

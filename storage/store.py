@@ -202,7 +202,7 @@ class Store(ModerationMethods, MemberMethods):
         images: Sequence[ImageLike],
         seeds: Sequence[int],
         grid: ImageLike | None = None,
-        timings: dict[str, Any] | None = None,
+        timings: dict[str, float] | None = None,
         owner_id: str | None = None,
         texts: Sequence[Mapping[str, str]] | None = None,
     ) -> Job:

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +25,7 @@ from storage.models import (
     ReportState,
     utcnow,
 )
+from storage.records import JSONObject
 from storage.repositories import (
     ModerationRepository,
 )
@@ -281,7 +282,7 @@ class ModerationMethods:
         target_job_id: str | None = None,
         target_user_id: int | None = None,
         reason: str = "",
-        details: dict[str, Any] | None = None,
+        details: JSONObject | None = None,
     ) -> AuditEntry:
         """Record a moderator action the store did not record itself."""
         if not action or len(action) > 40:

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from PIL import Image, ImageOps, UnidentifiedImageError
 from yarl import URL
 
 from engine.api import ImageData
@@ -353,7 +354,6 @@ def decode_image(
     file that would expand into gigabytes is refused without expanding it. An animation gives its
     first frame; a photo's EXIF orientation is applied; a large image is scaled to fit `max_side`.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if content_type is not None:
         _check_content_type(content_type)

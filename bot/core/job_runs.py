@@ -13,7 +13,6 @@ import errno
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from bot.core.fair_queue import QueueEntry
 from bot.core.limits import Limits
@@ -226,7 +225,7 @@ class JobRuns:
         )
         self._publish(JobUpdate(job.id, JobStatus.DONE.value))
 
-    async def _store_result(self, job: Job, result: Finished, timings: dict[str, Any]) -> None:
+    async def _store_result(self, job: Job, result: Finished, timings: dict[str, float]) -> None:
         await self._store.complete_job(
             job.id,
             images=list(result.images),

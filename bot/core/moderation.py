@@ -1,6 +1,6 @@
 """Moderation rules that do not need Discord: text normalisation, banned words, bans.
 
-The Discord cog (`bot/discord/cogs/moderation.py`), the job service and the console all call
+The Discord `/mod` cog (`bot/discord/moderation/`), the job service and the console all call
 into this module, so a rule means the same thing wherever a prompt comes from.
 
 Matching is deliberately "recall first" within word boundaries: a prompt is looked at through a
@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ try:  # the parser moved in 3.11; only its tree is read, to refuse catastrophic 
 except ImportError:  # pragma: no cover - older Pythons
     import sre_parse as _sre_parse
 
+from bot.core.durations import format_until
 from bot.core.ports import ModerationStore
 
 log = logging.getLogger(__name__)
@@ -309,15 +310,6 @@ def match_banned(texts: Iterable[str], rules: Sequence[Rule]) -> Rule | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def format_until(until: datetime | None) -> str:
-    """A ban's end as members read it: a UTC date and time, or "until lifted"."""
-    if until is None:
-        return "until a moderator lifts it"
-    if until.tzinfo is None:  # SQLite hands naive datetimes back; they are stored as UTC
-        until = until.replace(tzinfo=UTC)
-    return f"until {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-
-
 class BannedError(PermissionError):
     """The member is banned: nothing of theirs is queued. The message gives reason and end."""
 
@@ -373,74 +365,6 @@ async def check_submission(
         raise BlockedError(rule)
 
 
-# ---------------------------------------------------------------------------------------------
-# Ban durations
-# ---------------------------------------------------------------------------------------------
-
-_DURATION_PART = re.compile(r"(\d+)\s*(mo|[smhdwy])", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400, "y": 365 * 86400}
-_PERMANENT = {"", "permanent", "perm", "forever", "never", "none", "0"}
-MAX_BAN = timedelta(days=10 * 365)
-
-
-def parse_duration(text: str | None) -> timedelta | None:
-    """A ban length such as ``30m``, ``12h``, ``7d``, ``2w``, ``1d12h``; None means permanent.
-
-    Raises `ValueError` naming the accepted forms for anything else.
-    """
-    value = (text or "").strip().lower()
-    if value in _PERMANENT:
-        return None
-    compact = value.replace(" ", "")
-    parts = _DURATION_PART.findall(compact)
-    if not parts or "".join(n + u for n, u in parts) != compact:
-        raise ValueError(
-            f"Can't read the duration {text!r}: use a number and a unit, like 30m, 12h, 7d, 2w, 3mo or "
-            "1d12h (s, m, h, d, w, mo, y), or leave it out for a permanent ban."
-        )
-    total = timedelta(seconds=sum(int(n) * _UNIT_SECONDS[u] for n, u in parts))
-    if total <= timedelta(0):
-        raise ValueError("The duration must be longer than zero; leave it out for a permanent ban.")
-    if total > MAX_BAN:
-        raise ValueError("The longest timed ban is 10 years; leave the duration out for a permanent ban.")
-    return total
-
-
-def parse_when(text: str | None, now: datetime, *, end: bool = False) -> datetime | None:
-    """A history bound: ``2026-05-01``, ``2026-05-01 14:30`` (UTC), or a length of time ago
-    (``7d``, ``12h``). A bare date as the end of a range means the end of that day."""
-    value = (text or "").strip()
-    if not value:
-        return None
-    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
-        try:
-            when = datetime.strptime(value, fmt).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-        return when + timedelta(days=1) if end and fmt == "%Y-%m-%d" else when
-    try:
-        ago = parse_duration(value)
-    except ValueError:
-        ago = None
-    if ago is None:
-        raise ValueError(
-            f"Can't read the date {value!r}: use YYYY-MM-DD, YYYY-MM-DD HH:MM (UTC), "
-            "or a time ago like 7d or 12h."
-        )
-    return now - ago
-
-
-def format_duration(delta: timedelta) -> str:
-    """`timedelta(days=1, hours=12)` -> ``1d 12h``: how a duration is echoed back."""
-    seconds = int(delta.total_seconds())
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return " ".join(parts) or "0s"
-
-
 __all__ = [
     "MAX_REGEX_LENGTH",
     "MAX_TEXT_LENGTH",
@@ -452,12 +376,9 @@ __all__ = [
     "SimpleRule",
     "check_submission",
     "clock",
-    "format_duration",
     "format_until",
     "match_banned",
     "normalize",
-    "parse_duration",
-    "parse_when",
     "rule_text",
     "validate_rule",
     "views",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from bot.core.moderation import check_submission
 from bot.core.ports import ModerationStore
 from bot.prompt import (
     DEFAULTS,
@@ -154,6 +155,5 @@ ModerationCheck = Callable[[ModerationStore, int, int | None, list[str]], Awaita
 
 
 def _default_moderation() -> ModerationCheck:
-    from bot.core.moderation import check_submission
 
     return check_submission

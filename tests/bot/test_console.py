@@ -25,6 +25,7 @@ from PIL import Image
 from bot.console import JOB_FIELDS, run_console
 from engine.api import EngineConfig
 from engine.local import LocalEngine
+from storage.store import Store
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
@@ -253,7 +254,6 @@ async def test_db_upgrade_and_the_installed_command(data_dir, grid):
 
 
 async def test_an_engine_crash_mid_job_is_retried_once_and_the_job_ends_done(imagine, engine, data_dir):
-    from storage.store import Store
 
     store = await Store.open(None, data_dir)
     try:
@@ -275,7 +275,6 @@ async def test_an_engine_crash_mid_job_is_retried_once_and_the_job_ends_done(ima
 
 async def test_run_leaves_earlier_unfinished_jobs_to_resume(imagine, data_dir):
     """A new `run` neither re-runs nor waits on a job an earlier console left queued."""
-    from storage.store import Store
 
     store = await Store.open(None, data_dir)
     try:

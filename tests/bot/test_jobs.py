@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from bot.core.dispatcher import Dispatcher, LimitError, Limits
 from bot.core.jobs import (
@@ -30,6 +31,7 @@ from bot.prompt import PromptError, dimensions_for
 from engine.api import ImagineRequest, OutpaintRequest, UpscaleRequest, VaryRequest
 from storage.models import JobStatus
 from storage.queries import HistoryQuery
+from storage.store import Store
 from tests.support.stand_in_engine import INFO, StandInEngine, solid
 
 ALICE = Requester(user_id=11, user_name="alice", guild_id=500, channel_id=600)
@@ -37,7 +39,6 @@ ALICE = Requester(user_id=11, user_name="alice", guild_id=500, channel_id=600)
 
 @pytest.fixture
 async def env(tmp_path: Path):
-    from storage.store import Store
 
     store = await Store.open(None, tmp_path / "data")
     engine = StandInEngine()
@@ -129,7 +130,6 @@ async def test_a_failure_while_saving_the_image_prompt_writes_no_jobs(env):
 
 async def _fail_the_third_insert(store) -> None:
     """A real fault in the database: a trigger that refuses a third row in the jobs table."""
-    from sqlalchemy import text
 
     async with store.db.writer() as session, session.begin():
         await session.execute(

@@ -8,16 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.core.durations import format_until, parse_duration, parse_when
 from bot.core.moderation import (
     BannedError,
     BlockedError,
     RuleError,
     SimpleRule,
-    format_until,
     match_banned,
     normalize,
-    parse_duration,
-    parse_when,
     rule_text,
     validate_rule,
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 from pathlib import Path
 
@@ -204,8 +206,6 @@ def test_dotenv_fills_in_and_the_environment_wins(tmp_path, monkeypatch):
 
 
 def test_log_lines_carry_the_job_id_and_json_is_one_object_per_line(capsys):
-    import io
-    import json
 
     stream = io.StringIO()
     setup_logging("INFO", json_lines=True, stream=stream)

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from benchmarks.bench_batching import main as batching_main
 from benchmarks.bench_engine import main
 
 
@@ -27,7 +28,6 @@ def test_bench_through_the_worker_prints_overhead_and_ratio(capsys: pytest.Captu
 def test_the_batching_bench_prints_one_row_per_depth(
     capsys: pytest.CaptureFixture[str], through: str
 ) -> None:
-    from benchmarks.bench_batching import main as batching_main
 
     batching_main(
         ["--through", through, "--depths", "1,3", "--repeats", "1", "--steps", "1", "--size", "32x32"]

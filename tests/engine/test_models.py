@@ -6,10 +6,14 @@ import logging
 
 import pytest
 import torch
+from diffusers import PNDMScheduler
+from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
+from safetensors.torch import save_file
 
 from engine.api import EngineConfig, Failed, Family, PromptSpec
+from engine.builders import build_random_weights, build_tiny
 from engine.core import EngineCore
-from engine.models import ModelLoadError, build_random_weights, build_tiny, load_model
+from engine.models import ModelLoadError, load_model
 from engine.presets import PRESETS, get_preset
 from engine.quiet import quiet_libraries
 from tests.engine.conftest import finish, imagine, pixels, run_events
@@ -162,7 +166,6 @@ _VAE_ATTENTION_TO_LDM = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v":
 
 def _unet_to_ldm(unet) -> dict[str, torch.Tensor]:
     """Our UNet's weights under the original (LDM) names, as an SD 1.x checkpoint stores them."""
-    from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
 
     top = {d: ldm for d, ldm in DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"].items()}
     per = unet.config.layers_per_block + 1
@@ -206,7 +209,6 @@ def _block(prefix: str, kind: str, rest: list[str]) -> str:
 
 
 def _vae_to_ldm(vae) -> dict[str, torch.Tensor]:
-    from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
 
     top = DIFFUSERS_TO_LDM_MAPPING["vae"]
     blocks = len(vae.config.block_out_channels)
@@ -240,7 +242,6 @@ def _vae_to_ldm(vae) -> dict[str, torch.Tensor]:
 
 
 def _save_sd_checkpoint(pipe, path) -> None:
-    from safetensors.torch import save_file
 
     state = {**_unet_to_ldm(pipe.unet), **_vae_to_ldm(pipe.vae)}
     for key, value in pipe.text_encoder.state_dict().items():
@@ -280,7 +281,6 @@ def test_a_single_file_without_configs_offline_says_what_to_do(core, tmp_path, m
 
 
 def test_a_model_shipping_pndm_gets_euler_on_the_same_schedule(core, tmp_path):
-    from diffusers import PNDMScheduler
 
     pipe = build_tiny()
     pipe.scheduler = PNDMScheduler.from_config(pipe.scheduler.config, skip_prk_steps=True)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from diffusers import StableDiffusionInpaintPipeline, UNet2DConditionModel
 from PIL import Image
 
-from engine.api import ImageData, OutpaintRequest
+from engine.api import EngineConfig, ImageData, OutpaintRequest
+from engine.builders import build_tiny
+from engine.core import EngineCore
 from engine.ops.outpaint import plan_pan, plan_zoom, prefill
 from tests.engine.conftest import PROMPT, fail, finish, imagine, pixels
 
@@ -122,11 +125,6 @@ def test_bad_outpaint_requests_fail_clearly(core, source, fields, message):
 
 
 def test_a_configured_inpainting_model_does_the_outpainting(core, source, tmp_path):
-    from diffusers import StableDiffusionInpaintPipeline, UNet2DConditionModel
-
-    from engine.api import EngineConfig
-    from engine.core import EngineCore
-    from engine.models import build_tiny
 
     base = build_tiny()
     torch.manual_seed(0)

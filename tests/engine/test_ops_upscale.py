@@ -7,9 +7,12 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionUpscalePipeline, UNet2DConditionModel
 
 from engine.api import EngineConfig, ImageData, Progress, UpscaleRequest
+from engine.builders import build_tiny
 from engine.core import EngineCore
+from engine.models import ModelLoadError
 from engine.ops.upscale import tile_starts
 from tests.engine.conftest import PROMPT, distance, fail, finish, imagine, run_events
 
@@ -82,9 +85,6 @@ def test_upscale_past_the_maximum_is_refused(core):
 
 def _tiny_x4_upscaler(folder) -> None:
     """A random-weight SD x4 upscaler pipeline (4x VAE, 7-channel UNet with a noise-level embedding)."""
-    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionUpscalePipeline, UNet2DConditionModel
-
-    from engine.models import build_tiny
 
     base = build_tiny()
     torch.manual_seed(0)
@@ -146,7 +146,6 @@ def test_a_configured_upscaler_model_does_the_upscale(tmp_path):
 
 
 def test_an_upscaler_that_is_not_one_is_refused(core, tmp_path):
-    from engine.models import ModelLoadError
 
     core.model.pipe.save_pretrained(tmp_path / "not-an-upscaler")
     with pytest.raises(ModelLoadError, match="StableDiffusionUpscalePipeline"):

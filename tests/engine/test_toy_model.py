@@ -14,11 +14,13 @@ import textwrap
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from engine.api import EngineConfig, ImageData, ImagineRequest, OutpaintRequest, PromptSpec
 from engine.core import EngineCore
-from engine.models import ModelLoadError, load_model, packaged_model_dir
+from engine.models import ModelLoadError, load_model
 from engine.presets import PRESETS
+from engine.sources import packaged_model_dir
 from engine.training import checker
 from tests.engine.conftest import finish, pixels
 
@@ -124,7 +126,6 @@ def test_an_aspect_ratio_draws_at_that_shape(toy):
 
 
 def _pil(rgb: np.ndarray):
-    from PIL import Image
 
     return Image.fromarray(rgb)
 

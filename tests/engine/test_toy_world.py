@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import random
 import re
 
@@ -77,8 +79,6 @@ def test_the_checker_reads_rendered_scenes_as_a_person_would():
 
 
 def test_the_checker_does_not_import_the_renderer():
-    import ast
-    import inspect
 
     tree = ast.parse(inspect.getsource(checker))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}

@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from engine.api import EngineConfig
+from engine.ray_serve import RayEngine, Scaling
 
 NODE_IP = "127.0.0.2"
 SLOT = "imagine_slot"
@@ -35,6 +36,7 @@ _NODE = {
 
 
 def _import_ray():
+    # Optional (the ray extra): a missing Ray skips these tests, or fails them under IMAGINE_REQUIRE_RAY.
     try:
         import ray
         from ray import serve  # noqa: F401
@@ -56,7 +58,7 @@ def ray_cluster():
     try:
         yield cluster
     finally:
-        from ray import serve
+        from ray import serve  # optional, as above; present once the cluster started
 
         serve.shutdown()
         ray.shutdown()
@@ -66,7 +68,6 @@ def ray_cluster():
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def engine(ray_cluster):
     """Two replicas of the faulty core (the real core unless a prompt asks for a fault)."""
-    from engine.ray_serve import RayEngine, Scaling
 
     engine = RayEngine(
         CONFIG,

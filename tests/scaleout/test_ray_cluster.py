@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow]
 
 def replica_nodes() -> dict[int, str]:
     """pid -> node id of every live engine replica (Ray's actor table, no dashboard needed)."""
-    import ray
+    import ray  # optional: the ray extra (the module skips without it)
 
     actors = ray._private.state.actors().values()
     return {
@@ -46,7 +46,7 @@ def job(job_id: str, steps: int):
 async def test_one_replica_per_node_both_serve_jobs_and_each_batches_its_waiting_jobs(
     engine, ray_cluster
 ) -> None:
-    import ray
+    import ray  # optional: the ray extra (the module skips without it)
 
     assert len([node for node in ray.nodes() if node["Alive"]]) == 2
     nodes = replica_nodes()

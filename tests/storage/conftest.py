@@ -57,7 +57,7 @@ async def fresh_pg(cluster: pg.Cluster) -> str:
     The schema is built by the migrations once per cluster; later tests empty the tables, which
     is far faster than dropping and migrating again.
     """
-    import asyncpg
+    import asyncpg  # optional: only with a PostgreSQL server
 
     conn = await asyncpg.connect(host="127.0.0.1", port=cluster.port, user="postgres", database="postgres")
     try:

@@ -3,8 +3,10 @@ without its images, and the files left behind are referenced by nothing and can 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,8 +101,6 @@ async def test_an_error_before_the_commit_leaves_the_job_pending_and_a_retry_com
 
 
 async def test_old_temp_files_from_an_interrupted_write_are_swept_at_open(tmp_path: Path) -> None:
-    import os
-    import time
 
     data_dir = tmp_path / "data"
     store = await Store.open(None, data_dir)

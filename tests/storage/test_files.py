@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
 from PIL import Image as PILImage
 
+import storage.files
 from storage.errors import InvalidInputError
 from storage.files import ImageFiles
 from tests.storage.conftest import raster
@@ -75,9 +77,6 @@ def test_a_grey_or_transparent_pil_image_is_stored_as_rgb(tmp_path: Path) -> Non
 def test_a_job_whose_files_fail_to_sync_puts_none_in_place_and_leaves_the_old_ones(
     tmp_path: Path, monkeypatch
 ) -> None:
-    import threading
-
-    import storage.files
 
     files = ImageFiles(tmp_path)
     before = files.write_many(JOB, [(0, raster(4, 4, 1)), (1, raster(4, 4, 2)), (-1, raster(8, 8, 3))])
@@ -102,7 +101,6 @@ def test_a_job_whose_files_fail_to_sync_puts_none_in_place_and_leaves_the_old_on
 def test_each_folder_a_job_touched_is_synced_once_new_folders_with_their_parents(
     tmp_path: Path, monkeypatch
 ) -> None:
-    import storage.files
 
     synced: list[Path] = []
     real = storage.files._fsync_dir

@@ -9,6 +9,7 @@ import pytest
 from storage.errors import InvalidInputError, NotFoundError
 from storage.queries import HistoryQuery
 from storage.store import Store
+from tests.storage.conftest import raster
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -157,7 +158,6 @@ async def test_lineage_several_levels_deep_with_branches(store: Store) -> None:
 
 
 async def test_lineage_ancestors_come_with_their_images(store: Store) -> None:
-    from tests.storage.conftest import raster
 
     root = await _job(store, 0)
     await store.complete_job(

@@ -198,7 +198,6 @@ async def test_a_job_cancelled_while_its_files_were_written_is_not_marked_done(
 
     def write_then_cancel(job_id, items, tag=""):
         stored = put_many(job_id, items, tag)
-        import asyncio
 
         asyncio.run(_cancel_elsewhere(store.db.url, store.files.data_dir, job_id))
         return stored

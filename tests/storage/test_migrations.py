@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Column, Integer, MetaData, Table, inspect, text
 
 from storage import db
 from storage.models import Base
@@ -61,9 +63,8 @@ async def test_migrations_build_exactly_the_models_schema_on_postgresql(pg_clust
 
 
 async def test_concurrent_first_starts_on_postgresql_take_turns(pg_cluster) -> None:
-    import asyncio
 
-    import asyncpg
+    import asyncpg  # optional: only with a PostgreSQL server
 
     url = await fresh_pg(pg_cluster)
     conn = await asyncpg.connect(host="127.0.0.1", port=pg_cluster.port, user="postgres", database="postgres")
@@ -80,7 +81,6 @@ async def test_concurrent_first_starts_on_postgresql_take_turns(pg_cluster) -> N
 
 async def test_the_check_notices_a_model_without_a_migration(tmp_path: Path) -> None:
     """The agreement test above is only worth something if a difference shows up."""
-    from sqlalchemy import Column, Integer, MetaData, Table
 
     database = db.Database(db.default_url(tmp_path))
     try:
@@ -102,7 +102,6 @@ def test_imagine_db_upgrade_runs_by_hand_is_repeatable_and_reversible(tmp_path: 
     assert db.upgrade(url) == db.head_revision()  # already at head: nothing to do
     config = db.alembic_config(url)
     command.downgrade(config, "base")
-    import sqlite3
 
     with sqlite3.connect(tmp_path / "by-hand.db") as conn:
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -140,7 +139,6 @@ def test_two_processes_starting_at_once_both_get_a_migrated_database(tmp_path: P
     ]
     errors = [proc.communicate(timeout=120)[1] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], errors
-    import sqlite3
 
     with sqlite3.connect(tmp_path / db.DATABASE_FILE) as conn:
         assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (2,)
@@ -178,7 +176,6 @@ def test_a_malformed_database_url_is_named_in_the_error() -> None:
 async def test_upgrading_a_0001_database_keeps_jobs_and_their_messages(tmp_path: Path) -> None:
     """0002 adds each message's channel and 0003 drops `jobs.message_ids`; a database written at
     0001 keeps its job and links, and its messages are found in the job's channel."""
-    import sqlite3
 
     path = tmp_path / "old.db"
     old = db.Database(f"sqlite+aiosqlite:///{path}")

@@ -21,16 +21,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as datetime_module
+import io
 import itertools
 import json
 import logging
 import time
+import time as time_module
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import discord
 from aiohttp import WSMsgType, web
+from PIL import Image, UnidentifiedImageError
 
 from tests.support.web import serve
 
@@ -888,9 +893,6 @@ def _guess_type(filename: str) -> str:
 
 
 def _image_size(data: bytes) -> tuple[int, int] | None:
-    import io
-
-    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -910,10 +912,6 @@ def assert_unpatched_discord() -> None:
     environments is open; one that a failing test never closed leaves them swapped, and a real
     client then stalls in ways that look like this test's fault.
     """
-    import datetime as datetime_module
-    import time as time_module
-
-    import discord
 
     patched = []
     if getattr(time_module.monotonic, "__module__", None) not in (None, "time"):

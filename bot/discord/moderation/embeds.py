@@ -6,14 +6,15 @@ import io
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import discord
 from PIL import Image
 
-from bot.core.moderation import format_until, rule_text
+from bot.core.durations import format_until
+from bot.core.moderation import rule_text
 from bot.discord.replies import clip
-from storage.models import BannedWord, Job
+from storage.models import AuditEntry, Ban, BannedWord, Job, Report
 from storage.queries import Lineage
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def thumbnail_file(png: bytes, name: str) -> discord.File:
     return discord.File(io.BytesIO(out.getvalue()), filename=name)
 
 
-def history_embeds(jobs: Sequence[Any], page: int, thumbs: dict[str, str]) -> list[discord.Embed]:
+def history_embeds(jobs: Sequence[Job], page: int, thumbs: dict[str, str]) -> list[discord.Embed]:
     """One embed per job (newest first), each with its result's thumbnail when it has one."""
     embeds = []
     for job in jobs:
@@ -106,7 +107,7 @@ def lineage_text(lineage: Lineage) -> str:
     lines = [f"{'  ' * depth}↳ {job_line(job)}" for depth, job in enumerate(lineage.ancestors)]
     depth = len(lineage.ancestors)
     lines.append(f"{'  ' * depth}➤ **this job** {job_line(lineage.job)}")
-    children: dict[str | None, list[Any]] = {}
+    children: dict[str | None, list[Job]] = {}
     for job in lineage.descendants:
         children.setdefault(job.parent_id, []).append(job)
 
@@ -121,7 +122,7 @@ def lineage_text(lineage: Lineage) -> str:
 
 
 def job_embed(
-    job: Any, lineage: Any, image_names: Sequence[str], messages: Messages | None = None
+    job: Job, lineage: Lineage, image_names: Sequence[str], messages: Messages | None = None
 ) -> discord.Embed:
     """A job's full record for moderators: who, what, the outcome, where it is shown (`messages`
     from `Store.job_messages`), lineage."""
@@ -156,7 +157,7 @@ def job_embed(
     return embed
 
 
-def bans_embed(bans: Sequence[Any]) -> discord.Embed:
+def bans_embed(bans: Sequence[Ban]) -> discord.Embed:
     embed = discord.Embed(title="Active bans", colour=discord.Colour.red())
     if not bans:
         embed.description = "Nobody is banned."
@@ -177,7 +178,7 @@ def bans_embed(bans: Sequence[Any]) -> discord.Embed:
 GLOBAL_MARK = "🌐"  # a ban or rule the operator set for every server; `/mod` can't change it
 
 
-def words_embed(rules: Sequence[Any]) -> discord.Embed:
+def words_embed(rules: Sequence[BannedWord]) -> discord.Embed:
     embed = discord.Embed(title="Banned words", colour=discord.Colour.orange())
 
     def shown(rule: BannedWord) -> str:
@@ -198,7 +199,7 @@ def words_embed(rules: Sequence[Any]) -> discord.Embed:
     return embed
 
 
-def audit_embed(entries: Sequence[Any]) -> discord.Embed:
+def audit_embed(entries: Sequence[AuditEntry]) -> discord.Embed:
     embed = discord.Embed(title="Audit log", colour=discord.Colour.dark_teal())
     lines = []
     for entry in entries:
@@ -217,7 +218,7 @@ def audit_embed(entries: Sequence[Any]) -> discord.Embed:
 
 
 def report_embed(
-    report: Any, job: Any, position: int, total: int, messages: Messages | None = None
+    report: Report, job: Job | None, position: int, total: int, messages: Messages | None = None
 ) -> discord.Embed:
     embed = discord.Embed(
         title=f"Report {position + 1} of {total}",

@@ -154,9 +154,9 @@ class HistoryView(ModeratorView):
     def __init__(self, cog: ModerationDesk, moderator_id: int, query: HistoryQuery) -> None:
         super().__init__(cog, moderator_id)
         self.query = query
-        self.cursors: list[Any] = [None]  # the `before` cursor of each page seen so far
+        self.cursors: list[str | None] = [None]  # the `before` cursor of each page seen so far
         self.next_cursor: str | None = None
-        self.jobs: list[Any] = []
+        self.jobs: list[Job] = []
         self.select: discord.ui.Select[HistoryView] = discord.ui.Select(
             placeholder="Open a job…",
             options=[discord.SelectOption(label="-")],
@@ -219,12 +219,12 @@ class ReportsView(ModeratorView):
     def __init__(self, cog: ModerationDesk, moderator_id: int, guild_id: int) -> None:
         super().__init__(cog, moderator_id)
         self.guild_id = guild_id
-        self.reports: list[Any] = []
+        self.reports: list[Report] = []
         self.position = 0
         self.job: Job | None = None  # the current report's job, as `load` last read it
 
     @property
-    def current(self) -> Any | None:
+    def current(self) -> Report | None:
         return self.reports[self.position] if self.reports else None
 
     async def load(self) -> tuple[str | None, list[discord.Embed], list[discord.File]]:

@@ -15,9 +15,11 @@ import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import discord
 import pytest
 import pytest_asyncio
 from PIL import Image
+from simcord.results import to_discord_message
 
 from bot.core.fetch import fetch_image
 from bot.core.services import Services
@@ -81,7 +83,6 @@ async def simcord_bot(services: Services, allowed_hosts) -> ImagineBot:
 @pytest.fixture
 def world(simcord_env, engine):
     """A guild with a channel, two members (alice, bob) and a moderator."""
-    import discord
 
     engine.env = simcord_env
     guild = simcord_env.create_guild()
@@ -130,7 +131,6 @@ class World:
         return self.message_in(self.channel, message_id)
 
     def message_in(self, channel, message_id: int):
-        from simcord.results import to_discord_message
 
         return to_discord_message(self.env, self.env.backend.get_message(channel.id, message_id))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import discord
 import pytest
 
 from bot.discord.buttons import ButtonSpec, job_view
@@ -190,7 +191,6 @@ async def test_a_forged_button_is_refused(world):
 
 
 async def test_without_send_messages_a_click_is_answered_through_the_interaction(world):
-    import discord
 
     quiet = world.guild.create_text_channel(
         "read-only-bot", overwrites={world.bot.user: discord.PermissionOverwrite(send_messages=False)}

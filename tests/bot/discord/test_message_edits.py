@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+import discord
 import simcord
 
 from bot.discord.render import HIDDEN_NOTICE
+from storage.errors import DatabaseBusyError
 from tests.bot.discord.conftest import labels
 
 
@@ -96,7 +98,6 @@ async def test_a_failed_progress_edit_is_retried_by_the_next_one(world, held):
 async def test_a_result_read_while_the_first_message_is_being_registered_is_shown(world, monkeypatch):
     """The job finishes while its first message is being sent, and the bot reads the finished
     job just before that message is registered: the result must still reach the message."""
-    import discord
 
     messenger, store = world.bot.messenger, world.services.store
     reading, tracked = asyncio.Event(), asyncio.Event()
@@ -133,7 +134,6 @@ async def test_a_result_read_while_the_first_message_is_being_registered_is_show
 
 
 async def test_a_result_whose_job_cannot_be_read_once_is_shown_on_the_next_try(world, held, monkeypatch):
-    from storage.errors import DatabaseBusyError
 
     result = await world.alice.slash(world.channel, "imagine", prompt="a busy evening")
     job = await world.job_of(result.response.id)

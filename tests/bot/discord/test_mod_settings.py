@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from simcord import OptionError
 
+from bot.core.moderation import validate_rule
 from tests.bot.discord.conftest import private_reply
 from tests.bot.discord.test_buttons import click, imagine
 from tests.support.stand_in_engine import StandInEngine
@@ -176,7 +177,6 @@ async def test_members_neither_see_nor_run_mod_settings(world):
 async def test_operator_bans_and_words_are_marked_and_left_alone(world):
     """Bans and rules with no server come from the operator (through the store); moderators see
     them, marked, and are told they can't lift them, instead of 'not banned'."""
-    from bot.core.moderation import validate_rule
 
     store = world.services.store
     await store.ban(world.alice.id, None, "spam everywhere", None)

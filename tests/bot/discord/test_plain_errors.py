@@ -9,12 +9,14 @@ their size named, and decodes wait their turn at the gate.
 from __future__ import annotations
 
 import asyncio
+import io
 import struct
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from PIL import Image
 
 from bot.core import fetch
 from bot.core.fetch import ImageFetchError, decode_bounded, decode_image, fetch_image
@@ -104,9 +106,6 @@ def test_the_pixel_limit_is_checked_from_the_header_before_decoding() -> None:
 
 
 def test_four_to_one_is_still_accepted() -> None:
-    import io
-
-    from PIL import Image
 
     data = io.BytesIO()
     Image.new("RGB", (400, 100), (9, 9, 9)).save(data, format="PNG")

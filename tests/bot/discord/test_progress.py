@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.core.dispatcher import Limits
 from bot.core.services import Services
+from bot.discord.render import HIDDEN_NOTICE
+from storage.store import Store
 from tests.bot.discord.conftest import labels, make_bot, private_reply
 
 
@@ -119,7 +122,6 @@ async def test_a_job_left_running_by_a_stopped_bot_posts_its_result_after_the_re
 
 
 async def Store_job_status(settings, job_id: str) -> str:
-    from storage.store import Store
 
     store = await Store.open(settings.database_url, settings.data_dir)
     try:
@@ -139,7 +141,6 @@ async def test_a_failed_job_says_why(world, engine):
 
 
 async def test_too_many_waiting_jobs_are_refused_privately(world, held):
-    from bot.core.dispatcher import Limits
 
     world.services.dispatcher.limits = Limits(max_running_per_user=1, max_queued_per_user=1)
     await world.alice.slash(world.channel, "imagine", prompt="one")  # runs (held)
@@ -165,7 +166,6 @@ async def test_show_of_a_running_job_is_kept_up_to_date_too(world, held):
 
 
 async def test_a_job_hidden_while_running_posts_nothing_when_it_ends(world, held):
-    from bot.discord.render import HIDDEN_NOTICE
 
     result = await world.alice.slash(world.channel, "imagine", prompt="something against the rules")
     job = await world.job_of(result.response.id)

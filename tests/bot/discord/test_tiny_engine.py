@@ -10,12 +10,12 @@ import pytest
 
 from bot.settings import Settings
 from engine.api import EngineConfig
+from engine.inprocess import InProcessEngine
 from tests.bot.discord.conftest import attachment_image, labels
 
 
 @pytest.fixture(scope="module")
 def tiny_engine():
-    from engine.inprocess import InProcessEngine
 
     engine = InProcessEngine(EngineConfig(model="tiny", device="cpu", warmup=False))
     yield engine

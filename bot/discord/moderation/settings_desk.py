@@ -1,0 +1,199 @@
+"""The server's settings as moderators change them: channels, result buttons, per-member limits.
+
+`SettingsDesk` extends the moderation desk (desk.py) and is the base of `ModerationCog` (cog.py):
+the cog's `/mod channels ...`, `/mod settings ...` and `/mod role` commands read their arguments
+and call these. Each change is one store write plus its audit entry (`_save`).
+"""
+
+from __future__ import annotations
+
+from typing import Unpack, cast
+
+import discord
+
+from bot.core.limits import Limits
+from bot.discord.moderation.desk import DeskActions, reply
+from storage.models import GuildSettings
+from storage.records import GuildSettingsFields, JSONObject
+
+MAX_RUNNING_LIMIT = 10  # per-member limits a moderator may set; operators' own defaults are not capped
+MAX_QUEUED_LIMIT = 50
+
+
+class SettingsDesk(DeskActions):
+    """The settings half of the moderation desk; see the module docstring."""
+
+    async def allow_channel(
+        self, interaction: discord.Interaction, settings: GuildSettings, channel: discord.TextChannel
+    ) -> None:
+        allowed = [int(c) for c in settings.allowed_channel_ids or []]
+        if channel.id in allowed:
+            await reply(interaction, f"{channel.mention} is already allowed.")
+            return
+        await self._save(
+            interaction,
+            "channel_allow",
+            f"allowed /imagine in {channel.mention}",
+            allowed_channel_ids=[*allowed, channel.id],
+        )
+
+    async def disallow_channel(
+        self, interaction: discord.Interaction, settings: GuildSettings, channel: discord.TextChannel
+    ) -> None:
+        allowed = [int(c) for c in settings.allowed_channel_ids or []]
+        if channel.id not in allowed:
+            await reply(interaction, f"{channel.mention} is not on the allowed list.")
+            return
+        rest = [c for c in allowed if c != channel.id]
+        note = " No list is left, so the bot answers in every channel." if not rest else ""
+        await self._save(
+            interaction,
+            "channel_disallow",
+            f"removed {channel.mention} from the allowed channels.{note}",
+            allowed_channel_ids=rest,
+        )
+
+    async def spoiler_channel(
+        self,
+        interaction: discord.Interaction,
+        settings: GuildSettings,
+        channel: discord.TextChannel,
+        enabled: bool,
+    ) -> None:
+        current = [int(c) for c in settings.spoiler_channel_ids or []]
+        if enabled:
+            updated = current if channel.id in current else [*current, channel.id]
+        else:
+            updated = [c for c in current if c != channel.id]
+        await self._save(
+            interaction,
+            "channel_spoiler",
+            f"{'spoilers' if enabled else 'no longer spoilers'} results in {channel.mention}",
+            spoiler_channel_ids=updated,
+        )
+
+    async def set_button_access(
+        self, interaction: discord.Interaction, settings: GuildSettings, who: str
+    ) -> None:
+        author_only = who == "author"
+        if bool(settings.author_only_buttons) == author_only:
+            current = "only a job's author" if author_only else "anyone"
+            await reply(interaction, f"Result buttons are already usable by {current}.")
+            return
+        summary = (
+            "made result buttons usable only by the job's author (and moderators)"
+            if author_only
+            else "made result buttons usable by anyone"
+        )
+        await self._save(interaction, "author_only_buttons", summary, author_only_buttons=author_only)
+
+    async def set_user_limits(
+        self,
+        interaction: discord.Interaction,
+        settings: GuildSettings,
+        running: int | None,
+        queued: int | None,
+        reset: bool,
+    ) -> None:
+        if reset and (running is not None or queued is not None):
+            await reply(interaction, "Give either `reset` or new limits, not both.")
+            return
+        if not reset and running is None and queued is None:
+            await reply(interaction, "Give `running`, `queued` or both (or `reset` for the bot's defaults).")
+            return
+        # Discord enforces the ranges; checked again so a stale client can't store nonsense.
+        if running is not None and not 1 <= running <= MAX_RUNNING_LIMIT:
+            await reply(interaction, f"`running` must be 1 to {MAX_RUNNING_LIMIT}.")
+            return
+        if queued is not None and not 1 <= queued <= MAX_QUEUED_LIMIT:
+            await reply(interaction, f"`queued` must be 1 to {MAX_QUEUED_LIMIT}.")
+            return
+        if reset:
+            fields: GuildSettingsFields = {"max_running_per_user": None, "max_queued_per_user": None}
+        else:
+            fields = {
+                "max_running_per_user": running if running is not None else settings.max_running_per_user,
+                "max_queued_per_user": queued if queued is not None else settings.max_queued_per_user,
+            }
+        if (settings.max_running_per_user, settings.max_queued_per_user) == tuple(fields.values()):
+            now = self.user_limits(settings)
+            await reply(
+                interaction,
+                f"The limits are already {now.max_running_per_user} running and "
+                f"{now.max_queued_per_user} waiting jobs per member.",
+            )
+            return
+        new = self.default_limits().with_overrides(
+            fields.get("max_running_per_user"), fields.get("max_queued_per_user")
+        )
+        summary = (
+            "reset the per-member limits to the bot's defaults" if reset else "set the per-member limits"
+        ) + (
+            f" ({new.max_running_per_user} running, {new.max_queued_per_user} waiting jobs;"
+            " jobs already queued keep theirs)"
+        )
+        await self._save(interaction, "user_limits", summary, **fields)
+
+    def settings_text(self, settings: GuildSettings) -> str:
+        """Every server setting, as `/mod channels show` and `/mod settings show` print it."""
+
+        def mentions(ids: list[int]) -> str:
+            return ", ".join(f"<#{c}>" for c in ids) or "none"
+
+        allowed = (
+            mentions(settings.allowed_channel_ids or []) if settings.allowed_channel_ids else "every channel"
+        )
+        role = (
+            f"<@&{settings.moderator_role_id}>"
+            if settings.moderator_role_id
+            else "none (Manage Messages only)"
+        )
+        buttons = (
+            "only the job's author (and moderators)"
+            if settings.author_only_buttons
+            else "anyone in the channel"
+        )
+        limits = self.user_limits(settings)
+        running, queued = limits.max_running_per_user, limits.max_queued_per_user
+        own = settings.max_running_per_user is not None or settings.max_queued_per_user is not None
+        lines = [
+            f"**/imagine answers in:** {allowed}",
+            f"**Results spoilered in:** {mentions(settings.spoiler_channel_ids or [])}",
+            f"**Log channel:** {f'<#{settings.log_channel_id}>' if settings.log_channel_id else 'none'}",
+            f"**Moderator role:** {role}",
+            f"**Result buttons usable by:** {buttons}",
+            f"**Per-member limits:** {running} running, {queued} waiting"
+            + (" (this server's)" if own else " (the bot's defaults)"),
+        ]
+        return "\n".join(lines)
+
+    def default_limits(self) -> Limits:
+        """The operator's limits (IMAGINE_MAX_RUNNING_PER_USER / _QUEUED_), used where a server
+        has none of its own."""
+        dispatcher = getattr(self.bot.services, "dispatcher", None)  # type: ignore[attr-defined]
+        return getattr(dispatcher, "limits", None) or Limits()
+
+    def user_limits(self, settings: GuildSettings) -> Limits:
+        """The limits in force here: the server's own, else the bot's defaults; the same rule the
+        job service applies (`JobService._limits_for`)."""
+        return self.default_limits().with_overrides(
+            settings.max_running_per_user, settings.max_queued_per_user
+        )
+
+    async def _save(
+        self,
+        interaction: discord.Interaction,
+        action: str,
+        summary: str,
+        **fields: Unpack[GuildSettingsFields],
+    ) -> None:
+        await self.store.update_guild_settings(interaction.guild_id, **fields)  # type: ignore[arg-type]  # guarded
+        await self.store.audit(
+            # The settings' values are JSON (ids, flags, numbers): they go into the audit entry as they are.
+            interaction.guild_id,
+            interaction.user.id,
+            action,
+            details=cast(JSONObject, dict(fields)),
+        )
+        await self.record(interaction, action, summary)
+        await reply(interaction, summary[0].upper() + summary[1:] + ("" if summary.endswith(".") else "."))
