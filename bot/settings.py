@@ -89,6 +89,7 @@ class Settings:
     dev_guild_id: int | None = None
     job_lease_s: float = DEFAULT_LEASE_S  # how long a job stays held without a heartbeat
     allow_second_bot: bool = False  # a second `imagine-bot` on one database starts anyway
+    turbo: bool = False  # --turbo and Turbo mode allowed (half the steps, Fast time spent)
     database_wait_s: float = 30.0  # how long a command waits for a database locked by another process
     max_image_decodes: int = 2  # image prompts decoded at once (each may be tens of megapixels)
     # The engine's speed paths (engine/speed.py, the README's "Speed"): all off or automatic here,
@@ -251,6 +252,7 @@ class Settings:
             dev_guild_id=read_optional_int(get, "IMAGINE_DEV_GUILD_ID"),
             job_lease_s=read_seconds(get, "IMAGINE_JOB_LEASE_S", DEFAULT_LEASE_S),
             allow_second_bot=read_bool(get, "IMAGINE_ALLOW_SECOND_BOT", False),
+            turbo=read_bool(get, "IMAGINE_TURBO", False),
             database_wait_s=read_seconds(get, "IMAGINE_DATABASE_WAIT_S", 30.0),
             max_image_decodes=read_int(get, "IMAGINE_MAX_IMAGE_DECODES", 2, minimum=1),
             dtype=DTYPE_ALIASES.get((get("IMAGINE_DTYPE") or "").lower())

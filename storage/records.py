@@ -65,6 +65,9 @@ class GuildSettingsFields(TypedDict, total=False):
     log_channel_id: int | None
     max_running_per_user: int | None
     max_queued_per_user: int | None
+    fast_seconds: int | None
+    fast_period_hours: int | None
+    fast_role_seconds: dict[str, int] | None
 
 
 class MemberSettingsFields(TypedDict, total=False):
@@ -75,3 +78,4 @@ class MemberSettingsFields(TypedDict, total=False):
     raw: bool
     variation: str  # high | low
     version: str | None
+    speed: str  # fast | relax | turbo

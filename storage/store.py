@@ -431,6 +431,9 @@ class Store(ModerationMethods, MemberMethods):
             log_channel_id=None,
             max_running_per_user=None,
             max_queued_per_user=None,
+            fast_seconds=None,
+            fast_period_hours=None,
+            fast_role_seconds=None,
         )
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:

@@ -1,4 +1,4 @@
-"""`MemberMethods`, the members' half of `Store`: each member's /settings per server.
+"""`MemberMethods`, the members' half of `Store`: each member's /settings and Fast time per server.
 
 A mixin split off by subject, like `ModerationMethods`; every method is one unit of work.
 """
@@ -6,12 +6,13 @@ A mixin split off by subject, like `ModerationMethods`; every method is one unit
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import InvalidInputError
-from storage.models import MemberSettings
+from storage.models import FastUsage, MemberSettings
 from storage.records import MemberSettingsFields
 from storage.validation import is_int
 
@@ -19,6 +20,7 @@ T = TypeVar("T")
 
 NO_GUILD = 0  # the guild id of settings made outside any server (the console, a DM)
 VARIATIONS = ("high", "low")
+SPEEDS = ("fast", "relax", "turbo")
 _FIELDS = frozenset(MemberSettingsFields.__annotations__)
 
 
@@ -32,6 +34,7 @@ def default_member_settings(user_id: int, guild_id: int | None) -> MemberSetting
         raw=False,
         variation="high",
         version=None,
+        speed="fast",
     )
 
 
@@ -48,6 +51,8 @@ def check_member_fields(fields: MemberSettingsFields) -> MemberSettingsFields:
         raise InvalidInputError(f"stylize must be a whole number from 0 to 1000, or unset; got {stylize!r}")
     if "variation" in fields and fields["variation"] not in VARIATIONS:
         raise InvalidInputError(f"variation must be high or low, got {fields['variation']!r}")
+    if "speed" in fields and fields["speed"] not in SPEEDS:
+        raise InvalidInputError(f"speed must be fast, relax or turbo, got {fields['speed']!r}")
     version = fields.get("version")
     if version is not None and (not isinstance(version, str) or not 0 < len(version) <= 64):
         raise InvalidInputError(f"version must be a name of 1 to 64 characters, or unset; got {version!r}")
@@ -98,6 +103,45 @@ class MemberMethods:
                 await session.delete(row)
                 await session.flush()
             return default_member_settings(user_id, guild_id)
+
+        return await self._write(work)
+
+    async def fast_usage(self, user_id: int, guild_id: int, period_start: datetime) -> FastUsage:
+        """The member's Fast time in the period that starts at `period_start` (zeros when none)."""
+
+        async def work(session: AsyncSession) -> FastUsage:
+            row = await session.get(FastUsage, (user_id, guild_id, period_start))
+            return row or FastUsage(
+                user_id=user_id, guild_id=guild_id, period_start=period_start, used_s=0.0, granted_s=0.0
+            )
+
+        return await self._read(work)
+
+    async def add_fast_usage(
+        self,
+        user_id: int,
+        guild_id: int,
+        period_start: datetime,
+        *,
+        used_s: float = 0.0,
+        granted_s: float = 0.0,
+    ) -> FastUsage:
+        """Add spent engine seconds or granted seconds to the member's period (one transaction)."""
+        for name, value in (("used_s", used_s), ("granted_s", granted_s)):
+            if not isinstance(value, int | float) or not 0 <= value < 1e9:
+                raise InvalidInputError(f"{name} must be 0 or more seconds, got {value!r}")
+
+        async def work(session: AsyncSession) -> FastUsage:
+            row = await session.get(FastUsage, (user_id, guild_id, period_start))
+            if row is None:
+                row = FastUsage(
+                    user_id=user_id, guild_id=guild_id, period_start=period_start, used_s=0.0, granted_s=0.0
+                )
+                session.add(row)
+            row.used_s = float(row.used_s or 0.0) + float(used_s)
+            row.granted_s = float(row.granted_s or 0.0) + float(granted_s)
+            await session.flush()
+            return row
 
         return await self._write(work)
 

@@ -7,7 +7,7 @@ the source cell's pixels; a `ValueError` with the reason when it cannot be built
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Any, Literal
 
 from bot.core.ports import JobStore
 from bot.core.rules import GRID_CELLS, accepted_prompt, cell_seed
@@ -22,6 +22,15 @@ from engine.api import (
     VaryRequest,
 )
 from storage.models import Job, JobKind
+
+TURBO_QUALITY = 0.5  # Turbo mode: half the steps (the lowest --quality, .25, stays the floor)
+
+
+def _quality(quality: float, params: dict[str, Any]) -> float:
+    """The step budget multiplier: the prompt's `--quality`, halved in Turbo mode."""
+    if params.get("speed") == "turbo":
+        return max(0.25, float(quality) * TURBO_QUALITY)
+    return float(quality)
 
 
 async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineRequest:
@@ -46,7 +55,7 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
             seeds=seeds,
             width=job.width or info.native_width,
             height=job.height or info.native_height,
-            quality=float(prompt.quality),
+            quality=_quality(prompt.quality, params),
             chaos=int(prompt.chaos),
             stylize=int(prompt.stylize),
             style=prompt.style,
@@ -58,7 +67,7 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
         )
     source = await _source_image(job, store)
     # A derived job keeps its prompt's --quality; the engine alone turns it into steps.
-    quality = float(prompt.quality)
+    quality = _quality(prompt.quality, params)
     if kind in (JobKind.VARY, JobKind.VARY_SUBTLE, JobKind.VARY_STRONG):
         default: Literal["subtle", "strong"] = "subtle" if kind is JobKind.VARY_SUBTLE else "strong"
         strength: Literal["subtle", "strong"] | float = params.get("strength") or default

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.engine_requests import build_request
+from bot.core.fast import NOTICE_KEY, SPEED_KEY, decide_speed, requested_speed
 from bot.core.limits import LimitError
 from bot.core.member_settings import suffix_with_settings
 from bot.core.png_info import job_texts
@@ -55,7 +56,7 @@ from engine.api import (
     EngineRequest,
     ImageData,
 )
-from storage.models import Image, Job, JobKind, JobStatus, new_job_id
+from storage.models import Image, Job, JobKind, JobStatus, MemberSettings, new_job_id
 from storage.records import JobFields
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class JobService(SubmissionSteps):
                     "image prompts need the image itself: attach it to /imagine in Discord "
                     "(the console does not download image URLs)"
                 )
+        speeds = {p.speed: await self._speed(requester, p.speed, member) for p in prompts}
         await self._check_moderation(requester, [p.text for p in prompts] + [raw_prompt], raw_prompt)
         limits = await self._limits_for(requester)
         count = sum(max(1, p.repeat) for p in prompts)
@@ -147,6 +149,7 @@ class JobService(SubmissionSteps):
                             "seeds": [cell_seed(seed, i) for i in range(GRID_CELLS)],
                             PARSED_KEY: prompt.to_dict(),
                             **({"init_image": saved_image} if saved_image else {}),
+                            **speeds[prompt.speed],
                         },
                         model=self.model_name,
                         width=width,
@@ -264,6 +267,8 @@ class JobService(SubmissionSteps):
             seed = remixed.seed  # a seed typed into the remixed prompt is the new grid's
         cell_count = 1 if kind in (JobKind.UPSCALE, JobKind.UPSCALE_SUBTLE, JobKind.UPSCALE_CREATIVE) else 4
         params["seeds"] = [cell_seed(seed, i) for i in range(cell_count)]
+        if action is not Action.UPSCALE:  # U1-U4 use no engine time
+            params.update(await self._speed(requester, remixed.speed if remixed else None))
         fields = JobFields(
             kind=kind.value,
             **self._author(requester),
@@ -300,6 +305,18 @@ class JobService(SubmissionSteps):
                 raise JobNotDoneError(f"job {job.id} is still {job.status}; try again when it is done")
             raise JobNotDoneError(f"job {job.id} is {job.status}, so it has no images to work from")
         return job
+
+    async def _speed(
+        self, requester: Requester, asked: str | None, member: MemberSettings | None = None
+    ) -> dict[str, Any]:
+        """The mode a new job runs in (`params` entries), and the notice when Fast time ran out."""
+        if member is None:
+            member = await self.store.member_settings(requester.user_id, requester.guild_id)
+        wanted = requested_speed(asked, member, self.turbo_allowed)
+        speed, notice = await decide_speed(
+            self.store, wanted, requester.user_id, requester.guild_id, requester.role_ids
+        )
+        return {SPEED_KEY: speed, **({NOTICE_KEY: notice} if notice else {})}
 
     def _remix(self, parent: Job, text: str, kind: str, params: dict[str, Any]) -> Prompt:
         """The edited prompt of a Remix, checked for what `kind` can use, recorded in `params`."""
@@ -350,6 +367,9 @@ class JobService(SubmissionSteps):
                 width, height = dimensions_for(
                     remixed.aspect, self.info.native_width, self.info.native_height, self.info.size_step
                 )
+        for key in (SPEED_KEY, NOTICE_KEY):  # the mode is the clicker's, now, not the parent's
+            params.pop(key, None)
+        params.update(await self._speed(requester, remixed.speed if remixed else None))
         await self._check_moderation(requester, [prompt_text] if remixed else [], prompt_override)
         limits = await self._limits_for(requester)
         self.dispatcher.check_capacity(requester.user_id, 1, limits)
@@ -375,7 +395,8 @@ class JobService(SubmissionSteps):
     async def _separate(self, fields: JobFields, source: Image) -> Job:
         """U1-U4: the cell becomes a job of its own at once, like Midjourney (no engine work).
 
-        The cell's PNG is stored again as it is (no decode, no re-encode). The row is made
+        The cell's PNG is stored again without a decode or re-encode; only its text chunks
+        change, to name this job. The row is made
         `running` and completed in the same call; if storing fails (a full disk, a busy
         database) it ends `failed` with the reason rather than staying `running` until a restart.
         """

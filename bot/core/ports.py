@@ -15,7 +15,17 @@ from typing import Protocol, Unpack
 
 from engine.api import EngineClient, ImageData
 from storage.files import ImageFiles, ImageLike
-from storage.models import Ban, BannedWord, GuildSettings, Job, JobStatus, MemberSettings, Process, UserPrefs
+from storage.models import (
+    Ban,
+    BannedWord,
+    FastUsage,
+    GuildSettings,
+    Job,
+    JobStatus,
+    MemberSettings,
+    Process,
+    UserPrefs,
+)
 from storage.ownership import Claim, Owner
 from storage.records import JobFields
 
@@ -82,6 +92,18 @@ class JobStore(ModerationStore, Protocol):
     async def user_prefs(self, user_id: int) -> UserPrefs: ...
 
     async def member_settings(self, user_id: int, guild_id: int | None) -> MemberSettings: ...
+
+    async def fast_usage(self, user_id: int, guild_id: int, period_start: datetime) -> FastUsage: ...
+
+    async def add_fast_usage(
+        self,
+        user_id: int,
+        guild_id: int,
+        period_start: datetime,
+        *,
+        used_s: float = 0.0,
+        granted_s: float = 0.0,
+    ) -> FastUsage: ...
 
 
 class Clock(Protocol):

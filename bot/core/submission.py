@@ -46,8 +46,10 @@ class SubmissionSteps:
         versions: Mapping[str, str] | None = None,
         moderation: ModerationCheck | None = None,
         rng: random.Random | None = None,
+        turbo_allowed: bool = False,
     ) -> None:
         self.store = store
+        self.turbo_allowed = turbo_allowed  # the operator's IMAGINE_TURBO: --turbo is refused without it
         self.dispatcher = dispatcher
         self.info = info
         self.model_name = model_name or info.name

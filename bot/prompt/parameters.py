@@ -41,6 +41,7 @@ _PARAMS: tuple[_Param, ...] = (
     _Param("image_weight", ("iw",), "float", 0, 3, "--iw 1.5"),
     _Param("style", ("style",), "token", example="--style raw"),
     _Param("version", ("version", "v"), "token", example="--v sdxl"),
+    _Param("speed", ("fast", "relax", "turbo"), "speed", example="--relax"),
 )
 PARAMETER_FIELDS: tuple[str, ...] = tuple(p.field for p in _PARAMS)  # the fields a `--parameter` sets
 # Each parameter's value when a prompt does not give it: the Prompt field's own default.
@@ -67,7 +68,7 @@ _HINTS = {
 # fmt: off
 _MIDJOURNEY_ONLY = frozenset({
     "niji", "hd", "test", "testp", "creative", "uplight", "upbeta", "upanime", "video", "sref", "cref",
-    "sw", "cw", "sv", "fast", "relax", "turbo", "p", "personalize", "profile", "exp", "draft", "raw",
+    "sw", "cw", "sv", "p", "personalize", "profile", "exp", "draft", "raw",
     "motion", "loop", "oref", "ow", "end", "bs", "stealth", "public",
 })
 # fmt: on
@@ -117,14 +118,14 @@ def _suggest(name: str) -> str:
 def _parse_value(p: _Param, typed: str, values: list[str]) -> Any:
     """Turn one parameter's value tokens into the Prompt field's value, or raise PromptError."""
     flag = _flag(typed)
-    if p.kind == "flag":
+    if p.kind in ("flag", "speed"):
         if values:
             raise PromptError(
                 f"{flag} takes no value, but `{' '.join(values)}` follows it. "
                 "Parameters go at the end of the prompt, after the description.",
                 p.field,
             )
-        return True
+        return typed.lower() if p.kind == "speed" else True  # a speed's spelling is its value
     if not values:
         raise PromptError(f"{flag} needs a value, e.g. `{p.example}`.", p.field)
     if p.kind == "terms":
@@ -217,6 +218,10 @@ def parse_parameters(tokens: list[str]) -> dict[str, Any]:
                 fields[p.field] = fields[p.field] + value
                 continue
             earlier = typed_for[p.field]
+            if p.kind == "speed":
+                raise PromptError(
+                    f"{_flag(earlier)} and {_flag(typed)} both pick a speed; keep one.", p.field
+                )
             same = "" if earlier.lower() == name else f" (as {_flag(earlier)} and {_flag(typed)})"
             raise PromptError(f"{_flag(p.names[0])} is given twice{same}; keep one.", p.field)
         fields[p.field] = value

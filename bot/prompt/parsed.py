@@ -61,6 +61,7 @@ class Prompt:
     style: str | None = None
     version: str | None = None
     image_weight: float | None = None
+    speed: str | None = None  # --fast, --relax or --turbo; None: the member's /settings mode
 
     def __post_init__(self) -> None:
         # A prompt built in code (`Prompt("a cat")`) gets the one segment a parsed one would have.
@@ -116,6 +117,8 @@ class Prompt:
             out.append(f"--v {self.version}")
         if self.weird != 0:
             out.append(f"--weird {self.weird}")
+        if self.speed is not None:
+            out.append(f"--{self.speed}")
         return " ".join(out)
 
     def __str__(self) -> str:

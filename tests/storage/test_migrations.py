@@ -24,6 +24,7 @@ TABLES = {
     "images",
     "job_messages",
     "member_settings",
+    "fast_usage",
     "bans",
     "banned_words",
     "reports",
