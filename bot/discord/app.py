@@ -29,6 +29,7 @@ EXTENSIONS = [
     "bot.discord.info.cog",
     "bot.discord.moderation.cog",
     "bot.discord.settings.cog",
+    "bot.discord.settings.fast",
 ]
 
 

@@ -18,6 +18,7 @@ from bot.core.jobs import Action
 from bot.core.limits import Limits
 from bot.prompt import PromptError
 from storage.errors import InvalidInputError
+from storage.models import GuildSettings
 from tests.bot import test_jobs
 from tests.bot.test_jobs import ALICE, count_jobs, done, grid
 
@@ -134,8 +135,6 @@ async def test_a_budget_below_zero_is_refused_and_changes_nothing(env, fields, m
 
 
 def test_periods_are_fixed_windows_so_everyone_resets_together():
-    from storage.models import GuildSettings
-
     settings = GuildSettings(guild_id=1, fast_period_hours=24)
     start, end = fast.period_bounds(settings, datetime(2026, 12, 6, 13, 30, tzinfo=UTC))
     assert (start, end) == (datetime(2026, 12, 6, tzinfo=UTC), datetime(2026, 12, 7, tzinfo=UTC))

@@ -14,6 +14,7 @@ from bot.discord.app import ImagineBot
 from bot.discord.job_actions.actions import UNKNOWN_JOB
 from bot.discord.permissions import NOT_IN_THIS_SERVER
 from bot.discord.replies import clip, refuse
+from bot.discord.settings.fast import fast_line
 from bot.prompt import PromptError, parse_prompt
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Info(commands.Cog):
         prefs = await services.store.user_prefs(interaction.user.id)
         suffix = f"`{prefs.suffix}`" if prefs.suffix else "none (set one with `/prefer suffix`)"
         lines.append(f"**Your suffix:** {suffix}")
+        lines.append(await fast_line(self.bot, interaction))
         await interaction.response.send_message("\n".join(lines), ephemeral=True)
 
     @app_commands.command(name="show", description="Post a job again, with working buttons")

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import discord
 
+from bot.core.fast import NOTICE_KEY
 from bot.core.fetch import MAX_BYTES, ImageFetchError, decode_attachment
 from bot.core.jobs import Action, Requester
 from bot.core.ports import ImageFetcher
@@ -36,13 +37,22 @@ UNKNOWN_JOB = "I can't find job `{job_id}`; it may have been removed."
 
 
 def requester_for(interaction: discord.Interaction) -> Requester:
+    roles = getattr(interaction.user, "roles", None) or []  # a Member has roles; a DM's User none
     return Requester(
         user_id=interaction.user.id,
         user_name=str(interaction.user),
         guild_id=interaction.guild_id,
         channel_id=interaction.channel_id,
         source="discord",
+        role_ids=tuple(role.id for role in roles),
     )
+
+
+async def tell_speed_notice(interaction: discord.Interaction, jobs: list[Job]) -> None:
+    """Say privately, once, when Fast time ran out and the jobs run in Relax (never silently)."""
+    notices = {(job.params or {}).get(NOTICE_KEY) for job in jobs} - {None}
+    for notice in notices:
+        await interaction.followup.send(str(notice), ephemeral=True)
 
 
 def channel_refusal(settings: GuildSettings | None, interaction: discord.Interaction) -> str | None:
@@ -118,6 +128,7 @@ class JobActions:
                 job=job,
             )
             await self.services.store.add_message(job.id, sent.id, interaction.channel_id)
+        await tell_speed_notice(interaction, jobs)
         return jobs
 
     async def _image_prompt(self, attachment: discord.Attachment | None, url: str | None) -> ImageData | None:
@@ -258,6 +269,7 @@ class JobActions:
                 self.bot.messenger.track(job.id, channel_id, followup.id, interaction=interaction, job=job)
             sent = followup
         await self.services.store.add_message(job.id, sent.id, channel_id)
+        await tell_speed_notice(interaction, [job])
         return job
 
     # -- the author's delete ----------------------------------------------------------------------

@@ -44,7 +44,7 @@ def settings_text(settings: MemberSettings, services: Services) -> str:
             "**Your settings on this server**: defaults for your prompts (a prompt's own parameters win).",
             f"Model: `{model}` · Stylize: {stylize_preset(settings.stylize)} · "
             f"Raw: {on_off[bool(settings.raw)]} · Remix: {on_off[bool(settings.remix)]} · "
-            f"Variation: {settings.variation}",
+            f"Variation: {settings.variation} · Mode: {settings.speed}",
         ]
     )
 
@@ -74,7 +74,12 @@ def settings_view(settings: MemberSettings, services: Services) -> discord.ui.Vi
     ]
     for name, value, label, on in buttons:
         view.add_item(SettingsButton(name, value, label, ON if on else OFF, row=2))
-    view.add_item(SettingsButton("reset", None, "Reset Settings", discord.ButtonStyle.danger, row=3))
+    speeds = [("fast", "Fast mode"), ("relax", "Relax mode")]
+    if services.jobs.turbo_allowed:
+        speeds.insert(0, ("turbo", "Turbo mode"))
+    for value, label in speeds:
+        view.add_item(SettingsButton("speed", value, label, ON if settings.speed == value else OFF, row=3))
+    view.add_item(SettingsButton("reset", None, "Reset Settings", discord.ButtonStyle.danger, row=4))
     return view
 
 
@@ -98,6 +103,10 @@ async def _apply(interaction: discord.Interaction, name: str, value: str | None)
         settings = await store.update_member_settings(user_id, guild_id, raw=not current.raw)
     elif name == "remix":
         settings = await store.update_member_settings(user_id, guild_id, remix=not current.remix)
+    elif name == "speed" and (
+        value in ("fast", "relax") or (value == "turbo" and services.jobs.turbo_allowed)
+    ):
+        settings = await store.update_member_settings(user_id, guild_id, speed=str(value))
     elif name == "variation" and value in ("high", "low"):
         settings = await store.update_member_settings(user_id, guild_id, variation=value)
     elif name == "stylize" and value is not None and value.replace("_", " ") in STYLIZE_PRESETS:

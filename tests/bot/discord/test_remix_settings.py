@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.bot.discord.conftest import make_bot, private_answer
 from tests.bot.discord.test_buttons import click, imagine
 
@@ -106,8 +108,6 @@ async def test_buttons_without_remix_start_at_once(world):
 
 
 async def test_saved_pngs_carry_their_parameters_and_show_prints_them(world):
-    import json
-
     _, job = await imagine(world, world.alice, "a red fox in snow --ar 2:1 --seed 42 --no trees --chaos 20")
     store = world.services.store
     job = await store.get_job(job.id)
@@ -129,8 +129,6 @@ async def test_saved_pngs_carry_their_parameters_and_show_prints_them(world):
 
 
 async def test_a_separated_image_names_its_own_job_not_its_grid(world):
-    import json
-
     grid, parent = await imagine(world, world.alice, "a red fox in snow --seed 5")
     _, single = await click(world, world.alice, grid, "U3")
     single = await world.services.store.get_job(single.id)
