@@ -324,6 +324,16 @@ class MemberSettings(Base):
     updated_at: Mapped[datetime] = mapped_column(_tz(), default=utcnow, onupdate=utcnow)
 
 
+class PromptOption(Base):
+    """A member's `/prefer option`: `--name` in their prompts stands for `value` (parameters)."""
+
+    __tablename__ = "prompt_options"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")
+
+
 class FastUsage(Base):
     """A member's Fast time on one server in one budget period: spent (engine seconds) and granted."""
 
@@ -350,6 +360,7 @@ __all__ = [
     "JobMessage",
     "JobStatus",
     "MemberSettings",
+    "PromptOption",
     "Report",
     "ReportState",
     "UserPrefs",

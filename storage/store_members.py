@@ -5,14 +5,16 @@ A mixin split off by subject, like `ModerationMethods`; every method is one unit
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar, Unpack
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import InvalidInputError
-from storage.models import FastUsage, MemberSettings
+from storage.models import FastUsage, MemberSettings, PromptOption
 from storage.records import MemberSettingsFields
 from storage.validation import is_int
 
@@ -21,6 +23,9 @@ T = TypeVar("T")
 NO_GUILD = 0  # the guild id of settings made outside any server (the console, a DM)
 VARIATIONS = ("high", "low")
 SPEEDS = ("fast", "relax", "turbo")
+OPTION_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+MAX_OPTION_CHARS = 1000
+MAX_OPTIONS = 50
 _FIELDS = frozenset(MemberSettingsFields.__annotations__)
 
 
@@ -142,6 +147,47 @@ class MemberMethods:
             row.granted_s = float(row.granted_s or 0.0) + float(granted_s)
             await session.flush()
             return row
+
+        return await self._write(work)
+
+    async def prompt_options(self, user_id: int) -> dict[str, str]:
+        """The member's `/prefer option`s, name -> parameters, by name."""
+
+        async def work(session: AsyncSession) -> dict[str, str]:
+            rows = await session.scalars(
+                select(PromptOption).where(PromptOption.user_id == user_id).order_by(PromptOption.name)
+            )
+            return {row.name: row.value for row in rows}
+
+        return await self._read(work)
+
+    async def set_prompt_option(self, user_id: int, name: str, value: str | None) -> bool:
+        """Set (or, with `value` None, remove) one option; True when something changed."""
+        if not OPTION_NAME.fullmatch(name or ""):
+            raise InvalidInputError(
+                f"an option name is 1-32 lower-case letters, digits, _ or -; got {name!r}"
+            )
+        if value is not None and not 0 < len(value) <= MAX_OPTION_CHARS:
+            raise InvalidInputError(f"an option is 1 to {MAX_OPTION_CHARS} characters, got {len(value)}")
+
+        async def work(session: AsyncSession) -> bool:
+            row = await session.get(PromptOption, (user_id, name))
+            if value is None:
+                if row is None:
+                    return False
+                await session.delete(row)
+                return True
+            if row is None:
+                count = await session.scalar(
+                    select(func.count()).select_from(PromptOption).where(PromptOption.user_id == user_id)
+                )
+                if (count or 0) >= MAX_OPTIONS:
+                    raise InvalidInputError(f"you have {MAX_OPTIONS} options already; remove one first")
+                session.add(PromptOption(user_id=user_id, name=name, value=value))
+            else:
+                row.value = value
+            await session.flush()
+            return True
 
         return await self._write(work)
 

@@ -22,7 +22,7 @@ from typing import Any
 from bot.core.engine_requests import build_request
 from bot.core.fast import NOTICE_KEY, SPEED_KEY, decide_speed, requested_speed
 from bot.core.limits import LimitError
-from bot.core.member_settings import suffix_with_settings
+from bot.core.member_settings import member_prompts
 from bot.core.png_info import job_texts
 from bot.core.remix import REMIX_ACTIONS, REMIX_KEY, remix_prompt, remixable
 from bot.core.rules import (
@@ -106,10 +106,9 @@ class JobService(SubmissionSteps):
         text = " ".join(raw_prompt.split())
         if not text:
             raise PromptError("the prompt is empty; describe the image you want")
-        prefs = await self.store.user_prefs(requester.user_id)
-        member = await self.store.member_settings(requester.user_id, requester.guild_id)
-        suffix = suffix_with_settings((getattr(prefs, "suffix", "") or "").strip(), member)
-        prompts = prompts_with_suffix(text, suffix, has_image=init_image is not None)
+        prompts, member = await member_prompts(
+            self.store, requester.user_id, requester.guild_id, text, has_image=init_image is not None
+        )
         for prompt in prompts:
             self._check_version(prompt)
             if prompt.image_urls and init_image is None:
@@ -320,7 +319,9 @@ class JobService(SubmissionSteps):
 
     def _remix(self, parent: Job, text: str, kind: str, params: dict[str, Any]) -> Prompt:
         """The edited prompt of a Remix, checked for what `kind` can use, recorded in `params`."""
-        prompt = remix_prompt(accepted_prompt(parent), text, kind)
+        prompt = remix_prompt(
+            accepted_prompt(parent), text, kind
+        )  # no options: the modal shows the prompt in full
         self._check_version(prompt)
         params[PARSED_KEY] = prompt.to_dict()
         params[REMIX_KEY] = parent.prompt

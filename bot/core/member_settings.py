@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.core.options import expand_options
+from bot.core.ports import JobStore
+from bot.core.rules import prompts_with_suffix
 from bot.prompt import DEFAULTS, Prompt, PromptError, parse_prompt
 from storage.models import MemberSettings
 
@@ -49,6 +52,20 @@ def suffix_with_settings(suffix: str, settings: MemberSettings | None) -> str:
     return " ".join(part for part in (suffix, *extra) if part)
 
 
+async def member_prompts(
+    store: JobStore, user_id: int, guild_id: int | None, text: str, *, has_image: bool = False
+) -> tuple[list[Prompt], MemberSettings]:
+    """The prompts `text` makes for this member: their `/prefer option`s expanded, their
+    `/prefer suffix` and /settings added, permutations expanded (and their settings, for the
+    caller's other choices). One planner for the job service and for counting jobs ahead."""
+    prefs = await store.user_prefs(user_id)
+    member = await store.member_settings(user_id, guild_id)
+    options = await store.prompt_options(user_id)
+    own_suffix = expand_options((getattr(prefs, "suffix", "") or "").strip(), options)
+    suffix = suffix_with_settings(own_suffix, member)
+    return prompts_with_suffix(expand_options(text, options), suffix, has_image=has_image), member
+
+
 def _suffix_sets(suffix: str, name: str, spelled: str) -> bool:
     """Whether the suffix gives parameter `name` itself (the parser calls it "given twice")."""
     if not suffix:
@@ -60,4 +77,10 @@ def _suffix_sets(suffix: str, name: str, spelled: str) -> bool:
     return False
 
 
-__all__ = ["STYLIZE_PRESETS", "setting_parameters", "stylize_preset", "suffix_with_settings"]
+__all__ = [
+    "STYLIZE_PRESETS",
+    "member_prompts",
+    "setting_parameters",
+    "stylize_preset",
+    "suffix_with_settings",
+]

@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
 }
 STYLES = ("raw",)  # --style values the engine knows; `raw` drops the preset's house style
 _BY_NAME: dict[str, _Param] = {name: p for p in _PARAMS for name in p.names}
+PARAMETER_NAMES = frozenset(_BY_NAME)  # every spelling a `--parameter` may take, lower case
 _KNOWN = ", ".join(f"--{p.names[0]}" for p in _PARAMS)
 
 # Words people carry over from other tools or from Midjourney features this bot does not have:

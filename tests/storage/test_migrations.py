@@ -25,6 +25,7 @@ TABLES = {
     "job_messages",
     "member_settings",
     "fast_usage",
+    "prompt_options",
     "bans",
     "banned_words",
     "reports",

@@ -1,5 +1,6 @@
 """Member settings and Fast time: each member's /settings per server (Remix, stylize, raw,
-variation, version, speed), the server's Fast budget, and the Fast time each member spent.
+variation, version, speed), members' `/prefer option`s, the server's Fast budget, and the Fast
+time each member spent.
 
 Revision ID: 0005
 Revises: 0004
@@ -36,6 +37,12 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
+        "prompt_options",
+        sa.Column("user_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(32), primary_key=True),
+        sa.Column("value", sa.Text(), nullable=False),
+    )
+    op.create_table(
         "fast_usage",
         sa.Column("user_id", sa.BigInteger(), primary_key=True, autoincrement=False),
         sa.Column("guild_id", sa.BigInteger(), primary_key=True, autoincrement=False),
@@ -54,4 +61,5 @@ def downgrade() -> None:
         batch.drop_column("fast_period_hours")
         batch.drop_column("fast_seconds")
     op.drop_table("fast_usage")
+    op.drop_table("prompt_options")
     op.drop_table("member_settings")
