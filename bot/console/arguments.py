@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", parents=[common], help="one job, its files and its lineage")
     p.add_argument("job")
 
+    p = sub.add_parser("option", parents=[common], help="your --name bundles of parameters (/prefer option)")
+    p.add_argument("action", choices=("set", "list"))
+    p.add_argument("name", nargs="?", help="set: the option's name (use it as --NAME)")
+    p.add_argument(
+        "value", nargs="?", help='set: its parameters, e.g. "--ar 21:9 --stylize 250"; none removes it'
+    )
+
     sub.add_parser(
         "resume", parents=[common], help="finish the console jobs an earlier run left queued or running"
     )

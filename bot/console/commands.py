@@ -18,6 +18,7 @@ from bot.console.arguments import (
 )
 from bot.console.output import Output, describe, job_json
 from bot.core.jobs import Action, Requester
+from bot.core.options import check_option
 from bot.core.png_info import saved_parameters
 from bot.core.remix import REMIX_KEY
 from bot.core.services import Services
@@ -215,6 +216,36 @@ async def show_job(args: argparse.Namespace, store: Store, out: Output) -> int:
     out.line(f"  {'  ' * depth}{_lineage_line(job)}  <- this job")
     for child in lineage.descendants:
         out.line(f"  {'  ' * (depth + 1)}{_lineage_line(child)}")
+    return EXIT_OK
+
+
+async def prompt_option(args: argparse.Namespace, store: Store, out: Output) -> int:
+    """`imagine option set NAME [VALUE]` / `imagine option list`: the console user's options."""
+    if args.action == "list":
+        options = await store.prompt_options(CONSOLE_USER_ID)
+        if out.as_json:
+            out.json({"options": options})
+        elif not options:
+            out.line("no options yet (imagine option set NAME VALUE)")
+        for name, value in options.items() if not out.as_json else ():
+            out.line(f"--{name} = {value}")
+        return EXIT_OK
+    if not args.name:
+        raise ConsoleError("option set needs a NAME (and VALUE, the parameters it stands for)")
+    if args.value is None or not args.value.strip():
+        name = args.name.strip().lstrip("-").lower()
+        removed = await store.set_prompt_option(CONSOLE_USER_ID, name, None)
+        if out.as_json:
+            out.json({"name": name, "removed": removed})
+        else:
+            out.line(f"removed --{name}" if removed else f"there is no option --{name}")
+        return EXIT_OK
+    name, value = check_option(args.name, args.value)
+    await store.set_prompt_option(CONSOLE_USER_ID, name, value)
+    if out.as_json:
+        out.json({"name": name, "value": value})
+    else:
+        out.line(f"--{name} now stands for {value}")
     return EXIT_OK
 
 

@@ -71,3 +71,27 @@ async def test_remix_changing_red_to_blue_draws_a_blue_object_in_the_same_place(
         red_left += checker.colour_drawn(picture, "red", "snow")
     assert blue_in_place >= 3, f"{blue_in_place} of 4 variations drew the blue object where the red one was"
     assert red_left == 0
+
+
+async def test_prompt_options_from_the_console(tmp_path):
+    environ = {"IMAGINE_DATA_DIR": str(tmp_path), "IMAGINE_DEVICE": "cpu"}
+
+    async def console(*argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = await run_console(list(argv), stdout=out, stderr=err, environ=environ)
+        return code, out.getvalue(), err.getvalue()
+
+    assert await console("option", "set", "wide", "--ar 2:1 --quality .25") == (
+        0,
+        "--wide now stands for --ar 2:1 --quality .25\n",
+        "",
+    )
+    code, out, _ = await console("option", "list")
+    assert out == "--wide = --ar 2:1 --quality .25\n"
+    code, _, err = await console("option", "set", "ar", "--stylize 5")
+    assert code == 2 and "`--ar` is a parameter already" in err
+    code, out, err = await console("run", "a red circle on snow --wide --seed 1", "--json")
+    assert code == 0, err
+    job = json.loads(out)
+    assert job["width"] > job["height"]  # --wide's --ar 2:1
+    assert (await console("option", "set", "wide"))[1] == "removed --wide\n"
