@@ -78,6 +78,14 @@ class PromptSpec:
 
 
 @dataclass(frozen=True)
+class LoraChoice:
+    """A LoRA style the operator installed (`EngineConfig.lora_dir`), by name, at a weight."""
+
+    name: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
 class ImagineRequest:
     """Four images from one prompt (a 2x2 grid); `seeds` has one seed per cell."""
 
@@ -97,6 +105,7 @@ class ImagineRequest:
     tile: bool = False  # --tile
     init_image: ImageData | None = None  # image prompt
     image_weight: float | None = None  # --iw 0-3
+    lora: LoraChoice | None = None  # --lora NAME[:W]
     kind: Literal["imagine"] = "imagine"
 
 
@@ -118,6 +127,7 @@ class VaryRequest:
     stylize: int = 100
     style: str | None = None
     tile: bool = False
+    lora: LoraChoice | None = None
     kind: Literal["vary"] = "vary"
 
 
@@ -159,6 +169,7 @@ class OutpaintRequest:
     steps: int | None = None
     quality: float = 1.0  # --quality: multiplies the step budget
     guidance: float | None = None
+    lora: LoraChoice | None = None
     kind: Literal["outpaint"] = "outpaint"
 
 
@@ -240,6 +251,7 @@ class EngineConfig:
     # For a single-file checkpoint whose component configs cannot be inferred offline: a diffusers
     # folder or repo id of the same architecture (the bot fills it from IMAGINE_MODEL_CONFIG).
     model_config: str | None = None
+    lora_dir: str | None = None  # a folder of LoRA `.safetensors` files members may pick by name
     max_pixels: int = 2048 * 2048  # the largest output the engine accepts (pan and upscale check it)
     heartbeat_s: float = 2.0  # the worker's heartbeat interval
     hang_timeout_s: float = 120.0  # no heartbeat for this long: the worker is hung, restart it
@@ -298,6 +310,7 @@ class ModelInfo:
     # seconds the start-up warm-up took (compiling every aspect bucket when compile is on).
     speed: tuple[str, ...] = ()
     warmup_s: float | None = None
+    loras: tuple[str, ...] = ()  # the LoRA styles installed (`--lora NAME`), by name
 
 
 # ---------------------------------------------------------------------------------------------

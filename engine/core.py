@@ -32,6 +32,7 @@ from engine.api import (
     VaryRequest,
     aspect_buckets,
 )
+from engine.lora import LoraAdapters
 from engine.models import LoadedModel, closed_vocabulary, load_model
 from engine.ops.generate import Generation, OpContext, OpResult, generate_together
 from engine.ops.grid import make_grid
@@ -75,6 +76,7 @@ class EngineCore:
         self.model: LoadedModel | None = None
         self.info: ModelInfo | None = None
         self.warmed: list[tuple[int, int]] = []  # the sizes the warm-up ran, in order
+        self.loras = LoraAdapters(None, None)  # the real ones once the model is loaded
 
     def load(self) -> ModelInfo:
         """Load the weights (once) and warm up; raises `ModelLoadError` with a readable reason."""
@@ -91,6 +93,7 @@ class EngineCore:
             channels_last=self.config.channels_last,
         )
         speed = apply_speed(self.model, self.config)
+        self.loras = LoraAdapters(self.model.pipe, self.config.lora_dir)
         preset = self.model.preset
         self.info = ModelInfo(
             name=self.config.model,
@@ -103,6 +106,7 @@ class EngineCore:
             device=str(self.model.device),
             vocabulary=closed_vocabulary(self.model.pipe),
             speed=speed,
+            loras=self.loras.names,
         )
         if self.config.warmup:
             warm_started = time.perf_counter()
@@ -158,6 +162,7 @@ class EngineCore:
         started = time.perf_counter()
         ctx = self._context(job_id, emit, should_stop)
         try:
+            self.loras.apply(getattr(request, "lora", None))
             result = self._dispatch(ctx, request)
         except Exception as exc:
             emit(self._failure(job_id, exc))
@@ -171,6 +176,8 @@ class EngineCore:
         Imagine (new grids, re-rolls, image prompts) and Vary jobs batch, with each other too:
         all are one denoising loop at one size. Upscale and outpaint run alone (tiles, masks).
         """
+        if getattr(request, "lora", None) is not None:
+            return None  # a LoRA style is switched per job: such jobs run alone
         if isinstance(request, ImagineRequest):
             return (request.width, request.height, request.tile)
         if isinstance(request, VaryRequest) and isinstance(request.source, ImageData) and self.info:
@@ -194,6 +201,7 @@ class EngineCore:
         if len(jobs) == 1:
             self.run(*jobs[0])
             return
+        self.loras.apply(None)  # batched jobs have no style (`batch_key`)
         started = time.perf_counter()
         ready: list[tuple[BatchJob, Generation]] = []
         for job in jobs:
