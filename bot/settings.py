@@ -83,6 +83,7 @@ class Settings:
     metrics_port: int | None = None  # /metrics, /healthz, /readyz; None: no such server
     metrics_host: str = "127.0.0.1"
     model_config: str | None = None
+    lora_dir: str | None = None  # IMAGINE_LORA_DIR: LoRA styles (.safetensors) members pick with --lora
     versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
@@ -246,6 +247,7 @@ class Settings:
             metrics_port=metrics_port,
             metrics_host=get("IMAGINE_METRICS_HOST") or "127.0.0.1",
             model_config=model_config,
+            lora_dir=(get("IMAGINE_LORA_DIR") or "").strip() or None,
             versions=read_versions(get("IMAGINE_VERSIONS")),
             discord_api_base=get("IMAGINE_DISCORD_API_BASE"),
             discord_gateway_url=get("IMAGINE_DISCORD_GATEWAY_URL"),
@@ -273,6 +275,7 @@ class Settings:
             inpaint_model=self.inpaint_model,
             upscaler_model=self.upscaler_model,
             model_config=self.model_config,
+            lora_dir=self.lora_dir,
             heartbeat_s=self.engine_heartbeat_s,
             hang_timeout_s=self.engine_hang_timeout_s,
             batch_jobs=self.batch_jobs,

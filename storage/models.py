@@ -321,6 +321,7 @@ class MemberSettings(Base):
     variation: Mapped[str] = mapped_column(String(8), default="high")  # high: V1-V4 strong; low: subtle
     version: Mapped[str | None] = mapped_column(String(64))  # a configured --v name
     speed: Mapped[str] = mapped_column(String(8), default="fast")  # fast | relax | turbo
+    lora: Mapped[str | None] = mapped_column(String(64))  # an installed LoRA style's name
     updated_at: Mapped[datetime] = mapped_column(_tz(), default=utcnow, onupdate=utcnow)
 
 

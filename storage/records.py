@@ -79,3 +79,4 @@ class MemberSettingsFields(TypedDict, total=False):
     variation: str  # high | low
     version: str | None
     speed: str  # fast | relax | turbo
+    lora: str | None  # an installed LoRA style's name

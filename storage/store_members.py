@@ -40,6 +40,7 @@ def default_member_settings(user_id: int, guild_id: int | None) -> MemberSetting
         variation="high",
         version=None,
         speed="fast",
+        lora=None,
     )
 
 
@@ -58,9 +59,10 @@ def check_member_fields(fields: MemberSettingsFields) -> MemberSettingsFields:
         raise InvalidInputError(f"variation must be high or low, got {fields['variation']!r}")
     if "speed" in fields and fields["speed"] not in SPEEDS:
         raise InvalidInputError(f"speed must be fast, relax or turbo, got {fields['speed']!r}")
-    version = fields.get("version")
-    if version is not None and (not isinstance(version, str) or not 0 < len(version) <= 64):
-        raise InvalidInputError(f"version must be a name of 1 to 64 characters, or unset; got {version!r}")
+    for name in ("version", "lora"):
+        value = fields.get(name)
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 64):
+            raise InvalidInputError(f"{name} must be a name of 1 to 64 characters, or unset; got {value!r}")
     return fields
 
 

@@ -15,6 +15,7 @@ from engine.api import (
     EngineRequest,
     ImageData,
     ImagineRequest,
+    LoraChoice,
     ModelInfo,
     OutpaintRequest,
     PromptSpec,
@@ -41,6 +42,8 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
         negative=tuple(prompt.negative),
     )
     params = job.params or {}
+    chosen = prompt.lora_choice
+    lora = LoraChoice(*chosen) if chosen is not None else None
     seed = job.seed if job.seed is not None else 0
     seeds = tuple(params.get("seeds") or [cell_seed(seed, i) for i in range(GRID_CELLS)])
     kind = JobKind(job.kind)
@@ -64,6 +67,7 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
             tile=bool(prompt.tile),
             init_image=init_image,
             image_weight=prompt.image_weight,
+            lora=lora,
         )
     source = await _source_image(job, store)
     # A derived job keeps its prompt's --quality; the engine alone turns it into steps.
@@ -81,6 +85,7 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
             stylize=int(prompt.stylize),
             style=prompt.style,
             tile=bool(prompt.tile),
+            lora=lora,
         )
     if kind in (JobKind.UPSCALE_SUBTLE, JobKind.UPSCALE_CREATIVE):
         mode: Literal["subtle", "creative"] = "creative" if kind is JobKind.UPSCALE_CREATIVE else "subtle"
@@ -97,6 +102,7 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
             zoom=float(params.get("zoom", 2.0)),
             aspect=tuple(aspect) if aspect else None,
             quality=quality,
+            lora=lora,
         )
     if kind is JobKind.PAN:
         return OutpaintRequest(
@@ -106,10 +112,11 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
             seeds=seeds,
             pan=params["direction"],
             quality=quality,
+            lora=lora,
         )
     if kind is JobKind.SQUARE:
         return OutpaintRequest(
-            job_id=job.id, source=source, prompt=spec, seeds=seeds, square=True, quality=quality
+            job_id=job.id, source=source, prompt=spec, seeds=seeds, square=True, quality=quality, lora=lora
         )
     raise ValueError(f"job {job.id} of kind {job.kind} needs no engine work")
 

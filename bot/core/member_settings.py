@@ -39,6 +39,8 @@ def setting_parameters(settings: MemberSettings | None) -> dict[str, Any]:
         chosen["style"] = "raw"
     if settings.version:
         chosen["version"] = settings.version
+    if settings.lora:
+        chosen["lora"] = settings.lora
     return chosen
 
 

@@ -95,7 +95,20 @@ class SubmissionSteps:
         return self._rng.randrange(SEED_LIMIT)
 
     def _check_version(self, prompt: Prompt) -> None:
-        """`--v` picks a configured model; this process runs one model, so it must be that one."""
+        """`--v` picks a configured model; this process runs one model, so it must be that one.
+        `--lora` picks one of the LoRA styles the operator installed."""
+        choice = prompt.lora_choice
+        if choice is not None and choice[0] not in self.info.loras:
+            installed = ", ".join(self.info.loras)
+            raise PromptError(
+                f"`--lora {choice[0]}` is not a style installed here; "
+                + (
+                    f"installed: {installed}"
+                    if installed
+                    else "none are (the operator sets IMAGINE_LORA_DIR)"
+                ),
+                "lora",
+            )
         version = prompt.version
         if version is None:
             return

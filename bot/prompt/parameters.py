@@ -42,6 +42,7 @@ _PARAMS: tuple[_Param, ...] = (
     _Param("style", ("style",), "token", example="--style raw"),
     _Param("version", ("version", "v"), "token", example="--v sdxl"),
     _Param("speed", ("fast", "relax", "turbo"), "speed", example="--relax"),
+    _Param("lora", ("lora",), "lora", 0, 2, "--lora ink:0.8"),
 )
 PARAMETER_FIELDS: tuple[str, ...] = tuple(p.field for p in _PARAMS)  # the fields a `--parameter` sets
 # Each parameter's value when a prompt does not give it: the Prompt field's own default.
@@ -84,6 +85,7 @@ _INT = re.compile(r"[+-]?[0-9]+")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _ASPECT = re.compile(r"([0-9]+):([0-9]+)")
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_LORA = re.compile(r"([a-z0-9][a-z0-9._-]{0,63})(?::([0-9]*\.?[0-9]+))?")
 # A `::` weight sits right after the colons and ends at a space or the end of the text.
 _WEIGHT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?=\s|\Z)")
 
@@ -142,6 +144,20 @@ def _parse_value(p: _Param, typed: str, values: list[str]) -> Any:
             p.field,
         )
     value = values[0]
+    if p.kind == "lora":
+        match = _LORA.fullmatch(value.lower())
+        if not match:
+            raise PromptError(
+                f"{flag} takes a style's name and an optional weight from 0 to 2, e.g. `{p.example}`; "
+                f"got `{value}`.",
+                p.field,
+            )
+        if match[2] is None:
+            return match[1]
+        weight = float(match[2])
+        if not 0 <= weight <= 2:
+            raise PromptError(f"{flag}'s weight must be from 0 to 2; got `{value}`.", p.field)
+        return match[1] if weight == 1 else f"{match[1]}:{format_number(weight)}"
     if p.kind == "token":
         token = value.lower()
         if not _TOKEN.fullmatch(token):

@@ -62,6 +62,7 @@ class Prompt:
     version: str | None = None
     image_weight: float | None = None
     speed: str | None = None  # --fast, --relax or --turbo; None: the member's /settings mode
+    lora: str | None = None  # --lora NAME or NAME:WEIGHT (an installed LoRA style)
 
     def __post_init__(self) -> None:
         # A prompt built in code (`Prompt("a cat")`) gets the one segment a parsed one would have.
@@ -97,6 +98,8 @@ class Prompt:
             out.append(f"--chaos {self.chaos}")
         if self.image_weight is not None:
             out.append(f"--iw {format_number(self.image_weight)}")
+        if self.lora is not None:
+            out.append(f"--lora {self.lora}")
         if self.negative:
             out.append("--no " + ", ".join(self.negative))
         if self.quality != 1.0:
@@ -123,6 +126,14 @@ class Prompt:
 
     def __str__(self) -> str:
         return " ".join(part for part in (*self.image_urls, self.text, self.parameters) if part)
+
+    @property
+    def lora_choice(self) -> tuple[str, float] | None:
+        """`--lora` as (name, weight), the weight 1 when none was given."""
+        if self.lora is None:
+            return None
+        name, _, weight = self.lora.partition(":")
+        return name, float(weight) if weight else 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON-ready values: how a job row keeps the prompt it was accepted with,

@@ -44,7 +44,8 @@ def settings_text(settings: MemberSettings, services: Services) -> str:
             "**Your settings on this server**: defaults for your prompts (a prompt's own parameters win).",
             f"Model: `{model}` · Stylize: {stylize_preset(settings.stylize)} · "
             f"Raw: {on_off[bool(settings.raw)]} · Remix: {on_off[bool(settings.remix)]} · "
-            f"Variation: {settings.variation} · Mode: {settings.speed}",
+            f"Variation: {settings.variation} · Mode: {settings.speed}"
+            + (f" · Style: {settings.lora}" if settings.lora else ""),
         ]
     )
 
@@ -79,7 +80,15 @@ def settings_view(settings: MemberSettings, services: Services) -> discord.ui.Vi
         speeds.insert(0, ("turbo", "Turbo mode"))
     for value, label in speeds:
         view.add_item(SettingsButton("speed", value, label, ON if settings.speed == value else OFF, row=3))
-    view.add_item(SettingsButton("reset", None, "Reset Settings", discord.ButtonStyle.danger, row=4))
+    view.add_item(SettingsButton("reset", None, "Reset Settings", discord.ButtonStyle.danger, row=3))
+    loras = services.info.loras
+    if loras:
+        options = [discord.SelectOption(label="No style", value="none", default=settings.lora is None)]
+        options += [
+            discord.SelectOption(label=f"Style: {name}", value=name, default=name == settings.lora)
+            for name in loras[:24]
+        ]
+        view.add_item(SettingsSelect("lora", options, "Style (LoRA)", row=4))
     return view
 
 
@@ -112,6 +121,10 @@ async def _apply(interaction: discord.Interaction, name: str, value: str | None)
     elif name == "stylize" and value is not None and value.replace("_", " ") in STYLIZE_PRESETS:
         settings = await store.update_member_settings(
             user_id, guild_id, stylize=STYLIZE_PRESETS[value.replace("_", " ")]
+        )
+    elif name == "lora" and (value == "none" or value in services.info.loras):
+        settings = await store.update_member_settings(
+            user_id, guild_id, lora=None if value == "none" else value
         )
     elif name == "version" and value in versions_for(services):
         settings = await store.update_member_settings(user_id, guild_id, version=value)

@@ -1,5 +1,5 @@
 """Member settings and Fast time: each member's /settings per server (Remix, stylize, raw,
-variation, version, speed), members' `/prefer option`s, the server's Fast budget, and the Fast
+variation, version, speed, LoRA style), members' `/prefer option`s, the server's Fast budget, and the Fast
 time each member spent.
 
 Revision ID: 0005
@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("variation", sa.String(8), nullable=False, server_default="high"),
         sa.Column("version", sa.String(64), nullable=True),
         sa.Column("speed", sa.String(8), nullable=False, server_default="fast"),
+        sa.Column("lora", sa.String(64), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
