@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from tests.bot.discord.conftest import make_bot, private_answer
@@ -137,3 +138,18 @@ async def test_a_separated_image_names_its_own_job_not_its_grid(world):
     facts = json.loads(text["imagine"])
     assert (facts["job_id"], facts["parent_id"], facts["seed"]) == (single.id, parent.id, 7)
     assert f"Imagine parent: {parent.id} image 3" in text["parameters"]
+
+
+async def test_settings_offers_the_installed_styles_and_the_choice_becomes_a_default(world, engine):
+    services = world.services
+    services.info = dataclasses.replace(services.info, loras=("ink", "neon"))
+    services.jobs.info = services.info
+    shown = await _settings(world, world.alice)
+
+    result = await world.alice.select(shown, ["ink"], custom_id="imagine-settings-select:lora")
+
+    assert "Style: ink" in result.response.content
+    _, job = await imagine(world, world.alice, "a red fox in snow")
+    assert job.prompt == "a red fox in snow --lora ink" and engine.requests[-1].lora.name == "ink"
+    cleared = await world.alice.select(result.response, ["none"], custom_id="imagine-settings-select:lora")
+    assert "Style:" not in cleared.response.content
