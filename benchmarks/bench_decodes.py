@@ -21,7 +21,7 @@ import time
 
 from PIL import Image
 
-from bot.core import fetch
+from bot.core import decode
 
 WIDTH, HEIGHT = 7744, 5168  # 40.0 MP, 3:2 like a phone photo
 
@@ -45,14 +45,14 @@ def _upload() -> bytes:
 
 def child(uploads: int, limit: int) -> None:
 
-    fetch.configure_decodes(limit)
+    decode.configure_decodes(limit)
     data = _upload()
     payloads = [bytes(data) for _ in range(uploads)]  # each member's upload is its own buffer
     base = _kib("VmRSS")
 
     async def run() -> float:
         start = time.perf_counter()
-        await asyncio.gather(*(fetch.decode_bounded(p, "image/png") for p in payloads))
+        await asyncio.gather(*(decode.decode_bounded(p, "image/png") for p in payloads))
         return time.perf_counter() - start
 
     seconds = asyncio.run(run())

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import simcord
 
+from benchmarks.timing import timed
 from bot.core.services import Services
 from bot.settings import Settings
 from tests.bot.discord.conftest import make_bot
@@ -47,15 +48,7 @@ async def bench(jobs: int) -> None:
         service: list[float] = []
         try:
             bot = make_bot(services, set())
-            original_imagine = bot.actions.imagine
             original_render = bot.messenger._render
-
-            async def timed_imagine(*args, **kwargs):
-                t0 = time.perf_counter()
-                try:
-                    return await original_imagine(*args, **kwargs)
-                finally:
-                    handler.append(time.perf_counter() - t0)
 
             async def timed_render(update, tracked):
                 t0 = time.perf_counter()
@@ -63,17 +56,8 @@ async def bench(jobs: int) -> None:
                 if update.final:
                     result.append(time.perf_counter() - t0)
 
-            original_service = services.jobs.imagine
-
-            async def timed_service(*args, **kwargs):
-                t0 = time.perf_counter()
-                try:
-                    return await original_service(*args, **kwargs)
-                finally:
-                    service.append(time.perf_counter() - t0)
-
-            services.jobs.imagine = timed_service
-            bot.actions.imagine = timed_imagine
+            services.jobs.imagine = timed(services.jobs.imagine, service)
+            bot.actions.imagine = timed(bot.actions.imagine, handler)
             bot.messenger._render = timed_render
             async with simcord.run(bot, settle_timeout=60) as env:
                 guild = env.create_guild()

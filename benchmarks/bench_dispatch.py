@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.timing import timed
 from bot.core.jobs import Requester
 from bot.core.services import Services
 from bot.settings import Settings
@@ -35,16 +36,7 @@ async def measure(engine, data_dir, jobs: int, label: str) -> dict[str, float]:
     pipelined_ms = float("nan")
     sequential_completes: list[float] = []
     store = services.store
-    complete_job = store.complete_job
-
-    async def timed_complete(*args, **kwargs):
-        t = time.perf_counter()
-        try:
-            return await complete_job(*args, **kwargs)
-        finally:
-            completes.append(time.perf_counter() - t)
-
-    store.complete_job = timed_complete
+    store.complete_job = timed(store.complete_job, completes)
     try:
         for i in range(jobs + 1):  # the first one warms up caches and is not counted
             t0 = time.perf_counter()

@@ -69,6 +69,8 @@ class Settings:
     log_json: bool = False
     inpaint_model: str | None = None
     upscaler_model: str | None = None
+    captioner: str | None = None  # IMAGINE_CAPTIONER: a captioning model folder for /describe
+    ip_adapter: str | None = None  # IMAGINE_IP_ADAPTER: IP-Adapter weights for --sref / --oref
     engine: str = "local"
     engine_heartbeat_s: float = _ENGINE_DEFAULTS.heartbeat_s
     engine_hang_timeout_s: float = _ENGINE_DEFAULTS.hang_timeout_s
@@ -233,6 +235,8 @@ class Settings:
             log_json=log_json,
             inpaint_model=get("IMAGINE_INPAINT_MODEL"),
             upscaler_model=get("IMAGINE_UPSCALER_MODEL"),
+            captioner=get("IMAGINE_CAPTIONER"),
+            ip_adapter=get("IMAGINE_IP_ADAPTER"),
             engine=engine,
             engine_heartbeat_s=heartbeat_s,
             engine_hang_timeout_s=hang_timeout_s,
@@ -274,6 +278,8 @@ class Settings:
             device=self.device,
             inpaint_model=self.inpaint_model,
             upscaler_model=self.upscaler_model,
+            captioner=self.captioner,
+            ip_adapter=self.ip_adapter,
             model_config=self.model_config,
             lora_dir=self.lora_dir,
             heartbeat_s=self.engine_heartbeat_s,

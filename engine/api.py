@@ -50,7 +50,7 @@ class ImageData:
 
     @classmethod
     def from_file(cls, path: str) -> ImageData:
-        from PIL import Image
+        from PIL import Image  # lazily, as in `to_pil`: the contract module imports only the stdlib
 
         with Image.open(path) as image:
             return cls.from_pil(image)
@@ -75,6 +75,22 @@ class PromptSpec:
     @classmethod
     def single(cls, text: str, negative: tuple[str, ...] = ()) -> PromptSpec:
         return cls(segments=((text, 1.0),), negative=negative)
+
+
+ReferenceKind = Literal["style", "omni"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A picture the result should follow (`--sref` style, `--oref` omni), through the IP-Adapter.
+
+    `weight` is Midjourney's `--sw` / `--ow` (0-1000, default 100); the engine turns it into the
+    adapter's scale.
+    """
+
+    image: ImageData
+    weight: float = 100.0
+    kind: ReferenceKind = "style"
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,7 @@ class ImagineRequest:
     init_image: ImageData | None = None  # image prompt
     image_weight: float | None = None  # --iw 0-3
     lora: LoraChoice | None = None  # --lora NAME[:W]
+    references: tuple[Reference, ...] = ()  # --sref / --oref pictures (needs EngineConfig.ip_adapter)
     kind: Literal["imagine"] = "imagine"
 
 
@@ -173,7 +190,66 @@ class OutpaintRequest:
     kind: Literal["outpaint"] = "outpaint"
 
 
-EngineRequest = ImagineRequest | VaryRequest | UpscaleRequest | OutpaintRequest
+BLEND_MIN_IMAGES = 2
+BLEND_MAX_IMAGES = 5
+
+
+@dataclass(frozen=True)
+class BlendRequest:
+    """Four images that blend 2-5 sources (/blend), at `width` x `height`.
+
+    The engine blends in latent space: each source is covered to the output size and encoded by
+    the VAE, the latents are averaged (renormalised to the sources' statistics, so the mean does
+    not fade to grey) and a strong img2img pass with the optional prompt draws the result.
+    """
+
+    job_id: str
+    sources: tuple[ImageData, ...]
+    prompt: PromptSpec
+    seeds: tuple[int, ...]
+    width: int
+    height: int
+    steps: int | None = None
+    quality: float = 1.0
+    kind: Literal["blend"] = "blend"
+
+
+@dataclass(frozen=True)
+class ShortenRequest:
+    """/shorten: how much each word moves the text encoder's embedding of the prompt.
+
+    `words` is the prompt's description split on whitespace, in order; the answer is a `Finished`
+    without images whose `scores` has one number per word (the cosine distance between the
+    embedding of the whole prompt and that of the prompt without the word).
+    """
+
+    job_id: str
+    words: tuple[str, ...]
+    kind: Literal["shorten"] = "shorten"
+
+
+@dataclass(frozen=True)
+class DescribeRequest:
+    """/describe: `count` distinct prompts for `image`, from the operator's captioning model.
+
+    The answer is a `Finished` without images whose `texts` holds the prompts.
+    """
+
+    job_id: str
+    image: ImageData
+    count: int = 4
+    kind: Literal["describe"] = "describe"
+
+
+EngineRequest = (
+    ImagineRequest
+    | VaryRequest
+    | UpscaleRequest
+    | OutpaintRequest
+    | BlendRequest
+    | ShortenRequest
+    | DescribeRequest
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,6 +281,10 @@ class Finished:
     seeds: tuple[int, ...]
     grid: ImageData | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # The answers of the operations that make no picture: /describe's prompts, /shorten's
+    # one score per word.
+    texts: tuple[str, ...] = ()
+    scores: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -252,6 +332,13 @@ class EngineConfig:
     # folder or repo id of the same architecture (the bot fills it from IMAGINE_MODEL_CONFIG).
     model_config: str | None = None
     lora_dir: str | None = None  # a folder of LoRA `.safetensors` files members may pick by name
+    # A captioning model for /describe (a local transformers folder of BLIP, BLIP-2, Florence...);
+    # None: /describe is refused with a sentence naming IMAGINE_CAPTIONER.
+    captioner: str | None = None
+    # IP-Adapter weights for --sref / --oref: a folder holding one `ip-adapter*.safetensors` (or
+    # `.bin`) and its CLIP image encoder in `image_encoder/` (the layout of h94/IP-Adapter's
+    # `models/` folder). None: such prompts are refused with a sentence naming IMAGINE_IP_ADAPTER.
+    ip_adapter: str | None = None
     max_pixels: int = 2048 * 2048  # the largest output the engine accepts (pan and upscale check it)
     heartbeat_s: float = 2.0  # the worker's heartbeat interval
     hang_timeout_s: float = 120.0  # no heartbeat for this long: the worker is hung, restart it
@@ -311,6 +398,7 @@ class ModelInfo:
     speed: tuple[str, ...] = ()
     warmup_s: float | None = None
     loras: tuple[str, ...] = ()  # the LoRA styles installed (`--lora NAME`), by name
+    references: bool = False  # an IP-Adapter is configured: --sref / --oref work
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ TINY_SEED = 20240229  # the tiny models' weights come from this seed; change it 
 # ---------------------------------------------------------------------------------------------
 
 
-def _byte_symbols() -> list[str]:
+def byte_symbols() -> list[str]:
     """The 256 printable stand-ins byte-level BPE uses for the bytes (printable ASCII/Latin-1 kept)."""
     keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     extra = 0
@@ -52,7 +52,7 @@ def _tiny_tokenizer() -> CLIPTokenizer:
     Without merges every word splits into characters: crude, but it is a real CLIP BPE tokenizer
     (padding, truncation to 77, start/end tokens), built without a download.
     """
-    symbols = _byte_symbols()
+    symbols = byte_symbols()
     vocab: dict[str, int] = {}
     for s in symbols:
         vocab[s] = len(vocab)
@@ -156,6 +156,34 @@ def _tiny_scheduler() -> EulerDiscreteScheduler:
     )
 
 
+def _pipeline(
+    vae: AutoencoderKL, encoders: list[Any], tokenizer: CLIPTokenizer, unet: UNet2DConditionModel
+) -> DiffusionPipeline:
+    """The SD pipeline over these components, or SDXL's with two text encoders; the tiny
+    scheduler and byte tokenizer, no safety checker."""
+    if len(encoders) == 2:
+        return StableDiffusionXLPipeline(
+            vae=vae,
+            text_encoder=encoders[0],
+            text_encoder_2=encoders[1],
+            tokenizer=tokenizer,
+            tokenizer_2=_tiny_tokenizer(),
+            unet=unet,
+            scheduler=_tiny_scheduler(),
+            force_zeros_for_empty_prompt=True,
+        )
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=encoders[0],
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=_tiny_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
 # What the two tiny UNets share; each family adds its own conditioning on top.
 _TINY_UNET: dict[str, Any] = dict(
     sample_size=16,
@@ -178,17 +206,7 @@ def build_tiny(xl: bool = False) -> DiffusionPipeline:
         if not xl:
             text_encoder = CLIPTextModel(_tiny_text_config(vocab))
             unet = UNet2DConditionModel(**_TINY_UNET, cross_attention_dim=32, attention_head_dim=8)
-            vae = _tiny_vae()
-            pipe = StableDiffusionPipeline(
-                vae=vae,
-                text_encoder=text_encoder,
-                tokenizer=tokenizer,
-                unet=unet,
-                scheduler=_tiny_scheduler(),
-                safety_checker=None,
-                feature_extractor=None,
-                requires_safety_checker=False,
-            )
+            pipe = _pipeline(_tiny_vae(), [text_encoder], tokenizer, unet)
         else:
             text_encoder = CLIPTextModel(_tiny_text_config(vocab))
             text_encoder_2 = CLIPTextModelWithProjection(_tiny_text_config(vocab, projection=32))
@@ -202,17 +220,7 @@ def build_tiny(xl: bool = False) -> DiffusionPipeline:
                 projection_class_embeddings_input_dim=8 * 6 + 32,  # six time ids + pooled text
                 transformer_layers_per_block=(1, 1),
             )
-            vae = _tiny_vae()
-            pipe = StableDiffusionXLPipeline(
-                vae=vae,
-                text_encoder=text_encoder,
-                text_encoder_2=text_encoder_2,
-                tokenizer=tokenizer,
-                tokenizer_2=_tiny_tokenizer(),
-                unet=unet,
-                scheduler=_tiny_scheduler(),
-                force_zeros_for_empty_prompt=True,
-            )
+            pipe = _pipeline(_tiny_vae(), [text_encoder, text_encoder_2], tokenizer, unet)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -307,27 +315,6 @@ def build_random_weights(arch: str, device: torch.device) -> DiffusionPipeline:
             encoders.append(CLIPTextModelWithProjection(config) if "proj" in text else CLIPTextModel(config))
         unet = UNet2DConditionModel(**spec["unet"])
         vae = AutoencoderKL(**spec["vae"])
-    scheduler = _tiny_scheduler()
-    if arch == "sdxl":
-        pipe = StableDiffusionXLPipeline(
-            vae=vae,
-            text_encoder=encoders[0],
-            text_encoder_2=encoders[1],
-            tokenizer=tokenizer,
-            tokenizer_2=_tiny_tokenizer(),
-            unet=unet,
-            scheduler=scheduler,
-        )
-    else:
-        pipe = StableDiffusionPipeline(
-            vae=vae,
-            text_encoder=encoders[0],
-            tokenizer=tokenizer,
-            unet=unet,
-            scheduler=scheduler,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
+    pipe = _pipeline(vae, encoders, tokenizer, unet)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -16,6 +16,8 @@ import torch
 
 from engine.api import (
     CANCELLED,
+    BlendRequest,
+    DescribeRequest,
     EngineConfig,
     EngineEvent,
     EngineRequest,
@@ -27,6 +29,7 @@ from engine.api import (
     OutpaintRequest,
     Progress,
     PromptSpec,
+    ShortenRequest,
     Started,
     UpscaleRequest,
     VaryRequest,
@@ -34,12 +37,16 @@ from engine.api import (
 )
 from engine.lora import LoraAdapters
 from engine.models import LoadedModel, closed_vocabulary, load_model
+from engine.ops.blend import run_blend
+from engine.ops.describe import Captioner, run_describe
 from engine.ops.generate import Generation, OpContext, OpResult, generate_together
 from engine.ops.grid import make_grid
 from engine.ops.imagine import prepare_imagine, run_imagine
 from engine.ops.outpaint import run_outpaint
 from engine.ops.preview import latents_to_preview
+from engine.ops.references import NO_ADAPTER, ReferenceAdapter
 from engine.ops.sampler import Cancelled
+from engine.ops.shorten import run_shorten
 from engine.ops.upscale import run_upscale
 from engine.ops.vary import prepare_vary, run_vary, vary_size
 from engine.speed import apply_speed
@@ -77,6 +84,8 @@ class EngineCore:
         self.info: ModelInfo | None = None
         self.warmed: list[tuple[int, int]] = []  # the sizes the warm-up ran, in order
         self.loras = LoraAdapters(None, None)  # the real ones once the model is loaded
+        self.captioner: Captioner | None = None  # loaded on the first /describe
+        self.reference_adapter: ReferenceAdapter | None = None  # loaded on the first --sref/--oref
 
     def load(self) -> ModelInfo:
         """Load the weights (once) and warm up; raises `ModelLoadError` with a readable reason."""
@@ -107,6 +116,7 @@ class EngineCore:
             vocabulary=closed_vocabulary(self.model.pipe),
             speed=speed,
             loras=self.loras.names,
+            references=bool(self.config.ip_adapter),
         )
         if self.config.warmup:
             warm_started = time.perf_counter()
@@ -179,7 +189,8 @@ class EngineCore:
         if getattr(request, "lora", None) is not None:
             return None  # a LoRA style is switched per job: such jobs run alone
         if isinstance(request, ImagineRequest):
-            return (request.width, request.height, request.tile)
+            # References put an adapter into the UNet for the job: it runs alone.
+            return None if request.references else (request.width, request.height, request.tile)
         if isinstance(request, VaryRequest) and isinstance(request.source, ImageData) and self.info:
             return (*vary_size(request, self.info.size_step), request.tile)
         return None
@@ -288,6 +299,8 @@ class EngineCore:
             seeds=tuple(result.seeds),
             grid=make_grid(result.images),
             timings=result.timings,
+            texts=tuple(result.texts),
+            scores=tuple(result.scores),
         )
 
     @staticmethod
@@ -310,13 +323,40 @@ class EngineCore:
         log.error("job %s failed", job_id, exc_info=exc)
         return Failed(job_id=job_id, reason=f"engine error: {type(exc).__name__}: {exc}", retryable=False)
 
+    def _captioner(self) -> Captioner:
+        """The operator's captioning model, loaded once on first use (most engines never describe)."""
+        if self.captioner is None:
+            if not self.config.captioner:
+                raise ValueError(
+                    "/describe needs a captioning model: the operator sets IMAGINE_CAPTIONER to a "
+                    "local BLIP (or other transformers image-to-text) folder"
+                )
+            assert self.model is not None
+            self.captioner = Captioner.load(self.config.captioner, self.model.device)
+        return self.captioner
+
+    def _reference_adapter(self) -> ReferenceAdapter:
+        """The operator's IP-Adapter, read once on first use; a ValueError naming the setting."""
+        if self.reference_adapter is None:
+            if not self.config.ip_adapter:
+                raise ValueError(NO_ADAPTER)
+            assert self.model is not None
+            self.reference_adapter = ReferenceAdapter.load(self.config.ip_adapter, self.model)
+        return self.reference_adapter
+
     def _dispatch(self, ctx: OpContext, request: EngineRequest) -> OpResult:
         if isinstance(request, ImagineRequest):
-            return run_imagine(ctx, request)
+            return run_imagine(ctx, request, self._reference_adapter() if request.references else None)
         if isinstance(request, VaryRequest):
             return run_vary(ctx, request)
         if isinstance(request, UpscaleRequest):
             return run_upscale(ctx, request)
         if isinstance(request, OutpaintRequest):
             return run_outpaint(ctx, request)
+        if isinstance(request, BlendRequest):
+            return run_blend(ctx, request)
+        if isinstance(request, ShortenRequest):
+            return run_shorten(ctx.model, request)
+        if isinstance(request, DescribeRequest):
+            return run_describe(self._captioner(), request, self.config.max_pixels)
         raise ValueError(f"unknown request type {type(request).__name__}")

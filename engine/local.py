@@ -21,18 +21,13 @@ user can read, and a fresh worker is started; the next job runs on it.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
-import multiprocessing.util  # imported before our atexit hook, so ours runs first (LIFO)
-import queue
-import threading
 import time
-import weakref
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 
 from engine.api import (
     CANCELLED,
@@ -48,15 +43,12 @@ from engine.batching import slots_for
 from engine.protocol import (
     DEFAULT_CORE,
     CancelJob,
-    Heartbeat,
     JobEvent,
     LoadFailed,
-    ParentMessage,
     Ready,
     RunJob,
-    Shutdown,
-    WorkerLog,
 )
+from engine.worker_process import STOP_TIMEOUT_S, WorkerProcess, live_workers
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +62,6 @@ HUNG = (
 )
 LOST_BEFORE_START = "The engine restarted before this job began; trying again should work."
 SHUT_DOWN = "The engine was shut down before this job finished."
-
-# Until the model is loaded a worker gets at least this long between two messages: the first
-# heartbeat waits for the interpreter to start, and `import torch` holds the interpreter lock
-# while it loads its native libraries, which can take a while on a busy machine.
-LOADING_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 10.0
 
 
 class LocalEngine:
@@ -103,7 +89,7 @@ class LocalEngine:
         self._slots = slots
         self._core = core
         self._context = multiprocessing.get_context("spawn")
-        self._worker: _WorkerProcess | None = None
+        self._worker: WorkerProcess | None = None
         self._starting: asyncio.Task[ModelInfo] | None = None
         self._info: ModelInfo | None = None
         self._jobs: dict[str, _Job] = {}
@@ -230,7 +216,7 @@ class LocalEngine:
 
     # -- worker life -----------------------------------------------------------------------------
 
-    async def _ready_worker(self, job: _Job) -> _WorkerProcess | None:
+    async def _ready_worker(self, job: _Job) -> WorkerProcess | None:
         """A loaded worker to run `job` on, or None when the job already has its final event."""
         while True:
             await self.start()
@@ -263,11 +249,11 @@ class LocalEngine:
             child_conn.close()
             raise EngineError(f"The engine process could not be started: {error}") from error
         child_conn.close()  # only the child holds its end now, so its death is EOF here
-        worker = _WorkerProcess(
+        worker = WorkerProcess(
             process=process, conn=parent_conn, ready=loop.create_future(), config=self._config
         )
         self._worker = worker
-        _live_workers.add(worker)
+        live_workers.add(worker)
         log.info(
             "engine worker %d started (pid %s), loading %r", self._generation, process.pid, self._config.model
         )
@@ -284,7 +270,7 @@ class LocalEngine:
         self._info = info
         return info
 
-    def _on_message(self, worker: _WorkerProcess, message: object, received_at: float) -> None:
+    def _on_message(self, worker: WorkerProcess, message: object, received_at: float) -> None:
         """Runs on the event loop for `Ready`, `LoadFailed` and `JobEvent`."""
         if isinstance(message, JobEvent):
             job = self._jobs.get(message.event.job_id)
@@ -309,7 +295,7 @@ class LocalEngine:
                 EngineError(f"The engine could not load model {self._config.model!r}: {message.reason}")
             )
 
-    def _on_lost(self, worker: _WorkerProcess, hung: bool) -> None:
+    def _on_lost(self, worker: WorkerProcess, hung: bool) -> None:
         """Runs on the event loop when the reader thread finds its worker dead or hung."""
         if worker is not self._worker:
             return  # already replaced or closed on purpose
@@ -335,7 +321,7 @@ class LocalEngine:
             self._starting.add_done_callback(_log_restart_failure)
 
 
-def _is_ready(worker: _WorkerProcess) -> bool:
+def _is_ready(worker: WorkerProcess) -> bool:
     ready = worker.ready
     return ready.done() and not ready.cancelled() and ready.exception() is None
 
@@ -351,7 +337,7 @@ class _Job:
 
     request: EngineRequest
     events: asyncio.Queue[EngineEvent]
-    worker: _WorkerProcess | None = None
+    worker: WorkerProcess | None = None
     posted_at: float = 0.0
     started: bool = False
     ended: bool = False
@@ -390,135 +376,3 @@ def client_timings(
         overhead = total - timings["worker_run_s"] - timings.get("worker_queue_s", 0.0)
         result["engine_overhead_s"] = max(overhead, 0.0)
     return result
-
-
-OnMessage = Callable[["_WorkerProcess", object, float], None]
-OnLost = Callable[["_WorkerProcess", bool], None]
-
-
-@dataclass(eq=False)
-class _WorkerProcess:
-    """One child process with its pipe, its reader (the supervisor) and its sender thread."""
-
-    process: multiprocessing.process.BaseProcess
-    conn: multiprocessing.connection.Connection
-    ready: asyncio.Future[ModelInfo]
-    config: EngineConfig
-    _outbox: queue.SimpleQueue[ParentMessage | None] = field(default_factory=queue.SimpleQueue)
-    _stopping: bool = False
-    # multiprocessing's join is not thread-safe: two threads reaping at once can make one of them
-    # see "still running" for a process that has exited. Reader, close and atexit share this lock.
-    _reap_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def join(self, timeout: float) -> int | None:
-        """Wait for the process to exit; its exit code, or None if it is still running."""
-        with self._reap_lock:
-            self.process.join(timeout)
-            return self.process.exitcode
-
-    def begin(self, loop: asyncio.AbstractEventLoop, on_message: OnMessage, on_lost: OnLost) -> None:
-        threading.Thread(
-            target=self._read, args=(loop, on_message, on_lost), name="engine-reader", daemon=True
-        ).start()
-        threading.Thread(target=self._write, name="engine-sender", daemon=True).start()
-
-    def post(self, message: ParentMessage) -> None:
-        """Queue a message for the child; sent in order by the sender thread."""
-        self._outbox.put(message)
-
-    def _write(self) -> None:
-        while (message := self._outbox.get()) is not None:
-            try:
-                self.conn.send(message)
-            except (OSError, ValueError):
-                return  # the child is gone; the reader reports it
-
-    def _read(self, loop: asyncio.AbstractEventLoop, on_message: OnMessage, on_lost: OnLost) -> None:
-        timeout = max(LOADING_TIMEOUT_S, self.config.hang_timeout_s)
-        hung = False
-        while True:
-            try:
-                ready = multiprocessing.connection.wait([self.conn, self.process.sentinel], timeout)
-            except OSError:  # `stop` closed our end of the pipe: this worker is being let go
-                break
-            if not ready:
-                if self._stopping:
-                    continue
-                hung = True
-                log.error(
-                    "engine worker (pid %s) sent nothing for %.1f s; killing it", self.process.pid, timeout
-                )
-                self.process.kill()
-                break
-            if self.conn not in ready:
-                break  # the process exited and everything it sent has been read
-            try:
-                message = self.conn.recv()
-            except (EOFError, OSError):
-                break
-            received_at = time.time()
-            if isinstance(message, Ready):
-                timeout = self.config.hang_timeout_s
-            if isinstance(message, Heartbeat):
-                continue
-            if isinstance(message, WorkerLog):
-                _relay(message)
-                continue
-            if not _call_soon(loop, on_message, self, message, received_at):
-                return
-        if not self._stopping:
-            self.join(STOP_TIMEOUT_S)
-            self._release()
-            _call_soon(loop, on_lost, self, hung)
-
-    def _release(self) -> None:
-        """A lost worker's sender thread and pipe end go with it (one of each per crash otherwise)."""
-        self._outbox.put(None)
-        with contextlib.suppress(OSError):
-            self.conn.close()
-        _live_workers.discard(self)
-
-    def stop(self, timeout: float) -> None:
-        """Shut the child down: ask, wait, then terminate, then kill. Blocking; run in a thread."""
-        self._stopping = True
-        self._outbox.put(Shutdown())
-        self._outbox.put(None)
-        if self.join(timeout) is None:
-            log.warning("engine worker (pid %s) ignored shutdown; terminating it", self.process.pid)
-            self.process.terminate()
-            if self.join(2.0) is None:
-                self.process.kill()
-                self.join(2.0)
-        self._release()
-
-
-def _relay(message: WorkerLog) -> None:
-    """Re-emit a worker's log record here; its job id goes on the record as `job_id`, so any
-    filter or formatter can show it (the reader thread has no job context of its own)."""
-    extra = {"job_id": message.job_id} if message.job_id is not None else None
-    logging.getLogger(message.name).log(message.level, "%s", message.message, extra=extra)
-
-
-def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: object) -> bool:
-    try:
-        loop.call_soon_threadsafe(callback, *args)
-    except RuntimeError:  # the loop is closed: nobody is listening any more
-        return False
-    return True
-
-
-_live_workers: weakref.WeakSet[_WorkerProcess] = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_forgotten_workers() -> None:
-    """A `LocalEngine` that was never closed must not keep the interpreter from exiting.
-
-    multiprocessing joins non-daemon children at exit; a worker still waiting for jobs would make
-    that join wait forever, so kill what is left first (atexit runs this before multiprocessing's).
-    """
-    for worker in list(_live_workers):
-        worker._stopping = True
-        if worker.process.exitcode is None:
-            worker.process.kill()
-            worker.join(2.0)

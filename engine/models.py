@@ -122,27 +122,21 @@ class LoadedModel:
 
     def img2img(self) -> DiffusionPipeline:
         """The img2img pipeline over the same components (built once, shares every weight)."""
-        if "img2img" not in self._derived:
-            cls = (
-                StableDiffusionXLImg2ImgPipeline
-                if self.family is Family.SDXL
-                else StableDiffusionImg2ImgPipeline
-            )
-            self._derived["img2img"] = _derive(cls, self.pipe)
-        return self._derived["img2img"]
+        return self._derived_pipe("img2img", StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline)
 
     def inpaint(self) -> DiffusionPipeline:
         """The inpainting pipeline: the operator's dedicated model, or the base model's components."""
         if self.inpaint_override is not None:
             return self.inpaint_override
-        if "inpaint" not in self._derived:
-            cls = (
-                StableDiffusionXLInpaintPipeline
-                if self.family is Family.SDXL
-                else StableDiffusionInpaintPipeline
-            )
-            self._derived["inpaint"] = _derive(cls, self.pipe)
-        return self._derived["inpaint"]
+        return self._derived_pipe("inpaint", StableDiffusionInpaintPipeline, StableDiffusionXLInpaintPipeline)
+
+    def _derived_pipe(
+        self, name: str, sd: type[DiffusionPipeline], xl: type[DiffusionPipeline]
+    ) -> DiffusionPipeline:
+        """The `name` pipeline of this model's family over the same components, built once."""
+        if name not in self._derived:
+            self._derived[name] = _derive(xl if self.family is Family.SDXL else sd, self.pipe)
+        return self._derived[name]
 
     def for_inpainting(self) -> LoadedModel:
         """The model outpainting runs on: the operator's inpainting model when configured, else this one."""

@@ -50,6 +50,14 @@ class JobKind(enum.StrEnum):
     ZOOM = "zoom"
     PAN = "pan"
     SQUARE = "square"
+    BLEND = "blend"  # /blend: four images mixing 2-5 uploaded ones (kept under inputs/)
+    # Answers with no picture of their own: /shorten's ranking and /describe's prompts, in params
+    SHORTEN = "shorten"
+    DESCRIBE = "describe"
+
+
+# The kinds whose result is text in `params` (see `Store.record_answer`), never images.
+ANSWER_KINDS = frozenset({JobKind.SHORTEN.value, JobKind.DESCRIBE.value})
 
 
 class JobStatus(enum.StrEnum):

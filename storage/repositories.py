@@ -12,10 +12,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, insert, literal_column, or_, select, union_all
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, noload
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import InstrumentedAttribute, set_committed_value
 
 from storage.files import StoredFile
 from storage.models import (
@@ -36,6 +48,23 @@ from storage.queries import HistoryPage, HistoryQuery, decode_cursor, encode_cur
 
 MAX_LINEAGE_DEPTH = 1000  # a guard against a parent cycle written by hand, far beyond any real chain
 PENDING = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+
+def _lineage_walk(job_id: str, name: str, *, up: bool) -> CTE:
+    """A recursive CTE of (id, parent_id, depth) from the job: up through its parents or down
+    through what was derived from it, at most `MAX_LINEAGE_DEPTH` generations."""
+    start = (
+        select(Job.id, Job.parent_id, literal_column("0").label("depth"))
+        .where(Job.id == job_id)
+        .cte(name, recursive=True)
+    )
+    step = aliased(Job)
+    link = step.id == start.c.parent_id if up else step.parent_id == start.c.id
+    return start.union_all(
+        select(step.id, step.parent_id, start.c.depth + 1)
+        .join(start, link)
+        .where(start.c.depth < MAX_LINEAGE_DEPTH)
+    )
 
 
 def _newest_first(stmt: Select[Any]) -> Select[Any]:
@@ -135,44 +164,17 @@ class JobRepository:
 
     async def ancestors(self, job_id: str) -> list[Job]:
         """The parent, its parent and so on, root first."""
-        chain = (
-            select(Job.id, Job.parent_id, literal_column("0").label("depth"))
-            .where(Job.id == job_id)
-            .cte("chain", recursive=True)
-        )
-        parent = aliased(Job)
-        chain = chain.union_all(
-            select(parent.id, parent.parent_id, chain.c.depth + 1)
-            .join(chain, parent.id == chain.c.parent_id)
-            .where(chain.c.depth < MAX_LINEAGE_DEPTH)
-        )
-        stmt = (
-            select(Job)
-            .join(chain, Job.id == chain.c.id)
-            .where(chain.c.depth > 0)
-            .order_by(chain.c.depth.desc())
-        )
-        return list((await self.session.scalars(stmt)).unique().all())
+        chain = _lineage_walk(job_id, "chain", up=True)
+        return await self._walked(chain, chain.c.depth.desc())
 
     async def descendants(self, job_id: str) -> list[Job]:
         """Everything derived from the job, generation by generation, oldest first within one."""
-        tree = (
-            select(Job.id, literal_column("0").label("depth"))
-            .where(Job.id == job_id)
-            .cte("tree", recursive=True)
-        )
-        child = aliased(Job)
-        tree = tree.union_all(
-            select(child.id, tree.c.depth + 1)
-            .join(tree, child.parent_id == tree.c.id)
-            .where(tree.c.depth < MAX_LINEAGE_DEPTH)
-        )
-        stmt = (
-            select(Job)
-            .join(tree, Job.id == tree.c.id)
-            .where(tree.c.depth > 0)
-            .order_by(tree.c.depth, Job.created_at, Job.id)
-        )
+        tree = _lineage_walk(job_id, "tree", up=False)
+        return await self._walked(tree, tree.c.depth, Job.created_at, Job.id)
+
+    async def _walked(self, walk: CTE, *order: ColumnElement[Any] | InstrumentedAttribute[Any]) -> list[Job]:
+        """The jobs a lineage walk reached (the start job left out), in `order`."""
+        stmt = select(Job).join(walk, Job.id == walk.c.id).where(walk.c.depth > 0).order_by(*order)
         return list((await self.session.scalars(stmt)).unique().all())
 
     async def add_message(self, job: Job, message_id: int, channel_id: int | None = None) -> None:

@@ -26,34 +26,41 @@ from storage.db import Database, default_url
 from storage.errors import CorruptDatabaseError, InvalidInputError, JobStateError, NotFoundError
 from storage.files import ImageFiles, ImageLike, check_job_id
 from storage.models import (
+    ANSWER_KINDS,
     GRID_INDEX,
-    GuildSettings,
     Job,
     JobStatus,
-    Process,
-    UserPrefs,
     utcnow,
 )
-from storage.ownership import Claim, Owner, OwnershipRepository, check_owner
+from storage.ownership import check_owner
 from storage.png_text import with_text
 from storage.queries import HistoryPage, HistoryQuery, Lineage
-from storage.records import GuildSettingsFields, JobFields
+from storage.records import JobFields
 from storage.repositories import (
     PENDING,
     ImageRepository,
     JobRepository,
-    SettingsRepository,
 )
 from storage.store_members import MemberMethods
 from storage.store_moderation import ModerationMethods
-from storage.validation import check_job_fields, check_settings_fields, is_int
+from storage.store_ownership import OwnershipMethods
+from storage.store_settings import SettingsMethods
+from storage.validation import check_job_fields, is_int
 
 log = logging.getLogger(__name__)
+
+
+def _check_new_job(fields: Mapping[str, Any]) -> None:
+    """The checks every new job row passes: the required fields, then each field's own."""
+    missing = [name for name in ("user_id", "kind") if fields.get(name) is None]
+    if missing:
+        raise InvalidInputError(f"a job needs {' and '.join(missing)}")
+    check_job_fields(fields, creating=True)
+
 
 T = TypeVar("T")
 
 MAX_ERROR_CHARS = 4000
-MAX_SUFFIX_CHARS = 1000
 
 
 def _is_corrupt(exc: DBAPIError) -> bool:
@@ -61,7 +68,7 @@ def _is_corrupt(exc: DBAPIError) -> bool:
     return "not a database" in text or "malformed" in text or "file is encrypted" in text
 
 
-class Store(ModerationMethods, MemberMethods):
+class Store(ModerationMethods, SettingsMethods, OwnershipMethods, MemberMethods):
     """The job history: rows in the database, pictures under the data directory."""
 
     def __init__(self, database: Database, files: ImageFiles) -> None:
@@ -131,6 +138,32 @@ class Store(ModerationMethods, MemberMethods):
         [job] = await self.create_jobs([fields])
         return job
 
+    async def record_answer(self, **fields: Unpack[JobFields]) -> Job:
+        """A finished job whose result is text in its params (/shorten, /describe), in one write.
+
+        Such a job has no images and never waits in the queue: the front end asks the engine
+        first and records the answer when it has it, so a failed or interrupted question leaves
+        no row behind. Only the kinds in `ANSWER_KINDS` may be recorded this way.
+        """
+        if fields.get("kind") not in ANSWER_KINDS:
+            raise InvalidInputError(
+                f"only {sorted(ANSWER_KINDS)} jobs are recorded as answers, not {fields.get('kind')!r}"
+            )
+        if "status" in fields:
+            raise InvalidInputError("an answer is always recorded as done; leave the status out")
+        _check_new_job(fields)
+        parent_id = fields.get("parent_id")
+        now = utcnow()
+
+        async def work(session: AsyncSession) -> Job:
+            jobs = JobRepository(session)
+            if parent_id is not None and not await jobs.exists(parent_id):
+                raise NotFoundError(f"parent job {parent_id!r} does not exist")
+            done = {"status": JobStatus.DONE.value, "started_at": now, "finished_at": now}
+            return await jobs.add(Job(images=[], **fields, **done))
+
+        return await self._write(work)
+
     async def create_jobs(self, specs: Sequence[JobFields]) -> list[Job]:
         """The rows of one submission (a permutation's prompts, a `--repeat`), in one transaction.
 
@@ -139,10 +172,7 @@ class Store(ModerationMethods, MemberMethods):
         """
         checked: list[dict[str, Any]] = [dict(spec) for spec in specs]
         for fields in checked:
-            missing = [name for name in ("user_id", "kind") if fields.get(name) is None]
-            if missing:
-                raise InvalidInputError(f"a job needs {' and '.join(missing)}")
-            check_job_fields(fields, creating=True)
+            _check_new_job(fields)
         parents = {fields["parent_id"] for fields in checked if fields.get("parent_id") is not None}
 
         async def work(session: AsyncSession) -> list[Job]:
@@ -311,36 +341,6 @@ class Store(ModerationMethods, MemberMethods):
         """Queued and running jobs, oldest first: what to resume after a restart."""
         return await self._read(lambda session: JobRepository(session).pending())
 
-    # ---------------------------------------------------------------------------------------
-    # ownership (see storage/ownership.py)
-    # ---------------------------------------------------------------------------------------
-
-    async def claim_pending(self, owner: Owner, pick: Callable[[Job], bool] | None = None) -> Claim:
-        """Recovery: take the pending jobs nobody live holds (those `pick` accepts), oldest first;
-        `running` ones go back to `queued`. The rest are listed as left alone."""
-        return await self._write(lambda session: OwnershipRepository(session).claim_pending(owner, pick))
-
-    async def claim_job(self, job_id: str, owner: Owner) -> bool:
-        """Hold one pending job; False when it ended or another live process holds it."""
-        return await self._write(lambda session: OwnershipRepository(session).claim(job_id, owner))
-
-    async def renew_leases(self, owner: Owner, job_ids: Sequence[str]) -> set[str]:
-        """The heartbeat: extend this process's lease and those of `job_ids`; returns the ids it
-        still holds (a job missing from the answer ended or was taken after its lease ran out)."""
-        return await self._write(lambda session: OwnershipRepository(session).renew(owner, job_ids))
-
-    async def release(self, owner: Owner) -> None:
-        """On a clean stop: let go of the pending jobs and the process row, so the next start
-        takes them at once instead of waiting for the leases to run out."""
-        await self._write(lambda session: OwnershipRepository(session).release(owner))
-
-    async def register_process(self, owner: Owner, role: str, *, exclusive: bool = False) -> list[Process]:
-        """Record this process; returns the other live ones of its role. `exclusive` refuses
-        (`AnotherProcessRunningError`) when there is one."""
-        return await self._write(
-            lambda session: OwnershipRepository(session).register(owner, role, exclusive=exclusive)
-        )
-
     async def user_jobs(
         self, user_id: int, statuses: Sequence[str] | None = None, limit: int = 50
     ) -> list[Job]:
@@ -415,76 +415,6 @@ class Store(ModerationMethods, MemberMethods):
         if removed:
             log.info("removed %d orphan image file(s)", removed)
         return removed
-
-    # ---------------------------------------------------------------------------------------
-    # settings
-    # ---------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _default_settings(guild_id: int) -> GuildSettings:
-        return GuildSettings(
-            guild_id=guild_id,
-            allowed_channel_ids=[],
-            spoiler_channel_ids=[],
-            author_only_buttons=False,
-            moderator_role_id=None,
-            log_channel_id=None,
-            max_running_per_user=None,
-            max_queued_per_user=None,
-            fast_seconds=None,
-            fast_period_hours=None,
-            fast_role_seconds=None,
-        )
-
-    async def guild_settings(self, guild_id: int) -> GuildSettings:
-        """The guild's settings; defaults (not stored) when nobody changed any."""
-
-        async def work(session: AsyncSession) -> GuildSettings:
-            return await SettingsRepository(session).guild(guild_id) or self._default_settings(guild_id)
-
-        return await self._read(work)
-
-    async def update_guild_settings(
-        self, guild_id: int, **fields: Unpack[GuildSettingsFields]
-    ) -> GuildSettings:
-        clean = check_settings_fields(fields)
-
-        async def work(session: AsyncSession) -> GuildSettings:
-            settings = await SettingsRepository(session).guild(guild_id)
-            if settings is None:
-                settings = self._default_settings(guild_id)
-                session.add(settings)
-            for name, value in clean.items():
-                setattr(settings, name, value)
-            await session.flush()
-            return settings
-
-        return await self._write(work)
-
-    async def user_prefs(self, user_id: int) -> UserPrefs:
-        async def work(session: AsyncSession) -> UserPrefs:
-            return await SettingsRepository(session).user(user_id) or UserPrefs(user_id=user_id, suffix="")
-
-        return await self._read(work)
-
-    async def set_user_suffix(self, user_id: int, suffix: str) -> UserPrefs:
-        """The `/prefer suffix` text added to the user's prompts; empty clears it."""
-        if not isinstance(suffix, str):
-            raise InvalidInputError("the suffix must be text")
-        suffix = suffix.strip()
-        if len(suffix) > MAX_SUFFIX_CHARS:
-            raise InvalidInputError(f"the suffix is at most {MAX_SUFFIX_CHARS} characters, got {len(suffix)}")
-
-        async def work(session: AsyncSession) -> UserPrefs:
-            prefs = await SettingsRepository(session).user(user_id)
-            if prefs is None:
-                prefs = UserPrefs(user_id=user_id, suffix=suffix)
-                session.add(prefs)
-            prefs.suffix = suffix
-            await session.flush()
-            return prefs
-
-        return await self._write(work)
 
 
 __all__ = ["Store"]

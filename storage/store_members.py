@@ -6,7 +6,6 @@ A mixin split off by subject, like `ModerationMethods`; every method is one unit
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar, Unpack
 
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.errors import InvalidInputError
 from storage.models import FastUsage, MemberSettings, PromptOption
 from storage.records import MemberSettingsFields
+from storage.units import UnitsOfWork
 from storage.validation import is_int
 
 T = TypeVar("T")
@@ -66,14 +66,8 @@ def check_member_fields(fields: MemberSettingsFields) -> MemberSettingsFields:
     return fields
 
 
-class MemberMethods:
+class MemberMethods(UnitsOfWork):
     """Store methods for members' settings; see `Store` for the unit-of-work rules they follow."""
-
-    async def _write(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        raise NotImplementedError  # Store's
-
-    async def _read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        raise NotImplementedError  # Store's
 
     async def member_settings(self, user_id: int, guild_id: int | None) -> MemberSettings:
         """The member's settings on this server; defaults (not stored) when they changed none."""

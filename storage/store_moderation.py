@@ -1,7 +1,7 @@
 """The moderation half of `Store`: bans, banned words, reports, the audit log, hiding jobs.
 
 A mixin of `Store` (storage/store.py), split off by subject so each file reads on its own; it
-uses the store's units of work (`_write`, `_read`, `_job`). Moderator actions write their audit
+uses the store's units of work (`UnitsOfWork`: `_write`, `_read`, `_job`). Moderator actions write their audit
 entry in the same transaction as the change, so the audit log cannot miss one.
 """
 
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,27 +27,16 @@ from storage.records import JSONObject
 from storage.repositories import (
     ModerationRepository,
 )
+from storage.units import UnitsOfWork
 from storage.validation import is_int
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 MAX_PATTERN_CHARS = 500
 
 
-class ModerationMethods:
+class ModerationMethods(UnitsOfWork):
     """Store methods for moderation; see `Store` for the unit-of-work rules they follow."""
-
-    async def _write(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        raise NotImplementedError  # Store's
-
-    async def _read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        raise NotImplementedError  # Store's
-
-    @staticmethod
-    async def _job(session: AsyncSession, job_id: str) -> Job:
-        raise NotImplementedError  # Store's
 
     async def active_ban(self, user_id: int, guild_id: int | None, now: datetime | None = None) -> Ban | None:
         """The ban in force for the user in this guild (or everywhere), expiry honoured."""

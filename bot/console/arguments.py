@@ -70,6 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job")
     p.add_argument("--prompt", help="Remix: an edited prompt for the new images")
 
+    p = sub.add_parser("blend", parents=[common], help="blend 2-5 image files into a 2x2 grid")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, WebP or GIF files")
+    p.add_argument(
+        "--dimensions", default="square", help="portrait (2:3), square (1:1, the default) or landscape (3:2)"
+    )
+    p.add_argument("--prompt", help="optional words to steer the blend, with parameters")
+
+    p = sub.add_parser("shorten", parents=[common], help="rank a prompt's words; suggest shorter prompts")
+    p.add_argument("prompt")
+
+    p = sub.add_parser("describe", parents=[common], help="four prompts for an image file")
+    p.add_argument("image", metavar="IMAGE")
+
+    p = sub.add_parser("pick", parents=[common], help="imagine prompt N of a shorten or describe answer")
+    p.add_argument("job")
+    p.add_argument("number", metavar="N", help="the prompt's number, as listed (1-5)")
+
     p = sub.add_parser("history", parents=[common], help="recent jobs, newest first")
     p.add_argument("--user", help="only this user id (0 is the console)")
     p.add_argument("--limit", default="20", help="how many jobs (1-500, default 20)")

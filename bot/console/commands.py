@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from bot.console import tools
 from bot.console.arguments import (
     CONSOLE_USER_ID,
     EXIT_FAILED,
@@ -17,13 +18,15 @@ from bot.console.arguments import (
     split_index,
 )
 from bot.console.output import Output, describe, job_json
+from bot.core.fetch import fetch_image
 from bot.core.jobs import Action, Requester
 from bot.core.options import check_option
 from bot.core.png_info import saved_parameters
+from bot.core.references import fetch_references
 from bot.core.remix import REMIX_KEY
 from bot.core.services import Services
 from bot.prompt import PromptError, parse_prompt, unknown_words
-from storage.models import Job, JobStatus
+from storage.models import ANSWER_KINDS, Job, JobStatus
 from storage.queries import HistoryQuery
 from storage.store import Store
 
@@ -64,8 +67,17 @@ async def make_jobs(args: argparse.Namespace, services: Services, out: Output) -
     jobs_service = services.jobs
     command = args.command
     if command == "run":
-        jobs = await jobs_service.imagine(requester, args.prompt)
+        # --sref/--oref links are fetched like Discord's (SSRF-safe); image prompts are not.
+        urls = await jobs_service.reference_urls(requester, args.prompt)
+        references = await fetch_references(urls, fetch_image)
+        jobs = await jobs_service.imagine(requester, args.prompt, references=references)
         _note_unknown_words(jobs, jobs_service.info.vocabulary, out)
+    elif command in ("shorten", "describe"):
+        return await tools.answer(args, services, requester, out)
+    elif command == "blend":
+        jobs = [await tools.blend(args, services, requester)]
+    elif command == "pick":
+        jobs = await tools.pick(args, services, requester)
     else:
         kwargs: dict[str, Any] = {}
         if command == "upscale":
@@ -189,7 +201,10 @@ async def show_job(args: argparse.Namespace, store: Store, out: Output) -> int:
         data["parameters"] = saved_parameters(store, job)
         out.json(data)
         return EXIT_OK
-    describe(store, job, out)
+    if job.kind in ANSWER_KINDS:
+        tools.show_answer(store, job, out)
+    else:
+        describe(store, job, out)
     out.line(f"  prompt: {job.prompt}")
     remixed_from = (job.params or {}).get(REMIX_KEY)
     if remixed_from is not None:

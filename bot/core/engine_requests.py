@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal
 
+from bot.core.blend_request import blend_request
+from bot.core.inputs import load_input_image
 from bot.core.ports import JobStore
+from bot.core.references import load_references
 from bot.core.rules import GRID_CELLS, accepted_prompt, cell_seed
 from engine.api import (
     EngineRequest,
@@ -36,6 +39,8 @@ def _quality(quality: float, params: dict[str, Any]) -> float:
 
 async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineRequest:
     """The engine request for a job row; a ValueError (with the reason) when it cannot be built."""
+    if job.kind == JobKind.BLEND:
+        return await blend_request(store.files, job)
     prompt = accepted_prompt(job)
     spec = PromptSpec(
         segments=tuple((text, float(weight)) for text, weight in prompt.segments),
@@ -50,8 +55,7 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
     if kind in (JobKind.IMAGINE, JobKind.REROLL):
         init_image = None
         if params.get("init_image"):
-            picture = await asyncio.to_thread(store.files.open_image, params["init_image"])
-            init_image = ImageData.from_pil(picture)
+            init_image = await load_input_image(store.files, params["init_image"])
         return ImagineRequest(
             job_id=job.id,
             prompt=spec,
@@ -68,6 +72,7 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
             init_image=init_image,
             image_weight=prompt.image_weight,
             lora=lora,
+            references=await load_references(store.files, params),
         )
     source = await _source_image(job, store)
     # A derived job keeps its prompt's --quality; the engine alone turns it into steps.

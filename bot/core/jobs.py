@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from bot.core.engine_requests import build_request
 from bot.core.fast import NOTICE_KEY, SPEED_KEY, decide_speed, requested_speed
+from bot.core.inputs import remove_input_images
 from bot.core.limits import LimitError
 from bot.core.member_settings import member_prompts
 from bot.core.png_info import job_texts
+from bot.core.references import reference_params, reference_urls, save_references
 from bot.core.remix import REMIX_ACTIONS, REMIX_KEY, remix_prompt, remixable
 from bot.core.rules import (
     _EXPLICIT_ASPECT,
@@ -96,9 +98,19 @@ class JobService(SubmissionSteps):
     # -----------------------------------------------------------------------------------------
 
     async def imagine(
-        self, requester: Requester, raw_prompt: str, init_image: ImageData | None = None
+        self,
+        requester: Requester,
+        raw_prompt: str,
+        init_image: ImageData | None = None,
+        *,
+        parent_id: str | None = None,
+        references: Mapping[str, ImageData] | None = None,
     ) -> list[Job]:
         """Queue the jobs for one prompt: one per permutation and per `--repeat`, in that order.
+
+        `parent_id`: the job the prompt came from (a /shorten or /describe answer), for lineage.
+        `references`: the `--sref`/`--oref` pictures by link, fetched by the front end (see
+        `reference_urls`).
 
         Raises `PromptError`, `BannedError`, `BlockedError` (after recording a `blocked` job for
         the moderators) or `LimitError`; nothing is queued when any of them is raised.
@@ -117,6 +129,11 @@ class JobService(SubmissionSteps):
                     "(the console does not download image URLs)"
                 )
         speeds = {p.speed: await self._speed(requester, p.speed, member) for p in prompts}
+        urls = reference_urls(self.info, prompts)  # refused at once when the engine cannot use them
+        pictures = {url: (references or {})[url] for url in urls if url in (references or {})}
+        if len(pictures) < len(urls):
+            missing = next(url for url in urls if url not in pictures)
+            raise PromptError(f"the reference picture {missing} was not fetched; please try again")
         await self._check_moderation(requester, [p.text for p in prompts] + [raw_prompt], raw_prompt)
         limits = await self._limits_for(requester)
         count = sum(max(1, p.repeat) for p in prompts)
@@ -126,6 +143,13 @@ class JobService(SubmissionSteps):
         # it and all the rows go in together: one transaction, all of them or none.
         first_id = new_job_id()
         saved_image = await self._save_init_image(first_id, init_image) if init_image is not None else None
+        kept = [saved_image] if saved_image else []
+        try:
+            saved_references = await save_references(self.store.files, first_id, pictures)
+        except BaseException:
+            await remove_input_images(self.store.files, kept)
+            raise
+        kept += list(saved_references.values())
         specs: list[JobFields] = []
         for prompt in prompts:
             width, height = dimensions_for(
@@ -149,23 +173,34 @@ class JobService(SubmissionSteps):
                             PARSED_KEY: prompt.to_dict(),
                             **({"init_image": saved_image} if saved_image else {}),
                             **speeds[prompt.speed],
+                            **reference_params(prompt, saved_references),
                         },
                         model=self.model_name,
                         width=width,
                         height=height,
                         seed=seed,
+                        parent_id=parent_id,
                     )
                 )
         specs[0]["id"] = first_id
         try:
             jobs = await self.store.create_jobs(specs)
         except BaseException:
-            if saved_image is not None:
-                orphan = Path(self.store.files.data_dir) / saved_image
-                await asyncio.to_thread(orphan.unlink, missing_ok=True)
+            await remove_input_images(self.store.files, kept)
             raise
         await self._submit(jobs, limits)
         return jobs
+
+    async def reference_urls(self, requester: Requester, raw_prompt: str) -> list[str]:
+        """The `--sref`/`--oref` links a front end must fetch before `imagine` (with the member's
+        suffix); `PromptError` for a bad prompt, or when the engine has no IP-Adapter."""
+        text = " ".join(raw_prompt.split())
+        if not text:
+            return []
+        prompts, _ = await member_prompts(
+            self.store, requester.user_id, requester.guild_id, text, has_image=True
+        )  # the member's options, suffix and settings, as `imagine` will read them
+        return reference_urls(self.info, prompts)
 
     # -----------------------------------------------------------------------------------------
     # Buttons and console subcommands on an earlier job
@@ -344,6 +379,9 @@ class JobService(SubmissionSteps):
         parent_id: str | None
         if parent.kind in (JobKind.IMAGINE, JobKind.REROLL):
             kind, parent_id, parent_index = JobKind.REROLL.value, parent.id, None
+        elif parent.kind == JobKind.BLEND:
+            # Another blend of the same sources (kept in params), derived from this one.
+            kind, parent_id, parent_index = JobKind.BLEND.value, parent.id, None
         else:
             # Rerolling a variation means another variation of the same source (Midjourney's 🔄).
             kind, parent_id, parent_index = parent.kind, parent.parent_id, parent.parent_index

@@ -22,7 +22,16 @@ REMIX_KEY = "remix_of"  # params key: the prompt the job was remixed from
 
 # What each remixable kind is called in a refusal, and the parameters it cannot take from an
 # edited prompt (with the reason, the end of the sentence).
+# Reference pictures are fetched and stored when a prompt is first imagined; a remix reuses the
+# parent's, so it cannot point at new ones or weigh them differently.
+_REFERENCES = {
+    "style_ref": "the reference pictures are fetched by a new /imagine",
+    "omni_ref": "the reference pictures are fetched by a new /imagine",
+    "style_weight": "the reference pictures keep their weights in a remix",
+    "omni_weight": "the reference pictures keep their weights in a remix",
+}
 _NOT_FOR_DERIVED = {
+    **_REFERENCES,
     "chaos": "the four images come from one picture, not four fresh starts",
     "weird": "it only shapes a brand-new grid",
     "stop": "it only shapes a brand-new grid",
@@ -36,8 +45,8 @@ _NOT_FOR_OUTPAINT = {
     "tile": "a tiled picture cannot be extended",
 }
 _RULES: dict[str, tuple[str, dict[str, str]]] = {
-    JobKind.IMAGINE: ("a re-roll", {"repeat": "one click makes one job"}),
-    JobKind.REROLL: ("a re-roll", {"repeat": "one click makes one job"}),
+    JobKind.IMAGINE: ("a re-roll", {**_REFERENCES, "repeat": "one click makes one job"}),
+    JobKind.REROLL: ("a re-roll", {**_REFERENCES, "repeat": "one click makes one job"}),
     JobKind.VARY: ("a variation", {**_NOT_FOR_DERIVED, "aspect": "a variation keeps its image's size"}),
     JobKind.VARY_SUBTLE: (
         "a variation",
@@ -68,12 +77,20 @@ _PROBES: dict[str, Any] = {
     "stylize": 1,
     "style": "raw",
     "tile": True,
+    "style_ref": "https://example.com/probe.png",
+    "omni_ref": "https://example.com/probe.png",
+    "style_weight": 50,
+    "omni_weight": 50,
 }
 _SPELLING = {
     "aspect": "--ar",
     "image_weight": "--iw",
     "negative": "--no",
     "version": "--v",
+    "style_ref": "--sref",
+    "omni_ref": "--oref",
+    "style_weight": "--sw",
+    "omni_weight": "--ow",
 }
 
 

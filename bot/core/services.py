@@ -12,11 +12,14 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from bot.core.blend import BlendService
 from bot.core.dispatcher import Dispatcher, Listener
 from bot.core.jobs import JobService
 from bot.core.limits import Limits
+from bot.core.prompt_tools import PromptTools
 from bot.settings import Settings
 from engine.api import EngineClient, EngineRequest, ModelInfo
+from engine.local import LocalEngine
 from storage.models import Job
 from storage.ownership import Owner
 from storage.store import Store
@@ -32,7 +35,7 @@ def build_engine(settings: Settings) -> EngineClient:
     engine replica per GPU on a Ray cluster (Ray itself is imported when the engine starts).
     """
     config = settings.engine_config()
-    # Function-local imports on purpose: each engine kind is optional (Ray) or heavy (the
+    # Function-local imports on purpose: the other engine kinds are optional (Ray) or heavy (the
     # in-process engine brings torch), so only the one the settings name is imported.
     if settings.engine == "inprocess":
         from engine.inprocess import InProcessEngine
@@ -51,8 +54,6 @@ def build_engine(settings: Settings) -> EngineClient:
         return RayEngine(
             config, scaling=scaling, address=settings.ray_address, app_name=settings.ray_app_name()
         )
-    from engine.local import LocalEngine
-
     return LocalEngine(config)
 
 
@@ -137,6 +138,16 @@ class Services:
             turbo_allowed=bool(getattr(settings, "turbo", False)),
         )
         return cls(settings, store, engine, info, dispatcher, jobs, owns_engine, owns_store)
+
+    @property
+    def blends(self) -> BlendService:
+        """/blend submissions (stateless: a new one costs nothing)."""
+        return BlendService(self.jobs)
+
+    @property
+    def prompt_tools(self) -> PromptTools:
+        """/shorten, /describe and their prompt buttons."""
+        return PromptTools(self.jobs, self.engine, captioner=self.settings.captioner)
 
     async def start_dispatching(self, recover: Callable[[Job], bool] | None = None) -> list[str]:
         """The second phase: recover pending jobs, then run jobs. Returns the recovered job ids.

@@ -9,13 +9,12 @@ place are closed as `cancelled`, never left `queued`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from bot.core.dispatcher import Dispatcher
+from bot.core.inputs import save_input_image
 from bot.core.limits import LimitError, Limits
 from bot.core.ports import JobStore
 from bot.core.rules import (
@@ -153,24 +152,8 @@ class SubmissionSteps:
         return base.with_overrides(settings.max_running_per_user, settings.max_queued_per_user)
 
     async def _save_init_image(self, job_id: str, image: ImageData) -> str:
-        """Keep the image prompt under the data directory so the job can still run after a restart;
-        returns its path there, for all the jobs of the same submission to share.
-
-        It lives in `inputs/`, apart from `images/`, because it is not one of the job's results
-        (the store's orphan sweep only knows result images).
-        """
-        relative = f"inputs/{job_id}.png"
-        target = Path(self.store.files.data_dir) / relative
-
-        def write() -> None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_suffix(".tmp")
-            picture = image.to_pil()  # type: ignore[no-untyped-call]  # engine.api keeps PIL lazy
-            picture.save(temporary, format="PNG", compress_level=1)
-            temporary.replace(target)
-
-        await asyncio.to_thread(write)
-        return relative
+        """Keep the image prompt (see `bot.core.inputs`) for all the jobs of the submission."""
+        return await save_input_image(self.store.files, job_id, image)
 
     @staticmethod
     def _author(requester: Requester) -> JobFields:

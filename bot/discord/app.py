@@ -13,7 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.fetch import configure_decodes
+from bot.core.decode import configure_decodes
 from bot.core.fetch import fetch_image as default_fetch
 from bot.core.ports import ImageFetcher
 from bot.core.services import Services
@@ -30,6 +30,7 @@ EXTENSIONS = [
     "bot.discord.moderation.cog",
     "bot.discord.settings.cog",
     "bot.discord.settings.fast",
+    "bot.discord.prompt_tools.cog",
 ]
 
 

@@ -47,8 +47,10 @@ LABELS: dict[str, str] = {
     "pan_down": "⬇️",
     "cancel": "Cancel",
 }
-ACTIONS = frozenset({"upscale", "vary", *LABELS})
+ACTIONS = frozenset({"upscale", "vary", "prompt", *LABELS})
 CELL_ACTIONS = frozenset({"upscale", "vary"})  # these need a cell index 1-4
+# `prompt:N` runs prompt N (1-5) that a /shorten or /describe answer offers, labelled `N`.
+PROMPT_OPTIONS = 5
 
 _STYLES: dict[str, discord.ButtonStyle] = {
     "reroll": discord.ButtonStyle.secondary,
@@ -75,6 +77,8 @@ class ButtonSpec:
             return f"U{self.index}"
         if self.action == "vary":
             return f"V{self.index}"
+        if self.action == "prompt":
+            return str(self.index)
         return LABELS.get(self.action, self.action)  # a forged or retired action still renders
 
 

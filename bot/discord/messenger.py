@@ -29,14 +29,13 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import timedelta
 
 import discord
 
 from bot.core.dispatcher import JobUpdate
 from bot.core.services import Services
 from bot.discord import render
+from bot.discord.job_message import JobMessage, TokenExpired, token_valid
 from storage.models import Job
 
 log = logging.getLogger(__name__)
@@ -49,23 +48,6 @@ ORPHAN_LIMIT = 1000
 RENDERED_LIMIT = 10_000
 SUPPRESSED_LIMIT = 10_000
 FINAL_ATTEMPTS = 3  # a result that could not be shown (a busy database, say) is tried this often
-INTERACTION_LIFETIME = timedelta(minutes=15)
-TOKEN_MARGIN = timedelta(seconds=30)  # stop using a token a little early: an edit takes time
-
-
-@dataclass
-class JobMessage:
-    """Where one job is shown and how to reach that message."""
-
-    job_id: str
-    channel_id: int
-    message_id: int
-    interaction: discord.Interaction | None = None  # set while the message belongs to one
-    original: bool = False  # the interaction's original response (else a follow-up)
-    expired: bool = False  # its interaction's 15 minutes are over: it can no longer be edited
-    last_edit: float = field(default=-1e18)
-    shown: str = ""  # the last status rendered, to skip identical edits
-    job: Job | None = None  # the row as posted: what a status line needs never changes
 
 
 class JobMessenger:
@@ -276,7 +258,7 @@ class JobMessenger:
         update; for a result, `_show_final` posts a reply instead."""
         try:
             await self._edit(tracked, message)
-        except _TokenExpired:
+        except TokenExpired:
             log.info("job %s: interaction token expired; its result will be a reply", job.id)
             return False
         except discord.NotFound:
@@ -306,12 +288,12 @@ class JobMessenger:
         kwargs = message.edit_kwargs()
         interaction = tracked.interaction
         if tracked.expired:
-            raise _TokenExpired
+            raise TokenExpired
         if interaction is not None:
             if not token_valid(interaction):
                 tracked.expired = True
                 tracked.interaction = None
-                raise _TokenExpired
+                raise TokenExpired
             if tracked.original:
                 await interaction.edit_original_response(**kwargs)
             else:
@@ -396,15 +378,6 @@ class JobMessenger:
             except discord.HTTPException as exc:
                 log.info("job %s: could not edit message %s in %s: %s", job.id, message_id, channel_id, exc)
         return changed
-
-
-class _TokenExpired(Exception):
-    """The interaction's 15 minutes are over; the message can no longer be edited through it."""
-
-
-def token_valid(interaction: discord.Interaction) -> bool:
-    """True while the interaction's token may still be used (Discord allows 15 minutes)."""
-    return discord.utils.utcnow() < interaction.created_at + INTERACTION_LIFETIME - TOKEN_MARGIN
 
 
 def _now() -> float:

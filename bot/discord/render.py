@@ -18,13 +18,16 @@ import discord
 from PIL import Image
 
 from bot.core.dispatcher import JobUpdate
+from bot.core.prompt_tools import options, ranking
 from bot.core.services import Services
 from bot.discord.buttons import GRID_ROWS, SINGLE_ROWS, ButtonSpec, job_view
 from bot.discord.replies import clip, message_text
-from storage.models import Job, JobStatus
+from storage.models import ANSWER_KINDS, Job, JobStatus
 
 DEFAULT_FILESIZE_LIMIT = 25 * 1024 * 1024  # Discord's upload limit outside boosted guilds
 PROMPT_CHARS = 1500  # Discord allows 2000 characters; leave room for the other lines
+RANKED_WORDS = 20  # the most words a /shorten answer lists with their scores
+ANSWER_PROMPT_CHARS = 250  # each offered prompt, so five of them and the ranking fit one message
 
 KIND_LABELS = {
     "imagine": "Imagine",
@@ -38,6 +41,9 @@ KIND_LABELS = {
     "zoom": "Zoom Out",
     "pan": "Pan",
     "square": "Make Square",
+    "blend": "Blend",
+    "shorten": "Shorten",
+    "describe": "Describe",
 }
 HIDDEN_NOTICE = "🚫 This job was hidden by a moderator."
 DELETED_NOTICE = "🗑️ This job was deleted by its author."
@@ -61,18 +67,16 @@ class RenderedMessage:
 
     def send_kwargs(self) -> dict[str, Any]:
         """The arguments of a `send` of this message (fresh files; mentions never ping)."""
-        return {
-            "content": message_text(self.content),
-            "files": self.files(),
-            "view": self.view,
-            "allowed_mentions": discord.AllowedMentions.none(),
-        }
+        return self._kwargs("files")
 
     def edit_kwargs(self) -> dict[str, Any]:
         """The arguments of an `edit` to this message: its files replace the old attachments."""
+        return self._kwargs("attachments")
+
+    def _kwargs(self, files_as: str) -> dict[str, Any]:
         return {
             "content": message_text(self.content),
-            "attachments": self.files(),
+            files_as: self.files(),
             "view": self.view,
             "allowed_mentions": discord.AllowedMentions.none(),
         }
@@ -147,6 +151,8 @@ async def job_message(
     if notice is not None:
         return notice
     head = header(job)
+    if job.status == JobStatus.DONE and job.kind in ANSWER_KINDS:
+        return await answer_message(job, services, filesize_limit=filesize_limit)
     if job.status == JobStatus.DONE:
         picture = job.grid if job.grid is not None else (job.cells[0] if job.cells else None)
         attachments = []
@@ -164,6 +170,39 @@ async def job_message(
     if job.status == JobStatus.BLOCKED:
         return RenderedMessage(f"{head}\n⛔ Blocked: {reason}", key="blocked")
     return RenderedMessage(f"{head}\n⚠️ Failed: {reason}", key="failed")
+
+
+async def answer_message(
+    job: Job, services: Services, *, filesize_limit: int = DEFAULT_FILESIZE_LIMIT
+) -> RenderedMessage:
+    """A /shorten or /describe answer: the ranking or the picture, the numbered prompts, and one
+    button per prompt that imagines it."""
+    asked = f"**{_escape(clip(job.prompt, ANSWER_PROMPT_CHARS))}** - " if job.kind == "shorten" else ""
+    lines = [f"{asked}<@{job.user_id}>\n{KIND_LABELS[job.kind]} · job `{job.id}`"]
+    words = ranking(job)
+    if words:
+        shown = " · ".join(f"**{_escape(pair.word)}** {pair.score:.4f}" for pair in words[:RANKED_WORDS])
+        lines.append(f"Words by how far dropping each moves the text encoder's embedding:\n{shown}")
+    offered = options(job)
+    if offered:
+        title = "Shorter prompts:" if job.kind == "shorten" else "Prompts for this image:"
+        numbered = (
+            f"**{n}.** {_escape(clip(text, ANSWER_PROMPT_CHARS))}" for n, text in enumerate(offered, 1)
+        )
+        lines.append("\n".join([title, *numbered]))
+    elif job.kind == "shorten":
+        lines.append("This prompt is as short as it gets: every shorter version would lose its only word.")
+    attachments = []
+    image = (job.params or {}).get("image")
+    if image:
+        data = await asyncio.to_thread(services.store.files.read_bytes, image)
+        attachments.append(
+            await asyncio.to_thread(fit_upload, data, f"describe_{job.id[:8]}", filesize_limit)
+        )
+    view = (
+        job_view([[ButtonSpec("prompt", job.id, n) for n in range(1, len(offered) + 1)]]) if offered else None
+    )
+    return RenderedMessage("\n".join(lines), attachments, view, key="done")
 
 
 async def in_spoiler_channel(services: Services, job: Job) -> bool:

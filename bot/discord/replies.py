@@ -12,7 +12,7 @@ import logging
 
 import discord
 
-from bot.core.fetch import ImageFetchError
+from bot.core.decode import ImageFetchError
 from bot.core.jobs import JobError
 from bot.core.limits import LimitError
 from bot.core.moderation import BannedError, BlockedError

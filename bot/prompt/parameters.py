@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.prompt.parsed import Prompt, PromptError, format_number
 
@@ -21,7 +22,7 @@ QUALITY_STEPS = (0.25, 0.5, 1.0, 2.0)
 class _Param:
     field: str  # the Prompt field it sets
     names: tuple[str, ...]  # accepted spellings without the dashes; the first is shown in help
-    kind: str  # int, float, quality, aspect, flag, terms, token
+    kind: str  # int, float, quality, aspect, flag, terms, token, url
     low: float | None = None
     high: float | None = None
     example: str = ""
@@ -43,6 +44,10 @@ _PARAMS: tuple[_Param, ...] = (
     _Param("version", ("version", "v"), "token", example="--v sdxl"),
     _Param("speed", ("fast", "relax", "turbo"), "speed", example="--relax"),
     _Param("lora", ("lora",), "lora", 0, 2, "--lora ink:0.8"),
+    _Param("style_ref", ("sref",), "url", example="--sref https://example.com/style.png"),
+    _Param("style_weight", ("sw",), "int", 0, 1000, "--sw 200"),
+    _Param("omni_ref", ("oref",), "url", example="--oref https://example.com/me.png"),
+    _Param("omni_weight", ("ow",), "int", 1, 1000, "--ow 200"),
 )
 PARAMETER_FIELDS: tuple[str, ...] = tuple(p.field for p in _PARAMS)  # the fields a `--parameter` sets
 # Each parameter's value when a prompt does not give it: the Prompt field's own default.
@@ -69,9 +74,9 @@ _HINTS = {
 # personalization, draft and experimental modes, video, speed modes, legacy upscalers).
 # fmt: off
 _MIDJOURNEY_ONLY = frozenset({
-    "niji", "hd", "test", "testp", "creative", "uplight", "upbeta", "upanime", "video", "sref", "cref",
-    "sw", "cw", "sv", "p", "personalize", "profile", "exp", "draft", "raw",
-    "motion", "loop", "oref", "ow", "end", "bs", "stealth", "public",
+    "niji", "hd", "test", "testp", "creative", "uplight", "upbeta", "upanime", "video", "cref",
+    "cw", "sv", "p", "personalize", "profile", "exp", "draft", "raw",
+    "motion", "loop", "end", "bs", "stealth", "public",
 })
 # fmt: on
 
@@ -158,6 +163,17 @@ def _parse_value(p: _Param, typed: str, values: list[str]) -> Any:
         if not 0 <= weight <= 2:
             raise PromptError(f"{flag}'s weight must be from 0 to 2; got `{value}`.", p.field)
         return match[1] if weight == 1 else f"{match[1]}:{format_number(weight)}"
+    if p.kind == "url":
+        url = value[1:-1] if value.startswith("<") and value.endswith(">") else value
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise PromptError(
+                f"{flag} takes an http(s) link to a picture, e.g. `{p.example}`; got `{value}`.", p.field
+            )
+        return url
     if p.kind == "token":
         token = value.lower()
         if not _TOKEN.fullmatch(token):

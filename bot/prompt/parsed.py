@@ -63,6 +63,10 @@ class Prompt:
     image_weight: float | None = None
     speed: str | None = None  # --fast, --relax or --turbo; None: the member's /settings mode
     lora: str | None = None  # --lora NAME or NAME:WEIGHT (an installed LoRA style)
+    style_ref: str | None = None  # --sref URL: a style reference picture (IP-Adapter)
+    style_weight: int | None = None  # --sw 0-1000 (default 100)
+    omni_ref: str | None = None  # --oref URL: an omni reference picture (IP-Adapter)
+    omni_weight: int | None = None  # --ow 1-1000 (default 100)
 
     def __post_init__(self) -> None:
         # A prompt built in code (`Prompt("a cat")`) gets the one segment a parsed one would have.
@@ -102,12 +106,20 @@ class Prompt:
             out.append(f"--lora {self.lora}")
         if self.negative:
             out.append("--no " + ", ".join(self.negative))
+        if self.omni_ref is not None:
+            out.append(f"--oref {self.omni_ref}")
+        if self.omni_weight is not None:
+            out.append(f"--ow {self.omni_weight}")
         if self.quality != 1.0:
             out.append(f"--quality {format_number(self.quality)}")
         if self.repeat != 1:
             out.append(f"--repeat {self.repeat}")
         if self.seed is not None:
             out.append(f"--seed {self.seed}")
+        if self.style_ref is not None:
+            out.append(f"--sref {self.style_ref}")
+        if self.style_weight is not None:
+            out.append(f"--sw {self.style_weight}")
         if self.stop != 100:
             out.append(f"--stop {self.stop}")
         if self.style is not None:

@@ -120,6 +120,17 @@ def parse_prompt(text: str, *, has_image: bool = False) -> Prompt:
             "URL at the front of the prompt or attach an image, or leave `--iw` out.",
             "image_weight",
         )
+    for weight, reference, what in (
+        ("style_weight", "style_ref", "--sw"),
+        ("omni_weight", "omni_ref", "--ow"),
+    ):
+        if fields.get(weight) is not None and fields.get(reference) is None:
+            flag = "--sref" if reference == "style_ref" else "--oref"
+            raise PromptError(
+                f"`{what}` sets how much a `{flag}` picture counts, but this prompt has none: add "
+                f"`{flag}` with a link to the picture, or leave `{what}` out.",
+                weight,
+            )
     body = " ".join(tokens[start:end])
     prompt = Prompt(text=body, segments=_parse_segments(body), image_urls=urls, **fields)
     check_prompt_length(prompt)

@@ -16,6 +16,7 @@ from engine.api import ImageData, PromptSpec
 from engine.models import LoadedModel
 from engine.ops.guidance import build_conditioning
 from engine.ops.images import pil_to_tensor
+from engine.ops.references import lane_image_embeds
 from engine.ops.sampler import (
     Blend,
     Cancelled,
@@ -48,6 +49,8 @@ class OpResult:
     images: list[ImageData]
     seeds: list[int]
     timings: dict[str, float] = field(default_factory=dict)
+    texts: list[str] = field(default_factory=list)  # /describe's prompts
+    scores: list[float] = field(default_factory=list)  # /shorten's score per word
 
 
 def _add(timings: dict[str, float], key: str, since: float) -> float:
@@ -105,16 +108,19 @@ def prepare(
     weird: int = 0,
     stop: int = 100,
     tile: bool = False,
-    init: Image.Image | None = None,
+    init: Image.Image | torch.Tensor | None = None,
     strength: float = 1.0,
     generate_mask: np.ndarray | None = None,
+    image_embeds: torch.Tensor | None = None,
     timings: dict[str, float] | None = None,
     progress: ProgressFn | None = None,
 ) -> Generation:
     """Everything before the loop: conditioning, scheduler, starting latents; one image per seed.
 
-    `init` starts from a picture (img2img, `strength` of the schedule re-run); `generate_mask`
-    (H x W, 1 where new content goes) keeps the rest of `init` (inpainting).
+    `init` starts from a picture (img2img, `strength` of the schedule re-run), or from latents
+    already encoded (a tensor of shape (1, C, h, w): /blend's mixed latents); `generate_mask`
+    (H x W, 1 where new content goes) keeps the rest of `init` (inpainting); `image_embeds`
+    (num_images, dim) are IP-Adapter references (`references_applied` must hold the adapter).
     """
     model = ctx.model
     timings = {} if timings is None else timings
@@ -134,10 +140,11 @@ def prepare(
         latents = noise * scheduler.init_noise_sigma
     else:
         with circular_padding(model.unet, model.vae, enabled=tile):
-            pixels = pil_to_tensor(init)
-            init_latents = encode_images(model, pixels).repeat(len(seeds), 1, 1, 1)
+            pixels = pil_to_tensor(init) if isinstance(init, Image.Image) else None
+            encoded = encode_images(model, pixels) if pixels is not None else init
+            init_latents = encoded.to(model.device, model.dtype).repeat(len(seeds), 1, 1, 1)
             latents = scheduler.add_noise(init_latents, noise, timesteps[:1].repeat(len(seeds)))
-            if generate_mask is not None:
+            if generate_mask is not None and pixels is not None:
                 blend = _blend(model, init_latents, pixels, generate_mask, len(seeds))
     _add(timings, "encode", t)
     lane = Lane(
@@ -152,6 +159,8 @@ def prepare(
         blend=blend,
         noise=noise,
     )
+    if image_embeds is not None:
+        lane.image_embeds = lane_image_embeds(image_embeds, cond.terms, len(seeds), cond.use_uncond)
     return Generation(lane=lane, width=width, height=height, tile=tile, timings=timings)
 
 

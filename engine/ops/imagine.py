@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import torch
+
 from engine.api import ImagineRequest
 from engine.ops.checks import check_range, check_seeds, check_size, effective_steps
 from engine.ops.generate import Generation, OpContext, OpResult, prepare, run_alone
 from engine.ops.images import cover
+from engine.ops.references import ReferenceAdapter, references_applied
 
 
 def image_prompt_strength(image_weight: float | None) -> float:
@@ -14,7 +17,9 @@ def image_prompt_strength(image_weight: float | None) -> float:
     return min(1.0, max(0.25, 1.0 - 0.25 * iw))
 
 
-def prepare_imagine(ctx: OpContext, req: ImagineRequest) -> Generation:
+def prepare_imagine(
+    ctx: OpContext, req: ImagineRequest, image_embeds: torch.Tensor | None = None
+) -> Generation:
     """Check the request and set up its generation; `generate_together` runs it, alone or batched."""
     preset = ctx.model.preset
     check_size(req.width, req.height, preset.size_step, ctx.max_pixels)
@@ -49,9 +54,12 @@ def prepare_imagine(ctx: OpContext, req: ImagineRequest) -> Generation:
         tile=req.tile,
         init=init,
         strength=strength,
+        image_embeds=image_embeds,
     )
 
 
-def run_imagine(ctx: OpContext, req: ImagineRequest) -> OpResult:
-    gen = prepare_imagine(ctx, req)
-    return OpResult(images=run_alone(ctx.model, gen), seeds=list(req.seeds), timings=gen.timings)
+def run_imagine(ctx: OpContext, req: ImagineRequest, adapter: ReferenceAdapter | None = None) -> OpResult:
+    """One imagine job alone; with `--sref`/`--oref` pictures, through the operator's `adapter`."""
+    with references_applied(ctx.model, adapter, req.references) as image_embeds:
+        gen = prepare_imagine(ctx, req, image_embeds)
+        return OpResult(images=run_alone(ctx.model, gen), seeds=list(req.seeds), timings=gen.timings)

@@ -101,6 +101,8 @@ class Lane:
     run_steps: int | None = None
     blend: Blend | None = None
     noise: torch.Tensor | None = None
+    # IP-Adapter image embeddings, one row per UNet row of this lane (engine/ops/references.py)
+    image_embeds: torch.Tensor | None = None
     cancelled: bool = False
     result: torch.Tensor | None = None
 
@@ -216,6 +218,9 @@ def denoise_lanes(
                 "text_embeds": torch.cat([r.pooled for r in running]),
                 "time_ids": torch.cat([r.time_ids for r in running]),
             }
+        references = [r.lane.image_embeds for r in running if r.lane.image_embeds is not None]
+        if references:  # a job with --sref/--oref runs alone (EngineCore.batch_key)
+            added = {**(added or {}), "image_embeds": [torch.cat(references)]}
         before_unet_call(model)
         with torch.no_grad():
             out = unet(model_in, t, encoder_hidden_states=hidden, added_cond_kwargs=added, return_dict=False)[

@@ -78,6 +78,11 @@ def _join(parts: list[str], rng: random.Random) -> str:
 
 def caption(scene: Scene, rng: random.Random) -> str:
     """A caption naming every object of the scene (none is left for the model to invent)."""
+    return caption_spans(scene, rng)[0]
+
+
+def caption_spans(scene: Scene, rng: random.Random) -> tuple[str, list[tuple[Thing, str]]]:
+    """A caption, and each object's own phrase in it (what the grounding loss ties to its place)."""
     things = list(scene.things)
     if rng.random() < 0.5:
         rng.shuffle(things)
@@ -92,7 +97,7 @@ def caption(scene: Scene, rng: random.Random) -> str:
             text = f"{text}, {bg}"
         else:
             text = f"{bg}, {text}"
-    return text
+    return text, list(zip(things, parts, strict=True))
 
 
 def attribute_caption(scene: Scene, rng: random.Random) -> str:
@@ -111,9 +116,16 @@ def training_caption(
     scene: Scene, rng: random.Random, *, dropout: float = 0.1, attributes: float = 0.06
 ) -> str:
     """The caption a training step sees: empty (classifier-free guidance), attributes only, or full."""
+    return training_caption_spans(scene, rng, dropout=dropout, attributes=attributes)[0]
+
+
+def training_caption_spans(
+    scene: Scene, rng: random.Random, *, dropout: float = 0.1, attributes: float = 0.06
+) -> tuple[str, list[tuple[Thing, str]]]:
+    """`training_caption`, with each object's phrase when the caption is a full one."""
     roll = rng.random()
     if roll < dropout:
-        return ""
+        return "", []
     if roll < dropout + attributes:
-        return attribute_caption(scene, rng)
-    return caption(scene, rng)
+        return attribute_caption(scene, rng), []
+    return caption_spans(scene, rng)

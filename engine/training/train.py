@@ -29,7 +29,8 @@ from tqdm import tqdm
 
 from engine.training import architecture
 from engine.training.autoencoder import colour_exact_vae
-from engine.training.captions import training_caption
+from engine.training.captions import training_caption_spans
+from engine.training.grounding import AttentionGrounding, PositionProbe, scene_regions
 from engine.training.vocabulary import build_tokenizer
 from engine.training.world import BUCKET_WEIGHTS, BUCKETS, Scene, render, sample_scene, thing_box
 
@@ -64,6 +65,15 @@ class TrainConfig:
     # A diffusers folder whose UNet and text encoder start this stage (a fine-tune) instead of
     # random weights: the shipped model's second stage starts from its first.
     init_from: str = ""
+    # A UNet has no sense of where it is but what zero padding at the borders tells it, and
+    # nothing in these pictures asks it to learn left from right (skies and grounds teach top from
+    # bottom), so "left" and "right" had nothing to attach to. With `position_probe` > 0, a 1x1
+    # probe on the features that feed the cross-attention must read each cell's coordinates from
+    # them, at that loss weight. The probe is training scaffolding: it is not part of the model.
+    position_probe: float = 0.0
+    # With `grounding` > 0, each object's words must put their cross-attention on its region
+    # (engine.training.grounding), at that loss weight.
+    grounding: float = 0.0
     checkpoint_every: int = 250
     sample_every: int = 1000
     threads: int = 0  # 0: torch's default
@@ -305,7 +315,10 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
     if cfg.init_from:
         _start_from(cfg.init_from, unet, text_encoder)
     params = [*unet.parameters(), *text_encoder.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    probe = PositionProbe(unet) if cfg.position_probe else None
+    grounding = AttentionGrounding(unet) if cfg.grounding else None
+    extra = list(probe.parameters()) if probe is not None else []
+    optimizer = torch.optim.AdamW([*params, *extra], lr=cfg.lr, weight_decay=0.01)
     ema = [p.detach().clone() for p in params]
     stage = Stage(work, "denoiser", cfg.unet_steps)
     state = stage.load(cfg.stage_key("denoiser"))
@@ -314,6 +327,8 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
     if state is not None:
         unet.load_state_dict(state["unet"])
         text_encoder.load_state_dict(state["text_encoder"])
+        if probe is not None:
+            probe.load_state_dict(state["probe"])
         optimizer.load_state_dict(state["optimizer"])
         ema = state["ema"]
         step, rng = state["step"], state["rng"]
@@ -342,9 +357,11 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
             latents[flip] = torch.flip(latents[flip], dims=[3])
             for j in flip:
                 scenes[j] = scenes[j].mirrored()
-        captions = [
-            training_caption(s, rng, dropout=cfg.caption_dropout, attributes=cfg.attributes) for s in scenes
+        described = [
+            training_caption_spans(s, rng, dropout=cfg.caption_dropout, attributes=cfg.attributes)
+            for s in scenes
         ]
+        captions = [text for text, _spans in described]
         tokens = tokenizer(
             captions,
             padding="max_length",
@@ -361,9 +378,14 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
         predicted = unet(noisy, timesteps, states).sample
         per_sample = (predicted - noise).pow(2).mean(dim=(1, 2, 3))
         loss = (per_sample * _min_snr_weights(noise_schedule, timesteps, cfg.min_snr, cfg.noisy_boost)).mean()
+        if probe is not None:
+            loss = loss + cfg.position_probe * probe.loss()
+        if grounding is not None:
+            regions = scene_regions(tokenizer, described, bucket, latents.shape)
+            loss = loss + cfg.grounding * grounding.loss(regions)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_([*params, *extra], 1.0)
         optimizer.step()
         decay = min(cfg.ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
@@ -384,6 +406,7 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
                     "step": step,
                     "rng": rng,
                     "torch_rng": torch.get_rng_state(),
+                    **({"probe": probe.state_dict()} if probe is not None else {}),
                 }
             )
         if sample_hook is not None and cfg.sample_every and step % cfg.sample_every == 0:

@@ -12,6 +12,7 @@ import itertools
 
 from transformers import CLIPTokenizer
 
+from engine.builders import byte_symbols  # the tiny models' byte stand-ins, the same 256
 from engine.training.captions import BACKGROUND_PHRASES, PLACE_PHRASES, SYNONYMS
 from engine.training.world import COLOURS, OBJECTS, SIZES
 
@@ -29,19 +30,6 @@ def world_words() -> list[str]:
         for phrase in phrases:
             words.update(phrase.split())
     return sorted(words)
-
-
-def _byte_symbols() -> list[str]:
-    """The 256 printable stand-ins byte-level BPE uses for bytes (as in OpenAI's CLIP)."""
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    symbols, extra = [], 0
-    for b in range(256):
-        if b in keep:
-            symbols.append(chr(b))
-        else:
-            symbols.append(chr(256 + extra))
-            extra += 1
-    return symbols
 
 
 def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
@@ -65,7 +53,7 @@ def build_tokenizer(words: list[str] | None = None) -> CLIPTokenizer:
     last, and the rounds repeat until every word comes out whole.
     """
     words = words or world_words()
-    symbols = _byte_symbols()
+    symbols = byte_symbols()
     vocab: dict[str, int] = {}
     for s in symbols:
         vocab.setdefault(s, len(vocab))

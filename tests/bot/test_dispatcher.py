@@ -43,6 +43,18 @@ async def started(store, engine, limits=None) -> Dispatcher:
     return dispatcher
 
 
+async def one_running_one_waiting(store, engine, second_user: str):
+    """A's job held running in the engine (its only slot) and `second_user`'s waiting behind it."""
+    dispatcher = await started(store, engine)
+    running = await new_job(store, "A", "running")
+    waiting = await new_job(store, second_user, "waiting")
+    engine.hold.add(running.id)
+    await dispatcher.submit(running)
+    await dispatcher.submit(waiting)
+    await engine.wait_active(running.id)
+    return dispatcher, running, waiting
+
+
 async def finish(dispatcher: Dispatcher) -> None:
     await asyncio.wait_for(dispatcher.wait_idle(), 10)
 
@@ -189,13 +201,7 @@ async def test_a_request_that_cannot_be_built_fails_the_job_clearly(store):
 
 async def test_cancel_queued_and_running_jobs(store):
     engine = StandInEngine()
-    dispatcher = await started(store, engine)
-    running = await new_job(store, "A", "running")
-    waiting = await new_job(store, "B", "waiting")
-    engine.hold.add(running.id)
-    await dispatcher.submit(running)
-    await dispatcher.submit(waiting)
-    await engine.wait_active(running.id)
+    dispatcher, running, waiting = await one_running_one_waiting(store, engine, "B")
     assert await dispatcher.cancel(waiting.id) is True
     assert (await store.get_job(waiting.id)).status == JobStatus.CANCELLED
     assert await dispatcher.cancel(running.id) is True
@@ -237,18 +243,12 @@ async def test_subscribe_and_listeners_see_position_progress_and_the_end(store):
 
 async def test_stop_sends_running_jobs_back_to_queued_and_the_next_start_finishes_all(store):
     engine = StandInEngine()
-    dispatcher = await started(store, engine)
-    running = await new_job(store, "A", "running")
-    waiting = await new_job(store, "A", "waiting")
-    engine.hold.add(running.id)
-    await dispatcher.submit(running)
-    await dispatcher.submit(waiting)
-    await engine.wait_active(running.id)
+    dispatcher, running, waiting = await one_running_one_waiting(store, engine, "A")
     await dispatcher.stop(grace_s=0.05)
     for job in (running, waiting):
         row = await store.get_job(job.id)
         assert row.status == JobStatus.QUEUED and row.attempts == 0
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # a "nothing happens" check: time for a wrongly started job to show
     assert engine.seen == [running.id]  # a stopped dispatcher starts nothing new
 
     engine2 = StandInEngine()

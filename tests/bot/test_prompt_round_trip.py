@@ -77,7 +77,9 @@ def test_the_length_limit_is_on_the_stored_form_and_names_the_limit() -> None:
     assert len(str(fits)) <= MAX_PROMPT_LENGTH
 
 
-@pytest.mark.parametrize("name", ["oref", "ow", "p", "draft", "exp", "sref", "sv", "profile", "niji"])
+@pytest.mark.parametrize(
+    "name", ["p", "draft", "exp", "sv", "profile", "niji"]
+)  # --sref/--oref: test_prompt_tools.py
 def test_midjourney_only_parameters_get_the_midjourney_only_message(name: str) -> None:
     with pytest.raises(PromptError, match="Midjourney-only") as error:
         parse_prompt(f"a cat --{name} 1" if name not in ("draft", "p") else f"a cat --{name}")

@@ -90,6 +90,12 @@ async def test_a_remixed_pan_and_zoom_carry_the_edited_prompt(env):
         (Action.ZOOM, {"zoom": 2.0}, "a red fox --tile", "`--tile` does not apply to a zoom"),
         (Action.ZOOM, {"zoom": 2.0}, "a red fox --repeat 3", "`--repeat` does not apply to a zoom"),
         (Action.REROLL, {}, "a red fox --repeat 2", "`--repeat` does not apply to a re-roll"),
+        (
+            Action.REROLL,
+            {},
+            "a red fox --sref https://example.com/a.png",
+            "`--sref` does not apply to a re-roll",
+        ),
         (Action.VARY_STRONG, {}, "a red fox --bogus 1", "`--bogus` is not a parameter"),
         (Action.VARY_STRONG, {}, "   ", None),
         (Action.UPSCALE_SUBTLE, {}, "a red fox", "only a re-roll, V1-V4, Vary, Zoom Out and Pan"),

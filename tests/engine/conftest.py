@@ -76,3 +76,20 @@ def pixels(image: ImageData) -> np.ndarray:
 def distance(a: ImageData, b: ImageData) -> float:
     """Mean absolute pixel difference (0-255)."""
     return float(np.abs(pixels(a) - pixels(b)).mean())
+
+
+def assert_same_as_stock(core, ours, *, steps: int, width: int, height: int, seeds) -> None:
+    """`ours` (a plain prompt at guidance 6) has the pixels of the stock diffusers pipeline run on
+    the same weights, steps, size and seeds, to within one level of rounding."""
+    stock = core.model.pipe(
+        prompt=PROMPT.segments[0][0],
+        num_inference_steps=steps,
+        guidance_scale=6.0,
+        height=height,
+        width=width,
+        num_images_per_prompt=4,
+        generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
+        output_type="np",
+    ).images
+    for mine, theirs in zip(ours.images, stock, strict=True):
+        assert np.abs(pixels(mine) - np.round(theirs * 255)).max() <= 1

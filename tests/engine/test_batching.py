@@ -29,6 +29,7 @@ from engine.api import (
 from engine.core import EngineCore
 from engine.local import LocalEngine
 from tests.engine.conftest import PROMPT, distance, finish, imagine, pixels
+from tests.support.probes import until_posted
 
 
 def assert_same_picture(done: Finished, alone: Finished) -> None:
@@ -278,7 +279,8 @@ async def test_the_worker_batches_waiting_jobs_of_one_size_and_nobody_overtakes(
             request("d", steps=30),
         ]
         tasks = [asyncio.create_task(outcome(engine, r, order)) for r in queued]
-        await asyncio.sleep(0.5)  # the requests go down the pipe...
+        # The requests go down the pipe...
+        await asyncio.wait_for(until_posted(engine, *(r.job_id for r in queued)), 60)
         await engine.cancel("first")  # ...ahead of this cancel (a pipe keeps order)
         results = dict(zip([r.job_id for r in queued], await asyncio.gather(*tasks), strict=True))
         assert await first == Failed(job_id="first", reason=CANCELLED)

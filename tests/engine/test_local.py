@@ -33,6 +33,7 @@ from engine.api import (
 )
 from engine.local import CRASHED, HUNG, SHUT_DOWN, LocalEngine
 from tests.engine import conftest
+from tests.support.probes import until_posted
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -165,7 +166,7 @@ async def test_cancelled_job_waiting_behind_another_never_starts(engine: LocalEn
     first = asyncio.create_task(run(engine, imagine(job_id="first", steps=LONG_STEPS), note_progress))
     await first_running.wait()
     second = asyncio.create_task(run(engine, imagine(job_id="second")))
-    await asyncio.sleep(0.2)  # let the second request reach the worker's queue
+    await asyncio.wait_for(until_posted(engine, "second"), 60)  # it waits in the worker's queue
     await engine.cancel("second")
     await engine.cancel("first")
 

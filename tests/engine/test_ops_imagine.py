@@ -7,7 +7,17 @@ import pytest
 import torch
 
 from engine.api import Failed, Finished, Progress, PromptSpec, Started
-from tests.engine.conftest import PROMPT, SEEDS, distance, fail, finish, imagine, pixels, run_events
+from tests.engine.conftest import (
+    PROMPT,
+    SEEDS,
+    assert_same_as_stock,
+    distance,
+    fail,
+    finish,
+    imagine,
+    pixels,
+    run_events,
+)
 
 
 @pytest.mark.parametrize(
@@ -223,15 +233,4 @@ def test_a_strong_image_prompt_at_low_quality_still_denoises(core):
 def test_a_plain_prompt_gives_the_same_pixels_as_the_stock_diffusers_pipeline(core):
     # Our loop is diffusers' text-to-image loop; composable guidance with one segment is plain CFG.
     ours = finish(core, imagine(steps=4, style="raw", guidance=6.0))
-    stock = core.model.pipe(
-        prompt=PROMPT.segments[0][0],
-        num_inference_steps=4,
-        guidance_scale=6.0,
-        height=128,
-        width=128,
-        num_images_per_prompt=4,
-        generator=[torch.Generator("cpu").manual_seed(s) for s in SEEDS],
-        output_type="np",
-    ).images
-    for mine, theirs in zip(ours.images, stock, strict=True):
-        assert np.abs(pixels(mine) - np.round(theirs * 255)).max() <= 1
+    assert_same_as_stock(core, ours, steps=4, width=128, height=128, seeds=SEEDS)

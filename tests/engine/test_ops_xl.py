@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PIL import Image
 
 from engine.api import OutpaintRequest, PromptSpec, UpscaleRequest, VaryRequest
-from tests.engine.conftest import PROMPT, distance, finish, imagine, pixels
+from tests.engine.conftest import PROMPT, assert_same_as_stock, distance, finish, imagine, pixels
 
 
 def test_xl_imagine_sizes_and_determinism(xl_core):
@@ -54,15 +53,4 @@ def test_xl_vary_upscale_outpaint(xl_core):
 
 def test_a_plain_xl_prompt_gives_the_same_pixels_as_the_stock_sdxl_pipeline(xl_core):
     ours = finish(xl_core, imagine(steps=3, style="raw", guidance=6.0, width=128, height=96))
-    stock = xl_core.model.pipe(
-        prompt=PROMPT.segments[0][0],
-        num_inference_steps=3,
-        guidance_scale=6.0,
-        height=96,
-        width=128,
-        num_images_per_prompt=4,
-        generator=[torch.Generator("cpu").manual_seed(s) for s in (101, 202, 303, 404)],
-        output_type="np",
-    ).images
-    for mine, theirs in zip(ours.images, stock, strict=True):
-        assert np.abs(pixels(mine) - np.round(theirs * 255)).max() <= 1
+    assert_same_as_stock(xl_core, ours, steps=3, width=128, height=96, seeds=(101, 202, 303, 404))

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from engine.api import EngineError
-from engine.ray_serve import Scaling, check_reachable
+from engine.ray_cluster import Scaling, check_reachable
 
 
 def test_a_fixed_count_and_autoscaling_become_serve_options() -> None:

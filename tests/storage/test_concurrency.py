@@ -94,6 +94,15 @@ def _hold_write_lock(path: Path, seconds: float, locked: threading.Event) -> Non
     conn.close()
 
 
+async def _locked_for(tmp_path: Path, seconds: float) -> threading.Thread:
+    """Another connection holds the database's write lock for `seconds`, from now on (join it)."""
+    locked = threading.Event()
+    holder = threading.Thread(target=_hold_write_lock, args=(tmp_path / "imagine.db", seconds, locked))
+    holder.start()
+    await asyncio.to_thread(locked.wait)
+    return holder
+
+
 async def _store_with_short_busy_timeout(tmp_path: Path, retry_for_s: float) -> Store:
     database = Database(default_url(tmp_path), busy_timeout_s=0.05, retry_for_s=retry_for_s)
     await database.upgrade()
@@ -103,10 +112,7 @@ async def _store_with_short_busy_timeout(tmp_path: Path, retry_for_s: float) -> 
 async def test_a_write_waits_out_a_lock_longer_than_the_busy_timeout(tmp_path: Path) -> None:
     store = await _store_with_short_busy_timeout(tmp_path, retry_for_s=30)
     try:
-        locked = threading.Event()
-        holder = threading.Thread(target=_hold_write_lock, args=(tmp_path / "imagine.db", 0.6, locked))
-        holder.start()
-        await asyncio.to_thread(locked.wait)
+        holder = await _locked_for(tmp_path, 0.6)
         job = await store.create_job(user_id=1, kind="imagine")  # busy 12x longer than the timeout
         await asyncio.to_thread(holder.join)
         assert (await store.get_job(job.id)) is not None
@@ -117,10 +123,7 @@ async def test_a_write_waits_out_a_lock_longer_than_the_busy_timeout(tmp_path: P
 async def test_a_lock_that_never_ends_gives_a_clear_error_and_writes_nothing(tmp_path: Path) -> None:
     store = await _store_with_short_busy_timeout(tmp_path, retry_for_s=0.3)
     try:
-        locked = threading.Event()
-        holder = threading.Thread(target=_hold_write_lock, args=(tmp_path / "imagine.db", 1.5, locked))
-        holder.start()
-        await asyncio.to_thread(locked.wait)
+        holder = await _locked_for(tmp_path, 1.5)
         with pytest.raises(DatabaseBusyError, match=r"stayed busy .* please try again"):
             await store.create_job(user_id=1, kind="imagine")
         await asyncio.to_thread(holder.join)

@@ -790,13 +790,7 @@ class FakeDiscord:
         return _json(self._public(message))
 
     async def _webhook_edit(self, request: web.Request) -> web.Response:
-        message = self._message_from(request)
-        if message is None:
-            return _json({"message": "Unknown Message", "code": 10008}, status=404)
-        recorded: Recorded = request[RECORDED]
-        self._edit_message(message, recorded.json or {}, recorded.files)
-        message["flags"] = (message.get("flags") or 0) & ~128  # an edit ends the "thinking" state
-        return _json(self._public(message))
+        return self._edit(request, webhook=True)
 
     async def _message_delete(self, request: web.Request) -> web.Response:
         """DELETE of a message, by channel or by interaction webhook."""
@@ -814,11 +808,17 @@ class FakeDiscord:
         return _json(self._public(message))
 
     async def _channel_edit(self, request: web.Request) -> web.Response:
+        return self._edit(request, webhook=False)
+
+    def _edit(self, request: web.Request, *, webhook: bool) -> web.Response:
+        """PATCH of a message, by channel or by interaction webhook."""
         message = self._message_from(request)
         if message is None:
             return _json({"message": "Unknown Message", "code": 10008}, status=404)
         recorded: Recorded = request[RECORDED]
         self._edit_message(message, recorded.json or {}, recorded.files)
+        if webhook:
+            message["flags"] = (message.get("flags") or 0) & ~128  # an edit ends the "thinking" state
         return _json(self._public(message))
 
     async def _attachment(self, request: web.Request) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -33,3 +34,12 @@ class ConcurrencyProbe:
         finally:
             with self._lock:
                 self._now -= 1
+
+
+async def until_posted(engine: Any, *job_ids: str) -> None:
+    """Until a `LocalEngine` has handed each job to its worker: its `RunJob` is in the pipe, so a
+    message sent from now on (a cancel) reaches the worker after it (the pipe keeps order)."""
+    while not all(
+        (job := engine._jobs.get(job_id)) is not None and job.worker is not None for job_id in job_ids
+    ):
+        await asyncio.sleep(0.01)

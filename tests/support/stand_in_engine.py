@@ -74,12 +74,26 @@ def grid_of(images: list[ImageData]) -> ImageData:
 def output_size(request: EngineRequest) -> tuple[int, int]:
     """The size of each picture a stand-in answers `request` with: the size asked for, twice the
     source's for an upscale, the source's for the other edits."""
-    if request.kind == "imagine":
+    if request.kind in ("imagine", "blend"):
         return request.width, request.height
     source = request.source
     if request.kind == "upscale":
         return source.width * 2, source.height * 2
     return source.width, source.height
+
+
+def answer_for(request: EngineRequest) -> Finished | None:
+    """The stand-in's answer to a question with no picture (None for the others): /shorten
+    scores a word by its length (longer matters more), /describe names the picture's size."""
+    if request.kind == "shorten":
+        return Finished(request.job_id, (), (), scores=tuple(len(word) / 10 for word in request.words))
+    if request.kind == "describe":
+        image = request.image
+        texts = tuple(
+            f"picture {n} of {image.width}x{image.height} pixels" for n in range(1, request.count + 1)
+        )
+        return Finished(request.job_id, (), (), texts=texts)
+    return None
 
 
 class StandInEngine:
@@ -220,6 +234,9 @@ class StandInEngine:
             await gate.wait()
 
     def _finished(self, request: EngineRequest) -> Finished:
+        answer = answer_for(request)
+        if answer is not None:
+            return answer
         width, height = output_size(request)
         if self.textured:
             seeds = tuple(getattr(request, "seeds", None) or (getattr(request, "seed", 0),))

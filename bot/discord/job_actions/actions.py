@@ -14,13 +14,14 @@ from typing import Any, Protocol
 
 import discord
 
+from bot.core.decode import MAX_BYTES, ImageFetchError, decode_attachment
 from bot.core.fast import NOTICE_KEY
-from bot.core.fetch import MAX_BYTES, ImageFetchError, decode_attachment
 from bot.core.jobs import Action, Requester
 from bot.core.ports import ImageFetcher
+from bot.core.references import fetch_references
 from bot.core.services import Services
 from bot.discord import render
-from bot.discord.buttons import ACTIONS, CELL_ACTIONS, ButtonSpec
+from bot.discord.buttons import ACTIONS, CELL_ACTIONS, PROMPT_OPTIONS, ButtonSpec
 from bot.discord.job_actions.remix import REMIX_BUTTONS, RemixModal, remix_too_long
 from bot.discord.job_actions.zoom import CustomZoomModal
 from bot.discord.messenger import JobMessenger
@@ -69,6 +70,15 @@ def channel_refusal(settings: GuildSettings | None, interaction: discord.Interac
     return f"I don't make images in this channel; on this server use {where}."
 
 
+async def attachment_image(attachment: discord.Attachment) -> ImageData:
+    """An attached picture, within the same limits as a fetched one; `ImageFetchError` says why not."""
+    if attachment.size > MAX_BYTES:
+        size, limit = attachment.size / 1e6, MAX_BYTES / 1e6
+        raise ImageFetchError(f"The attached file is {size:.1f} MB; the limit is {limit:.0f} MB.")
+    data = await attachment.read()
+    return await decode_attachment(data, attachment.content_type)
+
+
 class ActionsHost(Protocol):
     """The bot as the actions see it (`ImagineBot`): the shared services and the messenger."""
 
@@ -99,17 +109,26 @@ class JobActions:
         """Defer, fetch the image prompt, create the jobs, post one message per job."""
         if not interaction.response.is_done():
             await interaction.response.defer(thinking=True)
+        requester = requester_for(interaction)
         try:
+            urls = await self.services.jobs.reference_urls(requester, raw_prompt)
             init_image = await self._image_prompt(attachment, image_url)
+            references = await fetch_references(urls, self.fetch_image)
             jobs = await self.services.jobs.imagine(
-                requester_for(interaction), raw_prompt, init_image=init_image
+                requester, raw_prompt, init_image=init_image, references=references
             )
         except user_errors() as exc:
             await refuse(interaction, str(exc))
             return []
+        await self.post_new_jobs(interaction, jobs)
+        return jobs
+
+    async def post_new_jobs(self, interaction: discord.Interaction, jobs: list[Job]) -> None:
+        """One "waiting" message per new job (the first replaces a command's deferral), each kept
+        up to date by the messenger and recorded as the job's message."""
         if not jobs:
             await refuse(interaction, "That prompt made no jobs.")
-            return []
+            return
         first_is_original = interaction.type == discord.InteractionType.application_command
         for number, job in enumerate(jobs):
             message = render.waiting_message(job, self.services.dispatcher.position(job.id))
@@ -129,15 +148,10 @@ class JobActions:
             )
             await self.services.store.add_message(job.id, sent.id, interaction.channel_id)
         await tell_speed_notice(interaction, jobs)
-        return jobs
 
     async def _image_prompt(self, attachment: discord.Attachment | None, url: str | None) -> ImageData | None:
         if attachment is not None:
-            if attachment.size > MAX_BYTES:
-                size, limit = attachment.size / 1e6, MAX_BYTES / 1e6
-                raise ImageFetchError(f"The attached file is {size:.1f} MB; the limit is {limit:.0f} MB.")
-            data = await attachment.read()
-            return await decode_attachment(data, attachment.content_type)
+            return await attachment_image(attachment)
         if url is not None:
             return await self.fetch_image(url)
         return None
@@ -145,7 +159,14 @@ class JobActions:
     # -- buttons ----------------------------------------------------------------------------------
 
     async def on_button(self, interaction: discord.Interaction, spec: ButtonSpec) -> None:
-        if spec.action not in ACTIONS or (spec.action in CELL_ACTIONS and spec.index not in (1, 2, 3, 4)):
+        prompt_index_ok = spec.action != "prompt" or (
+            spec.index is not None and 1 <= spec.index <= PROMPT_OPTIONS
+        )
+        if (
+            spec.action not in ACTIONS
+            or (spec.action in CELL_ACTIONS and spec.index not in (1, 2, 3, 4))
+            or not prompt_index_ok
+        ):
             await refuse(interaction, "That button is not one I know; it may come from an older version.")
             return
         job = await self.checked_job(interaction, spec.job_id, spec.action)
@@ -170,6 +191,9 @@ class JobActions:
             await interaction.response.send_modal(RemixModal(submit, job, spec.label))
             return
         await interaction.response.defer()
+        if spec.action == "prompt":
+            await self.run_prompt(interaction, job, spec.index or 0)
+            return
         await self.derive(interaction, job, spec.action, spec.index)
 
     async def remix_on(self, interaction: discord.Interaction) -> bool:
@@ -185,6 +209,16 @@ class JobActions:
         return await self.derive(
             interaction, parent, spec.action, spec.index, zoom=zoom, prompt_override=prompt_override
         )
+
+    async def run_prompt(self, interaction: discord.Interaction, answer: Job, number: int) -> list[Job]:
+        """Prompt `number` of a /shorten or /describe answer, imagined as a job derived from it."""
+        try:
+            jobs = await self.services.prompt_tools.run_option(requester_for(interaction), answer.id, number)
+        except user_errors() as exc:
+            await refuse(interaction, str(exc))
+            return []
+        await self.post_new_jobs(interaction, jobs)
+        return jobs
 
     async def checked_job(self, interaction: discord.Interaction, job_id: str, action: str) -> Job | None:
         """The job a click acts on, or None after telling the member why they cannot."""

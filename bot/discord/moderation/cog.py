@@ -284,28 +284,19 @@ class ModerationCog(SettingsDesk, commands.Cog):
     )
     @app_commands.describe(channel="The channel")
     async def channels_allow(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
-        settings = await self.guard(interaction)
-        if settings is None:
-            return
-        await self.allow_channel(interaction, settings, channel)
+        await self.guarded(interaction, self.allow_channel, channel)
 
     @channels.command(name="disallow", description="Stop answering /imagine in this channel")
     @app_commands.describe(channel="The channel")
     async def channels_disallow(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
-        settings = await self.guard(interaction)
-        if settings is None:
-            return
-        await self.disallow_channel(interaction, settings, channel)
+        await self.guarded(interaction, self.disallow_channel, channel)
 
     @channels.command(name="spoiler", description="Spoiler results in this channel, or stop")
     @app_commands.describe(channel="The channel", enabled="Spoiler results there")
     async def channels_spoiler(
         self, interaction: discord.Interaction, channel: discord.TextChannel, enabled: bool
     ) -> None:
-        settings = await self.guard(interaction)
-        if settings is None:
-            return
-        await self.spoiler_channel(interaction, settings, channel, enabled)
+        await self.guarded(interaction, self.spoiler_channel, channel, enabled)
 
     @channels.command(name="log", description="Post moderator actions and reports to a channel (empty: stop)")
     @app_commands.describe(channel="The log channel; leave out to stop logging")
@@ -323,17 +314,11 @@ class ModerationCog(SettingsDesk, commands.Cog):
 
     @channels.command(name="show", description="The channel settings")
     async def channels_show(self, interaction: discord.Interaction) -> None:
-        settings = await self.guard(interaction)
-        if settings is None:
-            return
-        await reply(interaction, self.settings_text(settings))
+        await self.guarded(interaction, self.show_settings)
 
     @settings.command(name="show", description="All of this server's bot settings")
     async def settings_show(self, interaction: discord.Interaction) -> None:
-        settings = await self.guard(interaction)
-        if settings is None:
-            return
-        await reply(interaction, self.settings_text(settings))
+        await self.guarded(interaction, self.show_settings)
 
     @settings.command(name="buttons", description="Who may click a result's buttons")
     @app_commands.describe(who="anyone: every member (default); author: only the job's author")
@@ -344,10 +329,7 @@ class ModerationCog(SettingsDesk, commands.Cog):
         ]
     )
     async def settings_buttons(self, interaction: discord.Interaction, who: app_commands.Choice[str]) -> None:
-        settings = await self.guard(interaction)
-        if settings is None:
-            return
-        await self.set_button_access(interaction, settings, who.value)
+        await self.guarded(interaction, self.set_button_access, who.value)
 
     @settings.command(name="limits", description="How many jobs each member may have running and waiting")
     @app_commands.describe(
@@ -362,10 +344,7 @@ class ModerationCog(SettingsDesk, commands.Cog):
         queued: app_commands.Range[int, 1, MAX_QUEUED_LIMIT] | None = None,
         reset: bool = False,
     ) -> None:
-        settings = await self.guard(interaction)
-        if settings is None:
-            return
-        await self.set_user_limits(interaction, settings, running, queued, reset)
+        await self.guarded(interaction, self.set_user_limits, running, queued, reset)
 
     @mod.command(
         name="role", description="The role that may moderate besides Manage Messages (needs Manage Server)"

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import io
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -64,6 +65,17 @@ class DeskActions:
             return settings
         await reply(interaction, NOT_MODERATOR)
         return None
+
+    async def guarded(
+        self,
+        interaction: discord.Interaction,
+        action: Callable[..., Awaitable[None]],
+        *args: object,
+    ) -> None:
+        """`action(interaction, settings, *args)` when the user may moderate (see `guard`)."""
+        settings = await self.guard(interaction)
+        if settings is not None:
+            await action(interaction, settings, *args)
 
     async def record(self, interaction: discord.Interaction, action: str, summary: str) -> None:
         """Log a moderator action and post it to the guild's log channel when one is set.

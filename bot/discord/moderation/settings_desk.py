@@ -134,6 +134,9 @@ class SettingsDesk(DeskActions):
         )
         await self._save(interaction, "user_limits", summary, **fields)
 
+    async def show_settings(self, interaction: discord.Interaction, settings: GuildSettings) -> None:
+        await reply(interaction, self.settings_text(settings))
+
     def settings_text(self, settings: GuildSettings) -> str:
         """Every server setting, as `/mod channels show` and `/mod settings show` print it."""
 

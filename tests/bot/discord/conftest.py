@@ -167,6 +167,16 @@ def labels(message) -> list[list[str]]:
     return [[child.label for child in row.children] for row in message.components]
 
 
+def result_reply(world, result):
+    """The channel's last message, which must be the job's result posted as a reply to `result`
+    (what the bot does when it can no longer edit the original response)."""
+    reply = world.channel.last_message
+    assert reply.id != result.response.id
+    assert reply.reference is not None and reply.reference.message_id == result.response.id
+    assert len(reply.attachments) == 1 and labels(reply)[0][0] == "U1"
+    return reply
+
+
 async def attachment_image(attachment) -> Image.Image:
     data = await attachment.read()
     return Image.open(io.BytesIO(data))

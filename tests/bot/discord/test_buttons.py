@@ -38,6 +38,17 @@ async def click(world, member, message, label, status="done"):
     return world.message(reply.id), job
 
 
+async def others_are_refused(world):
+    """Alice's grid in an author-only guild: Bob's click is refused privately and makes nothing."""
+    grid, _ = await imagine(world, world.alice)
+    before = world.channel.last_message.id
+    refused = await world.bob.click(grid, label="V1")
+    assert refused.ephemeral and "only the author" in refused.response.content
+    assert world.channel.last_message.id == before
+    assert await world.services.store.user_jobs(world.bob.id) == []
+    return grid
+
+
 async def test_u1_separates_a_cell_into_its_own_reply(world):
     grid, parent = await imagine(world, world.alice, "a red fox in snow --ar 3:2 --seed 11")
 
@@ -135,13 +146,7 @@ async def test_anyone_may_click_and_the_new_job_is_theirs(world):
 
 async def test_author_only_guild_refuses_others_but_not_moderators(world):
     await world.services.store.update_guild_settings(world.guild.id, author_only_buttons=True)
-    grid, _ = await imagine(world, world.alice)
-    before = world.channel.last_message.id
-
-    refused = await world.bob.click(grid, label="V1")
-    assert refused.ephemeral and "only the author" in refused.response.content
-    assert world.channel.last_message.id == before
-    assert await world.services.store.user_jobs(world.bob.id) == []
+    grid = await others_are_refused(world)
 
     _, job = await click(world, world.mod, grid, "U4")
     assert job.user_id == world.mod.id

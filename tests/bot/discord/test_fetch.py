@@ -20,14 +20,8 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from bot.core.fetch import (
-    USER_AGENT,
-    ImageFetchError,
-    decode_image,
-    fetch_image,
-    is_public_address,
-    load_attachment_bytes,
-)
+from bot.core.decode import ImageFetchError, decode_image, load_attachment_bytes
+from bot.core.fetch import USER_AGENT, fetch_image, is_public_address
 from tests.support.tls import LocalCA, make_ca
 from tests.support.web import serve
 

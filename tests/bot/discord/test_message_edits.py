@@ -10,7 +10,7 @@ import simcord
 
 from bot.discord.render import HIDDEN_NOTICE
 from storage.errors import DatabaseBusyError
-from tests.bot.discord.conftest import labels
+from tests.bot.discord.conftest import labels, result_reply
 
 
 async def test_a_progress_edit_under_way_when_the_job_is_hidden_does_not_bring_it_back(
@@ -39,7 +39,8 @@ async def test_a_progress_edit_under_way_when_the_job_is_hidden_does_not_bring_i
 
     job = await world.services.store.set_hidden(job.id, True, world.mod.id, "rule 2")
     hide = asyncio.create_task(messenger.replace_everywhere(job, HIDDEN_NOTICE))
-    await asyncio.sleep(0.05)  # the hide is waiting for the edit under way
+    while messenger._locks[job.id][1][0] < 2:  # until the hide waits for the edit under way
+        await asyncio.sleep(0)
     release.set()
     assert await asyncio.wait_for(hide, 10) == 1
     await world.quiet()
@@ -75,10 +76,7 @@ async def test_a_result_edit_that_discord_fails_becomes_a_reply(world, held):
     held.gate.set()
     await world.settled(job.id)
 
-    reply = world.channel.last_message
-    assert reply.id != result.response.id
-    assert reply.reference is not None and reply.reference.message_id == result.response.id
-    assert len(reply.attachments) == 1 and labels(reply)[0][0] == "U1"
+    reply = result_reply(world, result)
     assert (world.channel.id, reply.id) in await world.services.store.job_messages(job.id)
 
 

@@ -10,7 +10,7 @@ from simcord import OptionError
 
 from bot.core.moderation import validate_rule
 from tests.bot.discord.conftest import private_reply
-from tests.bot.discord.test_buttons import click, imagine
+from tests.bot.discord.test_buttons import click, others_are_refused
 from tests.support.stand_in_engine import StandInEngine
 
 
@@ -44,12 +44,7 @@ async def test_author_only_buttons_refuse_other_members_until_switched_back(worl
     assert set_author.ephemeral and "only by the job's author" in set_author.response.content
     assert "only the job's author" in await shown_settings(world)
 
-    grid, _ = await imagine(world, world.alice)
-    before = world.channel.last_message.id
-    refused = await world.bob.click(grid, label="V1")
-    assert refused.ephemeral and "only the author" in refused.response.content
-    assert world.channel.last_message.id == before
-    assert await world.services.store.user_jobs(world.bob.id) == []
+    grid = await others_are_refused(world)
     _, own = await click(world, world.alice, grid, "V2")  # the author still may
     assert own.user_id == world.alice.id
 

@@ -18,8 +18,9 @@ from contextlib import asynccontextmanager
 import pytest
 from PIL import Image
 
-from bot.core import fetch
-from bot.core.fetch import ImageFetchError, decode_bounded, decode_image, fetch_image
+from bot.core import decode
+from bot.core.decode import ImageFetchError, decode_bounded, decode_image
+from bot.core.fetch import fetch_image
 from bot.discord.render import RenderedMessage
 from bot.discord.replies import MESSAGE_LIMIT, message_text
 from tests.support.probes import ConcurrencyProbe
@@ -116,12 +117,12 @@ def test_four_to_one_is_still_accepted() -> None:
 async def test_decodes_wait_their_turn_at_the_configured_limit() -> None:
     probe = ConcurrencyProbe(decode_image, hold_s=0.02)
     png = _png_header(1, 1)
-    fetch.configure_decodes(3)
+    decode.configure_decodes(3)
     try:
         results = await asyncio.gather(
             *(decode_bounded(png, None, decode=probe) for _ in range(12)), return_exceptions=True
         )
     finally:
-        fetch.configure_decodes(fetch.MAX_DECODES)
+        decode.configure_decodes(decode.MAX_DECODES)
     assert len(results) == 12 and probe.calls == 12
     assert probe.peak == 3  # never more than the limit at once, and the limit is used

@@ -9,7 +9,7 @@ from bot.core.dispatcher import Limits
 from bot.core.services import Services
 from bot.discord.render import HIDDEN_NOTICE
 from storage.store import Store
-from tests.bot.discord.conftest import labels, make_bot, private_reply
+from tests.bot.discord.conftest import labels, make_bot, private_reply, result_reply
 
 
 def original_edits(env, interaction_result) -> list[str]:
@@ -72,10 +72,7 @@ async def test_result_after_15_minutes_is_a_reply_in_the_channel(world, held):
     held.gate.set()
     await world.settled(job.id)
 
-    reply = world.channel.last_message
-    assert reply.id != result.response.id
-    assert reply.reference is not None and reply.reference.message_id == result.response.id
-    assert len(reply.attachments) == 1 and labels(reply)[0][0] == "U1"
+    reply = result_reply(world, result)
     assert (await world.services.store.get_job(job.id)).message_id == reply.id
     await world.bob.click(reply, label="U1")  # the reply's buttons work like any others
     assert (await world.job_of(world.channel.last_message.id)).user_id == world.bob.id

@@ -1,0 +1,1 @@
+"""Prompt and picture tools: /blend, /shorten, /describe."""
