@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.core.engine_requests import build_request
-from bot.core.fast import NOTICE_KEY, SPEED_KEY, decide_speed, requested_speed
+from bot.core.fast import NOTICE_KEY, SPEED_KEY
 from bot.core.inputs import remove_input_images
 from bot.core.limits import LimitError
 from bot.core.member_settings import member_prompts
@@ -58,7 +58,7 @@ from engine.api import (
     EngineRequest,
     ImageData,
 )
-from storage.models import Image, Job, JobKind, JobStatus, MemberSettings, new_job_id
+from storage.models import Image, Job, JobKind, JobStatus, new_job_id
 from storage.records import JobFields
 
 log = logging.getLogger(__name__)
@@ -339,18 +339,6 @@ class JobService(SubmissionSteps):
                 raise JobNotDoneError(f"job {job.id} is still {job.status}; try again when it is done")
             raise JobNotDoneError(f"job {job.id} is {job.status}, so it has no images to work from")
         return job
-
-    async def _speed(
-        self, requester: Requester, asked: str | None, member: MemberSettings | None = None
-    ) -> dict[str, Any]:
-        """The mode a new job runs in (`params` entries), and the notice when Fast time ran out."""
-        if member is None:
-            member = await self.store.member_settings(requester.user_id, requester.guild_id)
-        wanted = requested_speed(asked, member, self.turbo_allowed)
-        speed, notice = await decide_speed(
-            self.store, wanted, requester.user_id, requester.guild_id, requester.role_ids
-        )
-        return {SPEED_KEY: speed, **({NOTICE_KEY: notice} if notice else {})}
 
     def _remix(self, parent: Job, text: str, kind: str, params: dict[str, Any]) -> Prompt:
         """The edited prompt of a Remix, checked for what `kind` can use, recorded in `params`."""

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.core import fast
+from bot.core.blend import BlendService
 from bot.core.fair_queue import FairQueue, QueueEntry
 from bot.core.jobs import Action
 from bot.core.limits import Limits
@@ -21,6 +22,7 @@ from storage.errors import InvalidInputError
 from storage.models import GuildSettings
 from tests.bot import test_jobs
 from tests.bot.test_jobs import ALICE, count_jobs, done, grid
+from tests.support.stand_in_engine import solid
 
 env = test_jobs.env  # the job service on a real store and the stand-in engine (a fixture)
 GUILD = ALICE.guild_id
@@ -146,3 +148,15 @@ async def test_concurrent_charges_all_count(env):
     start = (await fast.balance(store, ALICE.user_id, GUILD)).period_start
     await asyncio.gather(*(store.add_fast_usage(ALICE.user_id, GUILD, start, used_s=1.5) for _ in range(8)))
     assert (await fast.balance(store, ALICE.user_id, GUILD)).used_s == 12.0
+
+
+async def test_a_blend_runs_in_the_members_mode_and_falls_back_to_relax_too(env):
+    store, _, dispatcher, service = env
+    relaxed = await BlendService(service).blend(
+        ALICE, [solid(40, 30), solid(30, 40, 200)], "square", "--relax"
+    )
+    assert relaxed.params["speed"] == "relax"
+    await store.update_guild_settings(GUILD, fast_seconds=0)
+    exhausted = await BlendService(service).blend(ALICE, [solid(40, 30), solid(30, 40, 200)])
+    assert exhausted.params["speed"] == "relax" and "used up" in exhausted.params["speed_notice"]
+    await asyncio.wait_for(dispatcher.wait_idle(), 10)
