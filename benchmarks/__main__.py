@@ -26,6 +26,7 @@ class Benchmark:
 BENCHMARKS = (
     Benchmark("prompt", "benchmarks.bench_prompt", "prompts parsed per second", True),
     Benchmark("storage", "benchmarks.bench_storage", "inserts/s, history latency over 100,000 jobs", True),
+    Benchmark("gallery", "benchmarks.bench_gallery", "web gallery: time per page over 100,000 jobs", True),
     Benchmark("dispatch", "benchmarks.bench_dispatch", "dispatcher + store overhead per job", True),
     Benchmark("discord", "benchmarks.bench_discord", "Discord handler time per /imagine and result", True),
     Benchmark("engine", "benchmarks.bench_engine", "per operation: s/job, steps/s, vs diffusers", True),

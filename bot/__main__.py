@@ -26,6 +26,7 @@ from bot.discord.app import create_bot
 from bot.health import start_status
 from bot.logs import setup_logging
 from bot.settings import Settings, SettingsError
+from bot.web.app import WebServer
 from engine.api import EngineClient
 from storage.errors import StorageError
 
@@ -64,12 +65,20 @@ async def run(
     services = await Services.open(settings, engine=engine, role="bot")
     bot = None
     status = None
+    web = None
     try:
         # The bot adds its dispatcher listener here, before any job runs, so a recovered job's
         # result is posted even when it finishes before Discord is connected.
         bot = create_bot(services)
         status = await start_status(services, bot)  # metrics count the recovered jobs too
-        recovered = await services.start_dispatching(recover=lambda job: job.source == "discord")
+        if settings.web_port is not None:
+            # Imagine Web beside the bot, on the same services (its progress listener is added
+            # here too, before any job runs).
+            web = WebServer(services, settings.web_host, settings.web_port, settings.web_url)
+            await web.start()
+        # With the web app served here, this process also finishes the web's unfinished jobs.
+        sources = ("discord", "web") if web is not None else ("discord",)
+        recovered = await services.start_dispatching(recover=lambda job: job.source in sources)
         if recovered:
             log.info("recovered %d Discord job(s)", len(recovered))
         if stopping is None:
@@ -93,6 +102,8 @@ async def run(
     finally:
         if bot is not None and not bot.is_closed():
             await bot.close()
+        if web is not None:
+            await web.stop()
         await services.stop(STOP_GRACE_S)
         if status is not None:
             server, unwatch = status

@@ -84,6 +84,9 @@ class Settings:
     ray_app: str | None = None  # the Serve application; None: one per model (see ray_app_name)
     metrics_port: int | None = None  # /metrics, /healthz, /readyz; None: no such server
     metrics_host: str = "127.0.0.1"
+    web_port: int | None = None  # Imagine Web inside the bot; None: not there (`imagine web` still serves)
+    web_host: str = "127.0.0.1"
+    web_url: str | None = None  # the public base URL of the web app, for links; None: http://host:port
     model_config: str | None = None
     lora_dir: str | None = None  # IMAGINE_LORA_DIR: LoRA styles (.safetensors) members pick with --lora
     versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -104,6 +107,11 @@ class Settings:
     compile_cache_dir: Path | None = None  # None: <data dir>/compile-cache
     cuda_graphs: bool = False
     fp8: str = "off"
+
+    @property
+    def web_enabled(self) -> bool:
+        """Whether members can reach Imagine Web (a public URL, or the bot serves it itself)."""
+        return self.web_url is not None or self.web_port is not None
 
     @classmethod
     def from_env(
@@ -203,6 +211,14 @@ class Settings:
             raise SettingsError(
                 f"IMAGINE_METRICS_PORT={metrics_port} is not a TCP port (1-65535, 0: any free one)"
             )
+        web_port = read_optional_int(get, "IMAGINE_WEB_PORT")
+        if web_port is not None and not 0 <= web_port <= 65535:
+            raise SettingsError(f"IMAGINE_WEB_PORT={web_port} is not a TCP port (1-65535, 0: any free one)")
+        web_url = (get("IMAGINE_WEB_URL") or "").strip().rstrip("/") or None
+        if web_url is not None and not web_url.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"IMAGINE_WEB_URL={web_url!r} is not a web address; use e.g. https://imagine.example.org"
+            )
         model = get("IMAGINE_MODEL") or DEFAULT_MODEL
         model_config = read_model_config(get("IMAGINE_MODEL_CONFIG"), model)
         compile_mode = read_choice(get, "IMAGINE_COMPILE", COMPILE_MODES, "off")
@@ -250,6 +266,9 @@ class Settings:
             ray_app=ray_app,
             metrics_port=metrics_port,
             metrics_host=get("IMAGINE_METRICS_HOST") or "127.0.0.1",
+            web_port=web_port,
+            web_host=get("IMAGINE_WEB_HOST") or "127.0.0.1",
+            web_url=web_url,
             model_config=model_config,
             lora_dir=(get("IMAGINE_LORA_DIR") or "").strip() or None,
             versions=read_versions(get("IMAGINE_VERSIONS")),

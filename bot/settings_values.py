@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
+from typing import TypeVar
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
 TRUE = ("1", "true", "yes", "on")
@@ -19,14 +20,24 @@ class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable and the allowed values."""
 
 
-def read_int(get, name: str, default: int, *, minimum: int) -> int:
+N = TypeVar("N", int, float)
+D = TypeVar("D", int, float, None)
+
+
+def read_number(get, name: str, default: D, kind: Callable[[str], N], problem: str) -> N | D:
+    """The variable read by `kind` (int or float), `default` when unset, or a SettingsError that
+    quotes what it was and says `problem` (what it should be)."""
     raw = get(name)
     if raw is None:
         return default
     try:
-        value = int(raw)
+        return kind(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a whole number; use an integer >= {minimum}") from None
+        raise SettingsError(f"{name}={raw!r} {problem}") from None
+
+
+def read_int(get, name: str, default: int, *, minimum: int) -> int:
+    value = read_number(get, name, default, int, f"is not a whole number; use an integer >= {minimum}")
     if value < minimum:
         raise SettingsError(f"{name}={value} is too small; use an integer >= {minimum}")
     return value
@@ -52,15 +63,9 @@ def read_batch_jobs(raw: str | None) -> int:
 
 
 def read_seconds(get, name: str, default: float) -> float:
-    raw = get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number of seconds, e.g. {default:g}") from None
+    value = read_number(get, name, default, float, f"is not a number of seconds, e.g. {default:g}")
     if not math.isfinite(value) or value <= 0:
-        raise SettingsError(f"{name}={raw!r} must be a number of seconds above 0, e.g. {default:g}")
+        raise SettingsError(f"{name}={get(name)!r} must be a number of seconds above 0, e.g. {default:g}")
     return value
 
 
@@ -108,13 +113,7 @@ def read_optional_positive(get, name: str, *, zero: bool = False) -> float | Non
 
 
 def read_optional_int(get, name: str) -> int | None:
-    raw = get(name)
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a whole number (a Discord id)") from None
+    return read_number(get, name, None, int, "is not a whole number (a Discord id)")
 
 
 DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}

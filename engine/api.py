@@ -241,11 +241,32 @@ class DescribeRequest:
     kind: Literal["describe"] = "describe"
 
 
+@dataclass(frozen=True)
+class InpaintRequest:
+    """Vary (Region): new content inside `mask` (white where it goes), the rest of `source` kept.
+
+    `mask` has the source's size; any pixel brighter than mid-grey is part of the region. The
+    pixels outside it come back exactly as they were in the source.
+    """
+
+    job_id: str
+    source: ImageData
+    mask: ImageData
+    prompt: PromptSpec
+    seeds: tuple[int, ...]
+    strength: float | None = None  # None: the preset's outpaint strength (1.0: the region redrawn)
+    steps: int | None = None
+    quality: float = 1.0
+    guidance: float | None = None
+    kind: Literal["inpaint"] = "inpaint"
+
+
 EngineRequest = (
     ImagineRequest
     | VaryRequest
     | UpscaleRequest
     | OutpaintRequest
+    | InpaintRequest
     | BlendRequest
     | ShortenRequest
     | DescribeRequest

@@ -114,13 +114,8 @@ def _tiny_vae(blocks: int = 4) -> AutoencoderKL:
         pool = torch.zeros(3, 3)
         pool[:2, :2] = 0.25  # with the encoder's (0, 1, 0, 1) padding and stride 2: a 2x2 mean
         smooth = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16
-        for c in range(3):
-            vae.encoder.conv_in.weight[2 * c, c, 1, 1] = 1.0
-            vae.encoder.conv_in.weight[2 * c + 1, c, 1, 1] = -1.0
-        for block in vae.encoder.down_blocks:
-            for down in block.downsamplers or []:
-                for ch in range(8):
-                    down.conv.weight[ch, ch] = pool
+        _as_sign_pairs(vae.encoder.conv_in, 3)
+        _filter_each_channel([d for block in vae.encoder.down_blocks for d in block.downsamplers or []], pool)
         for c in range(3):  # the posterior mean: colour c, and channel 3 the mean of the three
             vae.encoder.conv_out.weight[c, 2 * c, 0, 0] = 1.0
             vae.encoder.conv_out.weight[c, 2 * c + 1, 0, 0] = -1.0
@@ -131,18 +126,28 @@ def _tiny_vae(blocks: int = 4) -> AutoencoderKL:
             vae.quant_conv.weight[ch, ch, 0, 0] = 1.0
         for ch in range(4):
             vae.post_quant_conv.weight[ch, ch, 0, 0] = 1.0
-            vae.decoder.conv_in.weight[2 * ch, ch, 1, 1] = 1.0
-            vae.decoder.conv_in.weight[2 * ch + 1, ch, 1, 1] = -1.0
-        for block in vae.decoder.up_blocks:
-            for up in block.upsamplers or []:
-                for ch in range(8):
-                    up.conv.weight[ch, ch] = smooth
+        _as_sign_pairs(vae.decoder.conv_in, 4)
+        _filter_each_channel([u for block in vae.decoder.up_blocks for u in block.upsamplers or []], smooth)
         for c in range(3):
             vae.decoder.conv_out.weight[c, 2 * c, 1, 1] = 0.5
             vae.decoder.conv_out.weight[c, 2 * c + 1, 1, 1] = -0.5
             vae.decoder.conv_out.weight[c, 6, 1, 1] = 0.15  # a little of the mean channel in each colour
             vae.decoder.conv_out.weight[c, 7, 1, 1] = -0.15
     return vae
+
+
+def _as_sign_pairs(conv: torch.nn.Conv2d, channels: int) -> None:
+    """Input channel c comes out as the pair (+c, -c) at 2c and 2c + 1 (the 3x3 kernel's centre)."""
+    for c in range(channels):
+        conv.weight[2 * c, c, 1, 1] = 1.0
+        conv.weight[2 * c + 1, c, 1, 1] = -1.0
+
+
+def _filter_each_channel(resamplers: list[torch.nn.Module], kernel: torch.Tensor) -> None:
+    """Each resampler's conv filters each of the 8 channels on its own with `kernel`."""
+    for resampler in resamplers:
+        for ch in range(8):
+            resampler.conv.weight[ch, ch] = kernel
 
 
 def _tiny_scheduler() -> EulerDiscreteScheduler:
@@ -184,8 +189,9 @@ def _pipeline(
     )
 
 
-# What the two tiny UNets share; each family adds its own conditioning on top.
-_TINY_UNET: dict[str, Any] = dict(
+# What the two tiny UNets share; each family adds its own conditioning on top (and the engine
+# tests' tiny x4 upscaler its noise-level input).
+TINY_UNET: dict[str, Any] = dict(
     sample_size=16,
     in_channels=4,
     out_channels=4,
@@ -205,13 +211,13 @@ def build_tiny(xl: bool = False) -> DiffusionPipeline:
         vocab = len(tokenizer)
         if not xl:
             text_encoder = CLIPTextModel(_tiny_text_config(vocab))
-            unet = UNet2DConditionModel(**_TINY_UNET, cross_attention_dim=32, attention_head_dim=8)
+            unet = UNet2DConditionModel(**TINY_UNET, cross_attention_dim=32, attention_head_dim=8)
             pipe = _pipeline(_tiny_vae(), [text_encoder], tokenizer, unet)
         else:
             text_encoder = CLIPTextModel(_tiny_text_config(vocab))
             text_encoder_2 = CLIPTextModelWithProjection(_tiny_text_config(vocab, projection=32))
             unet = UNet2DConditionModel(
-                **_TINY_UNET,
+                **TINY_UNET,
                 cross_attention_dim=64,  # both encoders' hidden states side by side
                 attention_head_dim=(2, 4),
                 use_linear_projection=True,

@@ -25,6 +25,7 @@ from engine.api import (
     Finished,
     ImageData,
     ImagineRequest,
+    InpaintRequest,
     ModelInfo,
     OutpaintRequest,
     Progress,
@@ -42,6 +43,7 @@ from engine.ops.describe import Captioner, run_describe
 from engine.ops.generate import Generation, OpContext, OpResult, generate_together
 from engine.ops.grid import make_grid
 from engine.ops.imagine import prepare_imagine, run_imagine
+from engine.ops.inpaint import run_inpaint
 from engine.ops.outpaint import run_outpaint
 from engine.ops.preview import latents_to_preview
 from engine.ops.references import NO_ADAPTER, ReferenceAdapter
@@ -359,4 +361,6 @@ class EngineCore:
             return run_shorten(ctx.model, request)
         if isinstance(request, DescribeRequest):
             return run_describe(self._captioner(), request, self.config.max_pixels)
+        if isinstance(request, InpaintRequest):
+            return run_inpaint(ctx, request)
         raise ValueError(f"unknown request type {type(request).__name__}")

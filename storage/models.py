@@ -54,6 +54,7 @@ class JobKind(enum.StrEnum):
     # Answers with no picture of their own: /shorten's ranking and /describe's prompts, in params
     SHORTEN = "shorten"
     DESCRIBE = "describe"
+    REGION = "region"  # Vary (Region): a masked area of an upscaled image redrawn (four images)
 
 
 # The kinds whose result is text in `params` (see `Store.record_answer`), never images.
@@ -159,6 +160,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_user_created", "user_id", "created_at"),
+        Index("ix_jobs_user_kind_created", "user_id", "kind", "created_at"),
         Index("ix_jobs_guild_created", "guild_id", "created_at"),
         Index("ix_jobs_created_id", "created_at", "id"),
         Index("ix_jobs_parent", "parent_id"),
@@ -305,6 +307,30 @@ class GuildSettings(Base):
     fast_role_seconds: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # role id -> seconds
 
 
+class WebToken(Base):
+    """A sign-in link or a web session, stored by the SHA-256 of its secret (never the secret).
+
+    `purpose` "link": the one-time link `/web` hands out (used once: `used_at` is set when it is
+    redeemed). "session": the browser's cookie after sign-in. Both name the Discord member and the
+    guild they act in, and whether they have moderator rights there.
+    """
+
+    __tablename__ = "web_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # link | session
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    user_name: Mapped[str] = mapped_column(String(100), default="")
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    moderator: Mapped[bool] = mapped_column(Boolean, default=False)
+    target: Mapped[str | None] = mapped_column(String(200))  # where the link leads after sign-in
+    created_at: Mapped[datetime] = mapped_column(_tz(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(_tz())
+    used_at: Mapped[datetime | None] = mapped_column(_tz())
+
+    __table_args__ = (Index("ix_web_tokens_expires", "expires_at"),)
+
+
 class UserPrefs(Base):
     __tablename__ = "user_prefs"
 
@@ -374,6 +400,7 @@ __all__ = [
     "ReportState",
     "UserPrefs",
     "UtcDateTime",
+    "WebToken",
     "new_job_id",
     "utcnow",
 ]

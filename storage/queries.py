@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from storage.errors import InvalidInputError
-from storage.models import Job, JobStatus
+from storage.models import Job, JobKind, JobStatus
 
 MAX_PAGE = 500  # the console allows up to 500 rows at once
 
@@ -37,6 +37,19 @@ class HistoryQuery:
     limit: int = 20
     before: str | None = None
     include_hidden: bool = True  # moderators see hidden jobs; a member's own view may not
+    kind: str | Sequence[str] | None = None  # one job kind or several (storage.models.JobKind)
+    hidden: bool | None = None  # True: only hidden jobs, False: only visible ones (the desk's filter)
+    reported: bool = False  # only jobs with an open report
+
+    def kinds(self) -> list[str] | None:
+        if self.kind is None:
+            return None
+        values = [self.kind] if isinstance(self.kind, str) else list(self.kind)
+        known = {kind.value for kind in JobKind}
+        for value in values:
+            if value not in known:
+                raise InvalidInputError(f"unknown job kind {value!r}; expected one of {sorted(known)}")
+        return values
 
     def statuses(self) -> list[str] | None:
         if self.status is None:

@@ -41,6 +41,7 @@ from storage.models import (
     JobMessage,
     JobStatus,
     Report,
+    ReportState,
     UserPrefs,
     utcnow,
 )
@@ -126,19 +127,27 @@ class JobRepository:
     async def history(self, query: HistoryQuery) -> HistoryPage:
         limit = query.checked_limit()
         statuses = query.statuses()
-        stmt = select(Job)
-        if query.user_id is not None:
-            stmt = stmt.where(Job.user_id == query.user_id)
-        if query.guild_id is not None:
-            stmt = stmt.where(Job.guild_id == query.guild_id)
+        kinds = query.kinds()
+        stmt = select(Job).where(
+            *_equal_where_given((Job.user_id, query.user_id), (Job.guild_id, query.guild_id))
+        )
         if statuses:
             stmt = stmt.where(Job.status.in_(statuses))
         if query.since is not None:
             stmt = stmt.where(Job.created_at >= query.since)
         if query.until is not None:
             stmt = stmt.where(Job.created_at < query.until)
-        if not query.include_hidden:
+        if kinds:
+            stmt = stmt.where(Job.kind.in_(kinds))
+        if not query.include_hidden or query.hidden is False:
             stmt = stmt.where(Job.hidden.is_(False))
+        elif query.hidden:
+            stmt = stmt.where(Job.hidden.is_(True))
+        if query.reported:
+            open_report = select(Report.id).where(
+                Report.job_id == Job.id, Report.state == ReportState.OPEN.value
+            )
+            stmt = stmt.where(open_report.exists())
         if query.text and query.text.strip():
             pattern = like_pattern(query.text.strip())
             if self.session.get_bind().dialect.name == "sqlite":
@@ -153,8 +162,11 @@ class JobRepository:
                 )
         if query.before:
             created_at, job_id = decode_cursor(query.before)
+            # The redundant `created_at <=` is the range an index on (..., created_at) can seek to;
+            # the OR alone makes SQLite walk every newer row of the page's user or guild first.
             stmt = stmt.where(
-                or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+                Job.created_at <= created_at,
+                or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id)),
             )
         # One row more than asked tells whether a next page exists without a COUNT.
         rows = list((await self.session.scalars(_newest_first(stmt).limit(limit + 1))).all())
@@ -266,6 +278,11 @@ class ImageRepository:
         return set((await self.session.scalars(select(Image.path))).all())
 
 
+def _equal_where_given(*filters: tuple[Any, object]) -> list[Any]:
+    """`column == value` for each (column, value) whose value was given: None means no filter."""
+    return [column == value for column, value in filters if value is not None]
+
+
 def _scope(column: Any, guild_id: int | None, *, with_global: bool) -> Any:
     """Rows of this guild (and the global ones, guild None, when `with_global`); None: global only."""
     if guild_id is None:
@@ -338,11 +355,7 @@ class ModerationRepository:
     async def reports(
         self, guild_id: int | None, state: str | None = "open", limit: int = 100
     ) -> list[Report]:
-        stmt = select(Report)
-        if guild_id is not None:
-            stmt = stmt.where(Report.guild_id == guild_id)
-        if state is not None:
-            stmt = stmt.where(Report.state == state)
+        stmt = select(Report).where(*_equal_where_given((Report.guild_id, guild_id), (Report.state, state)))
         stmt = stmt.order_by(Report.created_at, Report.id).limit(limit)
         return list((await self.session.scalars(stmt)).all())
 
@@ -363,13 +376,13 @@ class ModerationRepository:
         target_user_id: int | None = None,
         target_job_id: str | None = None,
     ) -> list[AuditEntry]:
-        stmt = select(AuditEntry)
-        if guild_id is not None:
-            stmt = stmt.where(AuditEntry.guild_id == guild_id)
-        if target_user_id is not None:
-            stmt = stmt.where(AuditEntry.target_user_id == target_user_id)
-        if target_job_id is not None:
-            stmt = stmt.where(AuditEntry.target_job_id == target_job_id)
+        stmt = select(AuditEntry).where(
+            *_equal_where_given(
+                (AuditEntry.guild_id, guild_id),
+                (AuditEntry.target_user_id, target_user_id),
+                (AuditEntry.target_job_id, target_job_id),
+            )
+        )
         stmt = stmt.order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc()).limit(limit)
         return list((await self.session.scalars(stmt)).all())
 

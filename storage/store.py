@@ -45,6 +45,7 @@ from storage.store_members import MemberMethods
 from storage.store_moderation import ModerationMethods
 from storage.store_ownership import OwnershipMethods
 from storage.store_settings import SettingsMethods
+from storage.store_web import WebTokenMethods
 from storage.validation import check_job_fields, is_int
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def _is_corrupt(exc: DBAPIError) -> bool:
     return "not a database" in text or "malformed" in text or "file is encrypted" in text
 
 
-class Store(ModerationMethods, SettingsMethods, OwnershipMethods, MemberMethods):
+class Store(ModerationMethods, SettingsMethods, OwnershipMethods, WebTokenMethods, MemberMethods):
     """The job history: rows in the database, pictures under the data directory."""
 
     def __init__(self, database: Database, files: ImageFiles) -> None:

@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imagine",
         description="Make images from the terminal: the same engine, queue and history as the Discord bot.",
+        epilog=(
+            "Imagine Web: `imagine web` serves it; "
+            "`imagine web-link --user ID --guild ID` prints a sign-in link."
+        ),
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -65,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("square", parents=[common], help="make the image square by outpainting: four images")
     p.add_argument("job")
     p.add_argument("index", nargs="?", help="1-4: the cell of a grid job; leave out for a single image")
+
+    p = sub.add_parser(
+        "region",
+        parents=[common],
+        help="Vary (Region): redraw the masked part of an upscaled image: four images",
+    )
+    p.add_argument("job", help="an upscaled (single-image) job")
+    p.add_argument("--mask", required=True, help="a PNG of the image's size, white where new content goes")
+    p.add_argument("--prompt", help="an edited prompt for the region (default: the job's)")
 
     p = sub.add_parser("reroll", parents=[common], help="the same job again with a new seed")
     p.add_argument("job")

@@ -23,6 +23,7 @@ from bot.core.jobs import Action, Requester
 from bot.core.options import check_option
 from bot.core.png_info import saved_parameters
 from bot.core.references import fetch_references
+from bot.core.region import MAX_MASK_BYTES
 from bot.core.remix import REMIX_KEY
 from bot.core.services import Services
 from bot.prompt import PromptError, parse_prompt, unknown_words
@@ -78,6 +79,8 @@ async def make_jobs(args: argparse.Namespace, services: Services, out: Output) -
         jobs = [await tools.blend(args, services, requester)]
     elif command == "pick":
         jobs = await tools.pick(args, services, requester)
+    elif command == "region":
+        jobs = [await jobs_service.region(requester, args.job, _read_mask(args.mask), args.prompt)]
     else:
         kwargs: dict[str, Any] = {}
         if command == "upscale":
@@ -106,6 +109,14 @@ async def make_jobs(args: argparse.Namespace, services: Services, out: Output) -
         jobs = [await jobs_service.derive(requester, args.job, action, **kwargs)]
     finished = await _wait(services, [job.id for job in jobs], out)
     return _report(services, finished, out)
+
+
+def _read_mask(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read(MAX_MASK_BYTES + 1)
+    except OSError as exc:
+        raise ConsoleError(f"cannot read the mask {path}: {exc.strerror or exc}") from None
 
 
 def _note_unknown_words(jobs: list[Job], vocabulary: Sequence[str], out: Output) -> None:

@@ -18,6 +18,7 @@ from engine.api import (
     EngineRequest,
     ImageData,
     ImagineRequest,
+    InpaintRequest,
     LoraChoice,
     ModelInfo,
     OutpaintRequest,
@@ -122,6 +123,16 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
     if kind is JobKind.SQUARE:
         return OutpaintRequest(
             job_id=job.id, source=source, prompt=spec, seeds=seeds, square=True, quality=quality, lora=lora
+        )
+    if kind is JobKind.REGION:
+        mask = await asyncio.to_thread(store.files.open_image, params["mask"])
+        return InpaintRequest(
+            job_id=job.id,
+            source=source,
+            mask=ImageData.from_pil(mask),
+            prompt=spec,
+            seeds=seeds,
+            quality=quality,
         )
     raise ValueError(f"job {job.id} of kind {job.kind} needs no engine work")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from bot.core.engine_requests import build_request
@@ -26,6 +27,7 @@ from bot.core.limits import LimitError
 from bot.core.member_settings import member_prompts
 from bot.core.png_info import job_texts
 from bot.core.references import reference_params, reference_urls, save_references
+from bot.core.region import REGION_SOURCES, read_mask
 from bot.core.remix import REMIX_ACTIONS, REMIX_KEY, remix_prompt, remixable
 from bot.core.rules import (
     _EXPLICIT_ASPECT,
@@ -53,6 +55,7 @@ from bot.prompt import (
     Prompt,
     PromptError,
     dimensions_for,
+    parse_prompt,
 )
 from engine.api import (
     EngineRequest,
@@ -322,6 +325,67 @@ class JobService(SubmissionSteps):
         self.dispatcher.check_capacity(requester.user_id, 1, limits)
         queued: JobFields = {**fields, "status": JobStatus.QUEUED.value, **self.dispatcher.owner.fields()}
         job = await self.store.create_job(**queued)
+        await self._submit([job], limits)
+        return job
+
+    async def region(
+        self, requester: Requester, parent_id: str, mask_png: bytes, prompt_override: str | None = None
+    ) -> Job:
+        """Vary (Region): four images with the masked area of an upscaled image redrawn.
+
+        `mask_png` is white where new content goes and has the image's size (`bot.core.region`).
+        `prompt_override` (optional) is the edited prompt for the region. Raises `JobError`
+        (`MaskError`), `PromptError`, `BannedError`, `BlockedError`, `LimitError`; nothing is
+        stored when it does.
+        """
+        parent = await self.get_visible_job(parent_id)
+        if parent.kind not in REGION_SOURCES or len(parent.cells) != 1:
+            raise JobError(
+                f"Vary (Region) works on an upscaled image; job {parent.id} is not one (use U1-U4 first)"
+            )
+        source = parent.cells[0]
+        mask = await asyncio.to_thread(read_mask, mask_png, source.width, source.height)
+        params: dict[str, Any] = {}
+        prompt_text = parent.prompt
+        if PARSED_KEY in (parent.params or {}):
+            params[PARSED_KEY] = parent.params[PARSED_KEY]
+        edited = (prompt_override or "").strip()
+        if edited:
+            prompt = parse_prompt(edited)
+            self._check_version(prompt)
+            prompt_text = str(prompt)
+            params[PARSED_KEY] = prompt.to_dict()
+        await self._check_moderation(requester, [prompt_text] if edited else [], edited or None)
+        limits = await self._limits_for(requester)
+        self.dispatcher.check_capacity(requester.user_id, 1, limits)
+        params.update(await self._speed(requester, prompt.speed if edited else None))  # Fast or Relax
+        job_id = new_job_id()
+        params["mask"] = await self._save_init_image(f"{job_id}-mask", mask)
+        seed = self._new_seed()
+        params["seeds"] = [cell_seed(seed, i) for i in range(GRID_CELLS)]
+        fields: JobFields = {
+            "id": job_id,
+            "kind": JobKind.REGION.value,
+            "status": JobStatus.QUEUED.value,
+            **self._author(requester),
+            **self.dispatcher.owner.fields(),
+            "raw_prompt": edited or parent.raw_prompt,
+            "prompt": prompt_text,
+            "params": params,
+            "model": self.model_name,
+            "width": source.width,
+            "height": source.height,
+            "seed": seed,
+            "parent_id": parent.id,
+            "parent_index": 0,
+        }
+        try:
+            job = await self.store.create_job(**fields)
+        except BaseException:
+            await asyncio.to_thread(
+                (Path(self.store.files.data_dir) / params["mask"]).unlink, missing_ok=True
+            )
+            raise
         await self._submit([job], limits)
         return job
 

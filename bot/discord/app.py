@@ -31,6 +31,7 @@ EXTENSIONS = [
     "bot.discord.settings.cog",
     "bot.discord.settings.fast",
     "bot.discord.prompt_tools.cog",
+    "bot.discord.web.cog",
 ]
 
 

@@ -46,6 +46,7 @@ LABELS: dict[str, str] = {
     "pan_up": "⬆️",
     "pan_down": "⬇️",
     "cancel": "Cancel",
+    "region": "Vary (Region)",  # on upscales when Imagine Web is set up: a private link to the editor
 }
 ACTIONS = frozenset({"upscale", "vary", "prompt", *LABELS})
 CELL_ACTIONS = frozenset({"upscale", "vary"})  # these need a cell index 1-4

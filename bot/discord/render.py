@@ -19,6 +19,7 @@ from PIL import Image
 
 from bot.core.dispatcher import JobUpdate
 from bot.core.prompt_tools import options, ranking
+from bot.core.region import REGION_SOURCES
 from bot.core.services import Services
 from bot.discord.buttons import GRID_ROWS, SINGLE_ROWS, ButtonSpec, job_view
 from bot.discord.replies import clip, message_text
@@ -161,7 +162,8 @@ async def job_message(
             name = f"{_slug(job)}_{job.id[:8]}"
             attachments.append(await asyncio.to_thread(fit_upload, data, name, filesize_limit))
         spoiler = await in_spoiler_channel(services, job)
-        return RenderedMessage(head, attachments, result_view(job), key="done", spoiler=spoiler)
+        view = result_view(job, region=services.settings.web_enabled)
+        return RenderedMessage(head, attachments, view, key="done", spoiler=spoiler)
     if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
         return status_message(job, JobUpdate(job.id, job.status, position=job.queue_position))
     if job.status == JobStatus.CANCELLED:
@@ -213,9 +215,10 @@ async def in_spoiler_channel(services: Services, job: Job) -> bool:
     return job.channel_id in {int(c) for c in settings.spoiler_channel_ids or []}
 
 
-def result_view(job: Job) -> discord.ui.View | None:
+def result_view(job: Job, *, region: bool = False) -> discord.ui.View | None:
     """Grid buttons for a job with a grid, single-image buttons otherwise; Make Square only
-    when the image is not square already."""
+    when the image is not square already; Vary (Region) on an upscale when `region` (Imagine
+    Web is set up)."""
     if job.grid is not None:
         rows = [[_spec(name, job.id) for name in row] for row in GRID_ROWS]
         return job_view(rows)
@@ -226,6 +229,8 @@ def result_view(job: Job) -> discord.ui.View | None:
     for row in SINGLE_ROWS:
         names = [name for name in row if not (name == "square" and cell.width == cell.height)]
         rows.append([_spec(name, job.id) for name in names])
+    if region and job.kind in REGION_SOURCES:
+        rows[0].append(_spec("region", job.id))
     return job_view(rows)
 
 

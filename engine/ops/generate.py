@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.api import ImageData, PromptSpec
+from engine.api import ImageData, ImagineRequest, OutpaintRequest, PromptSpec, VaryRequest
 from engine.models import LoadedModel
+from engine.ops.checks import check_range, effective_steps
 from engine.ops.guidance import build_conditioning
 from engine.ops.images import pil_to_tensor
 from engine.ops.references import lane_image_embeds
@@ -162,6 +163,34 @@ def prepare(
     if image_embeds is not None:
         lane.image_embeds = lane_image_embeds(image_embeds, cond.terms, len(seeds), cond.use_uncond)
     return Generation(lane=lane, width=width, height=height, tile=tile, timings=timings)
+
+
+def prepare_request(
+    ctx: OpContext,
+    req: ImagineRequest | VaryRequest | OutpaintRequest,
+    *,
+    width: int,
+    height: int,
+    strength: float = 1.0,
+    **params: Any,
+) -> Generation:
+    """`prepare` for a job's request: its prompt and seeds, and its guidance and steps (the
+    preset's where it asks for none, checked, `--quality` applied); `params` as for `prepare`."""
+    preset = ctx.model.preset
+    guidance = preset.default_guidance if req.guidance is None else req.guidance
+    check_range("guidance", guidance, 0, 30)
+    steps = effective_steps(preset.default_steps if req.steps is None else req.steps, req.quality, strength)
+    return prepare(
+        ctx,
+        prompt=req.prompt,
+        seeds=list(req.seeds),
+        width=width,
+        height=height,
+        steps=steps,
+        guidance=guidance,
+        strength=strength,
+        **params,
+    )
 
 
 def generate_together(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from engine.api import ImagineRequest
-from engine.ops.checks import check_range, check_seeds, check_size, effective_steps
-from engine.ops.generate import Generation, OpContext, OpResult, prepare, run_alone
+from engine.ops.checks import check_range, check_seeds, check_size
+from engine.ops.generate import Generation, OpContext, OpResult, prepare_request, run_alone
 from engine.ops.images import cover
 from engine.ops.references import ReferenceAdapter, references_applied
 
@@ -30,22 +30,17 @@ def prepare_imagine(
     check_range("stop", req.stop, 10, 100)
     if req.image_weight is not None:
         check_range("image weight (--iw)", req.image_weight, 0, 3)
-    guidance = preset.default_guidance if req.guidance is None else req.guidance
-    check_range("guidance", guidance, 0, 30)
     init = None
     strength = 1.0
     if req.init_image is not None:
         init = cover(req.init_image.to_pil(), req.width, req.height)
         strength = image_prompt_strength(req.image_weight)
-    steps = effective_steps(preset.default_steps if req.steps is None else req.steps, req.quality, strength)
-    return prepare(
+    return prepare_request(
         ctx,
-        prompt=req.prompt,
-        seeds=list(req.seeds),
+        req,
         width=req.width,
         height=req.height,
-        steps=steps,
-        guidance=guidance,
+        strength=strength,
         stylize=req.stylize,
         style=req.style,
         chaos=req.chaos,
@@ -53,7 +48,6 @@ def prepare_imagine(
         stop=req.stop,
         tile=req.tile,
         init=init,
-        strength=strength,
         image_embeds=image_embeds,
     )
 

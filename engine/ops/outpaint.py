@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from engine.api import OutpaintRequest
-from engine.ops.checks import check_range, check_seeds, check_size, check_source, effective_steps
-from engine.ops.generate import OpContext, OpResult, generate
+from engine.ops.checks import check_range, check_seeds, check_size, check_source
+from engine.ops.generate import OpContext, OpResult, prepare_request, run_alone
 from engine.ops.images import from_array, resize_exact, round_to_step, to_array
 
 
@@ -168,28 +168,20 @@ def run_outpaint(ctx: OpContext, req: OutpaintRequest) -> OpResult:
     check_size(canvas.width, canvas.height, step, ctx.max_pixels)
     final = exact_canvas(req, canvas, step)
     check_size(final.width, final.height, 1, ctx.max_pixels)
-    guidance = preset.default_guidance if req.guidance is None else req.guidance
-    check_range("guidance", guidance, 0, 30)
-    steps = effective_steps(
-        preset.default_steps if req.steps is None else req.steps, req.quality, preset.outpaint_strength
-    )
     source = req.source.to_pil()
     init, mask = prefill(source, canvas)
-    timings: dict[str, float] = {}
-    images = generate(
-        replace(ctx, model=ctx.model.for_inpainting()),
-        prompt=req.prompt,
-        seeds=list(req.seeds),
+    inpainting = replace(ctx, model=ctx.model.for_inpainting())
+    gen = prepare_request(
+        inpainting,
+        req,
         width=canvas.width,
         height=canvas.height,
-        steps=steps,
-        guidance=guidance,
-        init=init,
         strength=preset.outpaint_strength,
+        init=init,
         generate_mask=mask,
-        timings=timings,
     )
+    images = run_alone(inpainting.model, gen)
     if final != canvas:
         images = [resize_exact(i, final.width, final.height) for i in images]
     images = [from_array(paste_back(to_array(i), source, final)) for i in images]
-    return OpResult(images=images, seeds=list(req.seeds), timings=timings)
+    return OpResult(images=images, seeds=list(req.seeds), timings=gen.timings)

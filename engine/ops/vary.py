@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from engine.api import VaryRequest
-from engine.ops.checks import check_range, check_seeds, check_size, check_source, effective_steps
-from engine.ops.generate import Generation, OpContext, OpResult, prepare, run_alone
+from engine.ops.checks import check_range, check_seeds, check_size, check_source
+from engine.ops.generate import Generation, OpContext, OpResult, prepare_request, run_alone
 from engine.ops.images import cover, resize_exact, round_to_step
 
 
@@ -37,22 +37,16 @@ def prepare_vary(ctx: OpContext, req: VaryRequest) -> Generation:
     # have the source's exact size.
     width, height = vary_size(req, step)
     check_size(width, height, step, ctx.max_pixels)
-    guidance = preset.default_guidance if req.guidance is None else req.guidance
-    check_range("guidance", guidance, 0, 30)
-    steps = effective_steps(preset.default_steps if req.steps is None else req.steps, req.quality, strength)
-    gen = prepare(
+    gen = prepare_request(
         ctx,
-        prompt=req.prompt,
-        seeds=list(req.seeds),
+        req,
         width=width,
         height=height,
-        steps=steps,
-        guidance=guidance,
+        strength=strength,
         stylize=req.stylize,
         style=req.style,
         tile=req.tile,
         init=cover(req.source.to_pil(), width, height),
-        strength=strength,
     )
     source_w, source_h = req.source.width, req.source.height
     gen.finish = lambda images: [resize_exact(i, source_w, source_h) for i in images]

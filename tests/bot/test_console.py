@@ -323,3 +323,21 @@ async def test_jobs_batched_together_give_the_pictures_they_give_alone(engine, t
     with sqlite3.connect(tmp_path / "batched" / "imagine.db") as db:
         shared = [json.loads(t).get("batch_jobs") for (t,) in db.execute("SELECT timings FROM jobs")]
     assert max(n or 1 for n in shared) >= 2, shared  # the ones waiting together did share a batch
+
+
+async def test_region_redraws_the_masked_part_of_an_upscale_and_keeps_the_rest(imagine, grid, tmp_path):
+    up = await imagine.json("upscale", grid["job_id"], "3")
+    w, h = up["width"], up["height"]
+    plane = Image.new("L", (w, h), 0)
+    plane.paste(255, (w // 4, h // 4, w // 2, h // 2))
+    mask = tmp_path / "mask.png"
+    plane.save(mask)
+    region = await imagine.json("region", up["job_id"], "--mask", str(mask), "--prompt", "a red boat")
+    assert (region["kind"], region["parent_id"], len(region["images"])) == ("region", up["job_id"], 4)
+    with Image.open(up["images"][0]) as before, Image.open(region["images"][0]) as after:
+        kept = np.asarray(plane) == 0
+        assert np.array_equal(np.asarray(after.convert("RGB"))[kept], np.asarray(before.convert("RGB"))[kept])
+    refused = await imagine.json("region", grid["job_id"], "--mask", str(mask), expect=2)
+    assert "works on an upscaled image" in refused["error"]
+    missing = await imagine.json("region", up["job_id"], "--mask", str(tmp_path / "nope.png"), expect=2)
+    assert "cannot read the mask" in missing["error"]

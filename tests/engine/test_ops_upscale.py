@@ -10,7 +10,7 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionUpscalePipeline, UNet2DConditionModel
 
 from engine.api import EngineConfig, ImageData, Progress, UpscaleRequest
-from engine.builders import build_tiny
+from engine.builders import TINY_UNET, build_tiny
 from engine.core import EngineCore
 from engine.models import ModelLoadError
 from engine.ops.upscale import tile_starts
@@ -89,16 +89,9 @@ def _tiny_x4_upscaler(folder) -> None:
     base = build_tiny()
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        sample_size=32,
-        in_channels=7,  # latents + the low-resolution image
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        **{**TINY_UNET, "sample_size": 32, "in_channels": 7},  # latents + the low-resolution image
         cross_attention_dim=32,
         attention_head_dim=8,
-        norm_num_groups=16,
         num_class_embeds=1000,  # the noise level
     )
     vae = AutoencoderKL(

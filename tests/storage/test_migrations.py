@@ -32,6 +32,7 @@ TABLES = {
     "audit_log",
     "guild_settings",
     "user_prefs",
+    "web_tokens",
     "processes",
     "alembic_version",
 }

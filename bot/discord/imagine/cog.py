@@ -12,11 +12,11 @@ import logging
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from bot.core.member_settings import member_prompts
 from bot.core.ports import JobStore
 from bot.discord.app import ImagineBot
+from bot.discord.context_menu import ContextMenuCog
 from bot.discord.imagine.confirm import CONFIRM_ABOVE, ConfirmJobsView
 from bot.discord.job_actions.actions import channel_refusal
 from bot.discord.replies import refuse
@@ -50,18 +50,14 @@ async def count_jobs(
     return count, next(iter(urls)) if len(urls) == 1 else None
 
 
-class Imagine(commands.Cog):
+class Imagine(ContextMenuCog):
     """Making pictures."""
+
+    bot: ImagineBot
 
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
-        self.delete_menu = app_commands.ContextMenu(name="Delete job", callback=self.delete_job)
-
-    async def cog_load(self) -> None:
-        self.bot.tree.add_command(self.delete_menu)
-
-    async def cog_unload(self) -> None:
-        self.bot.tree.remove_command(self.delete_menu.name, type=self.delete_menu.type)
+        self.menu = app_commands.ContextMenu(name="Delete job", callback=self.delete_job)
 
     @app_commands.command(name="imagine", description="Create four images from a prompt")
     @app_commands.describe(

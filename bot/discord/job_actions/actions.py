@@ -20,6 +20,7 @@ from bot.core.jobs import Action, Requester
 from bot.core.ports import ImageFetcher
 from bot.core.references import fetch_references
 from bot.core.services import Services
+from bot.core.web_access import region_path
 from bot.discord import render
 from bot.discord.buttons import ACTIONS, CELL_ACTIONS, PROMPT_OPTIONS, ButtonSpec
 from bot.discord.job_actions.remix import REMIX_BUTTONS, RemixModal, remix_too_long
@@ -27,6 +28,7 @@ from bot.discord.job_actions.zoom import CustomZoomModal
 from bot.discord.messenger import JobMessenger
 from bot.discord.permissions import click_refusal, is_moderator
 from bot.discord.replies import refuse, user_errors
+from bot.discord.web_links import send_link
 from engine.api import ImageData
 from storage.models import GuildSettings, Job, JobStatus
 
@@ -174,6 +176,11 @@ class JobActions:
             return
         if spec.action == "cancel":
             await self.cancel(interaction, job)
+            return
+        if spec.action == "region":
+            await send_link(
+                interaction, self.services, target=region_path(job.id), label="Open the region editor"
+            )
             return
         if spec.action == "zoom_custom":
             too_long = CustomZoomModal.too_long(job)

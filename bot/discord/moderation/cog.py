@@ -25,6 +25,7 @@ from bot.core.moderation import (
     rule_text,
     validate_rule,
 )
+from bot.discord.context_menu import ContextMenuCog
 from bot.discord.moderation.desk import reply
 from bot.discord.moderation.embeds import (
     PAGE_SIZE,
@@ -45,7 +46,7 @@ STATUS_CHOICES = [app_commands.Choice(name=status.value, value=status.value) for
 MAX_LIST = 25
 
 
-class ModerationCog(SettingsDesk, commands.Cog):
+class ModerationCog(SettingsDesk, ContextMenuCog):
     """The moderators' commands and the members' report menu."""
 
     mod = app_commands.Group(
@@ -64,14 +65,8 @@ class ModerationCog(SettingsDesk, commands.Cog):
 
     def __init__(self, bot: commands.Bot) -> None:
         self.bot = bot
-        self.report_menu = app_commands.ContextMenu(name="Report job", callback=self.report_job)
-        self.report_menu.guild_only = True
-
-    async def cog_load(self) -> None:
-        self.bot.tree.add_command(self.report_menu)
-
-    async def cog_unload(self) -> None:
-        self.bot.tree.remove_command(self.report_menu.name, type=self.report_menu.type)
+        self.menu = app_commands.ContextMenu(name="Report job", callback=self.report_job)
+        self.menu.guild_only = True
 
     # -- history and job details ---------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 variation, version, speed, LoRA style), members' `/prefer option`s, the server's Fast budget, and the Fast
 time each member spent.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-06
 
 New tables, and new nullable columns on `guild_settings` (plain ADD COLUMN); no existing row
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

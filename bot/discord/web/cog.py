@@ -1,0 +1,28 @@
+"""`/web`: a private, one-time sign-in link to Imagine Web for the member in this server."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord.app import ImagineBot
+from bot.discord.web_links import send_link
+
+
+class WebLink(commands.Cog):
+    """Imagine Web: the gallery, the job pages, Vary (Region) and the moderator's desk."""
+
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(
+        name="web", description="A private sign-in link to Imagine Web (works once, 15 minutes)"
+    )
+    @app_commands.guild_only()
+    async def web(self, interaction: discord.Interaction) -> None:
+        await send_link(interaction, self.bot.services)
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(WebLink(bot))
