@@ -94,6 +94,14 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class LoraChoice:
+    """A LoRA style the operator installed (`EngineConfig.lora_dir`), by name, at a weight."""
+
+    name: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
 class ImagineRequest:
     """Four images from one prompt (a 2x2 grid); `seeds` has one seed per cell."""
 
@@ -113,6 +121,7 @@ class ImagineRequest:
     tile: bool = False  # --tile
     init_image: ImageData | None = None  # image prompt
     image_weight: float | None = None  # --iw 0-3
+    lora: LoraChoice | None = None  # --lora NAME[:W]
     references: tuple[Reference, ...] = ()  # --sref / --oref pictures (needs EngineConfig.ip_adapter)
     kind: Literal["imagine"] = "imagine"
 
@@ -135,6 +144,7 @@ class VaryRequest:
     stylize: int = 100
     style: str | None = None
     tile: bool = False
+    lora: LoraChoice | None = None
     kind: Literal["vary"] = "vary"
 
 
@@ -176,6 +186,7 @@ class OutpaintRequest:
     steps: int | None = None
     quality: float = 1.0  # --quality: multiplies the step budget
     guidance: float | None = None
+    lora: LoraChoice | None = None
     kind: Literal["outpaint"] = "outpaint"
 
 
@@ -341,6 +352,7 @@ class EngineConfig:
     # For a single-file checkpoint whose component configs cannot be inferred offline: a diffusers
     # folder or repo id of the same architecture (the bot fills it from IMAGINE_MODEL_CONFIG).
     model_config: str | None = None
+    lora_dir: str | None = None  # a folder of LoRA `.safetensors` files members may pick by name
     # A captioning model for /describe (a local transformers folder of BLIP, BLIP-2, Florence...);
     # None: /describe is refused with a sentence naming IMAGINE_CAPTIONER.
     captioner: str | None = None
@@ -406,6 +418,7 @@ class ModelInfo:
     # seconds the start-up warm-up took (compiling every aspect bucket when compile is on).
     speed: tuple[str, ...] = ()
     warmup_s: float | None = None
+    loras: tuple[str, ...] = ()  # the LoRA styles installed (`--lora NAME`), by name
     references: bool = False  # an IP-Adapter is configured: --sref / --oref work
 
 
