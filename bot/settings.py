@@ -88,12 +88,14 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_url: str | None = None  # the public base URL of the web app, for links; None: http://host:port
     model_config: str | None = None
+    lora_dir: str | None = None  # IMAGINE_LORA_DIR: LoRA styles (.safetensors) members pick with --lora
     versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
     dev_guild_id: int | None = None
     job_lease_s: float = DEFAULT_LEASE_S  # how long a job stays held without a heartbeat
     allow_second_bot: bool = False  # a second `imagine-bot` on one database starts anyway
+    turbo: bool = False  # --turbo and Turbo mode allowed (half the steps, Fast time spent)
     database_wait_s: float = 30.0  # how long a command waits for a database locked by another process
     max_image_decodes: int = 2  # image prompts decoded at once (each may be tens of megapixels)
     # The engine's speed paths (engine/speed.py, the README's "Speed"): all off or automatic here,
@@ -268,12 +270,14 @@ class Settings:
             web_host=get("IMAGINE_WEB_HOST") or "127.0.0.1",
             web_url=web_url,
             model_config=model_config,
+            lora_dir=(get("IMAGINE_LORA_DIR") or "").strip() or None,
             versions=read_versions(get("IMAGINE_VERSIONS")),
             discord_api_base=get("IMAGINE_DISCORD_API_BASE"),
             discord_gateway_url=get("IMAGINE_DISCORD_GATEWAY_URL"),
             dev_guild_id=read_optional_int(get, "IMAGINE_DEV_GUILD_ID"),
             job_lease_s=read_seconds(get, "IMAGINE_JOB_LEASE_S", DEFAULT_LEASE_S),
             allow_second_bot=read_bool(get, "IMAGINE_ALLOW_SECOND_BOT", False),
+            turbo=read_bool(get, "IMAGINE_TURBO", False),
             database_wait_s=read_seconds(get, "IMAGINE_DATABASE_WAIT_S", 30.0),
             max_image_decodes=read_int(get, "IMAGINE_MAX_IMAGE_DECODES", 2, minimum=1),
             dtype=DTYPE_ALIASES.get((get("IMAGINE_DTYPE") or "").lower())
@@ -296,6 +300,7 @@ class Settings:
             captioner=self.captioner,
             ip_adapter=self.ip_adapter,
             model_config=self.model_config,
+            lora_dir=self.lora_dir,
             heartbeat_s=self.engine_heartbeat_s,
             hang_timeout_s=self.engine_hang_timeout_s,
             batch_jobs=self.batch_jobs,

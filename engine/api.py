@@ -106,6 +106,14 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class LoraChoice:
+    """A LoRA style the operator installed (`EngineConfig.lora_dir`), by name, at a weight."""
+
+    name: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
 class ImagineRequest:
     """Four images from one prompt (a 2x2 grid); `seeds` has one seed per cell."""
 
@@ -125,6 +133,7 @@ class ImagineRequest:
     tile: bool = False  # --tile
     init_image: ImageData | None = None  # image prompt
     image_weight: float | None = None  # --iw 0-3
+    lora: LoraChoice | None = None  # --lora NAME[:W]
     references: tuple[Reference, ...] = ()  # --sref / --oref pictures (needs EngineConfig.ip_adapter)
     kind: Literal["imagine"] = "imagine"
 
@@ -147,6 +156,7 @@ class VaryRequest:
     stylize: int = 100
     style: str | None = None
     tile: bool = False
+    lora: LoraChoice | None = None
     kind: Literal["vary"] = "vary"
 
 
@@ -188,6 +198,7 @@ class OutpaintRequest:
     steps: int | None = None
     quality: float = 1.0  # --quality: multiplies the step budget
     guidance: float | None = None
+    lora: LoraChoice | None = None
     kind: Literal["outpaint"] = "outpaint"
 
 

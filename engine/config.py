@@ -37,6 +37,7 @@ class EngineConfig:
     # For a single-file checkpoint whose component configs cannot be inferred offline: a diffusers
     # folder or repo id of the same architecture (the bot fills it from IMAGINE_MODEL_CONFIG).
     model_config: str | None = None
+    lora_dir: str | None = None  # a folder of LoRA `.safetensors` files members may pick by name
     # A captioning model for /describe (a local transformers folder of BLIP, BLIP-2, Florence...);
     # None: /describe is refused with a sentence naming IMAGINE_CAPTIONER.
     captioner: str | None = None
@@ -102,4 +103,5 @@ class ModelInfo:
     # seconds the start-up warm-up took (compiling every aspect bucket when compile is on).
     speed: tuple[str, ...] = ()
     warmup_s: float | None = None
+    loras: tuple[str, ...] = ()  # the LoRA styles installed (`--lora NAME`), by name
     references: bool = False  # an IP-Adapter is configured: --sref / --oref work

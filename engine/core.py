@@ -36,6 +36,7 @@ from engine.api import (
     VaryRequest,
     aspect_buckets,
 )
+from engine.lora import LoraAdapters
 from engine.models import LoadedModel, closed_vocabulary, load_model
 from engine.ops.blend import run_blend
 from engine.ops.describe import Captioner, run_describe
@@ -84,6 +85,7 @@ class EngineCore:
         self.model: LoadedModel | None = None
         self.info: ModelInfo | None = None
         self.warmed: list[tuple[int, int]] = []  # the sizes the warm-up ran, in order
+        self.loras = LoraAdapters(None, None)  # the real ones once the model is loaded
         self.captioner: Captioner | None = None  # loaded on the first /describe
         self.reference_adapter: ReferenceAdapter | None = None  # loaded on the first --sref/--oref
 
@@ -102,6 +104,7 @@ class EngineCore:
             channels_last=self.config.channels_last,
         )
         speed = apply_speed(self.model, self.config)
+        self.loras = LoraAdapters(self.model.pipe, self.config.lora_dir)
         preset = self.model.preset
         self.info = ModelInfo(
             name=self.config.model,
@@ -114,6 +117,7 @@ class EngineCore:
             device=str(self.model.device),
             vocabulary=closed_vocabulary(self.model.pipe),
             speed=speed,
+            loras=self.loras.names,
             references=bool(self.config.ip_adapter),
         )
         if self.config.warmup:
@@ -170,6 +174,7 @@ class EngineCore:
         started = time.perf_counter()
         ctx = self._context(job_id, emit, should_stop)
         try:
+            self.loras.apply(getattr(request, "lora", None))
             result = self._dispatch(ctx, request)
         except Exception as exc:
             emit(self._failure(job_id, exc))
@@ -183,6 +188,8 @@ class EngineCore:
         Imagine (new grids, re-rolls, image prompts) and Vary jobs batch, with each other too:
         all are one denoising loop at one size. Upscale and outpaint run alone (tiles, masks).
         """
+        if getattr(request, "lora", None) is not None:
+            return None  # a LoRA style is switched per job: such jobs run alone
         if isinstance(request, ImagineRequest):
             # References put an adapter into the UNet for the job: it runs alone.
             return None if request.references else (request.width, request.height, request.tile)
@@ -207,6 +214,7 @@ class EngineCore:
         if len(jobs) == 1:
             self.run(*jobs[0])
             return
+        self.loras.apply(None)  # batched jobs have no style (`batch_key`)
         started = time.perf_counter()
         ready: list[tuple[BatchJob, Generation]] = []
         for job in jobs:

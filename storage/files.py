@@ -290,6 +290,11 @@ class ImageFiles:
         with PILImage.open(self.absolute(relative)) as picture:
             return picture.convert("RGB")
 
+    def read_text(self, relative: str) -> dict[str, str]:
+        """The stored picture's PNG text chunks (how it was made), without decoding its pixels."""
+        with PILImage.open(self.absolute(relative)) as picture:
+            return {str(key): str(value) for key, value in getattr(picture, "text", {}).items()}
+
     def exists(self, relative: str) -> bool:
         return self.absolute(relative).is_file()
 

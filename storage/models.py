@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -301,6 +302,9 @@ class GuildSettings(Base):
     log_channel_id: Mapped[int | None] = mapped_column(BigInteger)
     max_running_per_user: Mapped[int | None] = mapped_column(Integer)  # None: the global default
     max_queued_per_user: Mapped[int | None] = mapped_column(Integer)
+    fast_seconds: Mapped[int | None] = mapped_column(Integer)  # Fast GPU-seconds per period; None: unlimited
+    fast_period_hours: Mapped[int | None] = mapped_column(Integer)  # None: 720 (30 days)
+    fast_role_seconds: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # role id -> seconds
 
 
 class WebToken(Base):
@@ -334,18 +338,64 @@ class UserPrefs(Base):
     suffix: Mapped[str] = mapped_column(Text, default="")  # /prefer suffix
 
 
+class MemberSettings(Base):
+    """A member's /settings on one server (guild 0: outside any server, e.g. the console).
+
+    Defaults for the member's prompts, which a prompt's own parameters override. A missing row
+    means every default; `reset` deletes the row.
+    """
+
+    __tablename__ = "member_settings"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    remix: Mapped[bool] = mapped_column(Boolean, default=False)
+    stylize: Mapped[int | None] = mapped_column(Integer)  # None: the prompt language's default
+    raw: Mapped[bool] = mapped_column(Boolean, default=False)  # --style raw by default
+    variation: Mapped[str] = mapped_column(String(8), default="high")  # high: V1-V4 strong; low: subtle
+    version: Mapped[str | None] = mapped_column(String(64))  # a configured --v name
+    speed: Mapped[str] = mapped_column(String(8), default="fast")  # fast | relax | turbo
+    lora: Mapped[str | None] = mapped_column(String(64))  # an installed LoRA style's name
+    updated_at: Mapped[datetime] = mapped_column(_tz(), default=utcnow, onupdate=utcnow)
+
+
+class PromptOption(Base):
+    """A member's `/prefer option`: `--name` in their prompts stands for `value` (parameters)."""
+
+    __tablename__ = "prompt_options"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")
+
+
+class FastUsage(Base):
+    """A member's Fast time on one server in one budget period: spent (engine seconds) and granted."""
+
+    __tablename__ = "fast_usage"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    period_start: Mapped[datetime] = mapped_column(_tz(), primary_key=True)
+    used_s: Mapped[float] = mapped_column(Float, default=0.0)
+    granted_s: Mapped[float] = mapped_column(Float, default=0.0)
+
+
 __all__ = [
     "GRID_INDEX",
     "AuditEntry",
     "Ban",
     "BannedWord",
     "Base",
+    "FastUsage",
     "GuildSettings",
     "Image",
     "Job",
     "JobKind",
     "JobMessage",
     "JobStatus",
+    "MemberSettings",
+    "PromptOption",
     "Report",
     "ReportState",
     "UserPrefs",

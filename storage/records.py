@@ -65,3 +65,18 @@ class GuildSettingsFields(TypedDict, total=False):
     log_channel_id: int | None
     max_running_per_user: int | None
     max_queued_per_user: int | None
+    fast_seconds: int | None
+    fast_period_hours: int | None
+    fast_role_seconds: dict[str, int] | None
+
+
+class MemberSettingsFields(TypedDict, total=False):
+    """A member's /settings on one server (`Store.update_member_settings`)."""
+
+    remix: bool
+    stylize: int | None  # None: the prompt language's default
+    raw: bool
+    variation: str  # high | low
+    version: str | None
+    speed: str  # fast | relax | turbo
+    lora: str | None  # an installed LoRA style's name

@@ -33,6 +33,7 @@ from storage.models import (
     utcnow,
 )
 from storage.ownership import check_owner
+from storage.png_text import with_text
 from storage.records import JobFields
 from storage.repositories import (
     PENDING,
@@ -40,6 +41,7 @@ from storage.repositories import (
     JobRepository,
 )
 from storage.store_history import HistoryMethods
+from storage.store_members import MemberMethods
 from storage.store_moderation import ModerationMethods
 from storage.store_ownership import OwnershipMethods
 from storage.store_settings import SettingsMethods
@@ -67,7 +69,9 @@ def _is_corrupt(exc: DBAPIError) -> bool:
     return "not a database" in text or "malformed" in text or "file is encrypted" in text
 
 
-class Store(HistoryMethods, ModerationMethods, SettingsMethods, OwnershipMethods, WebTokenMethods):
+class Store(
+    HistoryMethods, ModerationMethods, SettingsMethods, OwnershipMethods, WebTokenMethods, MemberMethods
+):
     """The job history: rows in the database, pictures under the data directory."""
 
     def __init__(self, database: Database, files: ImageFiles) -> None:
@@ -233,9 +237,13 @@ class Store(HistoryMethods, ModerationMethods, SettingsMethods, OwnershipMethods
         grid: ImageLike | None = None,
         timings: dict[str, float] | None = None,
         owner_id: str | None = None,
+        texts: Sequence[Mapping[str, str]] | None = None,
     ) -> Job:
         """Store the results and mark the job `done` (refused when another live process holds
         it and `owner_id` is given: that process writes its outcome).
+
+        `texts`: the PNG text chunks of each picture (the images, then the grid), e.g. how it
+        was made (`storage.png_text`); a picture given as `EncodedImage` loses any it had.
 
         The files are written (atomically) before the transaction that adds their rows and sets
         `done`, so a crash in between leaves a job that is not done and files nobody points to;
@@ -249,6 +257,9 @@ class Store(HistoryMethods, ModerationMethods, SettingsMethods, OwnershipMethods
             raise InvalidInputError(f"seeds must be whole numbers, got {list(seeds)!r}")
         if timings is not None and not isinstance(timings, dict):
             raise InvalidInputError("timings must be a dict of phase name to seconds")
+        pictures = [*images, grid] if grid is not None else list(images)
+        if texts is not None and len(texts) != len(pictures):
+            raise InvalidInputError(f"complete_job got {len(pictures)} picture(s) but {len(texts)} text(s)")
         check_job_id(job_id)
 
         def check_status(job_id: str, status: str | None) -> None:
@@ -259,7 +270,6 @@ class Store(HistoryMethods, ModerationMethods, SettingsMethods, OwnershipMethods
 
         # Encoding is pure CPU work on the file workers and touches nothing, so it runs while the
         # job's status is checked; no file is written unless the job may still complete.
-        pictures = [*images, grid] if grid is not None else list(images)
         indexes = [*range(len(images)), GRID_INDEX] if grid is not None else list(range(len(images)))
         status, encoded = await asyncio.gather(
             self._read(lambda session: JobRepository(session).status(job_id)),
@@ -271,6 +281,8 @@ class Store(HistoryMethods, ModerationMethods, SettingsMethods, OwnershipMethods
         check_status(job_id, status)  # a missing or finished job is the clearer error of the two
         if isinstance(encoded, BaseException):
             raise encoded
+        if texts is not None:
+            encoded = [with_text(item, text) for item, text in zip(encoded, texts, strict=True)]
         stored = await asyncio.to_thread(
             self.files.put_many,
             job_id,

@@ -34,6 +34,9 @@ class SettingsMethods(UnitsOfWork):
             log_channel_id=None,
             max_running_per_user=None,
             max_queued_per_user=None,
+            fast_seconds=None,
+            fast_period_hours=None,
+            fast_role_seconds=None,
         )
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:

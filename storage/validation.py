@@ -79,6 +79,23 @@ def check_settings_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             if not isinstance(value, bool):
                 raise InvalidInputError(f"author_only_buttons must be true or false, got {value!r}")
             clean[name] = value
+        elif name == "fast_seconds":
+            if value is not None and (not is_int(value) or value < 0):
+                raise InvalidInputError(f"the Fast budget must be 0 or more seconds, or unset; got {value!r}")
+            clean[name] = value
+        elif name == "fast_period_hours":
+            if value is not None and (not is_int(value) or not 1 <= value <= 8760):
+                raise InvalidInputError(f"the Fast period must be 1 to 8760 hours, or unset; got {value!r}")
+            clean[name] = value
+        elif name == "fast_role_seconds":
+            if value is not None and (
+                not isinstance(value, dict)
+                or not all(str(k).isdigit() and is_int(v) and v >= 0 for k, v in value.items())
+            ):
+                raise InvalidInputError(
+                    f"fast_role_seconds maps role ids to 0 or more seconds; got {value!r}"
+                )
+            clean[name] = {str(k): v for k, v in value.items()} if value is not None else None
         elif name.startswith("max_"):
             if value is not None and (not is_int(value) or value < 1):
                 raise InvalidInputError(

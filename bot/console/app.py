@@ -32,7 +32,7 @@ from bot.console.arguments import (
     ConsoleError,
     build_parser,
 )
-from bot.console.commands import list_history, make_jobs, resume_jobs, show_job
+from bot.console.commands import list_history, make_jobs, prompt_option, resume_jobs, show_job
 from bot.console.output import Output, error_json, isatty
 from bot.core.jobs import JobError
 from bot.core.limits import LimitError
@@ -81,7 +81,7 @@ async def run_console(
         setup_logging("WARNING", False, stderr)
 
     try:
-        if args.command in ("history", "show", "db"):
+        if args.command in ("history", "show", "db", "option"):
             return await _with_store(args, settings, out)
         return await _with_services(args, settings, out, engine)
     except (ConsoleError, JobError, LimitError, ValueError, PermissionError) as exc:
@@ -112,6 +112,8 @@ async def _with_store(args: argparse.Namespace, settings: Settings, out: Output)
             return EXIT_OK
         if args.command == "history":
             return await list_history(args, store, out)
+        if args.command == "option":
+            return await prompt_option(args, store, out)
         return await show_job(args, store, out)
     finally:
         await store.close()

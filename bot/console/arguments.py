@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     strength = p.add_mutually_exclusive_group()
     strength.add_argument("--strong", action="store_true", help="Vary (Strong), the default")
     strength.add_argument("--subtle", action="store_true", help="Vary (Subtle)")
+    p.add_argument("--prompt", help="Remix: an edited prompt for the new images")
 
     p = sub.add_parser("zoom", parents=[common], help="zoom out by FACTOR (1.0-2.0): four images")
     p.add_argument("job")
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pan", parents=[common], help="extend the image left, right, up or down: four images")
     p.add_argument("job")
     p.add_argument("args", nargs="+", metavar="[INDEX] left|right|up|down")
+    p.add_argument(
+        "--prompt", help="Remix: an edited prompt for the new area (no --ar: a pan keeps one side)"
+    )
 
     p = sub.add_parser("square", parents=[common], help="make the image square by outpainting: four images")
     p.add_argument("job")
@@ -77,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reroll", parents=[common], help="the same job again with a new seed")
     p.add_argument("job")
+    p.add_argument("--prompt", help="Remix: an edited prompt for the new images")
 
     p = sub.add_parser("blend", parents=[common], help="blend 2-5 image files into a 2x2 grid")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, WebP or GIF files")
@@ -101,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", parents=[common], help="one job, its files and its lineage")
     p.add_argument("job")
+
+    p = sub.add_parser("option", parents=[common], help="your --name bundles of parameters (/prefer option)")
+    p.add_argument("action", choices=("set", "list"))
+    p.add_argument("name", nargs="?", help="set: the option's name (use it as --NAME)")
+    p.add_argument(
+        "value", nargs="?", help='set: its parameters, e.g. "--ar 21:9 --stylize 250"; none removes it'
+    )
 
     sub.add_parser(
         "resume", parents=[common], help="finish the console jobs an earlier run left queued or running"

@@ -20,8 +20,11 @@ from bot.console.arguments import (
 from bot.console.output import Output, describe, job_json
 from bot.core.fetch import fetch_image
 from bot.core.jobs import Action, Requester
+from bot.core.options import check_option
+from bot.core.png_info import saved_parameters
 from bot.core.references import fetch_references
 from bot.core.region import MAX_MASK_BYTES
+from bot.core.remix import REMIX_KEY
 from bot.core.services import Services
 from bot.prompt import PromptError, parse_prompt, unknown_words
 from storage.models import ANSWER_KINDS, Job, JobStatus
@@ -85,7 +88,7 @@ async def make_jobs(args: argparse.Namespace, services: Services, out: Output) -
             kwargs["index"] = parse_index(args.index)
         elif command == "vary":
             action = Action.VARY_SUBTLE if args.subtle else Action.VARY_STRONG
-            kwargs["index"] = parse_index(args.index)
+            kwargs["index"], kwargs["prompt_override"] = parse_index(args.index), args.prompt
         elif command == "zoom":
             index, factor = split_index(args.args, "FACTOR")
             try:
@@ -96,10 +99,11 @@ async def make_jobs(args: argparse.Namespace, services: Services, out: Output) -
         elif command == "pan":
             index, direction = split_index(args.args, "left|right|up|down")
             action, kwargs["index"], kwargs["direction"] = Action.PAN, index, direction.lower()
+            kwargs["prompt_override"] = args.prompt
         elif command == "square":
             action, kwargs["index"] = Action.SQUARE, parse_index(args.index)
         elif command == "reroll":
-            action = Action.REROLL
+            action, kwargs["prompt_override"] = Action.REROLL, args.prompt
         else:  # pragma: no cover - argparse knows the commands
             raise ConsoleError(f"unknown command {command}")
         jobs = [await jobs_service.derive(requester, args.job, action, **kwargs)]
@@ -187,6 +191,7 @@ def _job_summary(store: Store, job: Job) -> dict[str, Any]:
     data = job_json(store, job)
     data.update(
         prompt=job.prompt,
+        remixed_from=(job.params or {}).get(REMIX_KEY),
         user_id=job.user_id,
         user_name=job.user_name,
         source=job.source,
@@ -204,6 +209,7 @@ async def show_job(args: argparse.Namespace, store: Store, out: Output) -> int:
         data = _job_summary(store, job)
         data["ancestors"] = [_job_summary(store, j) for j in lineage.ancestors]
         data["descendants"] = [_job_summary(store, j) for j in lineage.descendants]
+        data["parameters"] = saved_parameters(store, job)
         out.json(data)
         return EXIT_OK
     if job.kind in ANSWER_KINDS:
@@ -211,6 +217,18 @@ async def show_job(args: argparse.Namespace, store: Store, out: Output) -> int:
     else:
         describe(store, job, out)
     out.line(f"  prompt: {job.prompt}")
+    remixed_from = (job.params or {}).get(REMIX_KEY)
+    if remixed_from is not None:
+        out.line(f"  remixed from: {remixed_from}")
+    parameters = saved_parameters(store, job)
+    if parameters is not None:
+        out.line("  parameters (as saved in the PNG):")
+        for line in parameters.splitlines():
+            out.line(f"    {line}")
+        if len(job.cells) > 1:
+            out.line(
+                f"  seeds: {', '.join(str(image.seed) for image in job.cells)} (images 1-{len(job.cells)})"
+            )
     out.line(
         f"  by:     {job.user_name or job.user_id} ({job.source}), {job.created_at:%Y-%m-%d %H:%M:%S} UTC"
     )
@@ -224,6 +242,36 @@ async def show_job(args: argparse.Namespace, store: Store, out: Output) -> int:
     out.line(f"  {'  ' * depth}{_lineage_line(job)}  <- this job")
     for child in lineage.descendants:
         out.line(f"  {'  ' * (depth + 1)}{_lineage_line(child)}")
+    return EXIT_OK
+
+
+async def prompt_option(args: argparse.Namespace, store: Store, out: Output) -> int:
+    """`imagine option set NAME [VALUE]` / `imagine option list`: the console user's options."""
+    if args.action == "list":
+        options = await store.prompt_options(CONSOLE_USER_ID)
+        if out.as_json:
+            out.json({"options": options})
+        elif not options:
+            out.line("no options yet (imagine option set NAME VALUE)")
+        for name, value in options.items() if not out.as_json else ():
+            out.line(f"--{name} = {value}")
+        return EXIT_OK
+    if not args.name:
+        raise ConsoleError("option set needs a NAME (and VALUE, the parameters it stands for)")
+    if args.value is None or not args.value.strip():
+        name = args.name.strip().lstrip("-").lower()
+        removed = await store.set_prompt_option(CONSOLE_USER_ID, name, None)
+        if out.as_json:
+            out.json({"name": name, "removed": removed})
+        else:
+            out.line(f"removed --{name}" if removed else f"there is no option --{name}")
+        return EXIT_OK
+    name, value = check_option(args.name, args.value)
+    await store.set_prompt_option(CONSOLE_USER_ID, name, value)
+    if out.as_json:
+        out.json({"name": name, "value": value})
+    else:
+        out.line(f"--{name} now stands for {value}")
     return EXIT_OK
 
 

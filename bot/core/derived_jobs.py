@@ -12,7 +12,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from bot.core.fast import NOTICE_KEY, SPEED_KEY
+from bot.core.png_info import job_texts
 from bot.core.region import REGION_SOURCES, read_mask
+from bot.core.remix import REMIX_ACTIONS, REMIX_KEY, remix_prompt, remixable
 from bot.core.rules import (
     _EXPLICIT_ASPECT,
     _OUTPAINT_KINDS,
@@ -26,11 +29,16 @@ from bot.core.rules import (
     JobNotDoneError,
     Requester,
     UnknownJobError,
+    accepted_prompt,
     cell_seed,
 )
 from bot.core.submission import SubmissionSteps
 from bot.logs import job_context
-from bot.prompt import parse_prompt
+from bot.prompt import (
+    Prompt,
+    dimensions_for,
+    parse_prompt,
+)
 from storage.models import Image, Job, JobKind, JobStatus, new_job_id
 from storage.records import JobFields
 
@@ -58,10 +66,12 @@ class DerivedJobSteps(SubmissionSteps):
         """
         action = Action(action)
         parent = await self.get_visible_job(parent_id)
+        if prompt_override is not None and action not in REMIX_ACTIONS:
+            raise JobError("only a re-roll, V1-V4, Vary, Zoom Out and Pan take an edited prompt (Remix)")
         if action is Action.REROLL:
             if index is not None:
                 raise CellIndexError("reroll takes no image index: it redoes the whole job with a new seed")
-            return await self._reroll(requester, parent)
+            return await self._reroll(requester, parent, prompt_override)
 
         cells = parent.cells
         if not cells:
@@ -100,17 +110,13 @@ class DerivedJobSteps(SubmissionSteps):
             if zoom is None or not 1.0 <= float(zoom) <= 2.0:
                 raise JobError(f"zoom must be a number from 1.0 to 2.0, got {zoom!r}")
             params["zoom"] = float(zoom)
-            if prompt_override is not None and prompt_override.strip():
-                prompt = parse_prompt(prompt_override)
-                self._check_version(prompt)
-                prompt_text = str(prompt)
-                params[PARSED_KEY] = prompt.to_dict()
-                if _EXPLICIT_ASPECT.search(prompt_override):
-                    params["aspect"] = list(prompt.aspect)
-        elif prompt_override is not None:
-            raise JobError("only a custom zoom takes an edited prompt")
         elif zoom is not None:
             raise JobError("a zoom factor only goes with zoom")
+        remixed: Prompt | None = None
+        if prompt_override is not None and prompt_override.strip():
+            kind_now = JobKind.VARY_STRONG if action is Action.VARY else JobKind(action.value)
+            remixed = self._remix(parent, prompt_override, kind_now, params)
+            prompt_text = str(remixed)
         if action is Action.PAN:
             if direction not in PAN_DIRECTIONS:
                 raise JobError(f"pan direction must be one of {', '.join(PAN_DIRECTIONS)}, got {direction!r}")
@@ -122,7 +128,10 @@ class DerivedJobSteps(SubmissionSteps):
         if action in (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE):
             width, height = source.width * 2, source.height * 2
             params["mode"] = "creative" if action is Action.UPSCALE_CREATIVE else "subtle"
-        if action in (Action.VARY, Action.VARY_SUBTLE, Action.VARY_STRONG):
+        if action is Action.VARY:  # V1-V4 follow the member's variation setting (high: strong)
+            member = await self.store.member_settings(requester.user_id, requester.guild_id)
+            params["strength"] = "subtle" if member.variation == "low" else "strong"
+        elif action in (Action.VARY_SUBTLE, Action.VARY_STRONG):
             params["strength"] = "subtle" if action is Action.VARY_SUBTLE else "strong"
 
         await self._check_moderation(requester, [prompt_text] if prompt_override else [], prompt_override)
@@ -130,12 +139,16 @@ class DerivedJobSteps(SubmissionSteps):
         if action is Action.VARY and len(cells) == 1:
             kind = JobKind.VARY_STRONG  # V on a single image is Vary (Strong)
         seed = source.seed if action is Action.UPSCALE and source.seed is not None else self._new_seed()
+        if remixed is not None and remixed.seed is not None:
+            seed = remixed.seed  # a seed typed into the remixed prompt is the new grid's
         cell_count = 1 if kind in (JobKind.UPSCALE, JobKind.UPSCALE_SUBTLE, JobKind.UPSCALE_CREATIVE) else 4
         params["seeds"] = [cell_seed(seed, i) for i in range(cell_count)]
+        if action is not Action.UPSCALE:  # U1-U4 use no engine time
+            params.update(await self._speed(requester, remixed.speed if remixed else None))
         fields = JobFields(
             kind=kind.value,
             **self._author(requester),
-            raw_prompt=prompt_override or parent.raw_prompt,
+            raw_prompt=prompt_override if remixed is not None and prompt_override else parent.raw_prompt,
             prompt=prompt_text,
             params=params,
             model=self.model_name,
@@ -184,6 +197,7 @@ class DerivedJobSteps(SubmissionSteps):
         await self._check_moderation(requester, [prompt_text] if edited else [], edited or None)
         limits = await self._limits_for(requester)
         self.dispatcher.check_capacity(requester.user_id, 1, limits)
+        params.update(await self._speed(requester, prompt.speed if edited else None))  # Fast or Relax
         job_id = new_job_id()
         params["mask"] = await self._save_init_image(f"{job_id}-mask", mask)
         seed = self._new_seed()
@@ -229,10 +243,28 @@ class DerivedJobSteps(SubmissionSteps):
             raise JobNotDoneError(f"job {job.id} is {job.status}, so it has no images to work from")
         return job
 
-    async def _reroll(self, requester: Requester, parent: Job) -> Job:
-        """A new seed for the same prompt; on a derived grid, the same action on the same source."""
+    def _remix(self, parent: Job, text: str, kind: str, params: dict[str, Any]) -> Prompt:
+        """The edited prompt of a Remix, checked for what `kind` can use, recorded in `params`."""
+        prompt = remix_prompt(
+            accepted_prompt(parent), text, kind
+        )  # no options: the modal shows the prompt in full
+        self._check_version(prompt)
+        params[PARSED_KEY] = prompt.to_dict()
+        params[REMIX_KEY] = parent.prompt
+        if kind == JobKind.ZOOM:
+            if _EXPLICIT_ASPECT.search(text):  # only a typed --ar reshapes the zoomed-out picture
+                params["aspect"] = list(prompt.aspect)
+            else:
+                params.pop("aspect", None)
+        return prompt
+
+    async def _reroll(self, requester: Requester, parent: Job, prompt_override: str | None = None) -> Job:
+        """A new seed for the same prompt; on a derived grid, the same action on the same source.
+
+        With an edited prompt (Remix), that prompt drives the new job instead."""
         seed = self._new_seed()
         params = dict(parent.params or {})
+        params.pop(REMIX_KEY, None)  # a plain re-roll of a remix is no remix itself
         params["seeds"] = [cell_seed(seed, i) for i in range(len(params.get("seeds") or [0] * GRID_CELLS))]
         params["rerolled_from"] = parent.id
         parent_id: str | None
@@ -248,19 +280,39 @@ class DerivedJobSteps(SubmissionSteps):
                 raise JobError(f"the source of job {parent.id} is gone, so it cannot be rerolled")
             if kind == JobKind.UPSCALE:
                 raise JobError(f"job {parent.id} is a separated image; there is nothing to reroll")
-        await self._check_moderation(requester, [], None)
+        prompt_text, raw_prompt = parent.prompt, parent.raw_prompt
+        width, height = parent.width, parent.height
+        remixed = None
+        if prompt_override is not None and prompt_override.strip():
+            if not remixable(kind):
+                raise JobError(
+                    f"a {kind} job cannot be remixed; only re-rolls, variations, zooms and pans can"
+                )
+            remixed = self._remix(parent, prompt_override, kind, params)
+            prompt_text, raw_prompt = str(remixed), prompt_override
+            if remixed.seed is not None:
+                seed = remixed.seed
+                params["seeds"] = [cell_seed(seed, i) for i in range(len(params["seeds"]))]
+            if kind == JobKind.REROLL:  # a new grid: a new --ar gives it a new size
+                width, height = dimensions_for(
+                    remixed.aspect, self.info.native_width, self.info.native_height, self.info.size_step
+                )
+        for key in (SPEED_KEY, NOTICE_KEY):  # the mode is the clicker's, now, not the parent's
+            params.pop(key, None)
+        params.update(await self._speed(requester, remixed.speed if remixed else None))
+        await self._check_moderation(requester, [prompt_text] if remixed else [], prompt_override)
         limits = await self._limits_for(requester)
         self.dispatcher.check_capacity(requester.user_id, 1, limits)
         reroll = JobFields(
             kind=kind,
             status=JobStatus.QUEUED.value,
-            raw_prompt=parent.raw_prompt,
-            prompt=parent.prompt,
+            raw_prompt=raw_prompt,
+            prompt=prompt_text,
             params=params,
             model=self.model_name,
             # An outpaint's size is the engine's to plan; the row learns it on completion.
-            width=None if kind in _OUTPAINT_KINDS else parent.width,
-            height=None if kind in _OUTPAINT_KINDS else parent.height,
+            width=None if kind in _OUTPAINT_KINDS else width,
+            height=None if kind in _OUTPAINT_KINDS else height,
             seed=seed,
             parent_id=parent_id,
             parent_index=parent_index,
@@ -273,7 +325,8 @@ class DerivedJobSteps(SubmissionSteps):
     async def _separate(self, fields: JobFields, source: Image) -> Job:
         """U1-U4: the cell becomes a job of its own at once, like Midjourney (no engine work).
 
-        The cell's PNG is stored again as it is (no decode, no re-encode). The row is made
+        The cell's PNG is stored again without a decode or re-encode; only its text chunks
+        change, to name this job. The row is made
         `running` and completed in the same call; if storing fails (a full disk, a busy
         database) it ends `failed` with the reason rather than staying `running` until a restart.
         """
@@ -289,7 +342,12 @@ class DerivedJobSteps(SubmissionSteps):
         with job_context(job.id, user_id=job.user_id, guild_id=job.guild_id, kind=job.kind):
             try:
                 job = await self.store.complete_job(
-                    job.id, images=[picture], seeds=[seed], grid=None, timings={}
+                    job.id,
+                    images=[picture],
+                    seeds=[seed],
+                    grid=None,
+                    timings={},
+                    texts=job_texts(job, [seed], [(picture.width, picture.height)], None),
                 )
             except Exception as exc:
                 await self._fail_quietly(job.id, f"the image could not be stored: {exc}")

@@ -7,7 +7,7 @@ the source cell's pixels; a `ValueError` with the reason when it cannot be built
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Any, Literal
 
 from bot.core.blend_request import blend_request
 from bot.core.inputs import load_input_image
@@ -19,6 +19,7 @@ from engine.api import (
     ImageData,
     ImagineRequest,
     InpaintRequest,
+    LoraChoice,
     ModelInfo,
     OutpaintRequest,
     PromptSpec,
@@ -26,6 +27,15 @@ from engine.api import (
     VaryRequest,
 )
 from storage.models import Job, JobKind
+
+TURBO_QUALITY = 0.5  # Turbo mode: half the steps (the lowest --quality, .25, stays the floor)
+
+
+def _quality(quality: float, params: dict[str, Any]) -> float:
+    """The step budget multiplier: the prompt's `--quality`, halved in Turbo mode."""
+    if params.get("speed") == "turbo":
+        return max(0.25, float(quality) * TURBO_QUALITY)
+    return float(quality)
 
 
 async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineRequest:
@@ -38,6 +48,8 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
         negative=tuple(prompt.negative),
     )
     params = job.params or {}
+    chosen = prompt.lora_choice
+    lora = LoraChoice(*chosen) if chosen is not None else None
     seed = job.seed if job.seed is not None else 0
     seeds = tuple(params.get("seeds") or [cell_seed(seed, i) for i in range(GRID_CELLS)])
     kind = JobKind(job.kind)
@@ -51,7 +63,7 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
             seeds=seeds,
             width=job.width or info.native_width,
             height=job.height or info.native_height,
-            quality=float(prompt.quality),
+            quality=_quality(prompt.quality, params),
             chaos=int(prompt.chaos),
             stylize=int(prompt.stylize),
             style=prompt.style,
@@ -60,11 +72,12 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
             tile=bool(prompt.tile),
             init_image=init_image,
             image_weight=prompt.image_weight,
+            lora=lora,
             references=await load_references(store.files, params),
         )
     source = await _source_image(job, store)
     # A derived job keeps its prompt's --quality; the engine alone turns it into steps.
-    quality = float(prompt.quality)
+    quality = _quality(prompt.quality, params)
     if kind in (JobKind.VARY, JobKind.VARY_SUBTLE, JobKind.VARY_STRONG):
         default: Literal["subtle", "strong"] = "subtle" if kind is JobKind.VARY_SUBTLE else "strong"
         strength: Literal["subtle", "strong"] | float = params.get("strength") or default
@@ -78,6 +91,7 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
             stylize=int(prompt.stylize),
             style=prompt.style,
             tile=bool(prompt.tile),
+            lora=lora,
         )
     if kind in (JobKind.UPSCALE_SUBTLE, JobKind.UPSCALE_CREATIVE):
         mode: Literal["subtle", "creative"] = "creative" if kind is JobKind.UPSCALE_CREATIVE else "subtle"
@@ -94,6 +108,7 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
             zoom=float(params.get("zoom", 2.0)),
             aspect=tuple(aspect) if aspect else None,
             quality=quality,
+            lora=lora,
         )
     if kind is JobKind.PAN:
         return OutpaintRequest(
@@ -103,10 +118,11 @@ async def build_request(job: Job, store: JobStore, info: ModelInfo) -> EngineReq
             seeds=seeds,
             pan=params["direction"],
             quality=quality,
+            lora=lora,
         )
     if kind is JobKind.SQUARE:
         return OutpaintRequest(
-            job_id=job.id, source=source, prompt=spec, seeds=seeds, square=True, quality=quality
+            job_id=job.id, source=source, prompt=spec, seeds=seeds, square=True, quality=quality, lora=lora
         )
     if kind is JobKind.REGION:
         mask = await asyncio.to_thread(store.files.open_image, params["mask"])

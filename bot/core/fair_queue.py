@@ -3,6 +3,9 @@
 The next job to start is the oldest of the first user in the ring below their running limit; the
 user served goes to the back of the ring, so one user's tenth job never delays another user's
 first. A user at the limit is skipped but keeps their place.
+
+There are two such rings, two lanes: Fast and Relax (`QueueEntry.relax`). A Relax job starts
+only when no Fast job can (Midjourney's Relax mode), round-robin among the Relax users.
 """
 
 from __future__ import annotations
@@ -33,18 +36,58 @@ class QueueEntry:
     shutdown: bool = False  # cancelled by `stop()`: goes back to queued, not cancelled
     storing: bool = False  # the engine is done with it; its files are being written (slot is free)
     lost: bool = False  # another process took it over (this one's lease ran out): drop its outcome
+    relax: bool = False  # Relax mode: waits behind every Fast job
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, job: Job, limits: Limits) -> QueueEntry:
-        return cls(job.id, job.user_id, limits, kind=job.kind, guild_id=job.guild_id)
+        relax = (job.params or {}).get("speed") == "relax"
+        return cls(job.id, job.user_id, limits, kind=job.kind, guild_id=job.guild_id, relax=relax)
 
     def log_context(self) -> contextlib.AbstractContextManager[None]:
         return job_context(self.job_id, user_id=self.user_id, guild_id=self.guild_id, kind=self.kind)
 
 
 class FairQueue:
-    """The waiting jobs of every user, in the order the ring starts them."""
+    """The waiting jobs of every user, in the order the lanes and rings start them."""
+
+    def __init__(self) -> None:
+        self._lanes = (_Ring(), _Ring())  # Fast, then Relax
+
+    def _lane(self, entry: QueueEntry) -> _Ring:
+        return self._lanes[1 if entry.relax else 0]
+
+    def __len__(self) -> int:
+        return sum(len(lane) for lane in self._lanes)
+
+    def waiting(self, user_id: int) -> int:
+        """How many jobs of this user wait (in both lanes)."""
+        return sum(lane.waiting(user_id) for lane in self._lanes)
+
+    def add(self, entry: QueueEntry, front: bool = False) -> None:
+        """At the back of its user's queue in its lane, or at the front (a retry keeps its turn)."""
+        self._lane(entry).add(entry, front)
+
+    def remove(self, entry: QueueEntry) -> bool:
+        """Take a waiting job out of the queue; False when it was not waiting."""
+        return self._lane(entry).remove(entry)
+
+    def take_next(self, running_of: Callable[[int], int]) -> QueueEntry | None:
+        """The Fast lane's next job, else the Relax lane's."""
+        for lane in self._lanes:
+            entry = lane.take_next(running_of)
+            if entry is not None:
+                return entry
+        return None
+
+    def order(self) -> Iterator[QueueEntry]:
+        """The waiting jobs in the order they would start (running limits aside): Fast, then Relax."""
+        for lane in self._lanes:
+            yield from lane.order()
+
+
+class _Ring:
+    """One lane: the waiting jobs of every user, in the order the ring starts them."""
 
     def __init__(self) -> None:
         self._queues: dict[int, deque[QueueEntry]] = {}  # user -> waiting jobs, oldest first

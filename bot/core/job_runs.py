@@ -15,7 +15,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot.core.fair_queue import QueueEntry
+from bot.core.fast import charge
 from bot.core.limits import Limits
+from bot.core.png_info import job_texts
 from bot.core.ports import JobStore
 from bot.core.updates import FINAL_STATUSES, JobUpdate
 from engine.api import (
@@ -197,6 +199,7 @@ class JobRuns:
             guild_id=entry.guild_id,
             retried=entry.retried or counted,
             requeued_unstarted=entry.requeued_unstarted + (0 if counted else 1),
+            relax=entry.relax,
         )
         self._running.pop(entry.job_id, None)
         self._enqueue(retry, front=True)
@@ -215,6 +218,10 @@ class JobRuns:
             log.warning("could not save the images: %r", exc)
             await self._finish_failed(QueueEntry.of(job, self.limits), _disk_sentence(exc))
             return
+        try:
+            await charge(self._store, job, engine_s)  # Fast time is spent only on a stored result
+        except Exception:  # the member keeps the result; a lost charge is logged, never fatal
+            log.exception("could not spend the Fast time of this job")
         log.info(
             "done: %d image(s) in %.2fs (engine %.2fs, store %.3fs)",
             len(result.images),
@@ -232,6 +239,12 @@ class JobRuns:
             grid=result.grid,
             timings=timings,
             owner_id=self.owner.id,
+            texts=job_texts(
+                job,
+                result.seeds,
+                [(image.width, image.height) for image in result.images],
+                (result.grid.width, result.grid.height) if result.grid is not None else None,
+            ),
         )
 
     async def _finish_failed(self, entry: QueueEntry, reason: str) -> None:

@@ -21,6 +21,7 @@ from bot.core.derived_jobs import DerivedJobSteps
 from bot.core.engine_requests import build_request
 from bot.core.inputs import remove_input_images
 from bot.core.limits import LimitError
+from bot.core.member_settings import member_prompts
 from bot.core.references import reference_params, reference_urls, save_references
 from bot.core.rules import (
     CONSOLE_QUEUE_LIMIT,
@@ -109,9 +110,9 @@ class JobService(DerivedJobSteps):
         text = " ".join(raw_prompt.split())
         if not text:
             raise PromptError("the prompt is empty; describe the image you want")
-        prefs = await self.store.user_prefs(requester.user_id)
-        suffix = (getattr(prefs, "suffix", "") or "").strip()
-        prompts = prompts_with_suffix(text, suffix, has_image=init_image is not None)
+        prompts, member = await member_prompts(
+            self.store, requester.user_id, requester.guild_id, text, has_image=init_image is not None
+        )
         for prompt in prompts:
             self._check_version(prompt)
             if prompt.image_urls and init_image is None:
@@ -119,6 +120,7 @@ class JobService(DerivedJobSteps):
                     "image prompts need the image itself: attach it to /imagine in Discord "
                     "(the console does not download image URLs)"
                 )
+        speeds = {p.speed: await self._speed(requester, p.speed, member) for p in prompts}
         urls = reference_urls(self.info, prompts)  # refused at once when the engine cannot use them
         pictures = {url: (references or {})[url] for url in urls if url in (references or {})}
         if len(pictures) < len(urls):
@@ -162,6 +164,7 @@ class JobService(DerivedJobSteps):
                             "seeds": [cell_seed(seed, i) for i in range(GRID_CELLS)],
                             PARSED_KEY: prompt.to_dict(),
                             **({"init_image": saved_image} if saved_image else {}),
+                            **speeds[prompt.speed],
                             **reference_params(prompt, saved_references),
                         },
                         model=self.model_name,
@@ -183,10 +186,13 @@ class JobService(DerivedJobSteps):
     async def reference_urls(self, requester: Requester, raw_prompt: str) -> list[str]:
         """The `--sref`/`--oref` links a front end must fetch before `imagine` (with the member's
         suffix); `PromptError` for a bad prompt, or when the engine has no IP-Adapter."""
-        prefs = await self.store.user_prefs(requester.user_id)
-        suffix = (getattr(prefs, "suffix", "") or "").strip()
         text = " ".join(raw_prompt.split())
-        return reference_urls(self.info, prompts_with_suffix(text, suffix, has_image=True)) if text else []
+        if not text:
+            return []
+        prompts, _ = await member_prompts(
+            self.store, requester.user_id, requester.guild_id, text, has_image=True
+        )  # the member's options, suffix and settings, as `imagine` will read them
+        return reference_urls(self.info, prompts)
 
     # -----------------------------------------------------------------------------------------
     # Job row -> engine request (the dispatcher calls this when the job starts)

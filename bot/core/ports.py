@@ -9,13 +9,23 @@ so the core's ports are read in one place.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, Unpack
 
 from engine.api import EngineClient, ImageData
 from storage.files import ImageFiles, ImageLike
-from storage.models import Ban, BannedWord, GuildSettings, Job, JobStatus, Process, UserPrefs
+from storage.models import (
+    Ban,
+    BannedWord,
+    FastUsage,
+    GuildSettings,
+    Job,
+    JobStatus,
+    MemberSettings,
+    Process,
+    UserPrefs,
+)
 from storage.ownership import Claim, Owner
 from storage.records import JobFields
 
@@ -60,6 +70,7 @@ class JobStore(ModerationStore, Protocol):
         grid: ImageLike | None = None,
         timings: dict[str, float] | None = None,
         owner_id: str | None = None,
+        texts: Sequence[Mapping[str, str]] | None = None,
     ) -> Job: ...
 
     async def fail_job(
@@ -81,6 +92,22 @@ class JobStore(ModerationStore, Protocol):
     async def guild_settings(self, guild_id: int) -> GuildSettings: ...
 
     async def user_prefs(self, user_id: int) -> UserPrefs: ...
+
+    async def member_settings(self, user_id: int, guild_id: int | None) -> MemberSettings: ...
+
+    async def prompt_options(self, user_id: int) -> dict[str, str]: ...
+
+    async def fast_usage(self, user_id: int, guild_id: int, period_start: datetime) -> FastUsage: ...
+
+    async def add_fast_usage(
+        self,
+        user_id: int,
+        guild_id: int,
+        period_start: datetime,
+        *,
+        used_s: float = 0.0,
+        granted_s: float = 0.0,
+    ) -> FastUsage: ...
 
 
 class Clock(Protocol):

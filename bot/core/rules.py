@@ -114,6 +114,7 @@ class Requester:
     guild_id: int | None = None
     channel_id: int | None = None
     source: str = "discord"  # discord | console
+    role_ids: tuple[int, ...] = ()  # the member's roles on the server (per-role Fast budgets)
 
 
 class Action(StrEnum):

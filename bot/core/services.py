@@ -129,7 +129,14 @@ class Services:
             return await jobs.build_request(job)
 
         dispatcher = Dispatcher(store, engine, build_request, limits, owner=owner)
-        jobs = JobService(store, dispatcher, info, model_name=settings.model, versions=settings.versions)
+        jobs = JobService(
+            store,
+            dispatcher,
+            info,
+            model_name=settings.model,
+            versions=settings.versions,
+            turbo_allowed=bool(getattr(settings, "turbo", False)),
+        )
         return cls(settings, store, engine, info, dispatcher, jobs, owns_engine, owns_store)
 
     @property

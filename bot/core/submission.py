@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from bot.core.dispatcher import Dispatcher
+from bot.core.fast import NOTICE_KEY, SPEED_KEY, decide_speed, requested_speed
 from bot.core.inputs import save_input_image
 from bot.core.limits import LimitError, Limits
 from bot.core.ports import JobStore
@@ -26,7 +28,7 @@ from bot.core.rules import (
 )
 from bot.prompt import Prompt, PromptError
 from engine.api import ImageData, ModelInfo
-from storage.models import Job, JobKind, JobStatus
+from storage.models import Job, JobKind, JobStatus, MemberSettings
 from storage.records import JobFields
 
 log = logging.getLogger("bot.core.jobs")  # one logger name for the job service's lines
@@ -45,8 +47,10 @@ class SubmissionSteps:
         versions: Mapping[str, str] | None = None,
         moderation: ModerationCheck | None = None,
         rng: random.Random | None = None,
+        turbo_allowed: bool = False,
     ) -> None:
         self.store = store
+        self.turbo_allowed = turbo_allowed  # the operator's IMAGINE_TURBO: --turbo is refused without it
         self.dispatcher = dispatcher
         self.info = info
         self.model_name = model_name or info.name
@@ -91,8 +95,33 @@ class SubmissionSteps:
     def _new_seed(self) -> int:
         return self._rng.randrange(SEED_LIMIT)
 
+    async def _speed(
+        self, requester: Requester, asked: str | None, member: MemberSettings | None = None
+    ) -> dict[str, Any]:
+        """The mode a new job runs in (`params` entries), and the notice when Fast time ran out."""
+        if member is None:
+            member = await self.store.member_settings(requester.user_id, requester.guild_id)
+        wanted = requested_speed(asked, member, self.turbo_allowed)
+        speed, notice = await decide_speed(
+            self.store, wanted, requester.user_id, requester.guild_id, requester.role_ids
+        )
+        return {SPEED_KEY: speed, **({NOTICE_KEY: notice} if notice else {})}
+
     def _check_version(self, prompt: Prompt) -> None:
-        """`--v` picks a configured model; this process runs one model, so it must be that one."""
+        """`--v` picks a configured model; this process runs one model, so it must be that one.
+        `--lora` picks one of the LoRA styles the operator installed."""
+        choice = prompt.lora_choice
+        if choice is not None and choice[0] not in self.info.loras:
+            installed = ", ".join(self.info.loras)
+            raise PromptError(
+                f"`--lora {choice[0]}` is not a style installed here; "
+                + (
+                    f"installed: {installed}"
+                    if installed
+                    else "none are (the operator sets IMAGINE_LORA_DIR)"
+                ),
+                "lora",
+            )
         version = prompt.version
         if version is None:
             return

@@ -28,6 +28,8 @@ EXTENSIONS = [
     "bot.discord.imagine.cog",
     "bot.discord.info.cog",
     "bot.discord.moderation.cog",
+    "bot.discord.settings.cog",
+    "bot.discord.settings.fast",
     "bot.discord.prompt_tools.cog",
     "bot.discord.web.cog",
 ]

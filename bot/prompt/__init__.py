@@ -17,7 +17,7 @@ limits), `parameters` (the `--parameter` table and its reading), `parser` (`pars
 
 from __future__ import annotations
 
-from bot.prompt.parameters import DEFAULTS, PARAMETER_FIELDS, STYLES
+from bot.prompt.parameters import DEFAULTS, PARAMETER_FIELDS, PARAMETER_NAMES, STYLES
 from bot.prompt.parsed import (
     MAX_INPUT_LENGTH,
     MAX_PROMPT_LENGTH,
@@ -36,6 +36,7 @@ __all__ = [
     "MAX_PERMUTATIONS",
     "MAX_PROMPT_LENGTH",
     "PARAMETER_FIELDS",
+    "PARAMETER_NAMES",
     "STYLES",
     "Prompt",
     "PromptError",

@@ -42,6 +42,8 @@ _PARAMS: tuple[_Param, ...] = (
     _Param("image_weight", ("iw",), "float", 0, 3, "--iw 1.5"),
     _Param("style", ("style",), "token", example="--style raw"),
     _Param("version", ("version", "v"), "token", example="--v sdxl"),
+    _Param("speed", ("fast", "relax", "turbo"), "speed", example="--relax"),
+    _Param("lora", ("lora",), "lora", 0, 2, "--lora ink:0.8"),
     _Param("style_ref", ("sref",), "url", example="--sref https://example.com/style.png"),
     _Param("style_weight", ("sw",), "int", 0, 1000, "--sw 200"),
     _Param("omni_ref", ("oref",), "url", example="--oref https://example.com/me.png"),
@@ -56,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
 }
 STYLES = ("raw",)  # --style values the engine knows; `raw` drops the preset's house style
 _BY_NAME: dict[str, _Param] = {name: p for p in _PARAMS for name in p.names}
+PARAMETER_NAMES = frozenset(_BY_NAME)  # every spelling a `--parameter` may take, lower case
 _KNOWN = ", ".join(f"--{p.names[0]}" for p in _PARAMS)
 
 # Words people carry over from other tools or from Midjourney features this bot does not have:
@@ -72,7 +75,7 @@ _HINTS = {
 # fmt: off
 _MIDJOURNEY_ONLY = frozenset({
     "niji", "hd", "test", "testp", "creative", "uplight", "upbeta", "upanime", "video", "cref",
-    "cw", "sv", "fast", "relax", "turbo", "p", "personalize", "profile", "exp", "draft", "raw",
+    "cw", "sv", "p", "personalize", "profile", "exp", "draft", "raw",
     "motion", "loop", "end", "bs", "stealth", "public",
 })
 # fmt: on
@@ -87,6 +90,7 @@ _INT = re.compile(r"[+-]?[0-9]+")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _ASPECT = re.compile(r"([0-9]+):([0-9]+)")
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_LORA = re.compile(r"([a-z0-9][a-z0-9._-]{0,63})(?::([0-9]*\.?[0-9]+))?")
 # A `::` weight sits right after the colons and ends at a space or the end of the text.
 _WEIGHT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?=\s|\Z)")
 
@@ -122,14 +126,14 @@ def _suggest(name: str) -> str:
 def _parse_value(p: _Param, typed: str, values: list[str]) -> Any:
     """Turn one parameter's value tokens into the Prompt field's value, or raise PromptError."""
     flag = _flag(typed)
-    if p.kind == "flag":
+    if p.kind in ("flag", "speed"):
         if values:
             raise PromptError(
                 f"{flag} takes no value, but `{' '.join(values)}` follows it. "
                 "Parameters go at the end of the prompt, after the description.",
                 p.field,
             )
-        return True
+        return typed.lower() if p.kind == "speed" else True  # a speed's spelling is its value
     if not values:
         raise PromptError(f"{flag} needs a value, e.g. `{p.example}`.", p.field)
     if p.kind == "terms":
@@ -145,6 +149,20 @@ def _parse_value(p: _Param, typed: str, values: list[str]) -> Any:
             p.field,
         )
     value = values[0]
+    if p.kind == "lora":
+        match = _LORA.fullmatch(value.lower())
+        if not match:
+            raise PromptError(
+                f"{flag} takes a style's name and an optional weight from 0 to 2, e.g. `{p.example}`; "
+                f"got `{value}`.",
+                p.field,
+            )
+        if match[2] is None:
+            return match[1]
+        weight = float(match[2])
+        if not 0 <= weight <= 2:
+            raise PromptError(f"{flag}'s weight must be from 0 to 2; got `{value}`.", p.field)
+        return match[1] if weight == 1 else f"{match[1]}:{format_number(weight)}"
     if p.kind == "url":
         url = value[1:-1] if value.startswith("<") and value.endswith(">") else value
         try:
@@ -233,6 +251,10 @@ def parse_parameters(tokens: list[str]) -> dict[str, Any]:
                 fields[p.field] = fields[p.field] + value
                 continue
             earlier = typed_for[p.field]
+            if p.kind == "speed":
+                raise PromptError(
+                    f"{_flag(earlier)} and {_flag(typed)} both pick a speed; keep one.", p.field
+                )
             same = "" if earlier.lower() == name else f" (as {_flag(earlier)} and {_flag(typed)})"
             raise PromptError(f"{_flag(p.names[0])} is given twice{same}; keep one.", p.field)
         fields[p.field] = value

@@ -61,6 +61,8 @@ class Prompt:
     style: str | None = None
     version: str | None = None
     image_weight: float | None = None
+    speed: str | None = None  # --fast, --relax or --turbo; None: the member's /settings mode
+    lora: str | None = None  # --lora NAME or NAME:WEIGHT (an installed LoRA style)
     style_ref: str | None = None  # --sref URL: a style reference picture (IP-Adapter)
     style_weight: int | None = None  # --sw 0-1000 (default 100)
     omni_ref: str | None = None  # --oref URL: an omni reference picture (IP-Adapter)
@@ -100,6 +102,8 @@ class Prompt:
             out.append(f"--chaos {self.chaos}")
         if self.image_weight is not None:
             out.append(f"--iw {format_number(self.image_weight)}")
+        if self.lora is not None:
+            out.append(f"--lora {self.lora}")
         if self.negative:
             out.append("--no " + ", ".join(self.negative))
         if self.omni_ref is not None:
@@ -128,10 +132,20 @@ class Prompt:
             out.append(f"--v {self.version}")
         if self.weird != 0:
             out.append(f"--weird {self.weird}")
+        if self.speed is not None:
+            out.append(f"--{self.speed}")
         return " ".join(out)
 
     def __str__(self) -> str:
         return " ".join(part for part in (*self.image_urls, self.text, self.parameters) if part)
+
+    @property
+    def lora_choice(self) -> tuple[str, float] | None:
+        """`--lora` as (name, weight), the weight 1 when none was given."""
+        if self.lora is None:
+            return None
+        name, _, weight = self.lora.partition(":")
+        return name, float(weight) if weight else 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON-ready values: how a job row keeps the prompt it was accepted with,

@@ -23,7 +23,9 @@ import math
 import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 
-from engine.training.world import Thing, thing_box
+from engine.training.world import PLACES, Thing, thing_box
+
+PLACE_WORDS = frozenset({"left", "right", "top", "bottom", "centre", "center", "middle"})
 
 # Words that say nothing about one object's whereabouts: not grounded.
 _UNGROUNDED = frozenset({"a", "an", "one", "on", "the", "at", "to", "in", "of", "side", "corner", "picture"})
@@ -77,14 +79,15 @@ class _Recording:
 
 def word_regions(
     tokenizer, text: str, spans: list[tuple[Thing, str]], size: tuple[int, int], grid: tuple[int, int]
-) -> list[tuple[int, torch.Tensor]]:
-    """(token index, boolean mask over the attention grid's cells) for every grounded word."""
+) -> list[tuple[int, torch.Tensor, str]]:
+    """(token index, boolean mask over the attention grid's cells, the object's place) for every
+    grounded word."""
     width, height = size
     gh, gw = grid
     ys = (torch.arange(gh, dtype=torch.float32) + 0.5) * height / gh
     xs = (torch.arange(gw, dtype=torch.float32) + 0.5) * width / gw
     cy, cx = torch.meshgrid(ys, xs, indexing="ij")
-    out: list[tuple[int, torch.Tensor]] = []
+    out: list[tuple[int, torch.Tensor, str]] = []
     limit = tokenizer.model_max_length - 1
     start = 0
     for thing, phrase in spans:
@@ -103,7 +106,7 @@ def word_regions(
             continue
         for i, word in enumerate(words):
             if word not in _UNGROUNDED and first + i < limit:
-                out.append((first + i, mask))
+                out.append((first + i, mask, thing.place if word in PLACE_WORDS else ""))
     return out
 
 
@@ -124,15 +127,15 @@ class AttentionGrounding:
         h, w = latent_shape[-2:]
         return math.ceil(h / 2), math.ceil(w / 2)
 
-    def loss(self, regions: list[list[tuple[int, torch.Tensor]]]) -> torch.Tensor:
+    def loss(self, regions: list[list[tuple[int, torch.Tensor, str]]]) -> torch.Tensor:
         """Mean over layers and grounded words of -log(the word's attention mass inside its region)."""
         total, count = torch.zeros(()), 0
         for probs in self.kept:  # (batch, cells, tokens)
             for b, words in enumerate(regions):
                 if not words:
                     continue
-                index = torch.tensor([j for j, _ in words])
-                masks = torch.stack([m for _, m in words], dim=1).to(probs.dtype)  # (cells, words)
+                index = torch.tensor([j for j, _, _ in words])
+                masks = torch.stack([m for _, m, _ in words], dim=1).to(probs.dtype)  # (cells, words)
                 maps = probs[b][:, index]  # (cells, words)
                 share = (maps * masks).sum(0) / maps.sum(0).clamp_min(1e-8)
                 total = total - torch.log(share.clamp_min(1e-6)).sum()
@@ -141,8 +144,34 @@ class AttentionGrounding:
         return total / max(1, count)
 
 
+class PlaceWordProbe(torch.nn.Module):
+    """Reads a place word's (x, y) in [-1, 1] from the text encoder's output at that word.
+
+    The first model's encoder gave "left" and "right" outputs 99.6% alike (nothing downstream used
+    the difference, so nothing kept it); this head makes the encoding say which side it names.
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(width, 2)
+
+    def loss(self, states: torch.Tensor, regions: list[list[tuple[int, torch.Tensor, str]]]) -> torch.Tensor:
+        rows, index, targets = [], [], []
+        for b, words in enumerate(regions):
+            for j, _mask, place in words:
+                if place:
+                    fx, fy = PLACES[place]
+                    rows.append(b)
+                    index.append(j)
+                    targets.append((2 * fx - 1, 2 * fy - 1))
+        if not rows:
+            return torch.zeros(())
+        picked = states[torch.tensor(rows), torch.tensor(index)]
+        return (self.head(picked) - torch.tensor(targets)).pow(2).mean()
+
+
 def scene_regions(
     tokenizer, batch: list[tuple[str, list[tuple[Thing, str]]]], size: tuple[int, int], latent_shape
-) -> list[list[tuple[int, torch.Tensor]]]:
+) -> list[list[tuple[int, torch.Tensor, str]]]:
     grid = AttentionGrounding.grid(latent_shape)
     return [word_regions(tokenizer, text, spans, size, grid) for text, spans in batch]

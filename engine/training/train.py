@@ -30,7 +30,7 @@ from tqdm import tqdm
 from engine.training import architecture
 from engine.training.autoencoder import colour_exact_vae
 from engine.training.captions import training_caption_spans
-from engine.training.grounding import AttentionGrounding, PositionProbe, scene_regions
+from engine.training.grounding import AttentionGrounding, PlaceWordProbe, PositionProbe, scene_regions
 from engine.training.vocabulary import build_tokenizer
 from engine.training.world import BUCKET_WEIGHTS, BUCKETS, Scene, render, sample_scene, thing_box
 
@@ -317,7 +317,11 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
     params = [*unet.parameters(), *text_encoder.parameters()]
     probe = PositionProbe(unet) if cfg.position_probe else None
     grounding = AttentionGrounding(unet) if cfg.grounding else None
-    extra = list(probe.parameters()) if probe is not None else []
+    place_probe = PlaceWordProbe(text_encoder.config.hidden_size) if cfg.grounding else None
+    extra = [
+        *(probe.parameters() if probe is not None else ()),
+        *(place_probe.parameters() if place_probe is not None else ()),
+    ]
     optimizer = torch.optim.AdamW([*params, *extra], lr=cfg.lr, weight_decay=0.01)
     ema = [p.detach().clone() for p in params]
     stage = Stage(work, "denoiser", cfg.unet_steps)
@@ -329,6 +333,8 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
         text_encoder.load_state_dict(state["text_encoder"])
         if probe is not None:
             probe.load_state_dict(state["probe"])
+        if place_probe is not None:
+            place_probe.load_state_dict(state["place_probe"])
         optimizer.load_state_dict(state["optimizer"])
         ema = state["ema"]
         step, rng = state["step"], state["rng"]
@@ -383,6 +389,8 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
         if grounding is not None:
             regions = scene_regions(tokenizer, described, bucket, latents.shape)
             loss = loss + cfg.grounding * grounding.loss(regions)
+            if place_probe is not None:
+                loss = loss + cfg.grounding * place_probe.loss(states, regions)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([*params, *extra], 1.0)
@@ -407,6 +415,7 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
                     "rng": rng,
                     "torch_rng": torch.get_rng_state(),
                     **({"probe": probe.state_dict()} if probe is not None else {}),
+                    **({"place_probe": place_probe.state_dict()} if place_probe is not None else {}),
                 }
             )
         if sample_hook is not None and cfg.sample_every and step % cfg.sample_every == 0:

@@ -160,6 +160,34 @@ async def test_history_and_show_read_the_store(imagine, grid):
     assert code == 0 and len(out.splitlines()) == 3 and vary["job_id"] in out
 
 
+async def test_remix_prompts_drive_reroll_vary_and_pan_and_show_prints_both_prompts(imagine, grid):
+    parent = grid["job_id"]
+    reroll = await imagine.json("reroll", parent, "--prompt", "a lighthouse at dawn --ar 16:9 --seed 7")
+    assert (reroll["kind"], reroll["parent_id"], reroll["seeds"]) == ("reroll", parent, [7, 8, 9, 10])
+    vary = await imagine.json("vary", parent, "2", "--prompt", "a lighthouse in fog --ar 16:9")
+    pan = await imagine.json("pan", parent, "1", "up", "--prompt", "a lighthouse under stars --ar 16:9")
+    assert (vary["kind"], pan["kind"]) == ("vary_strong", "pan")
+
+    shown = await imagine.json("show", vary["job_id"])
+    assert shown["prompt"] == "a lighthouse in fog --ar 16:9"
+    assert shown["remixed_from"] == "a lighthouse at dusk --ar 16:9 --quality 0.25 --seed 42"
+    assert shown["parameters"].startswith("a lighthouse in fog\n")
+    assert (
+        f"Seed: {shown['seeds'][0]}," in shown["parameters"]
+        and "Imagine kind: vary_strong" in shown["parameters"]
+    )
+    code, out, _ = await imagine("show", pan["job_id"])
+    assert code == 0 and "  prompt: a lighthouse under stars --ar 16:9" in out
+    assert "  parameters (as saved in the PNG):\n    a lighthouse under stars\n    Seed: " in out
+    assert "  seeds: " in out
+    assert "  remixed from: a lighthouse at dusk --ar 16:9 --quality 0.25 --seed 42" in out
+
+    refused = await imagine.json("pan", parent, "1", "up", "--prompt", "a lighthouse --ar 1:1", expect=2)
+    assert "`--ar` does not apply to a pan" in refused["error"]
+    refused = await imagine.json("vary", parent, "1", "--prompt", "a lighthouse --repeat 4", expect=2)
+    assert "`--repeat` does not apply to a variation" in refused["error"]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -269,3 +269,10 @@ def test_import_stays_light() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("speed", ["fast", "relax", "turbo"])
+def test_a_speed_parameter_is_read_and_written_back(speed):
+    prompt = parse_prompt(f"a cat —{speed.upper()} --ar 2:1")
+    assert prompt.speed == speed and str(prompt) == f"a cat --ar 2:1 --{speed}"
+    assert parse_prompt(str(prompt)) == prompt

@@ -76,7 +76,7 @@ def test_unknown_parameter_names_it_and_suggests_the_closest(text: str, suggesti
     assert suggestion in message
 
 
-@pytest.mark.parametrize("text", ["a cat --zzz 3", "a cat --niji 6", "a cat —fast"])
+@pytest.mark.parametrize("text", ["a cat --zzz 3", "a cat --niji 6", "a cat —hd"])
 def test_unknown_parameter_without_a_close_match_lists_the_known_ones(text: str) -> None:
     message = _error(text)
     assert "not a parameter" in message
@@ -266,3 +266,14 @@ def test_error_names_the_parameter_field() -> None:
     with pytest.raises(PromptError) as caught:
         parse_prompt("a --c 500")
     assert caught.value.parameter == "chaos"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a cat --fast --relax", "`--fast` and `--relax` both pick a speed; keep one."),
+        ("a cat --turbo 2", "`--turbo` takes no value"),
+    ],
+)
+def test_speed_parameters_are_one_choice_without_a_value(text: str, expected: str) -> None:
+    assert expected in _error(text)

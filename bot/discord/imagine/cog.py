@@ -13,7 +13,7 @@ import logging
 import discord
 from discord import app_commands
 
-from bot.core.jobs import prompts_with_suffix
+from bot.core.member_settings import member_prompts
 from bot.core.ports import JobStore
 from bot.discord.app import ImagineBot
 from bot.discord.context_menu import ContextMenuCog
@@ -32,7 +32,7 @@ MIXED_IMAGES = (
 
 
 async def count_jobs(
-    store: JobStore, user_id: int, raw_prompt: str, *, attached: bool = False
+    store: JobStore, user_id: int, raw_prompt: str, *, attached: bool = False, guild_id: int | None = None
 ) -> tuple[int, str | None]:
     """How many jobs a prompt makes with the member's `/prefer suffix`, planned exactly as the
     job service will (permutations of prompt and suffix, `--repeat`), and the image link at the
@@ -42,8 +42,7 @@ async def count_jobs(
     text = " ".join(raw_prompt.split())
     if not text:
         raise PromptError("the prompt is empty; describe the image you want")
-    prefs = await store.user_prefs(user_id)
-    prompts = prompts_with_suffix(text, (getattr(prefs, "suffix", "") or "").strip())
+    prompts, _ = await member_prompts(store, user_id, guild_id, text)
     urls = {prompt.image_urls[0] if prompt.image_urls else None for prompt in prompts}
     if len(urls) > 1 and not attached:
         raise PromptError(MIXED_IMAGES)
@@ -71,7 +70,11 @@ class Imagine(ContextMenuCog):
     ) -> None:
         try:
             count, url = await count_jobs(
-                self.bot.services.store, interaction.user.id, prompt, attached=image is not None
+                self.bot.services.store,
+                interaction.user.id,
+                prompt,
+                attached=image is not None,
+                guild_id=interaction.guild_id,
             )
         except PromptError as exc:
             await refuse(interaction, str(exc))

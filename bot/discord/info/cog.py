@@ -8,12 +8,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.options import check_option, expand_options
+from bot.core.png_info import saved_parameters
 from bot.discord import render
 from bot.discord.app import ImagineBot
 from bot.discord.job_actions.actions import UNKNOWN_JOB
 from bot.discord.permissions import NOT_IN_THIS_SERVER
 from bot.discord.replies import clip, refuse
+from bot.discord.settings.fast import fast_line
 from bot.prompt import PromptError, parse_prompt
+from storage.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +28,9 @@ class Info(commands.Cog):
     """Your jobs, the queue, and your settings."""
 
     prefer = app_commands.Group(name="prefer", description="Your defaults for /imagine", guild_only=True)
+    prefer_option = app_commands.Group(
+        name="option", description="Your own --name parameters for a bundle of parameters", parent=prefer
+    )
 
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
@@ -57,6 +64,7 @@ class Info(commands.Cog):
         prefs = await services.store.user_prefs(interaction.user.id)
         suffix = f"`{prefs.suffix}`" if prefs.suffix else "none (set one with `/prefer suffix`)"
         lines.append(f"**Your suffix:** {suffix}")
+        lines.append(await fast_line(self.bot, interaction))
         await interaction.response.send_message("\n".join(lines), ephemeral=True)
 
     @app_commands.command(name="show", description="Post a job again, with working buttons")
@@ -83,6 +91,12 @@ class Info(commands.Cog):
                 job.id, interaction.channel_id or 0, sent.id, interaction=interaction, original=True, job=job
             )
         await self.bot.services.store.add_message(job.id, sent.id, interaction.channel_id)
+        parameters = saved_parameters(self.bot.services.store, job)
+        if parameters is not None:  # how it was made, as the PNG says it (only the asker sees it)
+            block = clip(parameters, 1800).replace("```", "`\u200b``")
+            await interaction.followup.send(
+                f"Parameters of job `{job.id}`:\n```\n{block}\n```", ephemeral=True
+            )
 
     @prefer.command(name="suffix", description="Parameters added to the end of each of your prompts")
     @app_commands.describe(value="e.g. --ar 16:9 --stylize 250; leave empty to clear")
@@ -90,13 +104,48 @@ class Info(commands.Cog):
         value = " ".join((value or "").split())
         if value:
             try:
-                parse_prompt(f"suffix check {value}")
+                options = await self.bot.services.store.prompt_options(interaction.user.id)
+                parse_prompt(f"suffix check {expand_options(value, options)}")
             except PromptError as exc:
                 await refuse(interaction, f"That suffix does not work: {exc}")
                 return
         await self.bot.services.store.set_user_suffix(interaction.user.id, value)
         text = f"Your prompts now end with `{value}`." if value else "Your suffix is cleared."
         await interaction.response.send_message(text, ephemeral=True)
+
+    @prefer_option.command(name="set", description="--name in your prompts stands for these parameters")
+    @app_commands.describe(
+        option="the name, e.g. cinematic (use it as --cinematic)",
+        value="e.g. --ar 21:9 --stylize 250; leave empty to remove the option",
+    )
+    async def option_set(
+        self, interaction: discord.Interaction, option: str, value: str | None = None
+    ) -> None:
+        store = self.bot.services.store
+        if not (value or "").strip():
+            name = option.strip().lstrip("-—").lower()
+            removed = await store.set_prompt_option(interaction.user.id, name, None) if name else False
+            text = f"Removed `--{name}`." if removed else f"You have no option `--{name}`."
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        try:
+            name, folded = check_option(option, value or "")
+            await store.set_prompt_option(interaction.user.id, name, folded)
+        except (PromptError, InvalidInputError) as exc:
+            await refuse(interaction, f"That option does not work: {exc}")
+            return
+        await interaction.response.send_message(
+            f"`--{name}` in your prompts now stands for `{folded}`.", ephemeral=True
+        )
+
+    @prefer_option.command(name="list", description="Your --name options")
+    async def option_list(self, interaction: discord.Interaction) -> None:
+        options = await self.bot.services.store.prompt_options(interaction.user.id)
+        if not options:
+            text = "You have no options; make one with `/prefer option set`."
+        else:
+            text = "\n".join(f"`--{name}` = `{value}`" for name, value in options.items())
+        await interaction.response.send_message(clip(text, 1900), ephemeral=True)
 
 
 async def setup(bot: ImagineBot) -> None:

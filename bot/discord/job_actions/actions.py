@@ -8,12 +8,14 @@ nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Protocol
 
 import discord
 
 from bot.core.decode import MAX_BYTES, ImageFetchError, decode_attachment
+from bot.core.fast import NOTICE_KEY
 from bot.core.jobs import Action, Requester
 from bot.core.ports import ImageFetcher
 from bot.core.references import fetch_references
@@ -21,6 +23,7 @@ from bot.core.services import Services
 from bot.core.web_access import region_path
 from bot.discord import render
 from bot.discord.buttons import ACTIONS, CELL_ACTIONS, PROMPT_OPTIONS, ButtonSpec
+from bot.discord.job_actions.remix import REMIX_BUTTONS, RemixModal, remix_too_long
 from bot.discord.job_actions.zoom import CustomZoomModal
 from bot.discord.messenger import JobMessenger
 from bot.discord.permissions import click_refusal, is_moderator
@@ -37,13 +40,22 @@ UNKNOWN_JOB = "I can't find job `{job_id}`; it may have been removed."
 
 
 def requester_for(interaction: discord.Interaction) -> Requester:
+    roles = getattr(interaction.user, "roles", None) or []  # a Member has roles; a DM's User none
     return Requester(
         user_id=interaction.user.id,
         user_name=str(interaction.user),
         guild_id=interaction.guild_id,
         channel_id=interaction.channel_id,
         source="discord",
+        role_ids=tuple(role.id for role in roles),
     )
+
+
+async def tell_speed_notice(interaction: discord.Interaction, jobs: list[Job]) -> None:
+    """Say privately, once, when Fast time ran out and the jobs run in Relax (never silently)."""
+    notices = {(job.params or {}).get(NOTICE_KEY) for job in jobs} - {None}
+    for notice in notices:
+        await interaction.followup.send(str(notice), ephemeral=True)
 
 
 def channel_refusal(settings: GuildSettings | None, interaction: discord.Interaction) -> str | None:
@@ -137,6 +149,7 @@ class JobActions:
                 job=job,
             )
             await self.services.store.add_message(job.id, sent.id, interaction.channel_id)
+        await tell_speed_notice(interaction, jobs)
 
     async def _image_prompt(self, attachment: discord.Attachment | None, url: str | None) -> ImageData | None:
         if attachment is not None:
@@ -176,11 +189,33 @@ class JobActions:
                 return
             await interaction.response.send_modal(CustomZoomModal(self.zoom_custom, job))
             return
+        if spec.action in REMIX_BUTTONS and await self.remix_on(interaction):
+            too_long = remix_too_long(job)
+            if too_long is not None:
+                await refuse(interaction, too_long)
+                return
+            submit = functools.partial(self.remix_submitted, spec)
+            await interaction.response.send_modal(RemixModal(submit, job, spec.label))
+            return
         await interaction.response.defer()
         if spec.action == "prompt":
             await self.run_prompt(interaction, job, spec.index or 0)
             return
         await self.derive(interaction, job, spec.action, spec.index)
+
+    async def remix_on(self, interaction: discord.Interaction) -> bool:
+        """Whether the member turned Remix on in /settings (on this server)."""
+        settings = await self.services.store.member_settings(interaction.user.id, interaction.guild_id)
+        return bool(settings.remix)
+
+    async def remix_submitted(
+        self, spec: ButtonSpec, interaction: discord.Interaction, parent: Job, prompt_override: str | None
+    ) -> Job | None:
+        """A submitted Remix modal: the button's job, driven by the edited prompt when it changed."""
+        zoom = ZOOMS.get(spec.action)
+        return await self.derive(
+            interaction, parent, spec.action, spec.index, zoom=zoom, prompt_override=prompt_override
+        )
 
     async def run_prompt(self, interaction: discord.Interaction, answer: Job, number: int) -> list[Job]:
         """Prompt `number` of a /shorten or /describe answer, imagined as a job derived from it."""
@@ -275,6 +310,7 @@ class JobActions:
                 self.bot.messenger.track(job.id, channel_id, followup.id, interaction=interaction, job=job)
             sent = followup
         await self.services.store.add_message(job.id, sent.id, channel_id)
+        await tell_speed_notice(interaction, [job])
         return job
 
     # -- the author's delete ----------------------------------------------------------------------

@@ -22,6 +22,16 @@ PROMPT_LIMIT = 4000
 (Discord refuses the whole modal), so `too_long` gives the member a reason instead."""
 
 
+def prompt_too_long(job: Job, feature: str, instead: str) -> str | None:
+    """Why this job's prompt cannot go into `feature`'s modal (and what to do `instead`), or None."""
+    length = len(job.prompt or "")
+    if length <= PROMPT_LIMIT:
+        return None
+    return (
+        f"This job's prompt is {length:,} characters; {feature} can edit at most {PROMPT_LIMIT:,}. {instead}"
+    )
+
+
 ZoomSubmit = Callable[[discord.Interaction, Job, float, "str | None"], Awaitable[object]]
 """What the modal hands a submitted zoom to: (interaction, job, zoom, prompt override or None)."""
 
@@ -42,13 +52,7 @@ class CustomZoomModal(discord.ui.Modal, title="Custom Zoom"):
     @staticmethod
     def too_long(job: Job) -> str | None:
         """Why this job's prompt cannot go into the modal, or None when it fits."""
-        length = len(job.prompt or "")
-        if length <= PROMPT_LIMIT:
-            return None
-        return (
-            f"This job's prompt is {length:,} characters; Custom Zoom can edit at most "
-            f"{PROMPT_LIMIT:,}. Use Zoom Out 2x or 1.5x, or /imagine a shorter prompt."
-        )
+        return prompt_too_long(job, "Custom Zoom", "Use Zoom Out 2x or 1.5x, or /imagine a shorter prompt.")
 
     def __init__(self, submit: ZoomSubmit, job: Job) -> None:
         super().__init__(timeout=15 * 60)
