@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.errors import InvalidInputError
 from storage.models import FastUsage, MemberSettings, PromptOption
 from storage.records import MemberSettingsFields
-from storage.units import UnitsOfWork
+from storage.units import UnitsOfWork, stored_with
 from storage.validation import is_int
 
 T = TypeVar("T")
@@ -85,13 +85,7 @@ class MemberMethods(UnitsOfWork):
 
         async def work(session: AsyncSession) -> MemberSettings:
             row = await session.get(MemberSettings, (user_id, guild_id or NO_GUILD))
-            if row is None:
-                row = default_member_settings(user_id, guild_id)
-                session.add(row)
-            for name, value in clean.items():
-                setattr(row, name, value)
-            await session.flush()
-            return row
+            return await stored_with(session, row, lambda: default_member_settings(user_id, guild_id), clean)
 
         return await self._write(work)
 

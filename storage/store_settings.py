@@ -14,7 +14,7 @@ from storage.errors import InvalidInputError
 from storage.models import GuildSettings, UserPrefs
 from storage.records import GuildSettingsFields
 from storage.repositories import SettingsRepository
-from storage.units import UnitsOfWork
+from storage.units import UnitsOfWork, stored_with
 from storage.validation import check_settings_fields
 
 MAX_SUFFIX_CHARS = 1000
@@ -54,13 +54,7 @@ class SettingsMethods(UnitsOfWork):
 
         async def work(session: AsyncSession) -> GuildSettings:
             settings = await SettingsRepository(session).guild(guild_id)
-            if settings is None:
-                settings = self._default_settings(guild_id)
-                session.add(settings)
-            for name, value in clean.items():
-                setattr(settings, name, value)
-            await session.flush()
-            return settings
+            return await stored_with(session, settings, lambda: self._default_settings(guild_id), clean)
 
         return await self._write(work)
 

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Job
 
 T = TypeVar("T")
+
+
+async def stored_with(
+    session: AsyncSession, row: T | None, default: Callable[[], T], values: Mapping[str, object]
+) -> T:
+    """`row`, or a new `default()` row when there is none, with `values` set and flushed: how a
+    settings row that exists only once changed is updated (the guild's, a member's)."""
+    if row is None:
+        row = default()
+        session.add(row)
+    for name, value in values.items():
+        setattr(row, name, value)
+    await session.flush()
+    return row
 
 
 class UnitsOfWork:
