@@ -6,7 +6,8 @@ equal `Prompt`; `to_dict`/`from_dict` are how a job row keeps the prompt it was 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -94,47 +95,11 @@ class Prompt:
 
     @property
     def parameters(self) -> str:
-        """The non-default parameters in canonical spelling, e.g. `--ar 16:9 --seed 42`."""
-        out: list[str] = []
-        if self.aspect != (1, 1):
-            out.append(f"--ar {self.aspect[0]}:{self.aspect[1]}")
-        if self.chaos != 0:
-            out.append(f"--chaos {self.chaos}")
-        if self.image_weight is not None:
-            out.append(f"--iw {format_number(self.image_weight)}")
-        if self.lora is not None:
-            out.append(f"--lora {self.lora}")
-        if self.negative:
-            out.append("--no " + ", ".join(self.negative))
-        if self.omni_ref is not None:
-            out.append(f"--oref {self.omni_ref}")
-        if self.omni_weight is not None:
-            out.append(f"--ow {self.omni_weight}")
-        if self.quality != 1.0:
-            out.append(f"--quality {format_number(self.quality)}")
-        if self.repeat != 1:
-            out.append(f"--repeat {self.repeat}")
-        if self.seed is not None:
-            out.append(f"--seed {self.seed}")
-        if self.style_ref is not None:
-            out.append(f"--sref {self.style_ref}")
-        if self.style_weight is not None:
-            out.append(f"--sw {self.style_weight}")
-        if self.stop != 100:
-            out.append(f"--stop {self.stop}")
-        if self.style is not None:
-            out.append(f"--style {self.style}")
-        if self.stylize != 100:
-            out.append(f"--stylize {self.stylize}")
-        if self.tile:
-            out.append("--tile")
-        if self.version is not None:
-            out.append(f"--v {self.version}")
-        if self.weird != 0:
-            out.append(f"--weird {self.weird}")
-        if self.speed is not None:
-            out.append(f"--{self.speed}")
-        return " ".join(out)
+        """The non-default parameters in canonical spelling, e.g. `--ar 16:9 --seed 42`: one
+        `_SPELLING` entry each, in its order, left out while the field has its default."""
+        return " ".join(
+            spell(value) for name, spell in _SPELLING if (value := getattr(self, name)) != _DEFAULTS[name]
+        )
 
     def __str__(self) -> str:
         return " ".join(part for part in (*self.image_urls, self.text, self.parameters) if part)
@@ -164,6 +129,33 @@ class Prompt:
         if "aspect" in values:
             values["aspect"] = (int(values["aspect"][0]), int(values["aspect"][1]))
         return cls(**values)
+
+
+# How each parameter is written back, in canonical order (a field at its default is not shown).
+_SPELLING: tuple[tuple[str, Callable[[Any], str]], ...] = (
+    ("aspect", lambda aspect: f"--ar {aspect[0]}:{aspect[1]}"),
+    ("chaos", "--chaos {}".format),
+    ("image_weight", lambda weight: f"--iw {format_number(weight)}"),
+    ("lora", "--lora {}".format),
+    ("negative", lambda terms: "--no " + ", ".join(terms)),
+    ("omni_ref", "--oref {}".format),
+    ("omni_weight", "--ow {}".format),
+    ("quality", lambda quality: f"--quality {format_number(quality)}"),
+    ("repeat", "--repeat {}".format),
+    ("seed", "--seed {}".format),
+    ("style_ref", "--sref {}".format),
+    ("style_weight", "--sw {}".format),
+    ("stop", "--stop {}".format),
+    ("style", "--style {}".format),
+    ("stylize", "--stylize {}".format),
+    ("tile", lambda _: "--tile"),
+    ("version", "--v {}".format),
+    ("weird", "--weird {}".format),
+    ("speed", "--{}".format),
+)
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default if f.default_factory is MISSING else f.default_factory() for f in fields(Prompt)
+}
 
 
 def format_number(value: float | int) -> str:
