@@ -13,12 +13,13 @@ import io
 import pytest
 from PIL import Image
 
-from tests.bot.discord.test_wire_bot import CLICK_S, EPHEMERAL, JOB_S, TOKEN, _result
+from tests.bot.discord.test_wire_bot import CLICK_S, JOB_S, TOKEN, _result
 from tests.support.bot_process import bot_process, explained, until_connected
 from tests.support.fake_discord import (
     CALLBACK_MESSAGE,
     CALLBACK_MODAL,
     CALLBACK_UPDATE,
+    EPHEMERAL,
     FakeDiscord,
     assert_unpatched_discord,
     button_id,
