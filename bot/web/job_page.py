@@ -17,6 +17,7 @@ from aiohttp import web
 from bot.core.dispatcher import LimitError
 from bot.core.jobs import Action, JobError, Requester
 from bot.core.moderation import BannedError, BlockedError
+from bot.core.remix import REMIX_ACTIONS
 from bot.prompt import PromptError
 from bot.web.access import STORE_KEY, may_see, member, visible_job
 from bot.web.images import JOB_ID, image_url, thumb_url
@@ -106,6 +107,7 @@ async def job_page(request: web.Request) -> web.Response:
         descendants=[j for j in lineage.descendants if may_see(who, j)],
         buttons=buttons_for(job),
         custom_zoom=buttons_for(job) == SINGLE_BUTTONS,
+        remix_buttons=[button for button in buttons_for(job) if button.action in REMIX_ACTIONS],
         region=job.kind in UPSCALED and job.status == JobStatus.DONE and not job.hidden,
         image_url=image_url,
         thumb_url=thumb_url,
@@ -132,6 +134,11 @@ async def job_action(request: web.Request) -> web.Response:
         options["prompt_override"] = str(form.get("prompt", "")).strip()[:4000] or None
     elif button is None or button not in buttons_for(job):
         return _refuse(wants_json, "That action is not available on this job.", 400)
+    elif "remix" in form:
+        # The Remix form: its edited prompt drives the action; the core refuses what the action
+        # cannot take. An unchanged (or emptied) prompt is a plain click, as in Discord's modal.
+        text = " ".join(str(form.get("remix", "")).split())[:4000]
+        options["prompt_override"] = text if text and text != job.prompt else None
     services = request.app[SERVICES_KEY]
     try:
         new = await services.jobs.derive(requester(request), job.id, button.action, **options)

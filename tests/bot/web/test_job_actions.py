@@ -65,3 +65,34 @@ async def test_buttons_answer_the_new_job_and_custom_zoom_takes_a_factor_and_pro
     status, answer = await act(desk, grid_id, do="zoom_custom", zoom="1.5")
     assert status == 400 and "not available" in answer["error"]
     assert await count(desk) == jobs_before
+
+
+async def test_the_remix_form_drives_the_action_with_the_edited_prompt_and_shows_the_cores_refusal(
+    desk: Desk,  # noqa: F811
+) -> None:
+    await desk.sign_in(MEMBER, moderator=False)
+    async with desk.http.post(
+        f"{desk.server.url}/imagine", data={"csrf": desk.csrf, "prompt": "a fox"}
+    ) as response:
+        grid_id = str(response.url).rsplit("/", 1)[1]
+    await finished(desk, grid_id)
+    async with desk.http.get(f"{desk.server.url}/jobs/{grid_id}") as response:
+        html = await response.text()
+    assert 'name="remix"' in html and ">a fox</textarea>" in html
+    status, remixed = await act(desk, grid_id, do="V2", remix="a red fox in snow")
+    assert status == 200 and remixed["kind"] == "vary" and remixed["prompt"] == "a red fox in snow"
+    row = await desk.services.store.get_job(remixed["job_id"])
+    assert (row.parent_id, row.params["remix_of"]) == (grid_id, "a fox")
+    status, same = await act(desk, grid_id, do="reroll", remix="a fox")  # unchanged: a plain re-roll
+    assert status == 200 and "remix_of" not in (await desk.services.store.get_job(same["job_id"])).params
+    jobs_before = await count(desk)
+    status, answer = await act(desk, grid_id, do="V1", remix="a fox --chaos 50")
+    assert status == 409 and answer["error"].startswith("`--chaos` does not apply to a variation")
+    status, answer = await act(desk, grid_id, do="U1", remix="a wolf")
+    assert status == 409 and "take an edited prompt (Remix)" in answer["error"]
+    assert await count(desk) == jobs_before
+    async with desk.http.post(  # without the form's CSRF token nothing is made
+        f"{desk.server.url}/jobs/{grid_id}/action", data={"do": "V1", "remix": "a wolf"}
+    ) as response:
+        assert response.status == 403
+    assert await count(desk) == jobs_before
