@@ -235,6 +235,7 @@ class GuildSettings(Base):
     fast_seconds: Mapped[int | None] = mapped_column(Integer)  # Fast GPU-seconds per period; None: unlimited
     fast_period_hours: Mapped[int | None] = mapped_column(Integer)  # None: 720 (30 days)
     fast_role_seconds: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # role id -> seconds
+    allow_stealth: Mapped[bool] = mapped_column(Boolean, default=False)  # members may choose Stealth
 
 
 class WebToken(Base):
@@ -286,6 +287,7 @@ class MemberSettings(Base):
     version: Mapped[str | None] = mapped_column(String(64))  # a configured --v name
     speed: Mapped[str] = mapped_column(String(8), default="fast")  # fast | relax | turbo
     lora: Mapped[str | None] = mapped_column(String(64))  # an installed LoRA style's name
+    stealth: Mapped[bool] = mapped_column(Boolean, default=False)  # jobs seen only by author and mods
     updated_at: Mapped[datetime] = mapped_column(_tz(), default=utcnow, onupdate=utcnow)
 
 

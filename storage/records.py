@@ -68,6 +68,7 @@ class GuildSettingsFields(TypedDict, total=False):
     fast_seconds: int | None
     fast_period_hours: int | None
     fast_role_seconds: dict[str, int] | None
+    allow_stealth: bool
 
 
 class MemberSettingsFields(TypedDict, total=False):
@@ -80,3 +81,4 @@ class MemberSettingsFields(TypedDict, total=False):
     version: str | None
     speed: str  # fast | relax | turbo
     lora: str | None  # an installed LoRA style's name
+    stealth: bool  # only honoured where the server allows Stealth

@@ -41,6 +41,7 @@ def default_member_settings(user_id: int, guild_id: int | None) -> MemberSetting
         version=None,
         speed="fast",
         lora=None,
+        stealth=False,
     )
 
 
@@ -50,7 +51,7 @@ def check_member_fields(fields: MemberSettingsFields) -> MemberSettingsFields:
     if unknown:
         raise InvalidInputError(f"unknown member setting(s): {', '.join(unknown)}; known: {sorted(_FIELDS)}")
     for name, value in fields.items():
-        if name in ("remix", "raw") and not isinstance(value, bool):
+        if name in ("remix", "raw", "stealth") and not isinstance(value, bool):
             raise InvalidInputError(f"{name} must be true or false, got {value!r}")
     stylize = fields.get("stylize")
     if stylize is not None and (not is_int(stylize) or not 0 <= stylize <= 1000):

@@ -37,6 +37,7 @@ class SettingsMethods(UnitsOfWork):
             fast_seconds=None,
             fast_period_hours=None,
             fast_role_seconds=None,
+            allow_stealth=False,
         )
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:

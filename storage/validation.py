@@ -75,9 +75,9 @@ def check_settings_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             if not isinstance(value, list | tuple | set) or not all(is_int(v) for v in value):
                 raise InvalidInputError(f"{name} must be a list of channel ids")
             clean[name] = list(dict.fromkeys(value))
-        elif name == "author_only_buttons":
+        elif name in ("author_only_buttons", "allow_stealth"):
             if not isinstance(value, bool):
-                raise InvalidInputError(f"author_only_buttons must be true or false, got {value!r}")
+                raise InvalidInputError(f"{name} must be true or false, got {value!r}")
             clean[name] = value
         elif name == "fast_seconds":
             if value is not None and (not is_int(value) or value < 0):

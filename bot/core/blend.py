@@ -81,7 +81,7 @@ class BlendService:
         await jobs._check_moderation(requester, [prompt.text] if prompt.text else [], prompt_text)
         limits = await jobs._limits_for(requester)
         jobs.dispatcher.check_capacity(requester.user_id, 1, limits)
-        speed = await jobs._speed(requester, prompt.speed)  # Fast, Relax or Turbo, like /imagine
+        speed = await jobs._member_params(requester, prompt.speed)  # Fast, Relax or Turbo, like /imagine
         info = jobs.info
         width, height = dimensions_for(prompt.aspect, info.native_width, info.native_height, info.size_step)
         seed = prompt.seed if prompt.seed is not None else jobs._new_seed() % SEED_LIMIT

@@ -32,6 +32,7 @@ from bot.core.rules import (
     accepted_prompt,
     cell_seed,
 )
+from bot.core.stealth import STEALTH_KEY
 from bot.core.submission import SubmissionSteps
 from bot.logs import job_context
 from bot.prompt import (
@@ -144,7 +145,9 @@ class DerivedJobSteps(SubmissionSteps):
         cell_count = 1 if kind in (JobKind.UPSCALE, JobKind.UPSCALE_SUBTLE, JobKind.UPSCALE_CREATIVE) else 4
         params["seeds"] = [cell_seed(seed, i) for i in range(cell_count)]
         if action is not Action.UPSCALE:  # U1-U4 use no engine time
-            params.update(await self._speed(requester, remixed.speed if remixed else None))
+            params.update(await self._member_params(requester, remixed.speed if remixed else None))
+        else:
+            params.update(await self._visibility(requester))
         fields = JobFields(
             kind=kind.value,
             **self._author(requester),
@@ -197,7 +200,7 @@ class DerivedJobSteps(SubmissionSteps):
         await self._check_moderation(requester, [prompt_text] if edited else [], edited or None)
         limits = await self._limits_for(requester)
         self.dispatcher.check_capacity(requester.user_id, 1, limits)
-        params.update(await self._speed(requester, prompt.speed if edited else None))  # Fast or Relax
+        params.update(await self._member_params(requester, prompt.speed if edited else None))  # Fast or Relax
         job_id = new_job_id()
         params["mask"] = await self._save_init_image(f"{job_id}-mask", mask)
         seed = self._new_seed()
@@ -265,6 +268,7 @@ class DerivedJobSteps(SubmissionSteps):
         seed = self._new_seed()
         params = dict(parent.params or {})
         params.pop(REMIX_KEY, None)  # a plain re-roll of a remix is no remix itself
+        params.pop(STEALTH_KEY, None)  # the new job's visibility is its own author's (below)
         params["seeds"] = [cell_seed(seed, i) for i in range(len(params.get("seeds") or [0] * GRID_CELLS))]
         params["rerolled_from"] = parent.id
         parent_id: str | None
@@ -299,7 +303,7 @@ class DerivedJobSteps(SubmissionSteps):
                 )
         for key in (SPEED_KEY, NOTICE_KEY):  # the mode is the clicker's, now, not the parent's
             params.pop(key, None)
-        params.update(await self._speed(requester, remixed.speed if remixed else None))
+        params.update(await self._member_params(requester, remixed.speed if remixed else None))
         await self._check_moderation(requester, [prompt_text] if remixed else [], prompt_override)
         limits = await self._limits_for(requester)
         self.dispatcher.check_capacity(requester.user_id, 1, limits)

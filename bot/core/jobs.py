@@ -120,7 +120,7 @@ class JobService(DerivedJobSteps):
                     "image prompts need the image itself: attach it to /imagine in Discord "
                     "(the console does not download image URLs)"
                 )
-        speeds = {p.speed: await self._speed(requester, p.speed, member) for p in prompts}
+        speeds = {p.speed: await self._member_params(requester, p.speed, member) for p in prompts}
         urls = reference_urls(self.info, prompts)  # refused at once when the engine cannot use them
         pictures = {url: (references or {})[url] for url in urls if url in (references or {})}
         if len(pictures) < len(urls):

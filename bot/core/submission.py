@@ -26,6 +26,7 @@ from bot.core.rules import (
     Requester,
     _default_moderation,
 )
+from bot.core.stealth import stealth_params
 from bot.prompt import Prompt, PromptError
 from engine.api import ImageData, ModelInfo
 from storage.models import Job, JobKind, JobStatus, MemberSettings
@@ -95,17 +96,29 @@ class SubmissionSteps:
     def _new_seed(self) -> int:
         return self._rng.randrange(SEED_LIMIT)
 
-    async def _speed(
+    async def _member_params(
         self, requester: Requester, asked: str | None, member: MemberSettings | None = None
     ) -> dict[str, Any]:
-        """The mode a new job runs in (`params` entries), and the notice when Fast time ran out."""
+        """The mode a new job runs in (`params` entries), the notice when Fast time ran out, and
+        whether it is stealth (see `_visibility`)."""
         if member is None:
             member = await self.store.member_settings(requester.user_id, requester.guild_id)
         wanted = requested_speed(asked, member, self.turbo_allowed)
         speed, notice = await decide_speed(
             self.store, wanted, requester.user_id, requester.guild_id, requester.role_ids
         )
-        return {SPEED_KEY: speed, **({NOTICE_KEY: notice} if notice else {})}
+        visibility = await self._visibility(requester, member)
+        return {SPEED_KEY: speed, **({NOTICE_KEY: notice} if notice else {}), **visibility}
+
+    async def _visibility(self, requester: Requester, member: MemberSettings | None = None) -> dict[str, Any]:
+        """The params entry that makes a new job stealth, decided now and kept with the job."""
+        if requester.guild_id is None:
+            return {}
+        if member is None:
+            member = await self.store.member_settings(requester.user_id, requester.guild_id)
+        if not member.stealth:
+            return {}
+        return stealth_params(member, await self.store.guild_settings(requester.guild_id))
 
     def _check_version(self, prompt: Prompt) -> None:
         """`--v` picks a configured model; this process runs one model, so it must be that one.

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import discord
 
+from bot.core.stealth import hidden_from
 from storage.models import GuildSettings, Job
 
 # Another server's job (or a console job) is not this server's: its moderators could neither see
-# it in their history nor hide it, so it can be neither reposted nor acted on here.
+# it in their history nor hide it, so it can be neither reposted nor acted on here. Another
+# member's stealth job gets the same sentence, so a refusal does not tell that it exists.
 NOT_IN_THIS_SERVER = "There is no job `{job_id}` in this server."
 
 
@@ -31,12 +33,22 @@ def is_moderator(interaction: discord.Interaction, settings: GuildSettings | Non
     return role_id is not None and any(role.id == role_id for role in user.roles)
 
 
+def view_refusal(interaction: discord.Interaction, job: Job, settings: GuildSettings | None) -> str | None:
+    """Why this user may not see `job` here (another server's, or another member's stealth job)."""
+    if job.guild_id != interaction.guild_id or hidden_from(
+        job, interaction.user.id, is_moderator(interaction, settings)
+    ):
+        return NOT_IN_THIS_SERVER.format(job_id=job.id)
+    return None
+
+
 def click_refusal(
     interaction: discord.Interaction, job: Job, settings: GuildSettings | None, action: str
 ) -> str | None:
     """Why this user may not press `action` on `job`, or None when they may."""
-    if job.guild_id != interaction.guild_id:  # a forged or copied custom_id
-        return NOT_IN_THIS_SERVER.format(job_id=job.id)
+    refusal = view_refusal(interaction, job, settings)  # a forged or copied custom_id, or stealth
+    if refusal is not None:
+        return refusal
     is_author = interaction.user.id == job.user_id
     if action == "cancel":
         if is_author or is_moderator(interaction, settings):

@@ -13,7 +13,7 @@ from bot.core.png_info import saved_parameters
 from bot.discord import render
 from bot.discord.app import ImagineBot
 from bot.discord.job_actions.actions import UNKNOWN_JOB
-from bot.discord.permissions import NOT_IN_THIS_SERVER
+from bot.discord.permissions import view_refusal
 from bot.discord.replies import clip, refuse
 from bot.discord.settings.fast import fast_line
 from bot.prompt import PromptError, parse_prompt
@@ -75,8 +75,10 @@ class Info(commands.Cog):
         if job is None:
             await refuse(interaction, UNKNOWN_JOB.format(job_id=job_id.strip()))
             return
-        if job.guild_id != interaction.guild_id:
-            await refuse(interaction, NOT_IN_THIS_SERVER.format(job_id=job.id))
+        settings = await self.bot.services.store.guild_settings(interaction.guild_id or 0)
+        refusal = view_refusal(interaction, job, settings)
+        if refusal is not None:
+            await refuse(interaction, refusal)
             return
         notice = render.notice_message(job)
         if notice is not None:

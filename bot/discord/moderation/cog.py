@@ -326,6 +326,11 @@ class ModerationCog(SettingsDesk, ContextMenuCog):
     async def settings_buttons(self, interaction: discord.Interaction, who: app_commands.Choice[str]) -> None:
         await self.guarded(interaction, self.set_button_access, who.value)
 
+    @settings.command(name="stealth", description="Whether members may use Stealth mode")
+    @app_commands.describe(allow="on: members may choose Stealth in /settings or /stealth; off: all public")
+    async def settings_stealth(self, interaction: discord.Interaction, allow: bool) -> None:
+        await self.guarded(interaction, self.set_stealth, allow)
+
     @settings.command(name="limits", description="How many jobs each member may have running and waiting")
     @app_commands.describe(
         running="Jobs one member may have running at once (1-10)",

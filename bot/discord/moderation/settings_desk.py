@@ -7,7 +7,7 @@ and call these. Each change is one store write plus its audit entry (`_save`).
 
 from __future__ import annotations
 
-from typing import Unpack, cast
+from typing import Literal, Unpack, cast
 
 import discord
 
@@ -76,16 +76,48 @@ class SettingsDesk(DeskActions):
         self, interaction: discord.Interaction, settings: GuildSettings, who: str
     ) -> None:
         author_only = who == "author"
-        if bool(settings.author_only_buttons) == author_only:
-            current = "only a job's author" if author_only else "anyone"
-            await reply(interaction, f"Result buttons are already usable by {current}.")
-            return
-        summary = (
-            "made result buttons usable only by the job's author (and moderators)"
-            if author_only
-            else "made result buttons usable by anyone"
+        await self._switch(
+            interaction,
+            "author_only_buttons",
+            bool(settings.author_only_buttons),
+            author_only,
+            "Result buttons are already usable by " + ("only a job's author." if author_only else "anyone."),
+            (
+                "made result buttons usable only by the job's author (and moderators)",
+                "made result buttons usable by anyone",
+            ),
         )
-        await self._save(interaction, "author_only_buttons", summary, author_only_buttons=author_only)
+
+    async def set_stealth(
+        self, interaction: discord.Interaction, settings: GuildSettings, allow: bool
+    ) -> None:
+        await self._switch(
+            interaction,
+            "allow_stealth",
+            bool(settings.allow_stealth),
+            allow,
+            f"Stealth mode is already {'allowed' if allow else 'not allowed'}.",
+            (
+                "allowed Stealth mode (members may keep their new jobs to themselves and moderators)",
+                "stopped allowing Stealth mode (new jobs are public; stealth jobs made before stay so)",
+            ),
+        )
+
+    async def _switch(
+        self,
+        interaction: discord.Interaction,
+        field: Literal["author_only_buttons", "allow_stealth"],
+        now: bool,
+        wanted: bool,
+        already: str,
+        summaries: tuple[str, str],
+    ) -> None:
+        """An on/off server setting: said as it is when unchanged, else saved with its summary."""
+        if now == wanted:
+            await reply(interaction, already)
+            return
+        fields = cast(GuildSettingsFields, {field: wanted})  # `field` is one of its bool keys
+        await self._save(interaction, field, summaries[0] if wanted else summaries[1], **fields)
 
     async def set_user_limits(
         self,
@@ -156,6 +188,7 @@ class SettingsDesk(DeskActions):
             if settings.author_only_buttons
             else "anyone in the channel"
         )
+        stealth = "allowed" if settings.allow_stealth else "not allowed (every job is public)"
         limits = self.user_limits(settings)
         running, queued = limits.max_running_per_user, limits.max_queued_per_user
         own = settings.max_running_per_user is not None or settings.max_queued_per_user is not None
@@ -165,6 +198,7 @@ class SettingsDesk(DeskActions):
             f"**Log channel:** {f'<#{settings.log_channel_id}>' if settings.log_channel_id else 'none'}",
             f"**Moderator role:** {role}",
             f"**Result buttons usable by:** {buttons}",
+            f"**Stealth mode:** {stealth}",
             f"**Per-member limits:** {running} running, {queued} waiting"
             + (" (this server's)" if own else " (the bot's defaults)"),
         ]

@@ -16,8 +16,9 @@ import discord
 
 from bot.core.member_settings import STYLIZE_PRESETS, stylize_preset
 from bot.core.services import Services
+from bot.core.stealth import stealth_active
 from bot.discord.replies import answer_internal_error, refuse
-from storage.models import MemberSettings
+from storage.models import GuildSettings, MemberSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,12 @@ def versions_for(services: Services) -> list[str]:
     return sorted(name for name, model in jobs.versions.items() if model == jobs.model_name)
 
 
-def settings_text(settings: MemberSettings, services: Services) -> str:
+def settings_text(settings: MemberSettings, services: Services, guild: GuildSettings | None = None) -> str:
     on_off = {True: "on", False: "off"}
+    # Public/Stealth is shown only where the server allows Stealth (elsewhere every job is public).
+    privacy = ""
+    if guild is not None and guild.allow_stealth:
+        privacy = " · Visibility: " + ("stealth" if stealth_active(settings, guild) else "public")
     model = f"--v {settings.version}" if settings.version else f"{services.jobs.model_name} (default)"
     return "\n".join(
         [
@@ -45,12 +50,15 @@ def settings_text(settings: MemberSettings, services: Services) -> str:
             f"Model: `{model}` · Stylize: {stylize_preset(settings.stylize)} · "
             f"Raw: {on_off[bool(settings.raw)]} · Remix: {on_off[bool(settings.remix)]} · "
             f"Variation: {settings.variation} · Mode: {settings.speed}"
-            + (f" · Style: {settings.lora}" if settings.lora else ""),
+            + (f" · Style: {settings.lora}" if settings.lora else "")
+            + privacy,
         ]
     )
 
 
-def settings_view(settings: MemberSettings, services: Services) -> discord.ui.View:
+def settings_view(
+    settings: MemberSettings, services: Services, guild: GuildSettings | None = None
+) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     versions = versions_for(services)
     if versions:
@@ -73,6 +81,8 @@ def settings_view(settings: MemberSettings, services: Services) -> discord.ui.Vi
         ("variation", "high", "High Variation Mode", settings.variation == "high"),
         ("variation", "low", "Low Variation Mode", settings.variation == "low"),
     ]
+    if guild is not None and guild.allow_stealth:  # off: Public mode, the default
+        buttons.append(("stealth", None, "Stealth mode", bool(settings.stealth)))
     for name, value, label, on in buttons:
         view.add_item(SettingsButton(name, value, label, ON if on else OFF, row=2))
     speeds = [("fast", "Fast mode"), ("relax", "Relax mode")]
@@ -106,6 +116,7 @@ async def _apply(interaction: discord.Interaction, name: str, value: str | None)
     store = services.store
     user_id, guild_id = interaction.user.id, interaction.guild_id
     current = await store.member_settings(user_id, guild_id)
+    guild = await store.guild_settings(guild_id) if guild_id is not None else None
     if name == "reset":
         settings = await store.reset_member_settings(user_id, guild_id)
     elif name == "raw":
@@ -128,11 +139,13 @@ async def _apply(interaction: discord.Interaction, name: str, value: str | None)
         )
     elif name == "version" and value in versions_for(services):
         settings = await store.update_member_settings(user_id, guild_id, version=value)
+    elif name == "stealth" and guild is not None and guild.allow_stealth:
+        settings = await store.update_member_settings(user_id, guild_id, stealth=not current.stealth)
     else:
         await refuse(interaction, f"`{value}` is not a choice for {name} any more; run /settings again.")
         return
     await interaction.response.edit_message(
-        content=settings_text(settings, services), view=settings_view(settings, services)
+        content=settings_text(settings, services, guild), view=settings_view(settings, services, guild)
     )
 
 
