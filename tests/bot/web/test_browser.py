@@ -86,6 +86,12 @@ def test_a_member_signs_in_sees_the_gallery_opens_a_job_and_watches_V2_arrive(
     # The new job is a child of this one: its page links back here.
     page.get_by_role("link", name="Open the new job").click()
     page.get_by_role("link", name=re.compile(grid_job[:8])).first.wait_for()
+    # Remix: an edited prompt the action cannot take is refused in place, with the core's sentence.
+    page.goto(f"{web_server.url}/jobs/{grid_job}")
+    page.get_by_label("Remix: edit the prompt").fill("a red circle on a blue sky --chaos 50")
+    page.get_by_role("button", name="Remix V1").click()
+    status = page.locator("#result-status")
+    status.filter(has_text="does not apply to a variation").wait_for()
 
 
 def test_a_member_draws_a_region_and_gets_an_inpainted_image_with_the_rest_unchanged(
