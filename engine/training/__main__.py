@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from engine.training.export import assemble, preview_sheet, save_model
-from engine.training.train import TrainConfig, build_dataset, train_denoiser, train_vae
+from engine.training.train import TrainConfig, build_dataset, grounding_config, train_denoiser, train_vae
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "toy_model"
 
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             scenes=48,
             unet_steps=3,
             batch=4,
+            ground_steps=3,
             checkpoint_every=2,
             sample_every=0,
             warmup=1,
@@ -76,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
 
     tokenizer_for_preview = build_tokenizer()
     unet, text_encoder, tokenizer = train_denoiser(cfg, data, args.work, sample_hook=sample)
+    if cfg.ground_steps:
+        first = args.work / "stage3"
+        save_model(assemble(vae, unet, text_encoder, tokenizer), first)
+        unet, text_encoder, tokenizer = train_denoiser(
+            grounding_config(cfg, first), data, args.work, sample_hook=sample, name="grounding"
+        )
     pipe = assemble(vae, unet, text_encoder, tokenizer)
     size = save_model(pipe, args.out)
     logging.info("trained in %.0f s; %s holds %.2f MB", time.perf_counter() - began, args.out, size / 1e6)

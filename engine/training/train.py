@@ -20,7 +20,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +74,9 @@ class TrainConfig:
     # With `grounding` > 0, each object's words must put their cross-attention on its region
     # (engine.training.grounding), at that loss weight.
     grounding: float = 0.0
+    # Stage 4 (`grounding_config`): this many steps from stage 3's model with the grounding losses,
+    # mirroring and the noisy-step emphasis on. 0 skips it.
+    ground_steps: int = 6000
     checkpoint_every: int = 250
     sample_every: int = 1000
     threads: int = 0  # 0: torch's default
@@ -119,7 +122,7 @@ class Stage:
 # How long a run is, or how often it saves, is not part of its recipe: a run asked for more steps
 # goes on from its checkpoint (train longer), and one asked for fewer than it has done exports
 # what it has.
-_RUN_LENGTH = ("unet_steps", "checkpoint_every", "sample_every", "threads")
+_RUN_LENGTH = ("unet_steps", "ground_steps", "checkpoint_every", "sample_every", "threads")
 
 
 def _recipe(key: str | None) -> dict | None:
@@ -307,8 +310,32 @@ def _start_from(folder: str, unet, text_encoder) -> None:
     log.info("denoiser starts from the weights in %s", folder)
 
 
-def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None):
-    """Stage 3; returns (unet, text_encoder, tokenizer) with the moving-average weights loaded."""
+def grounding_config(cfg: TrainConfig, first: Path) -> TrainConfig:
+    """Stage 4's recipe: stage 3's model (saved in `first`) taught where things are.
+
+    Measured on the stage-3 model, which drew "left" and "right" in the same place: mirroring and
+    the noisy-step emphasis alone changed nothing in 1,500 steps, nor did the position probe or
+    the attention grounding at a weight of 0.02; with the place-word probe added, left and right
+    were drawn where named in every cell by step 1,500.
+    """
+    return replace(
+        cfg,
+        init_from=str(first),
+        unet_steps=cfg.ground_steps,
+        lr=4e-4,
+        warmup=100,
+        mirror=0.5,
+        high_noise_share=0.3,
+        noisy_boost=5.0,
+        attributes=0.1,
+        position_probe=0.2,
+        grounding=0.2,
+    )
+
+
+def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None, name: str = "denoiser"):
+    """Stages 3 and 4 (`name`); returns (unet, text_encoder, tokenizer) with the moving-average
+    weights loaded."""
     tokenizer = build_tokenizer()
     unet = architecture.make_unet()
     text_encoder = architecture.make_text_encoder(len(tokenizer))
@@ -324,7 +351,7 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
     ]
     optimizer = torch.optim.AdamW([*params, *extra], lr=cfg.lr, weight_decay=0.01)
     ema = [p.detach().clone() for p in params]
-    stage = Stage(work, "denoiser", cfg.unet_steps)
+    stage = Stage(work, name, cfg.unet_steps)
     state = stage.load(cfg.stage_key("denoiser"))
     step = 0
     rng = random.Random(cfg.seed + 3)
@@ -346,7 +373,7 @@ def train_denoiser(cfg: TrainConfig, data: Dataset, work: Path, sample_hook=None
     weights = [BUCKET_WEIGHTS[BUCKETS.index(b)] for b in buckets]
     unet.train()
     text_encoder.train()
-    bar = tqdm(total=cfg.unet_steps, initial=step, desc="denoiser", unit="step", dynamic_ncols=True)
+    bar = tqdm(total=cfg.unet_steps, initial=step, desc=name, unit="step", dynamic_ncols=True)
     smoothed = None
     began = time.perf_counter()
     while step < cfg.unet_steps:
@@ -437,7 +464,8 @@ def load_checkpoint(work: Path):
     vae = colour_exact_vae()
     vae.load_state_dict(vae_state["model"])
     vae.register_to_config(scaling_factor=vae_state["scaling_factor"])
-    state = torch.load(work / "denoiser.pt", weights_only=False)
+    last = work / "grounding.pt"
+    state = torch.load(last if last.is_file() else work / "denoiser.pt", weights_only=False)
     tokenizer = build_tokenizer()
     unet = architecture.make_unet()
     text_encoder = architecture.make_text_encoder(len(tokenizer))

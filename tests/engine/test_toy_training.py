@@ -11,7 +11,11 @@ import torch
 
 from engine.api import EngineConfig, Finished, ImagineRequest, PromptSpec
 from engine.core import EngineCore
+from engine.training import architecture
+from engine.training.grounding import AttentionGrounding, PlaceWordProbe, scene_regions
 from engine.training.train import TrainConfig, build_dataset, train_denoiser, train_vae
+from engine.training.vocabulary import build_tokenizer
+from engine.training.world import Scene, Thing
 
 TINY = dict(
     vae_steps=2, vae_batch=2, scenes=24, unet_steps=3, batch=2, checkpoint_every=1, warmup=1, sample_every=0
@@ -64,6 +68,10 @@ def test_a_quick_training_run_writes_a_model_the_engine_loads(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    # Stage 4 ran from stage 3's saved model, and what ships is plain diffusers (no probes).
+    assert torch.load(tmp_path / "w" / "grounding.pt", weights_only=False)["step"] == 3
+    assert (tmp_path / "w" / "stage3" / "model_index.json").is_file()
+    assert "probe" not in (out / "unet" / "config.json").read_text()
     core = EngineCore(EngineConfig(model=str(out), device="cpu", warmup=False))
     info = core.load()
     assert (info.native_width, info.native_height) == (128, 128)
@@ -83,3 +91,63 @@ def test_a_quick_training_run_writes_a_model_the_engine_loads(tmp_path):
     )
     assert isinstance(events[-1], Finished)
     assert (events[-1].images[0].width, events[-1].images[0].height) == (128, 96)
+
+
+def _two_things() -> Scene:
+    return Scene(
+        things=(
+            Thing(kind="circle", colour="red", place="left", size="small"),
+            Thing(kind="square", colour="blue", place="top right", size="small"),
+        ),
+        background="plain",
+    )
+
+
+def _phrases(scene: Scene) -> list[tuple[Thing, str]]:
+    first, second = scene.things
+    return [(first, "a red circle on the left"), (second, "a blue square at the top right")]
+
+
+def test_each_word_is_grounded_in_its_own_object_and_mirroring_swaps_sides():
+    tokenizer = build_tokenizer()
+    scene = _two_things()
+    text = "a red circle on the left and a blue square at the top right on a plain background"
+    spans = _phrases(scene)
+    [words] = scene_regions(tokenizer, [(text, spans)], (128, 128), (4, 16, 16))
+    tokens = tokenizer(text).input_ids
+    named = {
+        tokenizer.convert_ids_to_tokens(tokens[j]).removesuffix("</w>"): m.view(8, 8) for j, m, _ in words
+    }
+    assert set(named) == {"red", "circle", "left", "blue", "square", "top", "right"}  # no "a", "on", "the"
+    assert named["left"][:, :4].sum() == named["left"].sum() > 0  # all of it on the left half
+    assert named["right"][:4, 4:].sum() == named["right"].sum() > 0  # the top right quarter
+    assert {p for _, _, p in words if p} == {"left", "top right"}  # place words carry their place
+    mirrored = scene.mirrored()
+    assert [t.place for t in mirrored.things] == ["right", "top left"]
+
+
+def test_the_grounding_losses_fall_on_a_batch_they_train_on():
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    unet = architecture.make_unet()
+    encoder = architecture.make_text_encoder(len(tokenizer))
+    grounding = AttentionGrounding(unet)
+    probe = PlaceWordProbe(encoder.config.hidden_size)
+    scene = _two_things()
+    text = "a red circle on the left and a blue square at the top right"
+    spans = _phrases(scene)
+    regions = scene_regions(tokenizer, [(text, spans)], (128, 128), (4, 16, 16))
+    ids = tokenizer([text], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt")
+    params = [*unet.parameters(), *encoder.parameters(), *probe.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=3e-3)
+    latents = torch.randn(1, 4, 16, 16)
+    losses = []
+    for _ in range(8):
+        states = encoder(ids.input_ids).last_hidden_state
+        unet(latents, torch.tensor([500]), states)
+        loss = grounding.loss(regions) + probe.loss(states, regions)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
