@@ -50,7 +50,8 @@ async def test_remix_changing_red_to_blue_draws_a_blue_object_in_the_same_place(
     def rgb(path: str) -> np.ndarray:
         return np.asarray(Image.open(path).convert("RGB"))
 
-    source = await console("run", "a red square on snow --seed 3")
+    # Remix edits one word, as a member would: the colour; the rest of the prompt stays.
+    source = await console("run", "a red square on the left on snow --seed 3")
     index, red = next(
         (n, checker.place_of(rgb(path), "red"))
         for n, path in enumerate(source["images"])
@@ -58,9 +59,8 @@ async def test_remix_changing_red_to_blue_draws_a_blue_object_in_the_same_place(
     )
     assert red is not None
     # The seed in the remixed prompt makes the variations the same on every run.
-    remixed = await console(
-        "vary", source["job_id"], str(index + 1), "--strong", "--prompt", "a blue square on snow --seed 10"
-    )
+    blue = "a blue square on the left on snow --seed 10"
+    remixed = await console("vary", source["job_id"], str(index + 1), "--strong", "--prompt", blue)
     assert remixed["parent_id"] == source["job_id"] and remixed["seeds"] == [10, 11, 12, 13]
     blue_in_place = red_left = 0
     for path in remixed["images"]:

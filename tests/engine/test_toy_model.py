@@ -44,19 +44,12 @@ def grid(core: EngineCore, text: str, seed: int, negative: tuple[str, ...] = (),
     return [pixels(im).astype(np.uint8) for im in finish(core, request).images]
 
 
-# Where the shipped model does not yet meet issue 11's place and `--no` goals, the check stays,
-# marked as a known gap (strict: the day the model gets it right, the mark must come off).
-PLACE_GAP = pytest.mark.xfail(
-    strict=True, reason="issue 11: the toy model puts the named colour in the named place in ~49% of cells"
-)
-
 CASES = [
     ("a red circle on the left on a night sky", "red", "left", "night sky"),
     ("a blue square on the right on a plain background", "blue", "right", "plain"),
     ("a yellow star at the top on a night sky", "yellow", "top", "night sky"),
     ("a green triangle at the bottom on snow", "green", "bottom", "snow"),
 ]
-PLACED = [pytest.param(*case, marks=PLACE_GAP) if case[2] in ("left", "right") else case for case in CASES]
 
 
 @pytest.mark.parametrize(("text", "colour", "place", "background"), CASES)
@@ -66,36 +59,34 @@ def test_the_named_colour_is_drawn(toy, text, colour, place, background):
     assert len(coloured) >= 3, f"{text!r}: the colour was drawn in {len(coloured)} of 4 cells"
 
 
-@pytest.mark.parametrize(("text", "colour", "place", "background"), PLACED)
+@pytest.mark.parametrize(("text", "colour", "place", "background"), CASES)
 def test_the_named_colour_is_drawn_where_the_prompt_puts_it(toy, text, colour, place, background):
     cells = [c for c in grid(toy, text, seed=11) if checker.colour_drawn(c, colour, background)]
     placed = [c for c in cells if checker.place_matches(checker.place_of(c, colour), place)]
     assert len(placed) >= 3, f"{text!r}: {len(placed)} of 4 cells put it {place}"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11: --no red keeps ~64% of the red on this prompt (goal: under 40%)"
+@pytest.mark.parametrize(
+    ("colour", "prompts"),
+    [
+        ("yellow", (("a sun on a day sky", 21), ("a star on a night sky", 25))),
+        pytest.param(
+            "green",
+            (("a tree on snow", 21), ("a tree on a plain background", 25)),  # unnamed, trees are green
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="issue 11: --no green removes ~35% of a tree's green (goal 80%); see the model card",
+            ),
+        ),
+    ],
 )
-def test_no_colour_removes_that_colour(toy):
-    text = "a house on snow"  # houses are red, brown, white or yellow when no colour is named
+def test_no_colour_cuts_that_colour_from_objects_that_take_it(toy, colour, prompts):
     before = after = 0.0
-    for seed in (21, 25):
-        before += sum(checker.masses(c)["red"].fraction for c in grid(toy, text, seed))
-        after += sum(checker.masses(c)["red"].fraction for c in grid(toy, text, seed, negative=("red",)))
-    assert before > 0.01, "the prompt should draw some red houses without --no"
-    assert after < 0.4 * before, f"--no red kept {after / before:.0%} of the red"
-
-
-def test_no_colour_cuts_that_colour(toy):
-    """What the shipped model does reliably today: `--no yellow` on prompts that draw yellow."""
-    before = after = 0.0
-    for text, seed in (("a sun on a day sky", 21), ("a star on a night sky", 25)):
-        before += sum(checker.masses(c)["yellow"].fraction for c in grid(toy, text, seed))
-        after += sum(
-            checker.masses(c)["yellow"].fraction for c in grid(toy, text, seed, negative=("yellow",))
-        )
-    assert before > 0.01, "these prompts should draw some yellow without --no"
-    assert after < 0.5 * before, f"--no yellow kept {after / before:.0%} of the yellow"
+    for text, seed in prompts:
+        before += sum(checker.masses(c)[colour].fraction for c in grid(toy, text, seed))
+        after += sum(checker.masses(c)[colour].fraction for c in grid(toy, text, seed, negative=(colour,)))
+    assert before > 0.01, f"these prompts should draw some {colour} without --no"
+    assert after < 0.4 * before, f"--no {colour} kept {after / before:.0%} of the {colour}"
 
 
 def test_zoom_out_keeps_the_source_in_the_centre_and_continues_the_background(toy):
