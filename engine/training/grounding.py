@@ -42,7 +42,13 @@ class PositionProbe(torch.nn.Module):
         layers = [b.resnets[0] for b in blocks]
         self.heads = torch.nn.ModuleList(torch.nn.Conv2d(r.out_channels, 2, 1) for r in layers)
         for r in layers:
-            r.register_forward_hook(lambda _m, _i, out: self._features.append(out))
+            r.register_forward_hook(self._keep)
+
+    def _keep(self, _module, _inputs, out: torch.Tensor) -> None:
+        # Only training steps: a preview sampled mid-run (under no_grad) must leave nothing behind
+        # for the next step's loss.
+        if torch.is_grad_enabled():
+            self._features.append(out)
 
     def loss(self) -> torch.Tensor:
         total = torch.zeros(())
@@ -73,7 +79,8 @@ class _Recording:
         probs = attn.get_attention_scores(query, key, None)  # (batch * heads, cells, tokens)
         out = attn.batch_to_head_dim(torch.bmm(probs, value))
         out = attn.to_out[1](attn.to_out[0](out))
-        self.kept.append(probs.view(batch, attn.heads, *probs.shape[1:]).mean(1))
+        if torch.is_grad_enabled():  # not while a preview is sampled mid-run
+            self.kept.append(probs.view(batch, attn.heads, *probs.shape[1:]).mean(1))
         return out
 
 

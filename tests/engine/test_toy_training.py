@@ -13,7 +13,7 @@ from engine.api import EngineConfig, Finished, ImagineRequest, PromptSpec
 from engine.core import EngineCore
 from engine.training import architecture
 from engine.training.config import TrainConfig
-from engine.training.grounding import AttentionGrounding, PlaceWordProbe, scene_regions
+from engine.training.grounding import AttentionGrounding, PlaceWordProbe, PositionProbe, scene_regions
 from engine.training.latents import build_dataset, train_vae
 from engine.training.train import train_denoiser
 from engine.training.vocabulary import build_tokenizer
@@ -145,11 +145,17 @@ def test_the_grounding_losses_fall_on_a_batch_they_train_on():
     params = [*unet.parameters(), *encoder.parameters(), *probe.parameters()]
     optimizer = torch.optim.AdamW(params, lr=3e-3)
     latents = torch.randn(1, 4, 16, 16)
+    position = PositionProbe(unet)
+    params.extend(position.parameters())
     losses = []
-    for _ in range(8):
+    for step in range(8):
+        if step == 4:  # a preview sampled mid-run leaves nothing for the next step's losses
+            with torch.no_grad():
+                context = encoder(ids.input_ids).last_hidden_state.expand(2, -1, -1)
+                unet(torch.randn(2, 4, 8, 8), torch.tensor([900]), context)
         states = encoder(ids.input_ids).last_hidden_state
         unet(latents, torch.tensor([500]), states)
-        loss = grounding.loss(regions) + probe.loss(states, regions)
+        loss = grounding.loss(regions) + probe.loss(states, regions) + position.loss()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
