@@ -72,12 +72,10 @@ def _result(message: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 async def finished(
-    fake: FakeDiscord, bot: BotProcess, interaction: dict[str, Any], what: str
+    fake: FakeDiscord, bot: BotProcess, interaction: dict[str, Any], what: str, done: Any = _result
 ) -> dict[str, Any]:
-    """The interaction's own message once it shows the finished job (see `_result`)."""
-    return await until(
-        fake, bot, lambda: _result(fake.original_message(interaction)), timeout=JOB_S, what=what
-    )
+    """The interaction's own message once `done` finds it finished (a job's result by default)."""
+    return await until(fake, bot, lambda: done(fake.original_message(interaction)), timeout=JOB_S, what=what)
 
 
 async def answers(fake: FakeDiscord, bot: BotProcess, interaction: dict[str, Any], what: str) -> list[Any]:
