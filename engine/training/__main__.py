@@ -11,8 +11,10 @@ from pathlib import Path
 
 import torch
 
+from engine.training.config import TrainConfig, grounding_config, negatives_config
 from engine.training.export import assemble, preview_sheet, save_model
-from engine.training.train import TrainConfig, build_dataset, grounding_config, train_denoiser, train_vae
+from engine.training.latents import build_dataset, train_vae
+from engine.training.train import load_checkpoint, train_denoiser
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "toy_model"
 
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             unet_steps=3,
             batch=4,
             ground_steps=3,
+            neg_steps=3,
             checkpoint_every=2,
             sample_every=0,
             warmup=1,
@@ -61,8 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     if args.export_only:
-        from engine.training.train import load_checkpoint
-
         save_model(assemble(*load_checkpoint(args.work)), args.out)
         return 0
     vae = train_vae(cfg, args.work)
@@ -77,11 +78,17 @@ def main(argv: list[str] | None = None) -> int:
 
     tokenizer_for_preview = build_tokenizer()
     unet, text_encoder, tokenizer = train_denoiser(cfg, data, args.work, sample_hook=sample)
-    if cfg.ground_steps:
-        first = args.work / "stage3"
-        save_model(assemble(vae, unet, text_encoder, tokenizer), first)
+    # Each later stage starts from the previous one's model, saved as a diffusers folder.
+    for name, steps, recipe in (
+        ("grounding", cfg.ground_steps, grounding_config),
+        ("negatives", cfg.neg_steps, negatives_config),
+    ):
+        if not steps:
+            continue
+        previous = args.work / f"before-{name}"
+        save_model(assemble(vae, unet, text_encoder, tokenizer), previous)
         unet, text_encoder, tokenizer = train_denoiser(
-            grounding_config(cfg, first), data, args.work, sample_hook=sample, name="grounding"
+            recipe(cfg, previous), data, args.work, sample_hook=sample, name=name
         )
     pipe = assemble(vae, unet, text_encoder, tokenizer)
     size = save_model(pipe, args.out)

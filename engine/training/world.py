@@ -46,11 +46,17 @@ OBJECTS: tuple[str, ...] = (
     "mountain",
 )
 
+# Bumped whenever what `sample_scene` or `render` draws changes: cached latents of an older world
+# are then rendered again.
+WORLD_VERSION = 2
+
 # The colour an object takes when the caption names none: what a reader would picture.
 NATURAL: dict[str, tuple[str, ...]] = {
     "sun": ("yellow", "orange"),
     "moon": ("white", "yellow", "grey"),
-    "tree": ("green",),
+    # Autumn trees too: with every unnamed tree green, "a tree --no green" had nothing to turn
+    # to, and the guidance only shrank the tree (35% of its green removed, 2026-12-06).
+    "tree": ("green", "green", "green", "orange", "yellow", "brown"),
     "house": ("red", "brown", "white", "yellow"),
     "lighthouse": ("white", "red"),
     "boat": ("brown", "white", "red"),

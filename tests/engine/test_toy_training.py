@@ -12,8 +12,10 @@ import torch
 from engine.api import EngineConfig, Finished, ImagineRequest, PromptSpec
 from engine.core import EngineCore
 from engine.training import architecture
+from engine.training.config import TrainConfig
 from engine.training.grounding import AttentionGrounding, PlaceWordProbe, scene_regions
-from engine.training.train import TrainConfig, build_dataset, train_denoiser, train_vae
+from engine.training.latents import build_dataset, train_vae
+from engine.training.train import train_denoiser
 from engine.training.vocabulary import build_tokenizer
 from engine.training.world import Scene, Thing
 
@@ -68,9 +70,11 @@ def test_a_quick_training_run_writes_a_model_the_engine_loads(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").is_file()
-    # Stage 4 ran from stage 3's saved model, and what ships is plain diffusers (no probes).
-    assert torch.load(tmp_path / "w" / "grounding.pt", weights_only=False)["step"] == 3
-    assert (tmp_path / "w" / "stage3" / "model_index.json").is_file()
+    # Stages 4 and 5 each ran from the previous stage's saved model, and what ships is plain
+    # diffusers (no probes).
+    for stage in ("grounding", "negatives"):
+        assert torch.load(tmp_path / "w" / f"{stage}.pt", weights_only=False)["step"] == 3
+        assert (tmp_path / "w" / f"before-{stage}" / "model_index.json").is_file()
     assert "probe" not in (out / "unet" / "config.json").read_text()
     core = EngineCore(EngineConfig(model=str(out), device="cpu", warmup=False))
     info = core.load()

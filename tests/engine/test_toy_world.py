@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from engine.training import checker
+from engine.training import checker, config
 from engine.training.captions import caption, training_caption
 from engine.training.vocabulary import MAX_TOKENS, build_tokenizer, world_words
 from engine.training.world import BUCKETS, COLOURS, OBJECTS, PLACES, held_out, render, sample_scene
@@ -84,3 +84,22 @@ def test_the_checker_does_not_import_the_renderer():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not any(name and name.startswith("engine.training") for name in imported)
+
+
+def test_an_unnamed_tree_is_mostly_green_but_not_always():
+    # `--no green` on "a tree" needs trees of another colour to turn to (autumn ones).
+    colours = [
+        t.colour
+        for seed in range(4000)
+        for t in sample_scene(seed).things
+        if t.kind == "tree" and not t.colour_named
+    ]
+    green = colours.count("green") / len(colours)
+    assert 0.35 < green < 0.65
+    assert {"orange", "yellow", "brown"} <= set(colours)
+
+
+def test_cached_latents_belong_to_the_world_that_drew_them(monkeypatch):
+    before = config.TrainConfig().stage_key("latents")
+    monkeypatch.setattr(config, "WORLD_VERSION", config.WORLD_VERSION + 1)
+    assert config.TrainConfig().stage_key("latents") != before
