@@ -1,16 +1,21 @@
 """The typed arguments of the store's write methods: which fields a caller may set, and their types.
 
-`Store.create_job(**fields)`, `create_jobs([...])`, `update_job(job_id, **fields)` and
-`update_guild_settings(guild_id, **fields)` take these TypedDicts (as `Unpack[...]` for keyword
-arguments), so a type checker refuses a misspelt or mistyped field at the call site; the store
+`Store.create_job(**fields)`, `create_jobs([...])`, `update_job(job_id, **fields)`,
+`update_guild_settings(guild_id, **fields)`, `complete_job(job_id, images, seeds, **extra)` and
+`add_fast_usage(user_id, guild_id, period_start, **seconds)` take these TypedDicts (as
+`Unpack[...]` for keyword arguments), so a type checker refuses a misspelt or mistyped field at
+the call site, and the store and its Protocols in `bot.core.ports` declare them once; the store
 still checks every value at run time (`storage/validation.py`), because callers outside the type
 checker (a console argument, a migration script) reach it too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TypeAlias, TypedDict
+
+from storage.files import ImageLike
 
 # A JSON value as the store keeps it in a JSON column (job params, audit details): what crosses
 # the seam between the bot and the store is typed as JSON, never `Any`.
@@ -82,3 +87,21 @@ class MemberSettingsFields(TypedDict, total=False):
     speed: str  # fast | relax | turbo
     lora: str | None  # an installed LoRA style's name
     stealth: bool  # only honoured where the server allows Stealth
+
+
+class Completion(TypedDict, total=False):
+    """What `Store.complete_job` takes besides the images and their seeds."""
+
+    grid: ImageLike | None  # the 2x2 grid of a four-image job
+    timings: dict[str, float] | None  # seconds per phase, merged into the job's
+    owner_id: str | None  # refused when another live process holds the job: that one writes it
+    # The PNG text chunks of each picture (the images, then the grid), e.g. how it was made
+    # (`storage.png_text`); a picture given as `EncodedImage` loses any it had.
+    texts: Sequence[Mapping[str, str]] | None
+
+
+class FastSeconds(TypedDict, total=False):
+    """What `Store.add_fast_usage` adds to a member's Fast period (0 when left out)."""
+
+    used_s: float  # engine seconds a job spent
+    granted_s: float  # seconds a moderator granted

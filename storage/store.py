@@ -34,7 +34,7 @@ from storage.models import (
 )
 from storage.ownership import check_owner
 from storage.png_text import with_text
-from storage.records import JobFields
+from storage.records import Completion, JobFields
 from storage.repositories import (
     PENDING,
     ImageRepository,
@@ -46,7 +46,7 @@ from storage.store_moderation import ModerationMethods
 from storage.store_ownership import OwnershipMethods
 from storage.store_settings import SettingsMethods
 from storage.store_web import WebTokenMethods
-from storage.validation import check_job_fields, is_int
+from storage.validation import check_job_fields, check_keywords, is_int
 
 log = logging.getLogger(__name__)
 
@@ -230,25 +230,18 @@ class Store(
         return await self._write(work)
 
     async def complete_job(
-        self,
-        job_id: str,
-        images: Sequence[ImageLike],
-        seeds: Sequence[int],
-        grid: ImageLike | None = None,
-        timings: dict[str, float] | None = None,
-        owner_id: str | None = None,
-        texts: Sequence[Mapping[str, str]] | None = None,
+        self, job_id: str, images: Sequence[ImageLike], seeds: Sequence[int], **extra: Unpack[Completion]
     ) -> Job:
         """Store the results and mark the job `done` (refused when another live process holds
-        it and `owner_id` is given: that process writes its outcome).
-
-        `texts`: the PNG text chunks of each picture (the images, then the grid), e.g. how it
-        was made (`storage.png_text`); a picture given as `EncodedImage` loses any it had.
+        it and `owner_id` is given: that process writes its outcome). `extra`: see `Completion`.
 
         The files are written (atomically) before the transaction that adds their rows and sets
         `done`, so a crash in between leaves a job that is not done and files nobody points to;
         a job marked done always has its files.
         """
+        check_keywords("complete_job", extra, Completion.__optional_keys__)
+        grid, timings = extra.get("grid"), extra.get("timings")
+        owner_id, texts = extra.get("owner_id"), extra.get("texts")
         if not images:
             raise InvalidInputError("complete_job needs at least one image")
         if len(seeds) != len(images):

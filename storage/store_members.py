@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import InvalidInputError
 from storage.models import FastUsage, MemberSettings, PromptOption
-from storage.records import MemberSettingsFields
+from storage.records import FastSeconds, MemberSettingsFields
 from storage.units import UnitsOfWork, stored_with
-from storage.validation import is_int
+from storage.validation import check_keywords, is_int
 
 T = TypeVar("T")
 
@@ -114,15 +114,11 @@ class MemberMethods(UnitsOfWork):
         return await self._read(work)
 
     async def add_fast_usage(
-        self,
-        user_id: int,
-        guild_id: int,
-        period_start: datetime,
-        *,
-        used_s: float = 0.0,
-        granted_s: float = 0.0,
+        self, user_id: int, guild_id: int, period_start: datetime, **seconds: Unpack[FastSeconds]
     ) -> FastUsage:
         """Add spent engine seconds or granted seconds to the member's period (one transaction)."""
+        check_keywords("add_fast_usage", seconds, FastSeconds.__optional_keys__)
+        used_s, granted_s = seconds.get("used_s", 0.0), seconds.get("granted_s", 0.0)
         for name, value in (("used_s", used_s), ("granted_s", granted_s)):
             if not isinstance(value, int | float) or not 0 <= value < 1e9:
                 raise InvalidInputError(f"{name} must be 0 or more seconds, got {value!r}")

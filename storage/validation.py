@@ -26,6 +26,14 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def check_keywords(method: str, given: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    """Refuse a misspelt keyword of a `**kwargs: Unpack[...]` method as Python refuses one of a
+    plain signature (the type checker does not see every caller)."""
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise TypeError(f"{method}() got unexpected keyword argument(s): {', '.join(unknown)}")
+
+
 def check_job_fields(fields: Mapping[str, Any], *, creating: bool) -> None:
     """Refuse unknown fields and malformed values with a message that names the field."""
     allowed = _JOB_FIELDS | ({"id"} if creating else set())

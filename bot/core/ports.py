@@ -9,7 +9,7 @@ so the core's ports are read in one place.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol, Unpack
 
@@ -27,7 +27,7 @@ from storage.models import (
     UserPrefs,
 )
 from storage.ownership import Claim, Owner
-from storage.records import JobFields
+from storage.records import Completion, FastSeconds, JobFields
 
 __all__ = ["Clock", "EngineClient", "ImageFetcher", "JobStore", "ModerationStore"]
 
@@ -63,14 +63,7 @@ class JobStore(ModerationStore, Protocol):
     async def mark_running(self, job_id: str, owner_id: str | None = None) -> Job: ...
 
     async def complete_job(
-        self,
-        job_id: str,
-        images: Sequence[ImageLike],
-        seeds: Sequence[int],
-        grid: ImageLike | None = None,
-        timings: dict[str, float] | None = None,
-        owner_id: str | None = None,
-        texts: Sequence[Mapping[str, str]] | None = None,
+        self, job_id: str, images: Sequence[ImageLike], seeds: Sequence[int], **extra: Unpack[Completion]
     ) -> Job: ...
 
     async def fail_job(
@@ -100,13 +93,7 @@ class JobStore(ModerationStore, Protocol):
     async def fast_usage(self, user_id: int, guild_id: int, period_start: datetime) -> FastUsage: ...
 
     async def add_fast_usage(
-        self,
-        user_id: int,
-        guild_id: int,
-        period_start: datetime,
-        *,
-        used_s: float = 0.0,
-        granted_s: float = 0.0,
+        self, user_id: int, guild_id: int, period_start: datetime, **seconds: Unpack[FastSeconds]
     ) -> FastUsage: ...
 
 

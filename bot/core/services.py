@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypedDict, Unpack
 
 from bot.core.blend import BlendService
 from bot.core.dispatcher import Dispatcher, Listener
@@ -23,6 +24,7 @@ from engine.local import LocalEngine
 from storage.models import Job
 from storage.ownership import Owner
 from storage.store import Store
+from storage.validation import check_keywords
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,14 @@ def build_engine(settings: Settings) -> EngineClient:
     return LocalEngine(config)
 
 
+class Given(TypedDict, total=False):
+    """What a caller may hand `Services.open` and `Services.start` instead of what they build."""
+
+    engine: EngineClient | None  # used as is, not closed by `stop()`; default: `build_engine`
+    store: Store | None  # likewise; default: the settings' database, migrated
+    role: str | None  # "bot", "console", "web": recorded in the store before the engine starts
+
+
 @dataclass
 class Services:
     """The running parts: `await Services.start(settings)`, or `Services.open` then
@@ -73,14 +83,7 @@ class Services:
     _dispatching: bool = field(default=False, repr=False)
 
     @classmethod
-    async def open(
-        cls,
-        settings: Settings,
-        engine: EngineClient | None = None,
-        store: Store | None = None,
-        *,
-        role: str | None = None,
-    ) -> Services:
+    async def open(cls, settings: Settings, **given: Unpack[Given]) -> Services:
         """Open the store (migrations run) and start the engine, but start no job yet.
 
         The first of two phases: a front end adds its dispatcher listeners to the result (the
@@ -88,13 +91,15 @@ class Services:
         recovered job can finish before someone listens for its result. `stop()` closes what
         was opened here either way.
 
-        A given `engine` or `store` is used as is and is not closed by `stop()` (the caller owns
+        A given `engine` or `store` (see `Given`) is used as is and is not closed by `stop()` (the caller owns
         it); what is built here is closed here.
 
         `role` ("bot", "console") records this process in the store before the engine starts; a
         second "bot" on one database is refused (`AnotherProcessRunningError`) unless
         `settings.allow_second_bot`.
         """
+        check_keywords("Services.open", given, Given.__optional_keys__)
+        engine, store, role = given.get("engine"), given.get("store"), given.get("role")
         owns_store = store is None
         if store is None:
             store = await Store.open(
@@ -165,19 +170,17 @@ class Services:
     async def start(
         cls,
         settings: Settings,
-        engine: EngineClient | None = None,
-        store: Store | None = None,
         *,
         recover: Callable[[Job], bool] | None = None,
         listeners: Iterable[Listener] = (),
-        role: str | None = None,
+        **given: Unpack[Given],
     ) -> Services:
         """`open`, add `listeners` to the dispatcher, then `start_dispatching`, in one call.
 
         For front ends whose listeners do not need the `Services` object to exist first; the
         Discord bot needs it (the bot is built on the services), so it uses the two phases.
         """
-        services = await cls.open(settings, engine=engine, store=store, role=role)
+        services = await cls.open(settings, **given)
         try:
             for listener in listeners:
                 services.dispatcher.add_listener(listener)

@@ -93,6 +93,13 @@ class ImagineBot(commands.Bot):
         await super().close()
 
 
+class BotCog(commands.Cog):
+    """A feature's cog: it keeps the bot, through which it reaches the services."""
+
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+
+
 def create_bot(
     services: Services,
     *,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.prompt import MAX_PERMUTATIONS, Prompt, PromptError, expand_permutations, parse_prompt
+
+T = TypeVar("T")
 
 _SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -29,6 +33,16 @@ _PROMPTISH = st.lists(_PIECES | st.text(max_size=8), max_size=24).map(" ".join) 
 _ANY_TEXT = st.text(max_size=200) | _PROMPTISH
 
 
+def _or_refused(parse: Callable[[str], T], text: str) -> T | None:
+    """`parse(text)`, or None when it refused the text with a `PromptError`, which always has a
+    message for the user: nothing a user types may crash it another way."""
+    try:
+        return parse(text)
+    except PromptError as error:
+        assert str(error)
+        return None
+
+
 def _check_round_trip(p: Prompt, has_image: bool = False) -> None:
     again = parse_prompt(str(p), has_image=has_image)
     assert again == p
@@ -38,10 +52,8 @@ def _check_round_trip(p: Prompt, has_image: bool = False) -> None:
 @_SETTINGS
 @given(_ANY_TEXT)
 def test_any_text_parses_or_raises_prompt_error(text: str) -> None:
-    try:
-        p = parse_prompt(text)
-    except PromptError as error:
-        assert str(error)  # always a message for the user
+    p = _or_refused(parse_prompt, text)
+    if p is None:
         return
     assert p.text and p.text == " ".join(p.text.split())
     weights = [w for _, w in p.normalized_segments]
@@ -52,18 +64,14 @@ def test_any_text_parses_or_raises_prompt_error(text: str) -> None:
 @_SETTINGS
 @given(_ANY_TEXT)
 def test_any_text_expands_or_raises_prompt_error(text: str) -> None:
-    try:
-        prompts = expand_permutations(text)
-    except PromptError as error:
-        assert str(error)
+    prompts = _or_refused(expand_permutations, text)
+    if prompts is None:
         return
     assert 1 <= len(prompts) <= MAX_PERMUTATIONS
     for prompt in prompts:
-        try:
-            p = parse_prompt(prompt)
-        except PromptError:
-            continue
-        _check_round_trip(p)
+        p = _or_refused(parse_prompt, prompt)
+        if p is not None:
+            _check_round_trip(p)
 
 
 _WORDS = st.text(alphabet="abcdefghij xyz,.'", min_size=1, max_size=30).filter(lambda s: s.strip())

@@ -67,73 +67,41 @@ def test_every_variable_is_read():
 
 
 @pytest.mark.parametrize(
-    ("name", "value", "message"),
+    ("name", "value", "after_the_name"),
     [
-        ("IMAGINE_DEVICE", "gpu", "IMAGINE_DEVICE='gpu' is not valid; use auto, cpu, cuda or cuda:N"),
-        (
-            "IMAGINE_MAX_RUNNING_PER_USER",
-            "three",
-            "IMAGINE_MAX_RUNNING_PER_USER='three' is not a whole number",
-        ),
-        ("IMAGINE_MAX_QUEUED_PER_USER", "0", "IMAGINE_MAX_QUEUED_PER_USER=0 is too small"),
-        ("IMAGINE_LOG_LEVEL", "loud", "IMAGINE_LOG_LEVEL='LOUD' is not valid; use one of DEBUG, INFO"),
-        ("IMAGINE_LOG_JSON", "maybe", "IMAGINE_LOG_JSON='maybe' is not a boolean"),
-        ("IMAGINE_ENGINE", "gpu", "IMAGINE_ENGINE='gpu' is not valid; use one of local, inprocess, ray"),
-        ("IMAGINE_BATCH_JOBS", "0", "IMAGINE_BATCH_JOBS='0' is not valid; use auto or a whole number from 1"),
-        (
-            "IMAGINE_BATCH_JOBS",
-            "17",
-            "IMAGINE_BATCH_JOBS='17' is not valid; use auto or a whole number from 1",
-        ),
-        ("IMAGINE_BATCH_JOBS", "many", "IMAGINE_BATCH_JOBS='many' is not valid"),
-        (
-            "IMAGINE_ENGINE_HEARTBEAT_S",
-            "0",
-            "IMAGINE_ENGINE_HEARTBEAT_S='0' must be a number of seconds above 0",
-        ),
-        ("IMAGINE_ENGINE_HEARTBEAT_S", "nan", "IMAGINE_ENGINE_HEARTBEAT_S='nan' must be a number of seconds"),
-        (
-            "IMAGINE_ENGINE_HANG_TIMEOUT_S",
-            "2m",
-            "IMAGINE_ENGINE_HANG_TIMEOUT_S='2m' is not a number of seconds",
-        ),
-        (
-            "IMAGINE_ENGINE_HANG_TIMEOUT_S",
-            "1.5",
-            "IMAGINE_ENGINE_HANG_TIMEOUT_S=1.5 must be longer than IMAGINE_ENGINE_HEARTBEAT_S=2",
-        ),
-        (
-            "IMAGINE_RAY_REPLICAS",
-            "4",
-            "IMAGINE_RAY_REPLICAS only apply to IMAGINE_ENGINE=ray, but IMAGINE_ENGINE is local",
-        ),
-        ("IMAGINE_RAY_ADDRESS", "auto", "IMAGINE_RAY_ADDRESS only apply to IMAGINE_ENGINE=ray"),
-        (
-            "IMAGINE_MODEL_CONFIG",
-            "/models/sd15",
-            "IMAGINE_MODEL_CONFIG is only used when IMAGINE_MODEL is a single",
-        ),
-        ("IMAGINE_VERSIONS", "6:sdxl", "IMAGINE_VERSIONS has a bad entry '6:sdxl'"),
-        ("IMAGINE_VERSIONS", "6=a,6=b", "IMAGINE_VERSIONS names version '6' twice"),
-        ("IMAGINE_VERSIONS", "Turbo=a,turbo=b", "IMAGINE_VERSIONS names version 'turbo' twice"),
-        ("IMAGINE_DATABASE_URL", "imagine.db", "IMAGINE_DATABASE_URL='imagine.db' is not a SQLAlchemy URL"),
-        ("IMAGINE_DEV_GUILD_ID", "my-guild", "IMAGINE_DEV_GUILD_ID='my-guild' is not a whole number"),
-        (
-            "IMAGINE_DTYPE",
-            "fp64",
-            "IMAGINE_DTYPE='fp64' is not valid; use one of auto, float32, bfloat16, float16",
-        ),
-        ("IMAGINE_COMPILE", "max", "IMAGINE_COMPILE='max' is not valid; use one of off, regional, full"),
-        ("IMAGINE_FP8", "e5m2", "IMAGINE_FP8='e5m2' is not valid; use one of off, weights, matmul"),
-        ("IMAGINE_CHANNELS_LAST", "maybe", "IMAGINE_CHANNELS_LAST='maybe' is not valid; use auto, on or off"),
-        ("IMAGINE_FUSE_QKV", "2", "IMAGINE_FUSE_QKV='2' is not a boolean"),
-        ("IMAGINE_CUDA_GRAPHS", "on", "IMAGINE_CUDA_GRAPHS=on needs IMAGINE_COMPILE=regional or full"),
+        ("IMAGINE_DEVICE", "gpu", "='gpu' is not valid; use auto, cpu, cuda or cuda:N"),
+        ("IMAGINE_MAX_RUNNING_PER_USER", "three", "='three' is not a whole number"),
+        ("IMAGINE_MAX_QUEUED_PER_USER", "0", "=0 is too small"),
+        ("IMAGINE_LOG_LEVEL", "loud", "='LOUD' is not valid; use one of DEBUG, INFO"),
+        ("IMAGINE_LOG_JSON", "maybe", "='maybe' is not a boolean"),
+        ("IMAGINE_ENGINE", "gpu", "='gpu' is not valid; use one of local, inprocess, ray"),
+        ("IMAGINE_BATCH_JOBS", "0", "='0' is not valid; use auto or a whole number from 1"),
+        ("IMAGINE_BATCH_JOBS", "17", "='17' is not valid; use auto or a whole number from 1"),
+        ("IMAGINE_BATCH_JOBS", "many", "='many' is not valid"),
+        ("IMAGINE_ENGINE_HEARTBEAT_S", "0", "='0' must be a number of seconds above 0"),
+        ("IMAGINE_ENGINE_HEARTBEAT_S", "nan", "='nan' must be a number of seconds"),
+        ("IMAGINE_ENGINE_HANG_TIMEOUT_S", "2m", "='2m' is not a number of seconds"),
+        ("IMAGINE_ENGINE_HANG_TIMEOUT_S", "1.5", "=1.5 must be longer than IMAGINE_ENGINE_HEARTBEAT_S=2"),
+        ("IMAGINE_RAY_REPLICAS", "4", " only apply to IMAGINE_ENGINE=ray, but IMAGINE_ENGINE is local"),
+        ("IMAGINE_RAY_ADDRESS", "auto", " only apply to IMAGINE_ENGINE=ray"),
+        ("IMAGINE_MODEL_CONFIG", "/models/sd15", " is only used when IMAGINE_MODEL is a single"),
+        ("IMAGINE_VERSIONS", "6:sdxl", " has a bad entry '6:sdxl'"),
+        ("IMAGINE_VERSIONS", "6=a,6=b", " names version '6' twice"),
+        ("IMAGINE_VERSIONS", "Turbo=a,turbo=b", " names version 'turbo' twice"),
+        ("IMAGINE_DATABASE_URL", "imagine.db", "='imagine.db' is not a SQLAlchemy URL"),
+        ("IMAGINE_DEV_GUILD_ID", "my-guild", "='my-guild' is not a whole number"),
+        ("IMAGINE_DTYPE", "fp64", "='fp64' is not valid; use one of auto, float32, bfloat16, float16"),
+        ("IMAGINE_COMPILE", "max", "='max' is not valid; use one of off, regional, full"),
+        ("IMAGINE_FP8", "e5m2", "='e5m2' is not valid; use one of off, weights, matmul"),
+        ("IMAGINE_CHANNELS_LAST", "maybe", "='maybe' is not valid; use auto, on or off"),
+        ("IMAGINE_FUSE_QKV", "2", "='2' is not a boolean"),
+        ("IMAGINE_CUDA_GRAPHS", "on", "=on needs IMAGINE_COMPILE=regional or full"),
     ],
 )
-def test_a_bad_value_names_the_setting_and_what_it_accepts(name, value, message):
+def test_a_bad_value_names_the_setting_and_what_it_accepts(name, value, after_the_name):
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({name: value})
-    assert str(caught.value).startswith(message)
+    assert str(caught.value).startswith(name + after_the_name)
 
 
 def test_ray_settings_reach_the_ray_engine_and_engine_timings_reach_the_engine_config():

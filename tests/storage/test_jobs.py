@@ -135,6 +135,8 @@ async def test_complete_job_refuses_bad_input_before_writing_anything(store: Sto
         await store.complete_job(job.id, ["not a picture"], seeds=[1])  # type: ignore[list-item]
     with pytest.raises(NotFoundError):
         await store.complete_job("missing", [raster()], seeds=[1])
+    with pytest.raises(TypeError, match="unexpected keyword argument\\(s\\): grids"):
+        await store.complete_job(job.id, [raster()], seeds=[1], grids=raster())  # type: ignore[call-arg]
     after = await store.get_job(job.id)
     assert after is not None and after.status == "queued" and after.images == []
     assert not (store.files.images_dir.exists() and any(store.files.images_dir.glob("*/*/*.png")))

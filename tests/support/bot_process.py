@@ -3,7 +3,8 @@
 `bot_process(...)` starts it in its own process group (so its engine child dies with it) and
 SIGKILLs the whole group when the block ends, whatever happened: a check that the group has
 gone by itself must therefore stay inside the block. `until_connected` waits for the login,
-the command sync and the IDENTIFY; `explained` adds the bot's log to a failed wait.
+the command sync and the IDENTIFY (`connected_bot`: both in one); `explained` adds the bot's
+log to a failed wait, and `until` is `FakeDiscord.wait_for` explained so.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,16 @@ def bot_process(fake: FakeDiscord, token: str, data_dir: Path, log_path: Path) -
 
 
 @asynccontextmanager
+async def connected_bot(
+    fake: FakeDiscord, token: str, data_dir: Path, log_path: Path, identifies: int
+) -> AsyncIterator[BotProcess]:
+    """`bot_process` once `until_connected` (`identifies`: how many IDENTIFYs in all, this one too)."""
+    with bot_process(fake, token, data_dir, log_path) as bot:
+        await until_connected(fake, bot, identifies)
+        yield bot
+
+
+@asynccontextmanager
 async def explained(bot: BotProcess) -> AsyncIterator[None]:
     """Add the bot's log (and whether it died) to a failed wait."""
     try:
@@ -97,6 +108,14 @@ async def explained(bot: BotProcess) -> AsyncIterator[None]:
         code = bot.process.poll()
         state = "still running" if code is None else f"exited with {code}"
         raise FakeDiscordTimeout(f"{exc}\nthe bot is {state}; its log ends:\n{bot.log_tail()}") from None
+
+
+async def until(
+    fake: FakeDiscord, bot: BotProcess, ready: Callable[[], Any], *, timeout: float, what: str
+) -> Any:
+    """`fake.wait_for(ready, ...)`, with the bot's log added to a timeout (see `explained`)."""
+    async with explained(bot):
+        return await fake.wait_for(ready, timeout=timeout, what=what)
 
 
 def commands(fake: FakeDiscord) -> list[dict[str, Any]]:

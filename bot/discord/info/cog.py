@@ -6,12 +6,11 @@ import logging
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from bot.core.options import check_option, expand_options
 from bot.core.png_info import saved_parameters
 from bot.discord import render
-from bot.discord.app import ImagineBot
+from bot.discord.app import BotCog, ImagineBot
 from bot.discord.job_actions.actions import UNKNOWN_JOB
 from bot.discord.permissions import view_refusal
 from bot.discord.replies import clip, refuse
@@ -24,16 +23,13 @@ log = logging.getLogger(__name__)
 INFO_JOBS = 10  # jobs listed by /info; more are summarised as a count
 
 
-class Info(commands.Cog):
+class Info(BotCog):
     """Your jobs, the queue, and your settings."""
 
     prefer = app_commands.Group(name="prefer", description="Your defaults for /imagine", guild_only=True)
     prefer_option = app_commands.Group(
         name="option", description="Your own --name parameters for a bundle of parameters", parent=prefer
     )
-
-    def __init__(self, bot: ImagineBot) -> None:
-        self.bot = bot
 
     @app_commands.command(name="info", description="Your waiting and running jobs, the queue, the model")
     @app_commands.guild_only()

@@ -35,7 +35,7 @@ from bot.discord.moderation.embeds import (
 )
 from bot.discord.moderation.modals import ReasonModal
 from bot.discord.moderation.settings_desk import MAX_QUEUED_LIMIT, MAX_RUNNING_LIMIT, SettingsDesk
-from bot.discord.moderation.views import HistoryView, ReportsView
+from bot.discord.moderation.views import HistoryView, ReportsView, send_job_details
 from bot.discord.replies import clip
 from storage.models import JobStatus
 from storage.queries import HistoryQuery
@@ -121,7 +121,7 @@ class ModerationCog(SettingsDesk, ContextMenuCog):
     async def job(self, interaction: discord.Interaction, id: str) -> None:
         if await self.guard(interaction) is None:
             return
-        await self.send_job_details(interaction, id)
+        await send_job_details(self, interaction, id)
 
     # -- bans ----------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 `DeskActions` is the base of `ModerationCog` (cog.py), split off by responsibility: the cog
 declares the slash commands and reads their arguments; the desk checks who may moderate, acts
 (hide, unhide, ban, reports, settings), writes the audit trail and posts to the log channel. The
-views call these methods through the `ModerationDesk` Protocol (views.py).
+views (views.py) call these methods; the job details screen is there too.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import io
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,8 +21,7 @@ from discord.ext import commands
 from bot.core import moderation
 from bot.core.durations import format_until, parse_duration
 from bot.discord import render
-from bot.discord.moderation.embeds import job_embed, thumbnail_file
-from bot.discord.moderation.views import JobActionsView
+from bot.discord.moderation.embeds import thumbnail_file
 from bot.discord.permissions import NOT_IN_THIS_SERVER, is_moderator
 from bot.discord.replies import clip, message_text
 from storage.models import GuildSettings, Job, Report, ReportState
@@ -115,7 +113,7 @@ class DeskActions:
                 log.warning("job %s: image %s unreadable: %s", job.id, picture.path, exc)
         return files
 
-    async def _job_in_guild(
+    async def job_in_guild(
         self, interaction: discord.Interaction, job_id: str, *, answer: bool = True
     ) -> Job | None:
         """The job when it belongs to this server; else None, after saying so when `answer`."""
@@ -129,39 +127,12 @@ class DeskActions:
     async def history_page(self, query: HistoryQuery, cursor: str | None) -> HistoryPage:
         return await self.store.history(dataclasses.replace(query, before=cursor))
 
-    async def send_job_details(self, interaction: discord.Interaction, job_id: str) -> None:
-        job = await self._job_in_guild(interaction, job_id)
-        if job is None:
-            return
-        if not interaction.response.is_done():
-            await interaction.response.defer(ephemeral=True, thinking=True)
-        lineage = await self.store.lineage(job.id)
-        images = ([job.grid] if job.grid is not None else []) + job.cells
-        # One message carries them all: share the upload limit (large PNGs become JPEGs).
-        limit = render.filesize_limit(interaction.guild)
-        budget = limit // max(len(images), 1) - 64 * 1024
-        files = []
-        for image in images:
-            try:
-                data = await asyncio.to_thread(self.store.files.read_bytes, image.path)
-            except OSError as exc:
-                log.warning("job %s: image %s unreadable: %s", job.id, image.path, exc)
-                continue
-            stem = "grid" if image.index < 0 else f"image_{image.index + 1}"
-            name, data = await asyncio.to_thread(render.fit_upload, data, stem, budget)
-            files.append(discord.File(io.BytesIO(data), filename=name))
-        messages = await self.store.job_messages(job.id)
-        embed = job_embed(job, lineage, [file.filename for file in files], messages)
-        related = [*lineage.ancestors, *lineage.descendants]
-        view = JobActionsView(self, interaction.user.id, job, related)
-        await interaction.followup.send(embed=embed, files=files[:10], view=view, ephemeral=True)
-
     async def hide_job(
         self, interaction: discord.Interaction, job_id: str, reason: str, *, answer: bool = True
     ) -> bool:
         """Hide a job: its messages become a notice without buttons; the images stay stored.
         `answer=False` leaves the interaction unanswered for a caller that redraws a view."""
-        job = await self._job_in_guild(interaction, job_id, answer=answer)
+        job = await self.job_in_guild(interaction, job_id, answer=answer)
         if job is None:
             return False
         if job.hidden:
@@ -181,7 +152,7 @@ class DeskActions:
 
     async def unhide_job(self, interaction: discord.Interaction, job_id: str) -> bool:
         """Undo a hide: the messages show the result and its buttons again."""
-        job = await self._job_in_guild(interaction, job_id)
+        job = await self.job_in_guild(interaction, job_id)
         if job is None:
             return False
         if not job.hidden:

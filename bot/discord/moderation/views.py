@@ -3,24 +3,28 @@ job and report action buttons, and the modals that ask for a reason.
 
 Everything here is shown ephemerally to one moderator and lives as long as a normal view
 (15 minutes): moderators open a fresh one with a command, so nothing has to survive restarts.
-The actions themselves (hide, ban, resolve) live in the cog, which audits them; the views only
-collect input and call it.
+The actions themselves (hide, ban, resolve) live in the desk (`DeskActions`, desk.py), which
+audits them; the views only collect input and call it. `send_job_details` (the job's screen with
+its buttons) is here rather than on the desk, so that the desk need not import its screens.
 """
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import discord
 
-from bot.discord.moderation.embeds import VIEW_TIMEOUT_S, history_embeds, report_embed
+from bot.discord import render
+from bot.discord.moderation.desk import DeskActions
+from bot.discord.moderation.embeds import VIEW_TIMEOUT_S, history_embeds, job_embed, report_embed
 from bot.discord.moderation.modals import BanModal, ReasonModal
 from bot.discord.replies import answer_internal_error, clip
-from storage.models import GuildSettings, Job, Report
-from storage.queries import HistoryPage, HistoryQuery
-from storage.store import Store
+from storage.models import Job, Report
+from storage.queries import HistoryQuery
 
 log = logging.getLogger(__name__)
 
@@ -29,47 +33,11 @@ log = logging.getLogger(__name__)
 # at run time; mypy sees them as assigning to a method.
 
 
-class ModerationDesk(Protocol):
-    """The moderation actions the views call (the cog, `ModerationCog`, is the one desk): each is
-    audited there. A Protocol, so the views need not import the cog that imports them."""
-
-    @property
-    def store(self) -> Store: ...
-
-    async def guard(self, interaction: discord.Interaction) -> GuildSettings | None: ...
-
-    async def send_job_details(self, interaction: discord.Interaction, job_id: str) -> None: ...
-
-    async def hide_job(
-        self, interaction: discord.Interaction, job_id: str, reason: str, *, answer: bool = True
-    ) -> bool: ...
-
-    async def unhide_job(self, interaction: discord.Interaction, job_id: str) -> bool: ...
-
-    async def ban_user(
-        self,
-        interaction: discord.Interaction,
-        user_id: int,
-        reason: str,
-        duration: str,
-        *,
-        answer: bool = True,
-    ) -> bool: ...
-
-    async def history_page(self, query: HistoryQuery, cursor: str | None) -> HistoryPage: ...
-
-    async def thumbnails(self, jobs: list[Job]) -> list[discord.File]: ...
-
-    async def open_reports(self, guild_id: int) -> list[Report]: ...
-
-    async def close_report(self, interaction: discord.Interaction, report: Report, state: str) -> None: ...
-
-
 class ModeratorView(discord.ui.View):
     """A view only its moderator may use, re-checked against the moderator rule on every click
     (a role can be taken away while the view is open)."""
 
-    def __init__(self, cog: ModerationDesk, moderator_id: int) -> None:
+    def __init__(self, cog: DeskActions, moderator_id: int) -> None:
         super().__init__(timeout=VIEW_TIMEOUT_S)
         self.cog = cog
         self.moderator_id = moderator_id
@@ -94,7 +62,7 @@ class ModeratorView(discord.ui.View):
 class JobActionsView(ModeratorView):
     """Hide / Unhide, Ban author, and a menu to open a related job from the lineage."""
 
-    def __init__(self, cog: ModerationDesk, moderator_id: int, job: Job, related: Sequence[Job] = ()) -> None:
+    def __init__(self, cog: DeskActions, moderator_id: int, job: Job, related: Sequence[Job] = ()) -> None:
         super().__init__(cog, moderator_id)
         self.job_id = job.id
         self.author_id = job.user_id
@@ -125,7 +93,7 @@ class JobActionsView(ModeratorView):
             )
 
             async def open_related(interaction: discord.Interaction) -> None:
-                await self.cog.send_job_details(interaction, select.values[0])
+                await send_job_details(self.cog, interaction, select.values[0])
 
             select.callback = open_related  # type: ignore[method-assign]
             self.add_item(select)
@@ -151,7 +119,7 @@ class JobActionsView(ModeratorView):
 class HistoryView(ModeratorView):
     """Pages through `/mod history` newest first with keyset cursors; the select opens a job."""
 
-    def __init__(self, cog: ModerationDesk, moderator_id: int, query: HistoryQuery) -> None:
+    def __init__(self, cog: DeskActions, moderator_id: int, query: HistoryQuery) -> None:
         super().__init__(cog, moderator_id)
         self.query = query
         self.cursors: list[str | None] = [None]  # the `before` cursor of each page seen so far
@@ -210,13 +178,13 @@ class HistoryView(ModeratorView):
         await self._show(interaction)
 
     async def _open(self, interaction: discord.Interaction) -> None:
-        await self.cog.send_job_details(interaction, self.select.values[0])
+        await send_job_details(self.cog, interaction, self.select.values[0])
 
 
 class ReportsView(ModeratorView):
     """Works through open reports one at a time: resolve, hide the job, or ban its author."""
 
-    def __init__(self, cog: ModerationDesk, moderator_id: int, guild_id: int) -> None:
+    def __init__(self, cog: DeskActions, moderator_id: int, guild_id: int) -> None:
         super().__init__(cog, moderator_id)
         self.guild_id = guild_id
         self.reports: list[Report] = []
@@ -311,3 +279,32 @@ class ReportsView(ModeratorView):
     async def next(self, interaction: discord.Interaction, button: discord.ui.Button[ReportsView]) -> None:
         self.position += 1
         await self.refresh(interaction)
+
+
+async def send_job_details(desk: DeskActions, interaction: discord.Interaction, job_id: str) -> None:
+    """The job's embed, its pictures and its action buttons, privately to the moderator."""
+    job = await desk.job_in_guild(interaction, job_id)
+    if job is None:
+        return
+    if not interaction.response.is_done():
+        await interaction.response.defer(ephemeral=True, thinking=True)
+    lineage = await desk.store.lineage(job.id)
+    images = ([job.grid] if job.grid is not None else []) + job.cells
+    # One message carries them all: share the upload limit (large PNGs become JPEGs).
+    limit = render.filesize_limit(interaction.guild)
+    budget = limit // max(len(images), 1) - 64 * 1024
+    files = []
+    for image in images:
+        try:
+            data = await asyncio.to_thread(desk.store.files.read_bytes, image.path)
+        except OSError as exc:
+            log.warning("job %s: image %s unreadable: %s", job.id, image.path, exc)
+            continue
+        stem = "grid" if image.index < 0 else f"image_{image.index + 1}"
+        name, data = await asyncio.to_thread(render.fit_upload, data, stem, budget)
+        files.append(discord.File(io.BytesIO(data), filename=name))
+    messages = await desk.store.job_messages(job.id)
+    embed = job_embed(job, lineage, [file.filename for file in files], messages)
+    related = [*lineage.ancestors, *lineage.descendants]
+    view = JobActionsView(desk, interaction.user.id, job, related)
+    await interaction.followup.send(embed=embed, files=files[:10], view=view, ephemeral=True)

@@ -12,11 +12,10 @@ import logging
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from bot.core.decode import ImageFetchError
 from bot.discord import render
-from bot.discord.app import ImagineBot
+from bot.discord.app import BotCog, ImagineBot
 from bot.discord.job_actions.actions import attachment_image, channel_refusal, requester_for
 from bot.discord.replies import refuse, user_errors
 from engine.api import ImageData
@@ -31,11 +30,8 @@ DIMENSION_CHOICES = [
 ]
 
 
-class PromptToolsCog(commands.Cog):
+class PromptToolsCog(BotCog):
     """Blending pictures, shortening prompts, describing pictures."""
-
-    def __init__(self, bot: ImagineBot) -> None:
-        self.bot = bot
 
     async def _allowed_here(self, interaction: discord.Interaction) -> bool:
         """False, after telling the member, where moderators chose other channels for the bot."""

@@ -6,20 +6,16 @@ import logging
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
-from bot.discord.app import ImagineBot
+from bot.discord.app import BotCog, ImagineBot
 from bot.discord.replies import refuse
 from bot.discord.settings.view import SettingsButton, SettingsSelect, settings_text, settings_view
 
 log = logging.getLogger(__name__)
 
 
-class SettingsCog(commands.Cog, name="Settings"):
+class SettingsCog(BotCog, name="Settings"):
     """Your defaults on this server: model, stylize, raw, Remix, variation."""
-
-    def __init__(self, bot: ImagineBot) -> None:
-        self.bot = bot
 
     @app_commands.command(name="settings", description="Your defaults: model, stylize, raw, Remix, variation")
     @app_commands.guild_only()

@@ -6,10 +6,9 @@ import logging
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from bot.core import fast
-from bot.discord.app import ImagineBot
+from bot.discord.app import BotCog, ImagineBot
 from bot.discord.permissions import is_moderator
 from bot.discord.replies import refuse
 from storage.records import GuildSettingsFields
@@ -36,15 +35,12 @@ async def fast_line(bot: ImagineBot, interaction: discord.Interaction) -> str:
     return f"**Mode:** {member.speed} · **Fast time:** {time}"
 
 
-class FastCog(commands.Cog, name="Fast"):
+class FastCog(BotCog, name="Fast"):
     """Fast, Relax and Turbo modes, and the moderators' Fast budgets."""
 
     fastmod = app_commands.Group(
         name="fastmod", description="Moderators: Fast time budgets and grants", guild_only=True
     )
-
-    def __init__(self, bot: ImagineBot) -> None:
-        self.bot = bot
 
     async def _set_speed(self, interaction: discord.Interaction, speed: str) -> None:
         if speed == "turbo" and not self.bot.services.jobs.turbo_allowed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, Self, cast
 
 import discord
 
@@ -149,7 +149,29 @@ async def _apply(interaction: discord.Interaction, name: str, value: str | None)
     )
 
 
+class SettingsItem:
+    """What the items of the /settings message share (a mixin of `DynamicItem`, which takes its
+    template only on a concrete class): each names the setting it changes, is rebuilt from its
+    custom id after a restart, and applies the member's choice when used."""
+
+    name: str
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(**match.groupdict())
+
+    def chosen(self, interaction: discord.Interaction) -> str | None:
+        """The value the member chose."""
+        raise NotImplementedError
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await apply_choice(interaction, self.name, self.chosen(interaction))
+
+
 class SettingsButton(
+    SettingsItem,
     discord.ui.DynamicItem[discord.ui.Button],
     template=PREFIX + r":(?P<name>[a-z]+)(?::(?P<value>[a-z_]+))?",
 ):
@@ -168,17 +190,12 @@ class SettingsButton(
         super().__init__(discord.ui.Button(label=label or name, style=style, custom_id=custom_id, row=row))
         self.name, self.value = name, value
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> SettingsButton:
-        return cls(match["name"], match["value"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await apply_choice(interaction, self.name, self.value)
+    def chosen(self, interaction: discord.Interaction) -> str | None:
+        return self.value
 
 
 class SettingsSelect(
+    SettingsItem,
     discord.ui.DynamicItem[discord.ui.Select],
     template=PREFIX + r"-select:(?P<name>[a-z]+)",
 ):
@@ -201,13 +218,6 @@ class SettingsSelect(
         super().__init__(select)
         self.name = name
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> SettingsSelect:
-        return cls(match["name"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        data = cast(dict[str, Any], interaction.data or {})
-        values = data.get("values") or []
-        await apply_choice(interaction, self.name, str(values[0]) if values else None)
+    def chosen(self, interaction: discord.Interaction) -> str | None:
+        values = cast(dict[str, Any], interaction.data or {}).get("values") or []
+        return str(values[0]) if values else None

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
-from bot.discord.app import ImagineBot
+from bot.discord.app import BotCog, ImagineBot
 from bot.discord.web_links import send_link
 
 
-class WebLink(commands.Cog):
+class WebLink(BotCog):
     """Imagine Web: the gallery, the job pages, Vary (Region) and the moderator's desk."""
-
-    def __init__(self, bot: ImagineBot) -> None:
-        self.bot = bot
 
     @app_commands.command(
         name="web", description="A private sign-in link to Imagine Web (works once, 15 minutes)"

@@ -33,7 +33,10 @@ SETTLE = 120.0  # seconds SimCord waits for the bot; a real engine job runs insi
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
+    """The bot's data folder, empty (a bot process runs in its parent, so no stray .env is read)."""
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
 
 
 @pytest.fixture

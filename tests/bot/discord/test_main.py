@@ -114,9 +114,9 @@ async def test_a_job_left_queued_by_the_last_run_is_posted_as_a_reply_after_the_
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-async def test_sigterm_lets_the_running_job_finish_and_post_then_exits_cleanly(tmp_path: Path):
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
+async def test_sigterm_lets_the_running_job_finish_and_post_then_exits_cleanly(
+    tmp_path: Path, data_dir: Path
+):
     log_path = tmp_path / "bot.log"
     async with FakeDiscord(token=TOKEN) as fake:
         with bot_process(fake, TOKEN, data_dir, log_path) as bot:

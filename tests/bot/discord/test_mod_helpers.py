@@ -60,7 +60,7 @@ async def make_job(
         single = kind in ("upscale", "upscale_subtle", "upscale_creative")
         images = [solid(32, 32, seed + i) for i in range(1 if single else 4)]
         seeds = [seed + i for i in range(len(images))]
-        job = await store.complete_job(job.id, images, seeds, None if single else grid_of(images), {})
+        job = await store.complete_job(job.id, images, seeds, grid=None if single else grid_of(images))
     else:
         job = await store.fail_job(job.id, "engine fell over", status=status)
     if post:

@@ -29,7 +29,13 @@ from PIL import Image
 from bot.prompt import dimensions_for
 from engine.presets import PRESETS
 from storage.store import Store
-from tests.support.bot_process import bot_process, commands, explained, until_connected
+from tests.support.bot_process import (
+    BotProcess,
+    commands,
+    connected_bot,
+    explained,
+    until,
+)
 from tests.support.fake_discord import (
     CALLBACK_DEFERRED_MESSAGE,
     CALLBACK_DEFERRED_UPDATE,
@@ -65,17 +71,35 @@ def _result(message: dict[str, Any] | None) -> dict[str, Any] | None:
     return message
 
 
-async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Path) -> None:
+async def finished(
+    fake: FakeDiscord, bot: BotProcess, interaction: dict[str, Any], what: str, done: Any = _result
+) -> dict[str, Any]:
+    """The interaction's own message once `done` finds it finished (a job's result by default)."""
+    return await until(fake, bot, lambda: done(fake.original_message(interaction)), timeout=JOB_S, what=what)
+
+
+async def answers(fake: FakeDiscord, bot: BotProcess, interaction: dict[str, Any], what: str) -> list[Any]:
+    """The interaction's callbacks (its first answer), once there is one."""
+    return await until(fake, bot, lambda: fake.callbacks_for(interaction), timeout=30, what=what)
+
+
+def new_replies(fake: FakeDiscord, before: set[Any]) -> list[dict[str, Any]]:
+    """The finished jobs' messages posted since `before` (the message ids then) that reply to one."""
+    return [
+        m
+        for key, m in fake.messages.items()
+        if key not in before and _result(m) and m.get("message_reference")
+    ]
+
+
+async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Path, data_dir: Path) -> None:
     assert_unpatched_discord()  # the fake's own timers run on this process's clock
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
     preset = PRESETS["tiny"]
     cell = dimensions_for((2, 1), preset.native_width, preset.native_height, preset.size_step)
 
     async with FakeDiscord(token=TOKEN) as fake:
         # --- first life: /imagine -------------------------------------------------------------
-        with bot_process(fake, TOKEN, data_dir, tmp_path / "bot-1.log") as bot:
-            await until_connected(fake, bot, identifies=1)
+        async with connected_bot(fake, TOKEN, data_dir, tmp_path / "bot-1.log", identifies=1) as bot:
             assert "imagine" in [c["name"] for c in commands(fake)]
             # Operators need not enable privileged intents in the developer portal.
             assert fake.sessions[-1].intents & PRIVILEGED_INTENTS == 0
@@ -91,18 +115,12 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
             )
             attachment_id = int(interaction["data"]["resolved"]["attachments"].popitem()[0])
 
-            async with explained(bot):
-                await fake.wait_for(
-                    lambda: fake.callbacks_for(interaction), timeout=30, what="the answer to /imagine"
-                )
+            await answers(fake, bot, interaction, "the answer to /imagine")
             assert [c.type for c in fake.callbacks_for(interaction)] == [CALLBACK_DEFERRED_MESSAGE]
 
-            async with explained(bot):
-                grid = await fake.wait_for(
-                    lambda: _result(fake.original_message(interaction)),
-                    timeout=JOB_S,
-                    what="the /imagine response edited into the finished grid",
-                )
+            grid = await finished(
+                fake, bot, interaction, "the /imagine response edited into the finished grid"
+            )
             [png] = fake.attachment_bytes(grid)
             assert _png_size(png) == (2 * cell[0], 2 * cell[1])  # a 2x2 grid of --ar 2:1 cells
             assert button_labels(grid) == GRID_LABELS
@@ -113,10 +131,7 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
 
             # Refusals travel the same wire: private (ephemeral) answers that start nothing.
             bad = await fake.slash_command("imagine", {"prompt": "a cat --ar 9:1"})
-            async with explained(bot):
-                [callback] = await fake.wait_for(
-                    lambda: fake.callbacks_for(bad), timeout=30, what="the refusal of a bad --ar"
-                )
+            [callback] = await answers(fake, bot, bad, "the refusal of a bad --ar")
             assert callback.type == CALLBACK_MESSAGE and callback.data["flags"] & EPHEMERAL
             assert "--ar" in callback.data["content"]
 
@@ -135,21 +150,17 @@ async def test_imagine_then_a_click_on_the_old_grid_after_a_sigkill(tmp_path: Pa
         await fake.wait_for(
             lambda: not fake.sessions, timeout=30, what="the killed bot's gateway connection to drop"
         )
-        with bot_process(fake, TOKEN, data_dir, tmp_path / "bot-2.log") as bot:
-            await until_connected(fake, bot, identifies=2)
+        async with connected_bot(fake, TOKEN, data_dir, tmp_path / "bot-2.log", identifies=2) as bot:
             before = set(fake.messages)
             click = await fake.click(int(grid["id"]), button_id(grid, "U1"))
 
-            async with explained(bot):
-                [reply] = await fake.wait_for(
-                    lambda: [
-                        m
-                        for key, m in fake.messages.items()
-                        if key not in before and _result(m) and m.get("message_reference")
-                    ],
-                    timeout=CLICK_S,
-                    what="a new job's message replying to the grid",
-                )
+            [reply] = await until(
+                fake,
+                bot,
+                lambda: new_replies(fake, before),
+                timeout=CLICK_S,
+                what="a new job's message replying to the grid",
+            )
             assert [c.type for c in fake.callbacks_for(click)] == [CALLBACK_DEFERRED_UPDATE]
             assert reply["message_reference"]["message_id"] == grid["id"]
             [single] = fake.attachment_bytes(reply)

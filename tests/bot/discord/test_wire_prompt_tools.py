@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 from storage.store import Store
-from tests.bot.discord.test_wire_bot import GRID_LABELS, JOB_S, TOKEN, _result
-from tests.support.bot_process import bot_process, explained, until_connected
+from tests.bot.discord.test_wire_bot import GRID_LABELS, JOB_S, TOKEN, _result, finished
+from tests.support.bot_process import connected_bot, explained, until
 from tests.support.fake_discord import (
     CALLBACK_DEFERRED_UPDATE,
     FakeDiscord,
@@ -44,22 +44,16 @@ def _answered(message: dict[str, Any] | None) -> dict[str, Any] | None:
     return message if message is not None and message.get("components") else None
 
 
-async def test_shorten_blend_describe_and_a_click_after_a_sigkill(tmp_path: Path, monkeypatch) -> None:
+async def test_shorten_blend_describe_and_a_click_after_a_sigkill(
+    tmp_path: Path, data_dir: Path, monkeypatch
+) -> None:
     assert_unpatched_discord()
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
     async with FakeDiscord(token=TOKEN) as fake:
-        with bot_process(fake, TOKEN, data_dir, tmp_path / "bot-1.log") as bot:
-            await until_connected(fake, bot, identifies=1)
+        async with connected_bot(fake, TOKEN, data_dir, tmp_path / "bot-1.log", identifies=1) as bot:
             shorten = await fake.slash_command(
                 "shorten", {"prompt": "a red lighthouse on a small hill at dusk --q .25"}
             )
-            async with explained(bot):
-                answer = await fake.wait_for(
-                    lambda: _answered(fake.original_message(shorten)),
-                    timeout=JOB_S,
-                    what="the /shorten answer",
-                )
+            answer = await finished(fake, bot, shorten, "the /shorten answer", done=_answered)
             assert "Shorter prompts:" in answer["content"]
             assert button_labels(answer) == ["1", "2", "3", "4", "5"]
 
@@ -68,10 +62,7 @@ async def test_shorten_blend_describe_and_a_click_after_a_sigkill(tmp_path: Path
                 {"dimensions": "landscape", "prompt": "--q .25"},
                 attachments={"image1": png((220, 30, 30), (96, 64)), "image2": png((30, 30, 220), (64, 96))},
             )
-            async with explained(bot):
-                grid = await fake.wait_for(
-                    lambda: _result(fake.original_message(blend)), timeout=JOB_S, what="the blended grid"
-                )
+            grid = await finished(fake, bot, blend, "the blended grid")
             assert button_labels(grid) == GRID_LABELS
 
             describe = await fake.slash_command(
@@ -94,15 +85,15 @@ async def test_shorten_blend_describe_and_a_click_after_a_sigkill(tmp_path: Path
         monkeypatch.setenv("IMAGINE_CAPTIONER", str(build_tiny_captioner(tmp_path / "captioner")))
 
         await fake.wait_for(lambda: not fake.sessions, timeout=30, what="the killed bot's connection to drop")
-        with bot_process(fake, TOKEN, data_dir, tmp_path / "bot-2.log") as bot:
-            await until_connected(fake, bot, identifies=2)
+        async with connected_bot(fake, TOKEN, data_dir, tmp_path / "bot-2.log", identifies=2) as bot:
             click = await fake.click(int(answer["id"]), button_id(answer, "2"))
-            async with explained(bot):
-                [made] = await fake.wait_for(
-                    lambda: [m for m in fake.messages_for(click) if _result(m)],
-                    timeout=JOB_S,
-                    what="the grid of the clicked prompt",
-                )
+            [made] = await until(
+                fake,
+                bot,
+                lambda: [m for m in fake.messages_for(click) if _result(m)],
+                timeout=JOB_S,
+                what="the grid of the clicked prompt",
+            )
             assert [c.type for c in fake.callbacks_for(click)] == [CALLBACK_DEFERRED_UPDATE]
             assert button_labels(made) == GRID_LABELS
 
@@ -122,11 +113,6 @@ async def test_shorten_blend_describe_and_a_click_after_a_sigkill(tmp_path: Path
             described = await fake.slash_command(
                 "describe", attachments={"image": png((30, 200, 30), (64, 64))}
             )
-            async with explained(bot):
-                prompts = await fake.wait_for(
-                    lambda: _answered(fake.original_message(described)),
-                    timeout=JOB_S,
-                    what="the /describe answer",
-                )
+            prompts = await finished(fake, bot, described, "the /describe answer", done=_answered)
             assert button_labels(prompts) == ["1", "2", "3", "4"]
             assert "Prompts for this image:" in prompts["content"] and fake.unhandled == []
