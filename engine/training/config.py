@@ -164,14 +164,19 @@ def negatives_config(cfg: TrainConfig, second: Path) -> TrainConfig:
 
     `--no green` is `green::-0.5`: the guidance pushes away from what the model draws for "green"
     alone. After stage 4, which saw such captions in 10% of its steps, a tree asked for with
-    `--no green` stayed green (35% of its green removed); stage 5 raises their share to 25%, on a
+    `--no green` stayed green (35% of its green removed); stage 5 raises their share to 40%, on a
     world whose unnamed trees are sometimes autumn-coloured (there is something to turn to), at a
-    lower rate, with stage 4's grounding kept on so the places stay learned.
+    lower rate, with stage 4's grounding kept on so the places stay learned. Measured on 2,000
+    steps from the same model (2026-12-06): with the noisy-step emphasis kept and a 25% share,
+    `--no` rose to 88% but the named colour fell to 88.5%; with the emphasis off, 25% gave `--no`
+    79% on 12 seeds and 40% gave 92%, every other goal met.
     """
     return replace(
         grounding_config(cfg, second),
         unet_steps=cfg.neg_steps,
         lr=2e-4,
         warmup=50,
-        attributes=0.25,
+        attributes=0.4,
+        high_noise_share=0.0,
+        noisy_boost=1.0,
     )
