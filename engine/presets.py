@@ -1,4 +1,4 @@
-"""Model presets: the defaults that make a model feel right, kept as plain data.
+"""Model presets: the defaults that make a model feel right, kept as plain data (presets.toml).
 
 A preset names where the weights come from and carries everything that differs between model
 families: the native resolution (what `--ar` sizes are built around), the size step, the default
@@ -8,7 +8,10 @@ house-style text that `--stylize` scales. No torch here: the bot reads presets t
 
 from __future__ import annotations
 
+import dataclasses
+import tomllib
 from dataclasses import dataclass, replace
+from importlib import resources
 
 from engine.api import Family
 
@@ -43,123 +46,64 @@ class Preset:
         return self.source.startswith("package:")
 
 
-_SD_STYLE = "highly detailed, beautiful lighting, rich colour, sharp focus, masterpiece"
+class PresetError(ValueError):
+    """presets.toml names a key that is not a field, gives a value of the wrong type, leaves a
+    field out, or inherits from a preset not written above it."""
 
-_TINY = Preset(
-    name="tiny",
-    family=Family.SD,
-    source="builtin:tiny",
-    native_width=128,
-    native_height=128,
-    size_step=16,
-    default_steps=8,
-    default_guidance=5.0,
-    vary_subtle=0.35,
-    vary_strong=0.7,
-    upscale_subtle=0.25,
-    upscale_creative=0.5,
-    house_style="vivid painting",
-    upscale_tile=256,
-    description="small random-weight SD 1.x-family pipeline built locally: tests and demos",
-)
-_SD15 = Preset(
-    name="sd15",
-    family=Family.SD,
-    source="stable-diffusion-v1-5/stable-diffusion-v1-5",
-    native_width=512,
-    native_height=512,
-    size_step=64,
-    default_steps=30,
-    default_guidance=7.0,
-    vary_subtle=0.4,
-    vary_strong=0.75,
-    upscale_subtle=0.2,
-    upscale_creative=0.4,
-    house_style=_SD_STYLE,
-    upscale_tile=768,
-    description="Stable Diffusion 1.5 (512x512)",
-)
-# Few-step models: strength * steps must leave at least one step.
-_SD_TURBO = replace(
-    _SD15,
-    name="sd-turbo",
-    source="stabilityai/sd-turbo",
-    default_steps=4,
-    default_guidance=0.0,
-    vary_subtle=0.5,
-    upscale_subtle=0.5,
-    upscale_creative=0.75,
-    description="SD-Turbo: 1-4 steps, no classifier-free guidance (512x512)",
-)
 
-# Each preset is written out where it is the first of its kind; a relative differs from it only
-# where it says so.
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset(
-            name="toy",
-            family=Family.SD,
-            source="package:toy_model",
-            native_width=128,
-            native_height=128,
-            size_step=16,
-            default_steps=20,
-            default_guidance=5.0,
-            vary_subtle=0.45,
-            vary_strong=0.75,
-            upscale_subtle=0.25,
-            upscale_creative=0.45,
-            outpaint_strength=1.0,
-            house_style="",  # the toy world has no style words; --stylize changes nothing here
-            upscale_tile=256,
-            description="the project's own small model (128 px), trained on a world of coloured shapes; "
-            "shipped in the package (docs/toy-model.md)",
-        ),
-        _TINY,
-        replace(
-            _TINY,
-            name="tiny-xl",
-            family=Family.SDXL,
-            source="builtin:tiny-xl",
-            vary_subtle=0.3,
-            vary_strong=0.65,
-            description="small random-weight SDXL-family pipeline built locally: tests and demos",
-        ),
-        _SD15,
-        replace(
-            _SD15,
-            name="sd21",
-            source="stabilityai/stable-diffusion-2-1",
-            native_width=768,
-            native_height=768,
-            upscale_tile=1024,
-            description="Stable Diffusion 2.1 (768x768, v-prediction)",
-        ),
-        replace(
-            _SD15,
-            name="sdxl",
-            family=Family.SDXL,
-            source="stabilityai/stable-diffusion-xl-base-1.0",
-            native_width=1024,
-            native_height=1024,
-            default_guidance=6.0,
-            vary_subtle=0.3,
-            vary_strong=0.65,
-            upscale_creative=0.35,
-            upscale_tile=1024,
-            description="SDXL 1.0 base (1024x1024)",
-        ),
-        _SD_TURBO,
-        replace(
-            _SD_TURBO,
-            name="sdxl-turbo",
-            family=Family.SDXL,
-            source="stabilityai/sdxl-turbo",
-            description="SDXL-Turbo: 1-4 steps, no classifier-free guidance (512x512)",
-        ),
-    )
+# What a field's annotation (a string, under `from __future__ import annotations`) accepts.
+_ACCEPTS: dict[str, tuple[tuple[type, ...], str]] = {
+    "str": ((str,), "text"),
+    "int": ((int,), "a whole number"),
+    "float": ((int, float), "a number"),
+    "Family": ((str,), "text"),
 }
+
+
+def parse_presets(text: str) -> dict[str, Preset]:
+    """The presets written in `text` (presets.toml's format), in the order they are written."""
+    presets: dict[str, Preset] = {}
+    types = {f.name: str(f.type) for f in dataclasses.fields(Preset) if f.name != "name"}
+    for name, table in tomllib.loads(text).items():
+        if not isinstance(table, dict):
+            raise PresetError(f"{name!r} is not a preset: write each one as a [table]")
+        values = dict(table)
+        parent = values.pop("inherit", None)
+        if parent is not None and not isinstance(parent, str):
+            raise PresetError(f"preset {name!r}: inherit = {parent!r} is not a preset's name")
+        for key, value in values.items():
+            if key not in types:
+                raise PresetError(f"preset {name!r}: {key!r} is not a preset field")
+            # bool is an int to Python, never a size or a strength here
+            accepted, what = _ACCEPTS[types[key]]
+            if isinstance(value, bool) or not isinstance(value, accepted):
+                raise PresetError(f"preset {name!r}: {key} = {value!r} is not {what}")
+        if "family" in values:
+            try:
+                values["family"] = Family(values["family"])
+            except ValueError:
+                families = ", ".join(f.value for f in Family)
+                raise PresetError(f"preset {name!r}: family must be one of {families}") from None
+        if parent is None:
+            missing = [
+                f.name
+                for f in dataclasses.fields(Preset)
+                if f.default is dataclasses.MISSING and f.name not in values and f.name != "name"
+            ]
+            if missing:
+                raise PresetError(f"preset {name!r} inherits nothing and leaves out {', '.join(missing)}")
+            presets[name] = Preset(name=name, **values)
+        elif parent in presets:
+            presets[name] = replace(presets[parent], name=name, **values)
+        else:
+            raise PresetError(f"preset {name!r} inherits from {parent!r}, which is not written above it")
+    return presets
+
+
+# Package data, read once at import: the bot sizes requests from it, so it must not need torch.
+PRESETS: dict[str, Preset] = parse_presets(
+    resources.files("engine").joinpath("presets.toml").read_text("utf-8")
+)
 
 
 def get_preset(name: str) -> Preset | None:

@@ -174,36 +174,20 @@ def test_a_bad_value_names_the_parameter_what_was_typed_and_why(text: str, param
 
 
 @pytest.mark.parametrize(
-    ("text", "names"),
+    ("text", "hint"),
     [
+        # a parameter given twice, under any of its names
         ("a --seed 1 --seed 2", "`--seed` is given twice"),
         ("a --s 10 --stylize 20", "(as `--s` and `--stylize`)"),
         ("a --ar 1:1 --aspect 2:1", "(as `--ar` and `--aspect`)"),
         ("a --tile --tile", "`--tile` is given twice"),
-    ],
-)
-def test_parameter_given_twice(text: str, names: str) -> None:
-    assert names in _error(text)
-
-
-@pytest.mark.parametrize(
-    ("text", "shown"),
-    [
-        ("hot dog animal::-1", "add up to -1"),
-        ("a::0", "add up to 0"),
-        ("a::1 b::-1", "add up to 0"),
-        ("a::.1 b::.2 c::-.3", "add up to 0"),  # exact, no float rounding
-        ("a::-2 b", "add up to -1"),
-    ],
-)
-def test_weights_must_sum_above_zero(text: str, shown: str) -> None:
-    message = _error(text)
-    assert shown in message and "more than 0" in message
-
-
-@pytest.mark.parametrize(
-    ("text", "hint"),
-    [
+        # `::` weights that add up to nothing: the sum is shown
+        ("hot dog animal::-1", "add up to -1, but they must add up to more than 0"),
+        ("a::0", "add up to 0, but"),
+        ("a::1 b::-1", "add up to 0, but"),
+        ("a::.1 b::.2 c::-.3", "add up to 0, but"),  # exact, no float rounding
+        ("a::-2 b", "add up to -1, but"),
+        # a malformed multi-prompt: the part is named
         (":: dog", "starts with `::`"),
         ("::2 dog", "starts with `::`"),
         ("hot:: ::2 dog", "Part 2"),
@@ -212,7 +196,7 @@ def test_weights_must_sum_above_zero(text: str, shown: str) -> None:
         ("hot::" + "9" * 400 + " dog", "too large"),
     ],
 )
-def test_malformed_multi_prompt(text: str, hint: str) -> None:
+def test_a_malformed_prompt_says_what_is_wrong(text: str, hint: str) -> None:
     assert hint in _error(text)
 
 

@@ -51,27 +51,20 @@ def _check_round_trip(p: Prompt, has_image: bool = False) -> None:
 
 @_SETTINGS
 @given(_ANY_TEXT)
-def test_any_text_parses_or_raises_prompt_error(text: str) -> None:
+def test_any_text_parses_and_expands_or_raises_prompt_error(text: str) -> None:
     p = _or_refused(parse_prompt, text)
-    if p is None:
-        return
-    assert p.text and p.text == " ".join(p.text.split())
-    weights = [w for _, w in p.normalized_segments]
-    assert math.isclose(sum(weights), 1.0, abs_tol=1e-9 * max(1.0, sum(map(abs, weights))))
-    _check_round_trip(p)
-
-
-@_SETTINGS
-@given(_ANY_TEXT)
-def test_any_text_expands_or_raises_prompt_error(text: str) -> None:
+    if p is not None:
+        assert p.text and p.text == " ".join(p.text.split())
+        weights = [w for _, w in p.normalized_segments]
+        assert math.isclose(sum(weights), 1.0, abs_tol=1e-9 * max(1.0, sum(map(abs, weights))))
+        _check_round_trip(p)
+    # the same text through `{a, b}` permutations: each expansion parses or is refused, never crashes
     prompts = _or_refused(expand_permutations, text)
-    if prompts is None:
-        return
-    assert 1 <= len(prompts) <= MAX_PERMUTATIONS
-    for prompt in prompts:
-        p = _or_refused(parse_prompt, prompt)
-        if p is not None:
-            _check_round_trip(p)
+    if prompts is not None:
+        assert 1 <= len(prompts) <= MAX_PERMUTATIONS
+        for prompt in prompts:
+            if (expanded := _or_refused(parse_prompt, prompt)) is not None:
+                _check_round_trip(expanded)
 
 
 _WORDS = st.text(alphabet="abcdefghij xyz,.'", min_size=1, max_size=30).filter(lambda s: s.strip())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from engine.api import EngineConfig, Failed, Family, PromptSpec
 from engine.builders import build_random_weights, build_tiny
 from engine.core import EngineCore
 from engine.models import ModelLoadError, load_model
-from engine.presets import PRESETS, get_preset
+from engine.presets import PRESETS, PresetError, get_preset, parse_presets
 from engine.quiet import quiet_libraries
 from tests.engine.conftest import finish, imagine, pixels, run_events
 
@@ -323,3 +324,38 @@ def test_loading_keeps_library_chatter_off_the_console(tmp_path, capfd, caplog):
     with quiet_libraries(), caplog.at_level(logging.ERROR, logger="engine"):
         logging.getLogger("engine.models").error("our own error")
     assert "our own error" in caplog.text
+
+
+_BASE = (
+    '[base]\nfamily = "sd"\nsource = "x/y"\nnative_width = 512\nnative_height = 512\nsize_step = 64\n'
+    "default_steps = 30\ndefault_guidance = 7\nvary_subtle = 0.4\nvary_strong = 0.75\n"
+    "upscale_subtle = 0.2\nupscale_creative = 0.4\n"
+)
+
+
+def test_presets_file_is_data_and_inheritance_changes_only_what_it_says():
+    presets = parse_presets(_BASE + '[child]\ninherit = "base"\nfamily = "sdxl"\nnative_width = 1024\n')
+    assert list(presets) == ["base", "child"]
+    base, child = presets["base"], presets["child"]
+    assert (child.name, child.family, child.native_width) == ("child", Family.SDXL, 1024)
+    assert child.native_height == 512 and child.vary_strong == base.vary_strong == 0.75
+    assert base.default_guidance == 7.0 and base.upscale_tile == 1024  # a field's default
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (_BASE + '[a]\nfamily = "sd"', "'a' inherits nothing and leaves out source, native_width"),
+        (_BASE + '[a]\ninherit = "base"\ncolour = "red"', "'a': 'colour' is not a preset field"),
+        ('[a]\ninherit = "base"\n' + _BASE, "'a' inherits from 'base', which is not written above it"),
+        (_BASE + '[a]\ninherit = "base"\nfamily = "sd3"', "family must be one of sd, sdxl"),
+        (_BASE + '[a]\ninherit = "base"\nsize_step = 1.5', "size_step = 1.5 is not a whole number"),
+        (_BASE + '[a]\ninherit = "base"\nsize_step = true', "size_step = True is not a whole number"),
+        (_BASE + '[a]\ninherit = "base"\nvary_subtle = "half"', "vary_subtle = 'half' is not a number"),
+        ("a = 1\n" + _BASE, "'a' is not a preset: write each one as a [table]"),
+        (_BASE + "[a]\ninherit = 3", "inherit = 3 is not a preset's name"),
+    ],
+)
+def test_presets_file_mistakes_are_named(text, message):
+    with pytest.raises(PresetError, match=re.escape(message)):
+        parse_presets(text)

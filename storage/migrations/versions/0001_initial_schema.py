@@ -10,15 +10,11 @@ was at this revision, so later model changes must come with their own migration.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def _ts(name: str, nullable: bool = False) -> sa.Column:
