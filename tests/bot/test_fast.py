@@ -1,6 +1,6 @@
 """Fast and Relax in the core: budgets, spending, the Relax lane, Turbo.
 
-Real store and parser, the stand-in engine (the `env` fixture of test_jobs), and the fair queue
+Real store and parser, the stand-in engine (the `env` fixture of tests/bot/conftest.py), and the fair queue
 itself for the order of the lanes.
 """
 
@@ -20,11 +20,9 @@ from bot.core.limits import Limits
 from bot.prompt import PromptError
 from storage.errors import InvalidInputError
 from storage.models import GuildSettings
-from tests.bot import test_jobs
-from tests.bot.test_jobs import ALICE, count_jobs, done, grid
+from tests.support.job_service import ALICE, count_jobs, done, grid
 from tests.support.stand_in_engine import solid
 
-env = test_jobs.env  # the job service on a real store and the stand-in engine (a fixture)
 GUILD = ALICE.guild_id
 
 

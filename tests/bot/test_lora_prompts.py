@@ -1,5 +1,5 @@
 """`--lora` in the job service: checked against the installed styles, carried to the engine,
-and a member's /settings style as a default. Stand-in engine (the `env` fixture of test_jobs)."""
+and a member's /settings style as a default. Stand-in engine (the `env` fixture of tests/bot/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,7 @@ import pytest
 from bot.core.jobs import Action
 from bot.prompt import PromptError
 from engine.api import LoraChoice
-from tests.bot import test_jobs
-from tests.bot.test_jobs import ALICE, count_jobs, done, grid
-
-env = test_jobs.env  # the job service on a real store and the stand-in engine (a fixture)
+from tests.support.job_service import ALICE, count_jobs, done, grid
 
 
 @pytest.fixture

@@ -20,11 +20,9 @@ from bot.settings import Settings
 from engine.api import BlendRequest
 from storage.models import JobStatus
 from storage.queries import HistoryQuery
-from tests.bot import test_jobs
 from tests.support.stand_in_engine import StandInEngine, solid
 
 ALICE = Requester(user_id=11, user_name="alice", guild_id=500, channel_id=600)
-env = test_jobs.env  # the job service's fixture: real store and dispatcher, the stand-in engine
 
 
 def tools(env, captioner: str | None = "captioner") -> PromptTools:

@@ -1,6 +1,6 @@
 """Vary (Region) in the job service: an upscaled image and a mask become a four-image inpaint job.
 
-Real store, real moderation, the stand-in engine (tests/bot/test_jobs.py's `env`); the engine's
+Real store, real moderation, the stand-in engine (the `env` fixture of tests/bot/conftest.py); the engine's
 own inpainting is tests/engine/test_ops_inpaint.py."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bot.core.region import MaskError
 from bot.prompt import PromptError
 from engine.api import InpaintRequest
 from storage.models import JobStatus
-from tests.bot.test_jobs import ALICE, count_jobs, done, env  # noqa: F401  (env is the fixture)
+from tests.support.job_service import ALICE, count_jobs, done
 
 
 def png(width: int, height: int, box: tuple[int, int, int, int] | None) -> bytes:
@@ -30,14 +30,14 @@ def png(width: int, height: int, box: tuple[int, int, int, int] | None) -> bytes
 
 
 @pytest.fixture
-async def upscaled(env):  # noqa: F811
+async def upscaled(env):
     store, _engine, dispatcher, service = env
     [grid] = await done(dispatcher, store, await service.imagine(ALICE, "a red fox --seed 1"))
     single = await service.derive(ALICE, grid.id, Action.UPSCALE, index=1)
     return grid, single
 
 
-async def test_a_mask_on_an_upscale_makes_a_region_job_with_four_seeds(env, upscaled):  # noqa: F811
+async def test_a_mask_on_an_upscale_makes_a_region_job_with_four_seeds(env, upscaled):
     store, _engine, dispatcher, service = env
     _grid, single = upscaled
     w, h = single.cells[0].width, single.cells[0].height
@@ -65,7 +65,7 @@ async def test_a_mask_on_an_upscale_makes_a_region_job_with_four_seeds(env, upsc
         (lambda w, h: b"", "the mask is empty"),
     ],
 )
-async def test_a_bad_mask_is_refused_and_stores_nothing(env, upscaled, mask, reason):  # noqa: F811
+async def test_a_bad_mask_is_refused_and_stores_nothing(env, upscaled, mask, reason):
     store, _engine, _dispatcher, service = env
     _grid, single = upscaled
     before = await count_jobs(store)
@@ -74,7 +74,7 @@ async def test_a_bad_mask_is_refused_and_stores_nothing(env, upscaled, mask, rea
     assert await count_jobs(store) == before
 
 
-async def test_region_needs_an_upscaled_image_and_a_valid_prompt(env, upscaled):  # noqa: F811
+async def test_region_needs_an_upscaled_image_and_a_valid_prompt(env, upscaled):
     *_, service = env
     grid, single = upscaled
     with pytest.raises(JobError, match="works on an upscaled image"):

@@ -1,6 +1,6 @@
 """Remix in the job service: an edited prompt drives a re-roll, a variation, a zoom or a pan.
 
-Real store and parser, the stand-in engine (the `env` fixture of test_jobs): what the new row
+Real store and parser, the stand-in engine (the `env` fixture of tests/bot/conftest.py): what the new row
 and the engine request carry, which parameters each action refuses, and that a refusal makes
 nothing.
 """
@@ -11,11 +11,8 @@ import pytest
 
 from bot.core.jobs import Action, JobError
 from bot.prompt import PromptError, dimensions_for
-from tests.bot import test_jobs
-from tests.bot.test_jobs import ALICE, count_jobs, done, grid
+from tests.support.job_service import ALICE, count_jobs, done, grid
 from tests.support.stand_in_engine import INFO
-
-env = test_jobs.env  # the job service on a real store and the stand-in engine (a fixture)
 
 
 async def single(env_, prompt="a red fox in snow --ar 2:1 --seed 3"):

@@ -9,10 +9,8 @@ import pytest
 
 from bot.core.jobs import Action
 from storage.errors import InvalidInputError
-from tests.bot import test_jobs
-from tests.bot.test_jobs import ALICE, done, grid
+from tests.support.job_service import ALICE, done, grid
 
-env = test_jobs.env  # the job service on a real store and the stand-in engine (a fixture)
 BOB = dataclasses.replace(ALICE, user_id=12, user_name="bob")
 
 

@@ -1,7 +1,7 @@
 """The wire-level test: the unmodified `imagine-bot` process against a fake Discord on loopback.
 
 Everything between the bot and "Discord" is real: discord.py's HTTP client and gateway
-websocket talking to `tests/support/fake_discord.py`, the bot's spawned engine process on the
+websocket talking to `tests/support/fake_discord/`, the bot's spawned engine process on the
 `tiny` model, SQLite in a temporary data directory. The test plays Discord: it sends /imagine as a
 gateway INTERACTION_CREATE, sees the deferral and the grid (a multipart PNG upload and the
 buttons), then SIGKILLs the bot (and its engine, as `docker kill` would), starts it again on the
