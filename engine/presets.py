@@ -9,6 +9,7 @@ house-style text that `--stylize` scales. No torch here: the bot reads presets t
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -51,6 +52,8 @@ class PresetError(ValueError):
     field out, or inherits from a preset not written above it."""
 
 
+_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
+
 # What a field's annotation (a string, under `from __future__ import annotations`) accepts.
 _ACCEPTS: dict[str, tuple[tuple[type, ...], str]] = {
     "str": ((str,), "text"),
@@ -67,6 +70,9 @@ def parse_presets(text: str) -> dict[str, Preset]:
     for name, table in tomllib.loads(text).items():
         if not isinstance(table, dict):
             raise PresetError(f"{name!r} is not a preset: write each one as a [table]")
+        if not _NAME.fullmatch(name):
+            # `get_preset` lowercases what it is given: a name in capitals could never be chosen
+            raise PresetError(f"preset {name!r}: a name is lowercase letters, digits, '.' and '-'")
         values = dict(table)
         parent = values.pop("inherit", None)
         if parent is not None and not isinstance(parent, str):

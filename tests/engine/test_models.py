@@ -354,6 +354,8 @@ def test_presets_file_is_data_and_inheritance_changes_only_what_it_says():
         (_BASE + '[a]\ninherit = "base"\nvary_subtle = "half"', "vary_subtle = 'half' is not a number"),
         ("a = 1\n" + _BASE, "'a' is not a preset: write each one as a [table]"),
         (_BASE + "[a]\ninherit = 3", "inherit = 3 is not a preset's name"),
+        (_BASE + '[SDXL2]\ninherit = "base"', "'SDXL2': a name is lowercase letters, digits"),
+        (_BASE + '["my model"]\ninherit = "base"', "'my model': a name is lowercase letters, digits"),
     ],
 )
 def test_presets_file_mistakes_are_named(text, message):
