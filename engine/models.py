@@ -41,7 +41,7 @@ with quiet_libraries():  # importing the pipelines is where transformers' torchv
 
 from engine.api import Family
 from engine.builders import build_random_weights, build_tiny
-from engine.presets import PRESETS, Preset, get_preset, preset_for_family
+from engine.presets import PRESET_HINT, PRESETS, Preset, get_preset, preset_for_family
 from engine.sources import (
     ModelLoadError,
     load_folder,
@@ -167,6 +167,29 @@ def _derive(cls: type[DiffusionPipeline], pipe: DiffusionPipeline) -> DiffusionP
     return derived
 
 
+def folder_preset(path: Path, family: Family) -> Preset | None:
+    """The preset that `path`/imagine-preset.txt names, or None when the folder has no such file.
+
+    A model folder may name the preset whose defaults it takes (steps, guidance, Vary and Upscale
+    strengths, house style): `python -m engine.training` writes "toy" there, so a retrained toy
+    model in any folder (and the training's own benchmark of it) runs as the `toy` preset does,
+    not with SD 1.5's 30 steps, guidance 7 and house style.
+    """
+    hint = path / PRESET_HINT
+    if not hint.is_file():
+        return None
+    named = hint.read_text(encoding="utf-8", errors="replace").strip()
+    preset = get_preset(named)
+    if preset is None:
+        raise ModelLoadError(f"{hint} names {named[:60]!r}, which is not a preset ({', '.join(PRESETS)})")
+    if preset.family is not family:
+        raise ModelLoadError(
+            f"{hint} names the {preset.name!r} preset ({preset.family.value}), but the folder holds "
+            f"a {family.value} model"
+        )
+    return preset
+
+
 def _family_of(pipe: DiffusionPipeline) -> Family:
     return Family.SDXL if getattr(pipe, "text_encoder_2", None) is not None else Family.SD
 
@@ -210,7 +233,10 @@ def load_pipeline(
         family = _family_of(pipe)
         native = pipe.unet.config.sample_size * vae_scale(pipe)
         preset = preset_for_family(family, name, native=native)
-        if native != PRESETS["sdxl" if family is Family.SDXL else "sd15"].native_width:
+        hinted = folder_preset(path, family) if path.is_dir() else None
+        if hinted is not None:
+            preset = dataclasses.replace(hinted, name=name, source=name)
+        elif native != PRESETS["sdxl" if family is Family.SDXL else "sd15"].native_width:
             # Not a standard-size checkpoint (a small model of our own, say): its size step is
             # what its architecture can make, not the family's 64.
             preset = dataclasses.replace(preset, size_step=size_multiple(pipe))

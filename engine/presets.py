@@ -112,6 +112,11 @@ PRESETS: dict[str, Preset] = parse_presets(
 )
 
 
+# The file in a model folder that names the preset whose defaults the folder takes
+# (engine.models.folder_preset; the training's export writes "toy").
+PRESET_HINT = "imagine-preset.txt"
+
+
 def get_preset(name: str) -> Preset | None:
     """The preset of that name (case-insensitive), or None."""
     return PRESETS.get(name.strip().lower())

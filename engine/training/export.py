@@ -10,6 +10,7 @@ import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
 
+from engine.presets import PRESET_HINT
 from engine.training import architecture
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ def save_model(pipe: StableDiffusionPipeline, out: Path) -> int:
         pipe.save_pretrained(tmp, safe_serialization=True)
     finally:
         pipe.to(torch.float32)
+    # the folder runs with the toy preset's defaults wherever it is loaded from (engine.models)
+    (tmp / PRESET_HINT).write_text("toy\n", encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

@@ -7,6 +7,7 @@ fail them all, while one unlucky cell does not.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -21,7 +22,7 @@ from PIL import Image
 from engine.api import EngineConfig, ImageData, ImagineRequest, OutpaintRequest, PromptSpec
 from engine.core import EngineCore
 from engine.models import ModelLoadError, load_model
-from engine.presets import PRESETS
+from engine.presets import PRESET_HINT, PRESETS
 from engine.sources import packaged_model_dir
 from engine.training import bench, checker
 from tests.engine.conftest import finish, pixels
@@ -162,6 +163,32 @@ def test_a_missing_or_damaged_weights_folder_is_one_sentence_naming_it(tmp_path)
         load_model(str(copy), device="cpu")
     assert str(copy) in str(caught.value) and "damaged" in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_toy_model_folder_runs_with_the_toy_presets_defaults_wherever_it_is(tmp_path):
+    # The training's export writes imagine-preset.txt; the shipped folder has it as well.
+    copy = tmp_path / "retrained"
+    shutil.copytree(packaged_model_dir(PRESETS["toy"]), copy)
+    toy = PRESETS["toy"]
+    model = load_model(str(copy), device="cpu")
+    assert model.preset == dataclasses.replace(toy, name=str(copy), source=str(copy))
+    (copy / PRESET_HINT).unlink()  # a folder that names nothing gets its family's defaults
+    assert load_model(str(copy), device="cpu").preset.default_steps == PRESETS["sd15"].default_steps
+
+
+@pytest.mark.parametrize(
+    ("named", "message"),
+    [
+        ("toy-v2", "names 'toy-v2', which is not a preset (toy, tiny"),
+        ("sdxl", "names the 'sdxl' preset (sdxl), but the folder holds a sd model"),
+    ],
+)
+def test_a_folder_naming_a_wrong_preset_is_refused_with_a_sentence(tmp_path, named, message):
+    copy = tmp_path / "toy"
+    shutil.copytree(packaged_model_dir(PRESETS["toy"]), copy)
+    (copy / PRESET_HINT).write_text(named + "\n")
+    with pytest.raises(ModelLoadError, match=re.escape(message)):
+        load_model(str(copy), device="cpu")
 
 
 def test_the_benchmark_prints_every_goal_with_its_verdict(tmp_path, capsys):

@@ -79,6 +79,8 @@ def test_a_quick_training_run_writes_a_model_the_engine_loads(tmp_path):
     core = EngineCore(EngineConfig(model=str(out), device="cpu", warmup=False))
     info = core.load()
     assert (info.native_width, info.native_height) == (128, 128)
+    # it runs with the toy preset's defaults (imagine-preset.txt), not SD 1.5's 30 steps
+    assert (info.default_steps, info.default_guidance) == (20, 5.0)
     assert "circle" in info.vocabulary and "lighthouse" in info.vocabulary
     events = []
     core.run(

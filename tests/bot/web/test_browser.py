@@ -57,7 +57,7 @@ def grid_job(member_page) -> str:
     """The member's first image, made from the gallery's prompt box; returns its job id."""
     page = member_page
     page.goto(page.url.split("/", 3)[0] + "//" + page.url.split("/")[2] + "/")
-    page.get_by_label("New image").fill("a red circle on a blue sky --seed 7")
+    page.get_by_label("New image").fill("a red circle on a day sky --seed 7")
     page.get_by_role("button", name="Imagine").click()
     page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}$"))
     page.locator("#images img").first.wait_for(timeout=RESULT_S)
@@ -69,7 +69,7 @@ def test_a_member_signs_in_sees_the_gallery_opens_a_job_and_watches_V2_arrive(
 ) -> None:
     page = member_page
     page.goto(web_server.url + "/")
-    tile = page.get_by_role("img", name="a red circle on a blue sky")
+    tile = page.get_by_role("img", name="a red circle on a day sky")
     tile.first.wait_for()
     assert page.get_by_text("alice").is_visible()
     tile.first.click()
@@ -88,7 +88,7 @@ def test_a_member_signs_in_sees_the_gallery_opens_a_job_and_watches_V2_arrive(
     page.get_by_role("link", name=re.compile(grid_job[:8])).first.wait_for()
     # Remix: an edited prompt the action cannot take is refused in place, with the core's sentence.
     page.goto(f"{web_server.url}/jobs/{grid_job}")
-    page.get_by_label("Remix: edit the prompt").fill("a red circle on a blue sky --chaos 50")
+    page.get_by_label("Remix: edit the prompt").fill("a red circle on a day sky --chaos 50")
     page.get_by_role("button", name="Remix V1").click()
     status = page.locator("#result-status")
     status.filter(has_text="does not apply to a variation").wait_for()
@@ -125,7 +125,7 @@ def test_a_member_draws_a_region_and_gets_an_inpainted_image_with_the_rest_uncha
     page.get_by_role("button", name="Undo").click()
     assert page.get_by_role("button", name="Submit").is_disabled()
     drag(0.25, 0.25, 0.75, 0.75)  # the rectangle tool is the default
-    page.get_by_label("Prompt").fill("a green circle on a blue sky")
+    page.get_by_label("Prompt").fill("a green circle on a day sky")
     shoot(page, "region")
     page.get_by_role("button", name="Submit").click()
     result = page.locator("#result-images img")
