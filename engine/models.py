@@ -167,7 +167,7 @@ def _derive(cls: type[DiffusionPipeline], pipe: DiffusionPipeline) -> DiffusionP
     return derived
 
 
-def folder_preset(path: Path, family: Family) -> Preset | None:
+def folder_preset(path: Path, family: Family, native: int) -> Preset | None:
     """The preset that `path`/imagine-preset.txt names, or None when the folder has no such file.
 
     A model folder may name the preset whose defaults it takes (steps, guidance, Vary and Upscale
@@ -186,6 +186,11 @@ def folder_preset(path: Path, family: Family) -> Preset | None:
         raise ModelLoadError(
             f"{hint} names the {preset.name!r} preset ({preset.family.value}), but the folder holds "
             f"a {family.value} model"
+        )
+    if preset.native_width != native:
+        raise ModelLoadError(
+            f"{hint} names the {preset.name!r} preset ({preset.native_width} px), but the folder's "
+            f"model draws {native} px"
         )
     return preset
 
@@ -233,7 +238,7 @@ def load_pipeline(
         family = _family_of(pipe)
         native = pipe.unet.config.sample_size * vae_scale(pipe)
         preset = preset_for_family(family, name, native=native)
-        hinted = folder_preset(path, family) if path.is_dir() else None
+        hinted = folder_preset(path, family, native) if path.is_dir() else None
         if hinted is not None:
             preset = dataclasses.replace(hinted, name=name, source=name)
         elif native != PRESETS["sdxl" if family is Family.SDXL else "sd15"].native_width:

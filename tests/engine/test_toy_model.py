@@ -181,6 +181,7 @@ def test_a_toy_model_folder_runs_with_the_toy_presets_defaults_wherever_it_is(tm
     [
         ("toy-v2", "names 'toy-v2', which is not a preset (toy, tiny"),
         ("sdxl", "names the 'sdxl' preset (sdxl), but the folder holds a sd model"),
+        ("sd15", "names the 'sd15' preset (512 px), but the folder's model draws 128 px"),
     ],
 )
 def test_a_folder_naming_a_wrong_preset_is_refused_with_a_sentence(tmp_path, named, message):
