@@ -49,7 +49,8 @@ class Preset:
 
 class PresetError(ValueError):
     """presets.toml names a key that is not a field, gives a value of the wrong type, leaves a
-    field out, or inherits from a preset not written above it."""
+    field out, inherits from a preset not written above it, or names a preset in a way that could
+    never be chosen (capitals, spaces)."""
 
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")

@@ -22,6 +22,7 @@ def lora_dir(tmp_path) -> Path:
     return folder
 
 
+@pytest.mark.slow  # a spawned engine that loads LoRA weights (10 s): the full lane runs it
 async def test_the_console_runs_a_style_and_refuses_an_unknown_one(lora_dir, tmp_path):
     """End to end: IMAGINE_LORA_DIR, the spawned engine, the prompt's --lora, the stored picture."""
     environ = {
