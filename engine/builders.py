@@ -65,13 +65,19 @@ def _tiny_tokenizer() -> CLIPTokenizer:
     return tokenizer
 
 
+# The tiny presets' CLIP transformer; the tests' tiny IP-Adapter image encoder has the same one.
+TINY_CLIP_SIZES = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+}
+
+
 def _tiny_text_config(vocab_size: int, projection: int | None = None) -> CLIPTextConfig:
     return CLIPTextConfig(
         vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+        **TINY_CLIP_SIZES,
         max_position_embeddings=77,
         projection_dim=projection or 32,
         bos_token_id=vocab_size - 2,

@@ -86,13 +86,14 @@ MARKER = re.compile(r"(?:--|—)([A-Za-z]\S*)")
 # such a marker would hide inside a value and come out as a parameter once the prompt is printed
 # with its canonical spaces. `--` right after a letter or digit (`well--known`) stays a word.
 GLUED_MARKER = re.compile(r"(?<=\S)—(?=[A-Za-z])|(?<=[^\s\w-])--(?=[A-Za-z])")
+# A number as prompts write it, with no sign: 2, 2., 2.5 or .5 (no exponent, inf or nan).
+DECIMAL = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+_NAME = r"[a-z0-9][a-z0-9._-]{0,63}"  # a --style, --v or --lora name
 _INT = re.compile(r"[+-]?[0-9]+")
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_NUMBER = re.compile(rf"[+-]?{DECIMAL}")
 _ASPECT = re.compile(r"([0-9]+):([0-9]+)")
-_TOKEN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-_LORA = re.compile(r"([a-z0-9][a-z0-9._-]{0,63})(?::([0-9]*\.?[0-9]+))?")
-# A `::` weight sits right after the colons and ends at a space or the end of the text.
-_WEIGHT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?=\s|\Z)")
+_TOKEN = re.compile(_NAME)
+_LORA = re.compile(rf"({_NAME})(?::([0-9]*\.?[0-9]+))?")
 
 
 def _flag(name: str) -> str:

@@ -6,7 +6,7 @@ import re
 from fractions import Fraction
 from urllib.parse import urlsplit
 
-from bot.prompt.parameters import GLUED_MARKER, MARKER, parse_parameters
+from bot.prompt.parameters import DECIMAL, GLUED_MARKER, MARKER, parse_parameters
 from bot.prompt.parsed import (
     Prompt,
     PromptError,
@@ -19,7 +19,7 @@ from bot.prompt.parsed import (
 MAX_WEIGHT = 10_000
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 # A `::` weight sits right after the colons and ends at a space or the end of the text.
-_WEIGHT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?=\s|\Z)")
+_WEIGHT = re.compile(rf"-?{DECIMAL}(?=\s|\Z)")
 
 
 def _image_url(token: str) -> str | None:

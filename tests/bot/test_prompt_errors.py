@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bot.prompt import MAX_INPUT_LENGTH, PromptError, expand_permutations, parse_prompt
+from bot.prompt.parameters import PARAMETER_NAMES
 
 
 def _error(text: str) -> str:
@@ -87,29 +88,24 @@ def test_midjourney_only_parameter_says_so() -> None:
     assert "Midjourney-only" in _error("a cat --niji 6")
 
 
-@pytest.mark.parametrize(
-    ("param", "example"),
-    [
-        ("--ar", "--ar 16:9"),
-        ("--aspect", "--ar 16:9"),
-        ("--seed", "--seed 42"),
-        ("--no", "--no people"),
-        ("--c", "--chaos 30"),
-        ("--s", "--stylize 250"),
-        ("--q", "--quality .5"),
-        ("--stop", "--stop 80"),
-        ("--w", "--weird 250"),
-        ("--r", "--repeat 3"),
-        ("--iw", "--iw 1.5"),
-        ("--style", "--style raw"),
-        ("--v", "--v sdxl"),
-    ],
-)
-def test_missing_value(param: str, example: str) -> None:
-    for text in (f"a cat {param}", f"a cat {param} --tile"):
+# Every spelling of every parameter that takes a value (the rest are flags).
+VALUE_TAKING = sorted(PARAMETER_NAMES - {"tile", "fast", "relax", "turbo"})
+# `--sw` and `--ow` weigh a reference picture, so their prompts carry one.
+REFERENCE_FOR = {"sw": "--sref https://example.com/s.png", "ow": "--oref https://example.com/o.png"}
+
+
+@pytest.mark.parametrize("name", VALUE_TAKING)
+def test_a_parameter_without_its_value_shows_an_example_that_works(name: str) -> None:
+    for text in (f"a cat --{name}", f"a cat --{name} --tile"):
         message = _error(text)
-        assert f"`{param}`" in message and "needs" in message
-        assert example in message
+        assert message.startswith(f"`--{name}` needs a value, e.g. `"), message
+    example = message.split("e.g. `", 1)[1].removesuffix("`.")
+    # The example parses, changes the prompt, and means the same with the spelling typed
+    # (`--c` is shown `--chaos 30`). `--iw` weighs an attached image, so every prompt has one.
+    base = f"a cat {REFERENCE_FOR.get(name, '')}"
+    shown = parse_prompt(f"{base} {example}", has_image=True)
+    assert shown != parse_prompt(base, has_image=True)
+    assert parse_prompt(f"{base} --{name} {example.split(' ', 1)[1]}", has_image=True) == shown
 
 
 def test_no_with_only_commas_is_missing_its_terms() -> None:
@@ -117,60 +113,61 @@ def test_no_with_only_commas_is_missing_its_terms() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "param", "why"),
+    ("text", "why"),
     [
         # out of range: the message gives the range
-        ("a --ar 5:1", "--ar", "between 1:4 and 4:1"),
-        ("a --ar 1:5", "--ar", "between 1:4 and 4:1"),
-        ("a --seed 4294967296", "--seed", "from 0 to 4294967295"),
-        ("a --seed -1", "--seed", "from 0 to 4294967295"),
-        ("a --seed 99999999999999999999999999999999999999", "--seed", "from 0 to 4294967295"),
-        ("a --chaos 101", "--chaos", "from 0 to 100"),
-        ("a --c -1", "--c", "from 0 to 100"),
-        ("a --stylize 1001", "--stylize", "from 0 to 1000"),
-        ("a --s -5", "--s", "from 0 to 1000"),
-        ("a --weird 3001", "--weird", "from 0 to 3000"),
-        ("a --stop 9", "--stop", "from 10 to 100"),
-        ("a --stop 101", "--stop", "from 10 to 100"),
-        ("a --repeat 0", "--repeat", "from 1 to 40"),
-        ("a --r 41", "--r", "from 1 to 40"),
-        ("a --iw 3.5", "--iw", "from 0 to 3"),
-        ("a --iw -0.1", "--iw", "from 0 to 3"),
-        ("a --q 0", "--q", ".25, .5, 1 or 2"),
-        ("a --quality 3", "--quality", ".25, .5, 1 or 2"),
+        ("a --ar 5:1", "between 1:4 and 4:1"),
+        ("a --ar 1:5", "between 1:4 and 4:1"),
+        ("a --seed 4294967296", "from 0 to 4294967295"),
+        ("a --seed -1", "from 0 to 4294967295"),
+        ("a --seed 99999999999999999999999999999999999999", "from 0 to 4294967295"),
+        ("a --chaos 101", "from 0 to 100"),
+        ("a --c -1", "from 0 to 100"),
+        ("a --stylize 1001", "from 0 to 1000"),
+        ("a --s -5", "from 0 to 1000"),
+        ("a --weird 3001", "from 0 to 3000"),
+        ("a --stop 9", "from 10 to 100"),
+        ("a --stop 101", "from 10 to 100"),
+        ("a --repeat 0", "from 1 to 40"),
+        ("a --r 41", "from 1 to 40"),
+        ("a --iw 3.5", "from 0 to 3"),
+        ("a --iw -0.1", "from 0 to 3"),
+        ("a --q 0", ".25, .5, 1 or 2"),
+        ("a --quality 3", ".25, .5, 1 or 2"),
         # malformed
-        ("a --ar 16x9", "--ar", "W:H"),
-        ("a --ar 1.5:1", "--ar", "whole numbers"),
-        ("a --ar 16:9:1", "--ar", "W:H"),
-        ("a --ar 0:1", "--ar", "above 0"),
-        ("a --ar 1:0", "--ar", "above 0"),
-        ("a --ar -16:9", "--ar", "W:H"),
-        ("a --ar 1234567:1234567", "--ar", "too large"),
-        ("a --seed 4.5", "--seed", "whole number"),
-        ("a --seed abc", "--seed", "whole number"),
-        ("a --chaos 5.5", "--chaos", "whole number"),
-        ("a --stylize lots", "--stylize", "whole number"),
-        ("a --stop ½", "--stop", "whole number"),
-        ("a --stop ٥٠", "--stop", "whole number"),  # Arabic-Indic digits are not accepted
-        ("a --q high", "--q", "number"),
-        ("a --iw 1e1", "--iw", "number"),
-        ("a --iw nan", "--iw", "number"),
-        ("a --iw inf", "--iw", "number"),
-        ("a --style raw!", "--style", "short name"),
-        ("a --style 4a", "--style", "takes `raw`"),
-        ("a --style cute", "--style", "got `cute`"),
-        ("a --v sd/xl", "--v", "short name"),
-        ("a --v " + "x" * 65, "--v", "short name"),
-        ("a --seed 1 2", "--seed", "takes one value"),
-        ("a --ar 16:9 in the rain", "--ar", "at the end"),
-        ("a --tile please", "--tile", "takes no value"),
+        ("a --ar 16x9", "W:H"),
+        ("a --ar 1.5:1", "whole numbers"),
+        ("a --ar 16:9:1", "W:H"),
+        ("a --ar 0:1", "above 0"),
+        ("a --ar 1:0", "above 0"),
+        ("a --ar -16:9", "W:H"),
+        ("a --ar 1234567:1234567", "too large"),
+        ("a --seed 4.5", "whole number"),
+        ("a --seed abc", "whole number"),
+        ("a --chaos 5.5", "whole number"),
+        ("a --stylize lots", "whole number"),
+        ("a --stop ½", "whole number"),
+        ("a --stop ٥٠", "whole number"),  # Arabic-Indic digits are not accepted
+        ("a --q high", "number"),
+        ("a --iw 1e1", "number"),
+        ("a --iw nan", "number"),
+        ("a --iw inf", "number"),
+        ("a --style raw!", "short name"),
+        ("a --style 4a", "takes `raw`"),
+        ("a --style cute", "got `cute`"),
+        ("a --v sd/xl", "short name"),
+        ("a --v " + "x" * 65, "short name"),
+        ("a --seed 1 2", "takes one value"),
+        ("a --ar 16:9 in the rain", "at the end"),
+        ("a --tile please", "takes no value"),
     ],
 )
-def test_a_bad_value_names_the_parameter_what_was_typed_and_why(text: str, param: str, why: str) -> None:
+def test_a_bad_value_names_the_parameter_what_was_typed_and_why(text: str, why: str) -> None:
+    _, param, typed = text.split(" ", 2)  # each text is "a", one parameter and what was typed
     message = _error(text)
     assert f"`{param}`" in message
     assert why in message
-    assert f"`{text.split(param + ' ', 1)[1]}`" in message  # what they typed
+    assert f"`{typed}`" in message
 
 
 @pytest.mark.parametrize(

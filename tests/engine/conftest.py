@@ -11,69 +11,62 @@ import numpy as np
 import pytest
 import torch
 
-from engine.api import (
-    EngineConfig,
-    EngineEvent,
-    EngineRequest,
-    Failed,
-    Finished,
-    ImageData,
-    ImagineRequest,
-    PromptSpec,
-)
+from engine import api
 from engine.core import EngineCore
 
 torch.set_num_threads(1)
 
-PROMPT = PromptSpec.single("a red lighthouse at dusk")
+PROMPT = api.PromptSpec.single("a red lighthouse at dusk")
 SEEDS = (101, 202, 303, 404)
 
 
 @pytest.fixture(scope="session")
 def core() -> EngineCore:
-    engine = EngineCore(EngineConfig(model="tiny", device="cpu", warmup=False, max_pixels=512 * 512))
+    engine = EngineCore(api.EngineConfig(model="tiny", device="cpu", warmup=False, max_pixels=512 * 512))
     engine.load()
     return engine
 
 
 @pytest.fixture(scope="session")
 def xl_core() -> EngineCore:
-    engine = EngineCore(EngineConfig(model="tiny-xl", device="cpu", warmup=False, max_pixels=512 * 512))
+    engine = EngineCore(api.EngineConfig(model="tiny-xl", device="cpu", warmup=False, max_pixels=512 * 512))
     engine.load()
     return engine
 
 
-def run_events(core: EngineCore, request: EngineRequest, should_stop=lambda: False) -> list[EngineEvent]:
-    events: list[EngineEvent] = []
+def run_events(
+    core: EngineCore, request: api.EngineRequest, should_stop=lambda: False
+) -> list[api.EngineEvent]:
+    events: list[api.EngineEvent] = []
     core.run(request, events.append, should_stop)
     return events
 
 
-def finish(core: EngineCore, request: EngineRequest) -> Finished:
+def finish(core: EngineCore, request: api.EngineRequest) -> api.Finished:
     events = run_events(core, request)
     last = events[-1]
-    assert isinstance(last, Finished), f"expected Finished, got {last!r}"
+    assert isinstance(last, api.Finished), f"expected Finished, got {last!r}"
     return last
 
 
-def fail(core: EngineCore, request: EngineRequest) -> Failed:
+def fail(core: EngineCore, request: api.EngineRequest) -> api.Failed:
     events = run_events(core, request)
     last = events[-1]
-    assert isinstance(last, Failed), f"expected Failed, got {type(last).__name__}"
+    assert isinstance(last, api.Failed), f"expected Failed, got {type(last).__name__}"
     return last
 
 
-def imagine(**fields) -> ImagineRequest:
+def imagine(**fields) -> api.ImagineRequest:
     base = {"job_id": "job", "prompt": PROMPT, "seeds": SEEDS, "width": 128, "height": 128}
     base.update(fields)
-    return ImagineRequest(**base)
+    return api.ImagineRequest(**base)
 
 
-def pixels(image: ImageData) -> np.ndarray:
+def pixels(image: api.ImageData) -> np.ndarray:
     return np.frombuffer(image.rgb, dtype=np.uint8).reshape(image.height, image.width, 3).astype(np.float64)
 
 
-def distance(a: ImageData, b: ImageData) -> float:
+def distance(a: api.ImageData, b: api.ImageData) -> float:
     """Mean absolute pixel difference (0-255)."""
     return float(np.abs(pixels(a) - pixels(b)).mean())
 

@@ -6,24 +6,14 @@ import multiprocessing
 
 import pytest
 
-from engine import worker
-from engine.api import (
-    EngineConfig,
-    EngineEvent,
-    Failed,
-    Finished,
-    ImagineRequest,
-    Progress,
-    PromptSpec,
-    Started,
-)
+from engine import api, worker
 from engine.protocol import DEFAULT_CORE, Heartbeat
 
 
 def test_the_worker_beats_while_loading_and_exits_when_its_parent_goes_away() -> None:
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
-    config = EngineConfig(model="tiny", device="cpu", heartbeat_s=0.05, hang_timeout_s=1.0)
+    config = api.EngineConfig(model="tiny", device="cpu", heartbeat_s=0.05, hang_timeout_s=1.0)
     process = context.Process(
         target=worker.main, args=(child, config, DEFAULT_CORE), name="worker-under-test"
     )
@@ -54,23 +44,23 @@ def test_the_worker_beats_while_loading_and_exits_when_its_parent_goes_away() ->
 
 class _RaisingCore:
     def run(self, request, emit, should_stop) -> None:
-        emit(Started(job_id=request.job_id))
+        emit(api.Started(job_id=request.job_id))
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
 
 class _SilentCore:
     def run(self, request, emit, should_stop) -> None:
-        emit(Started(job_id=request.job_id))
+        emit(api.Started(job_id=request.job_id))
 
 
 class _ChattyCore:
     def run(self, request, emit, should_stop) -> None:
-        emit(Failed(job_id=request.job_id, reason="width must be a multiple of 16"))
-        emit(Progress(job_id=request.job_id, step=1, total=2))
-        emit(Failed(job_id="someone-else", reason="not mine"))
+        emit(api.Failed(job_id=request.job_id, reason="width must be a multiple of 16"))
+        emit(api.Progress(job_id=request.job_id, step=1, total=2))
+        emit(api.Failed(job_id="someone-else", reason="not mine"))
 
 
-REQUEST = ImagineRequest(job_id="j", prompt=PromptSpec.single("x"), seeds=(1,), width=64, height=64)
+REQUEST = api.ImagineRequest(job_id="j", prompt=api.PromptSpec.single("x"), seeds=(1,), width=64, height=64)
 
 
 @pytest.mark.parametrize(
@@ -83,19 +73,19 @@ REQUEST = ImagineRequest(job_id="j", prompt=PromptSpec.single("x"), seeds=(1,), 
     ids=["core-raises", "core-returns-without-result", "core-emits-after-its-result"],
 )
 def test_every_job_ends_with_exactly_one_final_event_whatever_the_core_does(core: object, final: str) -> None:
-    events: list[EngineEvent] = []
+    events: list[api.EngineEvent] = []
 
     worker.run_job(core, REQUEST, events.append, lambda: False)
 
-    finals = [event for event in events if isinstance(event, Finished | Failed)]
+    finals = [event for event in events if isinstance(event, api.Finished | api.Failed)]
     assert len(finals) == 1 and events[-1] is finals[0]
     assert finals[0].job_id == "j" and finals[0].reason.startswith(final)
     assert not finals[0].retryable
 
 
 def test_a_job_cancelled_while_it_waited_never_reaches_the_core() -> None:
-    events: list[EngineEvent] = []
+    events: list[api.EngineEvent] = []
 
     worker.run_job(_RaisingCore(), REQUEST, events.append, lambda: True)
 
-    assert events == [Failed(job_id="j", reason="cancelled")]
+    assert events == [api.Failed(job_id="j", reason="cancelled")]

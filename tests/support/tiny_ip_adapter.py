@@ -31,16 +31,12 @@ def build_tiny_ip_adapter(unet: Any, folder: Path, seed: int = 0) -> Path:
     from safetensors.torch import save_file
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
+    from engine.builders import TINY_CLIP_SIZES  # imports torch too
+
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     encoder_config = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        image_size=32,
-        patch_size=8,
-        projection_dim=IMAGE_EMBED_DIM,
+        **TINY_CLIP_SIZES, image_size=32, patch_size=8, projection_dim=IMAGE_EMBED_DIM
     )
     CLIPVisionModelWithProjection(encoder_config).save_pretrained(folder / "image_encoder")
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(

@@ -59,15 +59,17 @@ class Imagine(ContextMenuCog):
         self.bot = bot
         self.menu = app_commands.ContextMenu(name="Delete job", callback=self.delete_job)
 
-    @app_commands.command(name="imagine", description="Create four images from a prompt")
-    @app_commands.describe(
-        prompt="What to draw, with Midjourney parameters: a lighthouse at dusk --ar 16:9 --no people",
-        image="An image to start from (an image prompt); a link at the front of the prompt works too",
-    )
+    @app_commands.command(name="imagine")
     @app_commands.guild_only()
     async def imagine(
         self, interaction: discord.Interaction, prompt: str, image: discord.Attachment | None = None
     ) -> None:
+        """Create four images from a prompt
+
+        Args:
+            prompt: What to draw, with Midjourney parameters: a lighthouse at dusk --ar 16:9 --no people
+            image: An image to start from (an image prompt); a link at the front of the prompt works too
+        """
         try:
             count, url = await count_jobs(
                 self.bot.services.store,

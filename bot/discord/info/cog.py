@@ -31,9 +31,10 @@ class Info(BotCog):
         name="option", description="Your own --name parameters for a bundle of parameters", parent=prefer
     )
 
-    @app_commands.command(name="info", description="Your waiting and running jobs, the queue, the model")
+    @app_commands.command(name="info")
     @app_commands.guild_only()
     async def info(self, interaction: discord.Interaction) -> None:
+        """Your waiting and running jobs, the queue, the model"""
         services = self.bot.services
         dispatcher = services.dispatcher
         jobs = await services.store.user_jobs(interaction.user.id, statuses=["queued", "running"])
@@ -63,10 +64,14 @@ class Info(BotCog):
         lines.append(await fast_line(self.bot, interaction))
         await interaction.response.send_message("\n".join(lines), ephemeral=True)
 
-    @app_commands.command(name="show", description="Post a job again, with working buttons")
-    @app_commands.describe(job_id="The job id (shown under every result)")
+    @app_commands.command(name="show")
     @app_commands.guild_only()
     async def show(self, interaction: discord.Interaction, job_id: str) -> None:
+        """Post a job again, with working buttons
+
+        Args:
+            job_id: The job id (shown under every result)
+        """
         job = await self.bot.services.store.get_job(job_id.strip())
         if job is None:
             await refuse(interaction, UNKNOWN_JOB.format(job_id=job_id.strip()))
@@ -96,9 +101,13 @@ class Info(BotCog):
                 f"Parameters of job `{job.id}`:\n```\n{block}\n```", ephemeral=True
             )
 
-    @prefer.command(name="suffix", description="Parameters added to the end of each of your prompts")
-    @app_commands.describe(value="e.g. --ar 16:9 --stylize 250; leave empty to clear")
+    @prefer.command(name="suffix")
     async def suffix(self, interaction: discord.Interaction, value: str | None = None) -> None:
+        """Parameters added to the end of each of your prompts
+
+        Args:
+            value: e.g. --ar 16:9 --stylize 250; leave empty to clear
+        """
         value = " ".join((value or "").split())
         if value:
             try:
@@ -111,14 +120,16 @@ class Info(BotCog):
         text = f"Your prompts now end with `{value}`." if value else "Your suffix is cleared."
         await interaction.response.send_message(text, ephemeral=True)
 
-    @prefer_option.command(name="set", description="--name in your prompts stands for these parameters")
-    @app_commands.describe(
-        option="the name, e.g. cinematic (use it as --cinematic)",
-        value="e.g. --ar 21:9 --stylize 250; leave empty to remove the option",
-    )
+    @prefer_option.command(name="set")
     async def option_set(
         self, interaction: discord.Interaction, option: str, value: str | None = None
     ) -> None:
+        """--name in your prompts stands for these parameters
+
+        Args:
+            option: the name, e.g. cinematic (use it as --cinematic)
+            value: e.g. --ar 21:9 --stylize 250; leave empty to remove the option
+        """
         store = self.bot.services.store
         if not (value or "").strip():
             name = option.strip().lstrip("-—").lower()
@@ -136,8 +147,9 @@ class Info(BotCog):
             f"`--{name}` in your prompts now stands for `{folded}`.", ephemeral=True
         )
 
-    @prefer_option.command(name="list", description="Your --name options")
+    @prefer_option.command(name="list")
     async def option_list(self, interaction: discord.Interaction) -> None:
+        """Your --name options"""
         options = await self.bot.services.store.prompt_options(interaction.user.id)
         if not options:
             text = "You have no options; make one with `/prefer option set`."

@@ -11,7 +11,6 @@ when the guild has one, posted to its log channel.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import discord
@@ -20,11 +19,6 @@ from discord.ext import commands
 
 from bot.core import moderation
 from bot.core.durations import parse_when
-from bot.core.moderation import (
-    RuleError,
-    rule_text,
-    validate_rule,
-)
 from bot.discord.context_menu import ContextMenuCog
 from bot.discord.moderation.desk import reply
 from bot.discord.moderation.embeds import (
@@ -36,7 +30,6 @@ from bot.discord.moderation.embeds import (
 from bot.discord.moderation.modals import ReasonModal
 from bot.discord.moderation.settings_desk import MAX_QUEUED_LIMIT, MAX_RUNNING_LIMIT, SettingsDesk
 from bot.discord.moderation.views import HistoryView, ReportsView, send_job_details
-from bot.discord.replies import clip
 from storage.models import JobStatus
 from storage.queries import HistoryQuery
 
@@ -70,14 +63,7 @@ class ModerationCog(SettingsDesk, ContextMenuCog):
 
     # -- history and job details ---------------------------------------------------------------
 
-    @mod.command(name="history", description="What the bot made here, newest first")
-    @app_commands.describe(
-        user="Only this member's jobs",
-        text="Only prompts containing this text",
-        status="Only jobs with this status",
-        since="From this date (YYYY-MM-DD, UTC) or this long ago (7d)",
-        until="Up to this date (YYYY-MM-DD, UTC, inclusive) or this long ago",
-    )
+    @mod.command(name="history")
     @app_commands.choices(status=STATUS_CHOICES)
     async def history(
         self,
@@ -88,6 +74,15 @@ class ModerationCog(SettingsDesk, ContextMenuCog):
         since: str | None = None,
         until: str | None = None,
     ) -> None:
+        """What the bot made here, newest first
+
+        Args:
+            user: Only this member's jobs
+            text: Only prompts containing this text
+            status: Only jobs with this status
+            since: From this date (YYYY-MM-DD, UTC) or this long ago (7d)
+            until: Up to this date (YYYY-MM-DD, UTC, inclusive) or this long ago
+        """
         if await self.guard(interaction) is None:
             return
         now = moderation.clock()
@@ -116,31 +111,41 @@ class ModerationCog(SettingsDesk, ContextMenuCog):
             return
         await interaction.followup.send(embeds=embeds, files=files, view=view, ephemeral=True)
 
-    @mod.command(name="job", description="A job's details, images, lineage and actions")
-    @app_commands.describe(id="The job id (from /mod history or the result message)")
+    @mod.command(name="job")
     async def job(self, interaction: discord.Interaction, id: str) -> None:
+        """A job's details, images, lineage and actions
+
+        Args:
+            id: The job id (from /mod history or the result message)
+        """
         if await self.guard(interaction) is None:
             return
         await send_job_details(self, interaction, id)
 
     # -- bans ----------------------------------------------------------------------------------
 
-    @mod.command(name="ban", description="Stop a member from making images here")
-    @app_commands.describe(
-        user="Who to ban",
-        reason="Shown to them when they try",
-        duration="How long: 30m, 12h, 7d, 2w (empty: permanent)",
-    )
+    @mod.command(name="ban")
     async def ban(
         self, interaction: discord.Interaction, user: discord.User, reason: str = "", duration: str = ""
     ) -> None:
+        """Stop a member from making images here
+
+        Args:
+            user: Who to ban
+            reason: Shown to them when they try
+            duration: How long: 30m, 12h, 7d, 2w (empty: permanent)
+        """
         if await self.guard(interaction) is None:
             return
         await self.ban_user(interaction, user.id, reason, duration, user=user)
 
-    @mod.command(name="unban", description="Lift a member's ban")
-    @app_commands.describe(user="Whose ban to lift")
+    @mod.command(name="unban")
     async def unban(self, interaction: discord.Interaction, user: discord.User) -> None:
+        """Lift a member's ban
+
+        Args:
+            user: Whose ban to lift
+        """
         if await self.guard(interaction) is None:
             return
         if not await self.store.unban(user.id, interaction.guild_id, interaction.user.id):
@@ -157,8 +162,9 @@ class ModerationCog(SettingsDesk, ContextMenuCog):
         await self.record(interaction, "unban", f"lifted the ban on {user.mention}")
         await reply(interaction, f"Lifted the ban on {user.mention}.")
 
-    @mod.command(name="bans", description="Who is banned, why, and until when")
+    @mod.command(name="bans")
     async def bans(self, interaction: discord.Interaction) -> None:
+        """Who is banned, why, and until when"""
         if await self.guard(interaction) is None:
             return
         active = await self.store.bans(interaction.guild_id, now=moderation.clock())
@@ -166,59 +172,28 @@ class ModerationCog(SettingsDesk, ContextMenuCog):
 
     # -- banned words --------------------------------------------------------------------------
 
-    @words.command(name="add", description="Refuse prompts containing a word, phrase or expression")
-    @app_commands.describe(
-        pattern="A word or phrase (or a regular expression with regex on)",
-        regex="Treat it as a regular expression",
-    )
+    @words.command(name="add")
     async def words_add(self, interaction: discord.Interaction, pattern: str, regex: bool = False) -> None:
-        if await self.guard(interaction) is None:
-            return
-        try:
-            stored = validate_rule(pattern, regex)
-        except RuleError as exc:
-            await reply(interaction, str(exc))
-            return
-        existing = await self.store.banned_words(interaction.guild_id)
-        if any(rule.pattern == stored and bool(rule.is_regex) == regex for rule in existing):
-            await reply(interaction, f"`{stored}` is already on the list.")
-            return
-        rule = await self.store.add_banned_word(interaction.guild_id, stored, regex, interaction.user.id)
-        shown = rule_text(rule)
-        await self.record(
-            interaction,
-            "word_add",
-            f"added the banned {'expression' if regex else 'word'} `{shown}`",
-        )
-        await reply(interaction, f"Added `{shown}`. Prompts containing it are refused from now on.")
+        """Refuse prompts containing a word, phrase or expression
 
-    @words.command(name="remove", description="Allow a banned word or expression again")
-    @app_commands.describe(pattern="The word, phrase or expression, as listed")
+        Args:
+            pattern: A word or phrase (or a regular expression with regex on)
+            regex: Treat it as a regular expression
+        """
+        await self.guarded(interaction, self.add_word, pattern, regex)
+
+    @words.command(name="remove")
     async def words_remove(self, interaction: discord.Interaction, pattern: str) -> None:
-        if await self.guard(interaction) is None:
-            return
-        candidates = [pattern.strip()]
-        if pattern.startswith("/") and pattern.endswith("/") and len(pattern) > 2:
-            candidates.insert(0, pattern[1:-1])
-        with contextlib.suppress(RuleError):  # words are stored normalised
-            candidates.append(validate_rule(pattern, False))
-        for candidate in dict.fromkeys(candidates):
-            if await self.store.remove_banned_word(interaction.guild_id, candidate, interaction.user.id):
-                await self.record(interaction, "word_remove", f"removed the banned word `{candidate}`")
-                await reply(interaction, f"Removed `{candidate}`.")
-                return
-        rules = await self.store.banned_words(interaction.guild_id)
-        if any(rule.guild_id is None and rule.pattern in candidates for rule in rules):
-            await reply(
-                interaction,
-                f"`{clip(pattern, 100)}` is a rule for every server, set by the bot's operator; "
-                "only the operator can remove it.",
-            )
-            return
-        await reply(interaction, f"`{clip(pattern, 100)}` is not on the list; see `/mod words list`.")
+        """Allow a banned word or expression again
 
-    @words.command(name="list", description="The banned words and expressions")
+        Args:
+            pattern: The word, phrase or expression, as listed
+        """
+        await self.guarded(interaction, self.remove_word, pattern)
+
+    @words.command(name="list")
     async def words_list(self, interaction: discord.Interaction) -> None:
+        """The banned words and expressions"""
         if await self.guard(interaction) is None:
             return
         await reply(interaction, embed=words_embed(await self.store.banned_words(interaction.guild_id)))
@@ -247,8 +222,9 @@ class ModerationCog(SettingsDesk, ContextMenuCog):
             )
         )
 
-    @mod.command(name="reports", description="Work through open reports")
+    @mod.command(name="reports")
     async def reports(self, interaction: discord.Interaction) -> None:
+        """Work through open reports"""
         if await self.guard(interaction) is None:
             return
         assert interaction.guild_id is not None  # guard() refuses outside a server
@@ -261,11 +237,15 @@ class ModerationCog(SettingsDesk, ContextMenuCog):
 
     # -- audit ---------------------------------------------------------------------------------
 
-    @mod.command(name="audit", description="Recent moderator actions")
-    @app_commands.describe(limit="How many entries (1-50)")
+    @mod.command(name="audit")
     async def audit(
         self, interaction: discord.Interaction, limit: app_commands.Range[int, 1, 50] = 20
     ) -> None:
+        """Recent moderator actions
+
+        Args:
+            limit: How many entries (1-50)
+        """
         if await self.guard(interaction) is None:
             return
         await reply(
@@ -274,49 +254,58 @@ class ModerationCog(SettingsDesk, ContextMenuCog):
 
     # -- channels and settings -----------------------------------------------------------------
 
-    @channels.command(
-        name="allow", description="Let the bot answer /imagine in this channel (the first one limits it)"
-    )
-    @app_commands.describe(channel="The channel")
+    @channels.command(name="allow")
     async def channels_allow(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+        """Let the bot answer /imagine in this channel (the first one limits it)
+
+        Args:
+            channel: The channel
+        """
         await self.guarded(interaction, self.allow_channel, channel)
 
-    @channels.command(name="disallow", description="Stop answering /imagine in this channel")
-    @app_commands.describe(channel="The channel")
+    @channels.command(name="disallow")
     async def channels_disallow(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+        """Stop answering /imagine in this channel
+
+        Args:
+            channel: The channel
+        """
         await self.guarded(interaction, self.disallow_channel, channel)
 
-    @channels.command(name="spoiler", description="Spoiler results in this channel, or stop")
-    @app_commands.describe(channel="The channel", enabled="Spoiler results there")
+    @channels.command(name="spoiler")
     async def channels_spoiler(
         self, interaction: discord.Interaction, channel: discord.TextChannel, enabled: bool
     ) -> None:
+        """Spoiler results in this channel, or stop
+
+        Args:
+            channel: The channel
+            enabled: Spoiler results there
+        """
         await self.guarded(interaction, self.spoiler_channel, channel, enabled)
 
-    @channels.command(name="log", description="Post moderator actions and reports to a channel (empty: stop)")
-    @app_commands.describe(channel="The log channel; leave out to stop logging")
+    @channels.command(name="log")
     async def channels_log(
         self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
     ) -> None:
-        if await self.guard(interaction) is None:
-            return
-        await self._save(
-            interaction,
-            "log_channel",
-            f"set the log channel to {channel.mention}" if channel else "turned the log channel off",
-            log_channel_id=channel.id if channel else None,
-        )
+        """Post moderator actions and reports to a channel (empty: stop)
 
-    @channels.command(name="show", description="The channel settings")
+        Args:
+            channel: The log channel; leave out to stop logging
+        """
+        await self.guarded(interaction, self.set_log_channel, channel)
+
+    @channels.command(name="show")
     async def channels_show(self, interaction: discord.Interaction) -> None:
+        """The channel settings"""
         await self.guarded(interaction, self.show_settings)
 
-    @settings.command(name="show", description="All of this server's bot settings")
+    @settings.command(name="show")
     async def settings_show(self, interaction: discord.Interaction) -> None:
+        """All of this server's bot settings"""
         await self.guarded(interaction, self.show_settings)
 
-    @settings.command(name="buttons", description="Who may click a result's buttons")
-    @app_commands.describe(who="anyone: every member (default); author: only the job's author")
+    @settings.command(name="buttons")
     @app_commands.choices(
         who=[
             app_commands.Choice(name="anyone", value="anyone"),
@@ -324,19 +313,23 @@ class ModerationCog(SettingsDesk, ContextMenuCog):
         ]
     )
     async def settings_buttons(self, interaction: discord.Interaction, who: app_commands.Choice[str]) -> None:
+        """Who may click a result's buttons
+
+        Args:
+            who: anyone: every member (default); author: only the job's author
+        """
         await self.guarded(interaction, self.set_button_access, who.value)
 
-    @settings.command(name="stealth", description="Whether members may use Stealth mode")
-    @app_commands.describe(allow="on: members may choose Stealth in /settings or /stealth; off: all public")
+    @settings.command(name="stealth")
     async def settings_stealth(self, interaction: discord.Interaction, allow: bool) -> None:
+        """Whether members may use Stealth mode
+
+        Args:
+            allow: on: members may choose Stealth in /settings or /stealth; off: all public
+        """
         await self.guarded(interaction, self.set_stealth, allow)
 
-    @settings.command(name="limits", description="How many jobs each member may have running and waiting")
-    @app_commands.describe(
-        running="Jobs one member may have running at once (1-10)",
-        queued="Jobs one member may have waiting to start (1-50)",
-        reset="Go back to the bot's defaults",
-    )
+    @settings.command(name="limits")
     async def settings_limits(
         self,
         interaction: discord.Interaction,
@@ -344,24 +337,23 @@ class ModerationCog(SettingsDesk, ContextMenuCog):
         queued: app_commands.Range[int, 1, MAX_QUEUED_LIMIT] | None = None,
         reset: bool = False,
     ) -> None:
+        """How many jobs each member may have running and waiting
+
+        Args:
+            running: Jobs one member may have running at once (1-10)
+            queued: Jobs one member may have waiting to start (1-50)
+            reset: Go back to the bot's defaults
+        """
         await self.guarded(interaction, self.set_user_limits, running, queued, reset)
 
-    @mod.command(
-        name="role", description="The role that may moderate besides Manage Messages (needs Manage Server)"
-    )
-    @app_commands.describe(role="The moderator role; leave out to clear it")
+    @mod.command(name="role")
     async def role(self, interaction: discord.Interaction, role: discord.Role | None = None) -> None:
-        if await self.guard(interaction) is None:
-            return
-        if not interaction.permissions.manage_guild:
-            await reply(interaction, "Setting the moderator role needs the Manage Server permission.")
-            return
-        await self._save(
-            interaction,
-            "moderator_role",
-            f"set the moderator role to {role.mention}" if role else "cleared the moderator role",
-            moderator_role_id=role.id if role else None,
-        )
+        """The role that may moderate besides Manage Messages (needs Manage Server)
+
+        Args:
+            role: The moderator role; leave out to clear it
+        """
+        await self.guarded(interaction, self.set_moderator_role, role)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -1,18 +1,23 @@
-"""The server's settings as moderators change them: channels, result buttons, per-member limits.
+"""The server's settings as moderators change them: banned words, channels, result buttons,
+per-member limits, the log channel and the moderator role.
 
 `SettingsDesk` extends the moderation desk (desk.py) and is the base of `ModerationCog` (cog.py):
-the cog's `/mod channels ...`, `/mod settings ...` and `/mod role` commands read their arguments
-and call these. Each change is one store write plus its audit entry (`_save`).
+the cog's `/mod words ...`, `/mod channels ...`, `/mod settings ...` and `/mod role` commands read
+their arguments and call these. A settings change is one store write plus its audit entry
+(`_save`); a banned word's store call writes its own audit entry.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Literal, Unpack, cast
 
 import discord
 
 from bot.core.limits import Limits
+from bot.core.moderation import RuleError, rule_text, validate_rule
 from bot.discord.moderation.desk import DeskActions, reply
+from bot.discord.replies import clip
 from storage.models import GuildSettings
 from storage.records import GuildSettingsFields, JSONObject
 
@@ -72,6 +77,67 @@ class SettingsDesk(DeskActions):
             spoiler_channel_ids=updated,
         )
 
+    async def set_log_channel(
+        self, interaction: discord.Interaction, settings: GuildSettings, channel: discord.TextChannel | None
+    ) -> None:
+        await self._point(
+            interaction, "log_channel_id", channel, "set the log channel to", "turned the log channel off"
+        )
+
+    async def set_moderator_role(
+        self, interaction: discord.Interaction, settings: GuildSettings, role: discord.Role | None
+    ) -> None:
+        if not interaction.permissions.manage_guild:
+            await reply(interaction, "Setting the moderator role needs the Manage Server permission.")
+            return
+        await self._point(
+            interaction, "moderator_role_id", role, "set the moderator role to", "cleared the moderator role"
+        )
+
+    async def add_word(
+        self, interaction: discord.Interaction, settings: GuildSettings, pattern: str, regex: bool
+    ) -> None:
+        try:
+            stored = validate_rule(pattern, regex)
+        except RuleError as exc:
+            await reply(interaction, str(exc))
+            return
+        existing = await self.store.banned_words(interaction.guild_id)
+        if any(rule.pattern == stored and bool(rule.is_regex) == regex for rule in existing):
+            await reply(interaction, f"`{stored}` is already on the list.")
+            return
+        rule = await self.store.add_banned_word(interaction.guild_id, stored, regex, interaction.user.id)
+        shown = rule_text(rule)
+        await self.record(
+            interaction,
+            "word_add",
+            f"added the banned {'expression' if regex else 'word'} `{shown}`",
+        )
+        await reply(interaction, f"Added `{shown}`. Prompts containing it are refused from now on.")
+
+    async def remove_word(
+        self, interaction: discord.Interaction, settings: GuildSettings, pattern: str
+    ) -> None:
+        candidates = [pattern.strip()]
+        if pattern.startswith("/") and pattern.endswith("/") and len(pattern) > 2:
+            candidates.insert(0, pattern[1:-1])
+        with contextlib.suppress(RuleError):  # words are stored normalised
+            candidates.append(validate_rule(pattern, False))
+        for candidate in dict.fromkeys(candidates):
+            if await self.store.remove_banned_word(interaction.guild_id, candidate, interaction.user.id):
+                await self.record(interaction, "word_remove", f"removed the banned word `{candidate}`")
+                await reply(interaction, f"Removed `{candidate}`.")
+                return
+        rules = await self.store.banned_words(interaction.guild_id)
+        if any(rule.guild_id is None and rule.pattern in candidates for rule in rules):
+            await reply(
+                interaction,
+                f"`{clip(pattern, 100)}` is a rule for every server, set by the bot's operator; "
+                "only the operator can remove it.",
+            )
+            return
+        await reply(interaction, f"`{clip(pattern, 100)}` is not on the list; see `/mod words list`.")
+
     async def set_button_access(
         self, interaction: discord.Interaction, settings: GuildSettings, who: str
     ) -> None:
@@ -102,6 +168,19 @@ class SettingsDesk(DeskActions):
                 "stopped allowing Stealth mode (new jobs are public; stealth jobs made before stay so)",
             ),
         )
+
+    async def _point(
+        self,
+        interaction: discord.Interaction,
+        field: Literal["log_channel_id", "moderator_role_id"],
+        target: discord.TextChannel | discord.Role | None,
+        set_to: str,
+        cleared: str,
+    ) -> None:
+        """A server setting that names one channel or role, or none: saved with its summary."""
+        fields = cast(GuildSettingsFields, {field: target.id if target else None})  # one of its id keys
+        summary = f"{set_to} {target.mention}" if target else cleared
+        await self._save(interaction, field.removesuffix("_id"), summary, **fields)
 
     async def _switch(
         self,

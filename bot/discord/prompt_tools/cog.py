@@ -43,16 +43,7 @@ class PromptToolsCog(BotCog):
             return False
         return True
 
-    @app_commands.command(name="blend", description="Blend 2 to 5 images into four new ones")
-    @app_commands.describe(
-        image1="The first image",
-        image2="The second image",
-        image3="A third image (optional)",
-        image4="A fourth image (optional)",
-        image5="A fifth image (optional)",
-        dimensions="The shape of the result (default square)",
-        prompt="Optional words to steer the blend, with parameters: at night --seed 7",
-    )
+    @app_commands.command(name="blend")
     @app_commands.choices(dimensions=DIMENSION_CHOICES)
     @app_commands.guild_only()
     async def blend(
@@ -66,6 +57,17 @@ class PromptToolsCog(BotCog):
         dimensions: app_commands.Choice[str] | None = None,
         prompt: str | None = None,
     ) -> None:
+        """Blend 2 to 5 images into four new ones
+
+        Args:
+            image1: The first image
+            image2: The second image
+            image3: A third image (optional)
+            image4: A fourth image (optional)
+            image5: A fifth image (optional)
+            dimensions: The shape of the result (default square)
+            prompt: Optional words to steer the blend, with parameters: at night --seed 7
+        """
         if not await self._allowed_here(interaction):
             return
         await interaction.response.defer(thinking=True)
@@ -85,10 +87,14 @@ class PromptToolsCog(BotCog):
             return
         await self.bot.actions.post_new_jobs(interaction, [job])
 
-    @app_commands.command(name="shorten", description="Rank a prompt's words and suggest shorter prompts")
-    @app_commands.describe(prompt="The prompt to shorten, with its parameters")
+    @app_commands.command(name="shorten")
     @app_commands.guild_only()
     async def shorten(self, interaction: discord.Interaction, prompt: str) -> None:
+        """Rank a prompt's words and suggest shorter prompts
+
+        Args:
+            prompt: The prompt to shorten, with its parameters
+        """
         if not await self._allowed_here(interaction):
             return
         await interaction.response.defer(thinking=True)
@@ -99,10 +105,14 @@ class PromptToolsCog(BotCog):
             return
         await self._show_answer(interaction, job)
 
-    @app_commands.command(name="describe", description="Four prompts for an image, each a button to imagine")
-    @app_commands.describe(image="The image to describe")
+    @app_commands.command(name="describe")
     @app_commands.guild_only()
     async def describe(self, interaction: discord.Interaction, image: discord.Attachment) -> None:
+        """Four prompts for an image, each a button to imagine
+
+        Args:
+            image: The image to describe
+        """
         if not await self._allowed_here(interaction):
             return
         await interaction.response.defer(thinking=True)

@@ -17,9 +17,10 @@ log = logging.getLogger(__name__)
 class SettingsCog(BotCog, name="Settings"):
     """Your defaults on this server: model, stylize, raw, Remix, variation."""
 
-    @app_commands.command(name="settings", description="Your defaults: model, stylize, raw, Remix, variation")
+    @app_commands.command(name="settings")
     @app_commands.guild_only()
     async def settings(self, interaction: discord.Interaction) -> None:
+        """Your defaults: model, stylize, raw, Remix, variation"""
         services = self.bot.services
         current = await services.store.member_settings(interaction.user.id, interaction.guild_id)
         guild = await services.store.guild_settings(interaction.guild_id or 0)
@@ -43,14 +44,16 @@ class SettingsCog(BotCog, name="Settings"):
             ephemeral=True,
         )
 
-    @app_commands.command(name="stealth", description="Your new jobs are seen only by you and moderators")
+    @app_commands.command(name="stealth")
     @app_commands.guild_only()
     async def stealth(self, interaction: discord.Interaction) -> None:
+        """Your new jobs are seen only by you and moderators"""
         await self._set_stealth(interaction, True)
 
-    @app_commands.command(name="public", description="Your new jobs can be seen by everyone (the default)")
+    @app_commands.command(name="public")
     @app_commands.guild_only()
     async def public(self, interaction: discord.Interaction) -> None:
+        """Your new jobs can be seen by everyone (the default)"""
         await self._set_stealth(interaction, False)
 
 

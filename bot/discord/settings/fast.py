@@ -56,23 +56,22 @@ class FastCog(BotCog, name="Fast"):
             f"Your jobs now run in {speed.title()} mode.\n{line}", ephemeral=True
         )
 
-    @app_commands.command(name="fast", description="Run your jobs in Fast mode (spends your Fast time)")
+    @app_commands.command(name="fast")
     @app_commands.guild_only()
     async def fast_mode(self, interaction: discord.Interaction) -> None:
+        """Run your jobs in Fast mode (spends your Fast time)"""
         await self._set_speed(interaction, "fast")
 
-    @app_commands.command(
-        name="relax", description="Run your jobs in Relax mode (free; they wait behind Fast jobs)"
-    )
+    @app_commands.command(name="relax")
     @app_commands.guild_only()
     async def relax_mode(self, interaction: discord.Interaction) -> None:
+        """Run your jobs in Relax mode (free; they wait behind Fast jobs)"""
         await self._set_speed(interaction, "relax")
 
-    @app_commands.command(
-        name="turbo", description="Run your jobs in Turbo mode (fewer steps), if the bot allows it"
-    )
+    @app_commands.command(name="turbo")
     @app_commands.guild_only()
     async def turbo_mode(self, interaction: discord.Interaction) -> None:
+        """Run your jobs in Turbo mode (fewer steps), if the bot allows it"""
         await self._set_speed(interaction, "turbo")
 
     async def _moderator(self, interaction: discord.Interaction) -> bool:
@@ -83,14 +82,7 @@ class FastCog(BotCog, name="Fast"):
         await refuse(interaction, "Only moderators can change Fast time.")
         return False
 
-    @fastmod.command(
-        name="budget", description="Fast minutes per member per period (for everyone, or a role)"
-    )
-    @app_commands.describe(
-        minutes="GPU minutes of Fast time per period; leave out (with no role) for unlimited",
-        role="give this role its own budget instead of the server's",
-        period_hours="the length of a period in hours (default 720, 30 days)",
-    )
+    @fastmod.command(name="budget")
     async def budget(
         self,
         interaction: discord.Interaction,
@@ -98,6 +90,13 @@ class FastCog(BotCog, name="Fast"):
         role: discord.Role | None = None,
         period_hours: int | None = None,
     ) -> None:
+        """Fast minutes per member per period (for everyone, or a role)
+
+        Args:
+            minutes: GPU minutes of Fast time per period; leave out (with no role) for unlimited
+            role: give this role its own budget instead of the server's
+            period_hours: the length of a period in hours (default 720, 30 days)
+        """
         if not await self._moderator(interaction):
             return
         assert interaction.guild_id is not None
@@ -136,9 +135,14 @@ class FastCog(BotCog, name="Fast"):
         )
         await interaction.response.send_message(f"Fast budget per period set for {said}.", ephemeral=True)
 
-    @fastmod.command(name="grant", description="Give a member extra Fast minutes for the current period")
-    @app_commands.describe(member="who gets the time", minutes="extra GPU minutes (more than 0)")
+    @fastmod.command(name="grant")
     async def grant(self, interaction: discord.Interaction, member: discord.Member, minutes: float) -> None:
+        """Give a member extra Fast minutes for the current period
+
+        Args:
+            member: who gets the time
+            minutes: extra GPU minutes (more than 0)
+        """
         if not await self._moderator(interaction):
             return
         assert interaction.guild_id is not None

@@ -12,11 +12,10 @@ from bot.discord.web_links import send_link
 class WebLink(BotCog):
     """Imagine Web: the gallery, the job pages, Vary (Region) and the moderator's desk."""
 
-    @app_commands.command(
-        name="web", description="A private sign-in link to Imagine Web (works once, 15 minutes)"
-    )
+    @app_commands.command(name="web")
     @app_commands.guild_only()
     async def web(self, interaction: discord.Interaction) -> None:
+        """A private sign-in link to Imagine Web (works once, 15 minutes)"""
         await send_link(interaction, self.bot.services)
 
 

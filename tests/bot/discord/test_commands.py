@@ -206,3 +206,27 @@ async def test_results_in_a_spoiler_channel_are_spoilered(world):
     result, _ = await imagine(world, world.alice, "a paper boat")
     [attachment] = world.message(result.response.id).attachments
     assert attachment.is_spoiler()
+
+
+def _descriptions(payload: dict, path: str = "") -> list[tuple[str, str]]:
+    """(path, description) for a synced command and every subcommand and option in it."""
+    here = f"{path} {payload['name']}".strip()
+    found = [(here, payload.get("description", ""))]
+    for option in payload.get("options", []):
+        found += _descriptions(option, here)
+    return found
+
+
+async def test_every_command_and_option_says_what_it_is_for(world):
+    # Commands describe their options in their docstring's Args section; discord.py fills a
+    # missing one with "…" and cuts a long one to 100 characters ending in "…", both silently.
+    tree = world.bot.tree
+    commands = tree.get_commands(type=discord.AppCommandType.chat_input)
+    payloads = [command.to_dict(tree) for command in commands]
+    found = [entry for payload in payloads for entry in _descriptions(payload)]
+
+    assert len(found) > 80
+    unclear = [(path, text) for path, text in found if not text or text.endswith("…") or "\n" in text]
+    assert unclear == []
+    assert dict(found)["mod ban duration"] == "How long: 30m, 12h, 7d, 2w (empty: permanent)"
+    assert dict(found)["imagine"] == "Create four images from a prompt"
