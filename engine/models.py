@@ -185,7 +185,7 @@ def folder_preset(path: Path, family: Family, native: int) -> Preset | None:
     if preset.family is not family:
         raise ModelLoadError(
             f"{hint} names the {preset.name!r} preset ({preset.family.value}), but the folder holds "
-            f"a {family.value} model"
+            f"an {family.value} model"
         )
     if preset.native_width != native:
         raise ModelLoadError(

@@ -211,11 +211,13 @@ class Bench:
         source = ImageData.from_pil(_image(first[0]))
         distances: dict[str, list[float]] = {"subtle": [], "strong": []}
         for vary_text, seed in VARY_SOURCES:
-            original = self.imagine(vary_text, seed)[0]
+            # the first source is the picture made above: not drawn a third time
+            original = first[0] if (vary_text, seed) == (text, 42) else self.imagine(vary_text, seed)[0]
+            vary_source = ImageData.from_pil(_image(original))
             for strength, found in distances.items():
                 request = VaryRequest(
                     job_id=self._id(),
-                    source=ImageData.from_pil(_image(original)),
+                    source=vary_source,
                     prompt=PromptSpec.single(vary_text),
                     seeds=(1, 2, 3, 4),
                     strength=strength,

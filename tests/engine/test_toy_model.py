@@ -180,7 +180,7 @@ def test_a_toy_model_folder_runs_with_the_toy_presets_defaults_wherever_it_is(tm
     ("named", "message"),
     [
         ("toy-v2", "names 'toy-v2', which is not a preset (toy, tiny"),
-        ("sdxl", "names the 'sdxl' preset (sdxl), but the folder holds a sd model"),
+        ("sdxl", "names the 'sdxl' preset (sdxl), but the folder holds an sd model"),
         ("sd15", "names the 'sd15' preset (512 px), but the folder's model draws 128 px"),
     ],
 )
